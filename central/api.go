@@ -1,0 +1,389 @@
+// Package central is the central server of distchat: accounts, sessions,
+// the registry of live chat servers (with leases), placement of users on
+// chat servers, rooms and their members.
+//
+// It exposes two remote interfaces. [CentralServer] is for clients (sign up,
+// log in and be redirected to a chat server, reset a password, log out).
+// [Cluster] is for chat servers only and requires the cluster secret: chat
+// servers register and renew a lease, check sessions, and create, join and
+// leave rooms on behalf of their users and read room membership for fan-out.
+//
+// Accounts (bcrypt hashes of the password and of the recovery code only),
+// sessions (stored under the SHA-256 of their token), rooms and memberships
+// are durable in one bbolt file. The live chat servers, their leases and
+// where each session is attached are kept in memory only: after a restart
+// of the central server, a chat server's RenewServer fails with
+// ErrUnknownServer and it registers again, presenting the sessions it holds
+// in RegisterArgs.Sessions.
+package central
+
+import (
+	"context"
+	"time"
+
+	"github.com/distchat/distchat/rmi"
+)
+
+// Names under which the central process exports its remote objects, and the
+// registry name clients look up (rmi://host:1099/CentralServer).
+const (
+	ObjectName        = "CentralServer"
+	ClusterObjectName = "CentralCluster"
+)
+
+// DirectPrefix starts the canonical name of every direct (1:1) room:
+// "dm:" + the two user names in sorted order, joined by ":".
+const DirectPrefix = "dm:"
+
+// Errors returned by the central server. They keep their codes across the
+// wire: errors.Is(err, central.ErrNoSuchRoom) works on the caller's side.
+var (
+	ErrBadName         = rmi.NewError("central.bad_name", "invalid name")
+	ErrWeakPassword    = rmi.NewError("central.weak_password", "password must be 8 to 1024 bytes long")
+	ErrUserExists      = rmi.NewError("central.user_exists", "user name already taken")
+	ErrBadCredentials  = rmi.NewError("central.bad_credentials", "wrong user name or password")
+	ErrBadRecoveryCode = rmi.NewError("central.bad_recovery_code", "wrong user name or recovery code")
+	ErrBadSession      = rmi.NewError("central.bad_session", "session unknown or expired; log in again")
+	ErrNoSuchUser      = rmi.NewError("central.no_such_user", "no such user")
+	ErrNoSuchRoom      = rmi.NewError("central.no_such_room", "no such room")
+	ErrRoomExists      = rmi.NewError("central.room_exists", "room already exists")
+	ErrNotMember       = rmi.NewError("central.not_member", "not a member of this room")
+	ErrDirectRoom      = rmi.NewError("central.direct_room", "direct rooms cannot be joined, left or created by name")
+	ErrNoServers       = rmi.NewError("central.no_servers", "no chat server is available")
+	ErrUnknownServer   = rmi.NewError("central.unknown_server", "chat server not registered (lease expired?); register again")
+	ErrBadAddress      = rmi.NewError("central.bad_address", "invalid host:port address")
+)
+
+// CentralServer is the client-facing remote interface of the central server.
+type CentralServer interface {
+	// SignUp creates an account. The reply carries a one-time recovery
+	// code, the only way to reset a forgotten password; show it to the user.
+	SignUp(ctx context.Context, args SignUpArgs) (SignUpReply, error)
+	// Login checks the password, opens a session and places the user on the
+	// least-loaded live chat server: the redirect.
+	Login(ctx context.Context, args LoginArgs) (LoginReply, error)
+	// Reassign places an existing session on another live chat server,
+	// after the client lost its server (Failed names it).
+	Reassign(ctx context.Context, args ReassignArgs) (LoginReply, error)
+	// ResetPassword sets a new password using the recovery code and returns
+	// a fresh recovery code (the old one is spent). All sessions end.
+	ResetPassword(ctx context.Context, args ResetArgs) (ResetReply, error)
+	// Logout ends a session.
+	Logout(ctx context.Context, args LogoutArgs) error
+}
+
+// Cluster is the remote interface chat servers use. It is exported
+// ClusterOnly: callers must prove the cluster secret.
+type Cluster interface {
+	// RegisterServer adds (or re-adds) a chat server and grants it a lease
+	// of LeaseTTL that it must renew with RenewServer.
+	RegisterServer(ctx context.Context, args RegisterArgs) (RegisterReply, error)
+	// RenewServer renews a chat server's lease and reports its load. It
+	// fails with ErrUnknownServer once the lease has expired.
+	RenewServer(ctx context.Context, args RenewArgs) (RenewReply, error)
+	// UnregisterServer removes a chat server at once (a graceful
+	// shutdown), instead of waiting for its lease to expire. Removing a
+	// server that is not registered is not an error.
+	UnregisterServer(ctx context.Context, args UnregisterArgs) error
+	// CheckSession validates a session token presented to chat server
+	// args.Server and records that the session is attached there.
+	CheckSession(ctx context.Context, args SessionArgs) (SessionInfo, error)
+	// EndSession records that the session's client left chat server
+	// args.Server (the token stays valid; see CentralServer.Logout).
+	EndSession(ctx context.Context, args SessionArgs) error
+	// CreateRoom creates a room with args.User as its first member.
+	CreateRoom(ctx context.Context, args RoomArgs) (RoomInfo, error)
+	// JoinRoom adds args.User to an existing room (joining twice is fine).
+	JoinRoom(ctx context.Context, args RoomArgs) (RoomInfo, error)
+	// LeaveRoom removes args.User from a room (ErrNotMember if absent).
+	LeaveRoom(ctx context.Context, args RoomArgs) (RoomInfo, error)
+	// DirectRoom returns the direct room of args.User and args.Peer,
+	// creating it on first use; both are members.
+	DirectRoom(ctx context.Context, args DirectArgs) (RoomInfo, error)
+	// Room returns a room's members and the live servers they are on.
+	Room(ctx context.Context, args RoomQuery) (RoomInfo, error)
+	// ListRooms lists the public rooms and args.User's direct rooms.
+	ListRooms(ctx context.Context, args UserArgs) (ListReply, error)
+	// UserRooms lists the rooms args.User is a member of, sorted.
+	UserRooms(ctx context.Context, args UserArgs) (UserRoomsReply, error)
+}
+
+// SignUpArgs are the arguments of SignUp.
+type SignUpArgs struct {
+	User     string
+	Password string
+}
+
+// SignUpReply carries the recovery code of a new account.
+type SignUpReply struct {
+	RecoveryCode string
+}
+
+// LoginArgs are the arguments of Login.
+type LoginArgs struct {
+	User     string
+	Password string
+}
+
+// LoginReply is a new session and the chat server to use: the redirect.
+type LoginReply struct {
+	User   string
+	Token  string
+	Server ServerInfo
+}
+
+// ReassignArgs are the arguments of Reassign.
+type ReassignArgs struct {
+	Token  string
+	Failed string // name of the chat server the client lost, if any
+}
+
+// ResetArgs are the arguments of ResetPassword.
+type ResetArgs struct {
+	User         string
+	RecoveryCode string
+	NewPassword  string
+}
+
+// ResetReply carries the next recovery code.
+type ResetReply struct {
+	RecoveryCode string
+}
+
+// LogoutArgs are the arguments of Logout.
+type LogoutArgs struct {
+	Token string
+}
+
+// ServerInfo describes a live chat server.
+type ServerInfo struct {
+	Name string
+	Addr string // host:port of its RMI listener
+	HTTP string // host:port of its web listener, if any
+	// Sessions is the number of sessions attached to it (its load).
+	Sessions int
+}
+
+// RegisterArgs are the arguments of RegisterServer.
+type RegisterArgs struct {
+	Name string
+	Addr string
+	HTTP string
+	// Sessions are the tokens of the sessions already attached to this
+	// server, when it registers again after losing its lease (or after a
+	// central restart). They replace the server's attached sessions; a
+	// fresh server sends none.
+	Sessions []string
+}
+
+// RegisterReply grants a lease.
+type RegisterReply struct {
+	LeaseTTL time.Duration
+	Servers  []ServerInfo // all live servers, sorted by name
+	// Rejected lists the tokens of args.Sessions that are no longer valid
+	// sessions (logged out, expired, password reset): the server should
+	// drop those clients.
+	Rejected []string
+}
+
+// RenewArgs are the arguments of RenewServer.
+type RenewArgs struct {
+	Name string
+}
+
+// RenewReply lists the live servers (sorted by name) so each chat server
+// knows its peers.
+type RenewReply struct {
+	LeaseTTL time.Duration
+	Servers  []ServerInfo
+}
+
+// UnregisterArgs are the arguments of UnregisterServer.
+type UnregisterArgs struct {
+	Name string
+}
+
+// SessionArgs name a session and the chat server it is presented to.
+type SessionArgs struct {
+	Token  string
+	Server string
+}
+
+// SessionInfo is the identity behind a valid session.
+type SessionInfo struct {
+	User string
+}
+
+// RoomArgs name a room and the user acting on it.
+type RoomArgs struct {
+	User string
+	Room string
+}
+
+// DirectArgs name the two users of a direct room.
+type DirectArgs struct {
+	User string
+	Peer string
+}
+
+// RoomQuery names a room.
+type RoomQuery struct {
+	Room string
+}
+
+// UserArgs name a user.
+type UserArgs struct {
+	User string
+}
+
+// Member is one member of a room and the live chat servers where the member
+// has an attached session (empty when offline).
+type Member struct {
+	User    string
+	Servers []string
+}
+
+// RoomInfo is a room's membership: members sorted by name, and the live
+// servers any member is attached to, sorted by name.
+type RoomInfo struct {
+	Name    string
+	Direct  bool
+	Members []Member
+	Servers []ServerInfo
+}
+
+// RoomSummary is one line of a room listing.
+type RoomSummary struct {
+	Name    string
+	Direct  bool
+	Members int
+	Joined  bool // whether the listing user is a member
+}
+
+// ListReply is a room listing, sorted by name.
+type ListReply struct {
+	Rooms []RoomSummary
+}
+
+// UserRoomsReply lists a user's rooms, sorted.
+type UserRoomsReply struct {
+	Rooms []string
+}
+
+// Stub implements CentralServer by calling a remote central server.
+type Stub struct{ Inv rmi.Invoker }
+
+func (s Stub) call(ctx context.Context, method string, args, reply any) error {
+	return s.Inv.Invoke(ctx, ObjectName, method, args, reply)
+}
+
+// SignUp implements CentralServer.
+func (s Stub) SignUp(ctx context.Context, a SignUpArgs) (r SignUpReply, err error) {
+	err = s.call(ctx, "SignUp", a, &r)
+	return r, err
+}
+
+// Login implements CentralServer.
+func (s Stub) Login(ctx context.Context, a LoginArgs) (r LoginReply, err error) {
+	err = s.call(ctx, "Login", a, &r)
+	return r, err
+}
+
+// Reassign implements CentralServer.
+func (s Stub) Reassign(ctx context.Context, a ReassignArgs) (r LoginReply, err error) {
+	err = s.call(ctx, "Reassign", a, &r)
+	return r, err
+}
+
+// ResetPassword implements CentralServer.
+func (s Stub) ResetPassword(ctx context.Context, a ResetArgs) (r ResetReply, err error) {
+	err = s.call(ctx, "ResetPassword", a, &r)
+	return r, err
+}
+
+// Logout implements CentralServer.
+func (s Stub) Logout(ctx context.Context, a LogoutArgs) error {
+	return s.call(ctx, "Logout", a, nil)
+}
+
+// ClusterStub implements Cluster by calling a remote central server.
+type ClusterStub struct{ Inv rmi.Invoker }
+
+func (s ClusterStub) call(ctx context.Context, method string, args, reply any) error {
+	return s.Inv.Invoke(ctx, ClusterObjectName, method, args, reply)
+}
+
+// RegisterServer implements Cluster.
+func (s ClusterStub) RegisterServer(ctx context.Context, a RegisterArgs) (r RegisterReply, err error) {
+	err = s.call(ctx, "RegisterServer", a, &r)
+	return r, err
+}
+
+// RenewServer implements Cluster.
+func (s ClusterStub) RenewServer(ctx context.Context, a RenewArgs) (r RenewReply, err error) {
+	err = s.call(ctx, "RenewServer", a, &r)
+	return r, err
+}
+
+// UnregisterServer implements Cluster.
+func (s ClusterStub) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
+	return s.call(ctx, "UnregisterServer", a, nil)
+}
+
+// CheckSession implements Cluster.
+func (s ClusterStub) CheckSession(ctx context.Context, a SessionArgs) (r SessionInfo, err error) {
+	err = s.call(ctx, "CheckSession", a, &r)
+	return r, err
+}
+
+// EndSession implements Cluster.
+func (s ClusterStub) EndSession(ctx context.Context, a SessionArgs) error {
+	return s.call(ctx, "EndSession", a, nil)
+}
+
+// CreateRoom implements Cluster.
+func (s ClusterStub) CreateRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
+	err = s.call(ctx, "CreateRoom", a, &r)
+	return r, err
+}
+
+// JoinRoom implements Cluster.
+func (s ClusterStub) JoinRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
+	err = s.call(ctx, "JoinRoom", a, &r)
+	return r, err
+}
+
+// LeaveRoom implements Cluster.
+func (s ClusterStub) LeaveRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
+	err = s.call(ctx, "LeaveRoom", a, &r)
+	return r, err
+}
+
+// DirectRoom implements Cluster.
+func (s ClusterStub) DirectRoom(ctx context.Context, a DirectArgs) (r RoomInfo, err error) {
+	err = s.call(ctx, "DirectRoom", a, &r)
+	return r, err
+}
+
+// Room implements Cluster.
+func (s ClusterStub) Room(ctx context.Context, a RoomQuery) (r RoomInfo, err error) {
+	err = s.call(ctx, "Room", a, &r)
+	return r, err
+}
+
+// ListRooms implements Cluster.
+func (s ClusterStub) ListRooms(ctx context.Context, a UserArgs) (r ListReply, err error) {
+	err = s.call(ctx, "ListRooms", a, &r)
+	return r, err
+}
+
+// UserRooms implements Cluster.
+func (s ClusterStub) UserRooms(ctx context.Context, a UserArgs) (r UserRoomsReply, err error) {
+	err = s.call(ctx, "UserRooms", a, &r)
+	return r, err
+}
+
+var (
+	_ CentralServer = Stub{}
+	_ Cluster       = ClusterStub{}
+)
