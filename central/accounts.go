@@ -1,0 +1,462 @@
+package central
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Recovery codes: 20 base32 characters (100 random bits), shown in four
+// groups of five, e.g. "7K2QD-MX4VA-PLR3N-ZB6WE".
+const (
+	recoveryChars = 20
+	recoveryGroup = 5
+)
+
+// hashSecret hashes a password or recovery code with bcrypt. The secret is
+// first reduced with SHA-256 (base64-encoded, so it has no NUL bytes),
+// because bcrypt only reads 72 bytes and passwords may be up to 1024.
+func (c *Central) hashSecret(secret string) ([]byte, error) {
+	return bcrypt.GenerateFromPassword(prehash(secret), c.cost)
+}
+
+// secretMatches reports whether secret matches hash, taking as long as a
+// real comparison even when hash is nil (unknown user).
+func (c *Central) secretMatches(hash []byte, secret string) bool {
+	if hash == nil {
+		_ = bcrypt.CompareHashAndPassword(c.dummyHash, prehash(secret))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(hash, prehash(secret)) == nil
+}
+
+func prehash(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// newToken returns a fresh session token and its storage key.
+func (c *Central) newToken() (token, key string, err error) {
+	b := make([]byte, tokenLen/2)
+	if err := c.readRand(b); err != nil {
+		return "", "", err
+	}
+	token = hex.EncodeToString(b)
+	sum := sha256.Sum256([]byte(token))
+	return token, string(sum[:]), nil
+}
+
+// newRecoveryCode returns a fresh recovery code in its display form.
+func (c *Central) newRecoveryCode() (string, error) {
+	b := make([]byte, 13) // 104 bits, of which 100 are used
+	if err := c.readRand(b); err != nil {
+		return "", err
+	}
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:recoveryChars]
+	var out strings.Builder
+	for i := 0; i < len(s); i += recoveryGroup {
+		if i > 0 {
+			out.WriteByte('-')
+		}
+		out.WriteString(s[i : i+recoveryGroup])
+	}
+	return out.String(), nil
+}
+
+// normalizeRecoveryCode strips separators and case, so that a user may type
+// the code in any reasonable way. ok is false if it cannot be a code.
+func normalizeRecoveryCode(code string) (string, bool) {
+	if len(code) > 4*recoveryChars {
+		return "", false
+	}
+	var b strings.Builder
+	for _, r := range code {
+		switch {
+		case r == '-' || r == ' ' || r == '\t':
+		case r >= 'a' && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+		case (r >= 'A' && r <= 'Z') || (r >= '2' && r <= '7'):
+			b.WriteRune(r)
+		default:
+			return "", false
+		}
+	}
+	if b.Len() != recoveryChars {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// SignUp implements [CentralServer]: it creates an account and returns its
+// recovery code.
+func (c *Central) SignUp(ctx context.Context, a SignUpArgs) (SignUpReply, error) {
+	if err := checkUser(a.User); err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+	}
+	if err := checkPassword(a.Password); err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+	}
+	// Fail fast on a taken name, before spending bcrypt time.
+	if err := c.db.View(func(tx *bolt.Tx) error {
+		if _, ok, err := getUser(tx, a.User); err != nil || ok {
+			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), ErrUserExists))
+		}
+		return nil
+	}); err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+	}
+	code, err := c.newRecoveryCode()
+	if err != nil {
+		return SignUpReply{}, err
+	}
+	norm, _ := normalizeRecoveryCode(code)
+	pwHash, err := c.hashSecret(a.Password)
+	if err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+	}
+	rcHash, err := c.hashSecret(norm)
+	if err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+	}
+	err = c.db.Update(func(tx *bolt.Tx) error {
+		if _, ok, err := getUser(tx, a.User); err != nil || ok {
+			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), ErrUserExists))
+		}
+		return putJSON(tx.Bucket(bucketUsers), a.User, userRecord{
+			PasswordHash: pwHash, RecoveryHash: rcHash, Created: c.clk.Now(),
+		})
+	})
+	if err != nil {
+		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+	}
+	c.log.Info("user signed up", "user", a.User)
+	return SignUpReply{RecoveryCode: code}, nil
+}
+
+// Login implements [CentralServer]: it checks the password, opens a session
+// and places it on the least-loaded live chat server. Unknown users and
+// wrong passwords both get ErrBadCredentials, after the same bcrypt work.
+func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
+	if err := checkUser(a.User); err != nil {
+		return LoginReply{}, fmt.Errorf("log in: %w", err)
+	}
+	var hash []byte
+	if err := c.db.View(func(tx *bolt.Tx) error {
+		u, _, err := getUser(tx, a.User)
+		hash = u.PasswordHash
+		return err
+	}); err != nil {
+		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+	}
+	if len(a.Password) > MaxPasswordLen || !c.secretMatches(hash, a.Password) {
+		c.log.Info("login failed", "user", a.User)
+		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), ErrBadCredentials)
+	}
+	if err := ctx.Err(); err != nil {
+		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+	}
+	// Place first, so that no session is created when there is nowhere to
+	// send it.
+	c.mu.Lock()
+	srv, gen, err := c.place("", "")
+	c.mu.Unlock()
+	if err != nil {
+		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+	}
+	token, key, err := c.newToken()
+	if err != nil {
+		return LoginReply{}, err
+	}
+	now := c.clk.Now()
+	rec := sessionRecord{User: a.User, Created: now, Expires: now.Add(c.sessionTTL)}
+	if err := c.db.Update(func(tx *bolt.Tx) error { return putSession(tx, key, rec) }); err != nil {
+		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+	}
+	c.mu.Lock()
+	info, ok := c.notePlacement(key, srv.Name, gen)
+	c.mu.Unlock()
+	if !ok {
+		// The server died in between; the client will ask for Reassign.
+		info = srv
+	}
+	c.log.Info("user logged in", "user", a.User, "session", shortID(key), "server", info.Name)
+	return LoginReply{User: a.User, Token: token, Server: info}, nil
+}
+
+// Reassign implements [CentralServer]: it places a valid session on the
+// least-loaded live chat server other than args.Failed.
+func (c *Central) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, error) {
+	key, err := sessionKey(a.Token)
+	if err != nil {
+		return LoginReply{}, fmt.Errorf("reassign: %w", err)
+	}
+	if a.Failed != "" {
+		if err := checkServer(a.Failed); err != nil {
+			return LoginReply{}, fmt.Errorf("reassign: failed %w", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.validSession(key)
+	if err != nil {
+		return LoginReply{}, fmt.Errorf("reassign: %w", err)
+	}
+	if a.Failed != "" {
+		c.detach(key, a.Failed)
+	}
+	srv, gen, err := c.place(key, a.Failed)
+	if err != nil {
+		return LoginReply{}, fmt.Errorf("reassign %s: %w", q(rec.User), err)
+	}
+	info, _ := c.notePlacement(key, srv.Name, gen)
+	c.log.Info("session reassigned", "user", rec.User, "session", shortID(key), "failed", a.Failed, "server", info.Name)
+	return LoginReply{User: rec.User, Token: a.Token, Server: info}, nil
+}
+
+// ResetPassword implements [CentralServer]: with the right recovery code it
+// sets the new password, replaces the recovery code and ends all the user's
+// sessions. An unknown user and a wrong code both get ErrBadRecoveryCode.
+func (c *Central) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, error) {
+	if err := checkUser(a.User); err != nil {
+		return ResetReply{}, fmt.Errorf("reset password: %w", err)
+	}
+	if err := checkPassword(a.NewPassword); err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
+	}
+	norm, ok := normalizeRecoveryCode(a.RecoveryCode)
+	if !ok {
+		return ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), ErrBadRecoveryCode)
+	}
+	var old []byte
+	if err := c.db.View(func(tx *bolt.Tx) error {
+		u, _, err := getUser(tx, a.User)
+		old = u.RecoveryHash
+		return err
+	}); err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	if !c.secretMatches(old, norm) {
+		c.log.Info("password reset failed", "user", a.User)
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), ErrBadRecoveryCode)
+	}
+	code, err := c.newRecoveryCode()
+	if err != nil {
+		return ResetReply{}, err
+	}
+	newNorm, _ := normalizeRecoveryCode(code)
+	pwHash, err := c.hashSecret(a.NewPassword)
+	if err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	rcHash, err := c.hashSecret(newNorm)
+	if err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ended []string
+	err = c.db.Update(func(tx *bolt.Tx) error {
+		u, ok, err := getUser(tx, a.User)
+		if err != nil {
+			return err
+		}
+		// The code is single-use: a concurrent reset with the same code
+		// must not also succeed.
+		if !ok || !bytes.Equal(u.RecoveryHash, old) {
+			return ErrBadRecoveryCode
+		}
+		u.PasswordHash, u.RecoveryHash = pwHash, rcHash
+		if err := putJSON(tx.Bucket(bucketUsers), a.User, u); err != nil {
+			return err
+		}
+		ended = userSessionKeys(tx, a.User)
+		for _, k := range ended {
+			if err := deleteSession(tx, k, a.User); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	for _, k := range ended {
+		c.dropSession(k)
+	}
+	c.log.Info("password reset", "user", a.User, "sessions_ended", len(ended))
+	return ResetReply{RecoveryCode: code}, nil
+}
+
+// Logout implements [CentralServer]: it ends the session.
+func (c *Central) Logout(ctx context.Context, a LogoutArgs) error {
+	key, err := sessionKey(a.Token)
+	if err != nil {
+		return fmt.Errorf("log out: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var user string
+	err = c.db.Update(func(tx *bolt.Tx) error {
+		rec, ok, err := getSession(tx, key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrBadSession
+		}
+		user = rec.User
+		return deleteSession(tx, key, rec.User)
+	})
+	if err != nil {
+		return fmt.Errorf("log out: %w", err)
+	}
+	c.dropSession(key)
+	c.log.Info("user logged out", "user", user, "session", shortID(key))
+	return nil
+}
+
+// CheckSession implements [Cluster]: it validates a session presented to
+// chat server args.Server, records it as attached there, and extends it if
+// it is past half its lifetime.
+func (c *Central) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo, error) {
+	key, err := sessionKey(a.Token)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+	}
+	if err := checkServer(a.Server); err != nil {
+		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.servers[a.Server] == nil {
+		return SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), ErrUnknownServer)
+	}
+	rec, err := c.validSession(key)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+	}
+	now := c.clk.Now()
+	if rec.Expires.Sub(now) < c.sessionTTL/2 {
+		rec.Expires = now.Add(c.sessionTTL)
+		if err := c.db.Update(func(tx *bolt.Tx) error {
+			// Logout and reset hold c.mu, so the session still exists.
+			return putSession(tx, key, rec)
+		}); err != nil {
+			return SessionInfo{}, fmt.Errorf("check session: %w", err)
+		}
+	}
+	if c.attach(key, rec.User, a.Server) {
+		c.log.Debug("session attached", "user", rec.User, "session", shortID(key), "server", a.Server)
+	}
+	return SessionInfo{User: rec.User}, nil
+}
+
+// EndSession implements [Cluster]: the session is no longer attached to
+// args.Server. The session stays valid. Ending a session that is not
+// attached there is not an error.
+func (c *Central) EndSession(ctx context.Context, a SessionArgs) error {
+	key, err := sessionKey(a.Token)
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	if err := checkServer(a.Server); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.detach(key, a.Server) {
+		c.log.Debug("session detached", "session", shortID(key), "server", a.Server)
+	}
+	return nil
+}
+
+// validSession returns a session that exists and has not expired; an
+// expired one is deleted. c.mu must be held.
+func (c *Central) validSession(key string) (sessionRecord, error) {
+	var rec sessionRecord
+	var ok bool
+	if err := c.db.View(func(tx *bolt.Tx) (err error) {
+		rec, ok, err = getSession(tx, key)
+		return err
+	}); err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, ErrBadSession
+	}
+	if !c.clk.Now().Before(rec.Expires) {
+		if err := c.db.Update(func(tx *bolt.Tx) error { return deleteSession(tx, key, rec.User) }); err != nil {
+			return rec, err
+		}
+		c.dropSession(key)
+		return rec, fmt.Errorf("expired: %w", ErrBadSession)
+	}
+	return rec, nil
+}
+
+// sweepInterval is the period of the expired-session sweep.
+func (c *Central) sweepInterval() time.Duration {
+	return min(c.sessionTTL, maxSweepInterval)
+}
+
+// sweepSessions deletes expired sessions, then re-arms itself.
+func (c *Central) sweepSessions() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	now := c.clk.Now()
+	var expired []string
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		var users []string
+		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			var rec sessionRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			if !now.Before(rec.Expires) {
+				expired = append(expired, string(k))
+				users = append(users, rec.User)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i, k := range expired {
+			if err := deleteSession(tx, k, users[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Error("session sweep failed", "err", err)
+		expired = nil
+	}
+	for _, k := range expired {
+		c.dropSession(k)
+	}
+	if len(expired) > 0 {
+		c.log.Info("expired sessions removed", "count", len(expired))
+	}
+	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
+}

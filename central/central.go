@@ -1,0 +1,335 @@
+package central
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/distchat/distchat/rmi"
+)
+
+// Defaults for Config.
+const (
+	DefaultServerLeaseTTL = 10 * time.Second
+	DefaultSessionTTL     = 30 * 24 * time.Hour
+)
+
+const (
+	// dbFile is the name of the bbolt file under Config.Dir.
+	dbFile = "central.db"
+	// dbLockTimeout bounds the wait for another process's lock on the file.
+	dbLockTimeout = 2 * time.Second
+	// maxSweepInterval bounds how often expired sessions are purged.
+	maxSweepInterval = time.Hour
+	// placementGrace is how long a placement made by Login or Reassign
+	// counts towards a server's load before the session attaches there.
+	placementGrace = 30 * time.Second
+)
+
+// Config configures a Central.
+type Config struct {
+	// Dir is the data directory; the state lives in Dir/central.db. It is
+	// created if missing.
+	Dir string
+	// Clock is the only source of time; nil means clock.New().
+	Clock clock.Clock
+	// Logger receives the log; nil means slog.Default().
+	Logger *slog.Logger
+	// ServerLeaseTTL is the lease granted to a chat server; zero means
+	// DefaultServerLeaseTTL (10s).
+	ServerLeaseTTL time.Duration
+	// SessionTTL is how long a session stays valid without use; zero means
+	// DefaultSessionTTL (30 days). A session in use is extended.
+	SessionTTL time.Duration
+	// PasswordCost is the bcrypt cost of password and recovery-code
+	// hashes; zero means bcrypt.DefaultCost. Set bcrypt.MinCost only in
+	// tests, benchmarks and simulations.
+	PasswordCost int
+	// Rand is the source of session tokens and recovery codes; nil means
+	// crypto/rand.Reader. Only a simulator that needs reproducible runs
+	// should set it. It must be safe for concurrent use or used by one
+	// Central only (reads are serialised).
+	Rand io.Reader
+}
+
+// Central is the central server. It implements [CentralServer] and
+// [Cluster]; use Export to serve them. It is safe for concurrent use and
+// makes no remote calls itself.
+type Central struct {
+	clk        clock.Clock
+	log        *slog.Logger
+	leaseTTL   time.Duration
+	sessionTTL time.Duration
+	cost       int
+	db         *bolt.DB
+	leases     *rmi.Leases
+	// dummyHash is compared against when a user does not exist, so that
+	// the answer takes as long as for a wrong password.
+	dummyHash []byte
+
+	randMu sync.Mutex
+	rand   io.Reader
+
+	// mu guards the in-memory state below, and is held across the bbolt
+	// transactions that must agree with it (sessions vs. attachments).
+	mu       sync.Mutex
+	closed   bool
+	sweep    *clock.Timer
+	gen      uint64                      // last server registration generation
+	servers  map[string]*liveServer      // live chat servers by name
+	attached map[string]*attachment      // session key -> where it is attached
+	online   map[string]map[string]int   // user -> server -> attached sessions
+	pending  map[string]pendingPlacement // session key -> placement not yet attached
+}
+
+// liveServer is a registered chat server holding a lease.
+type liveServer struct {
+	info     ServerInfo // Sessions is not maintained here; see len(sessions)
+	gen      uint64
+	lease    string
+	sessions map[string]struct{} // keys of the sessions attached here
+}
+
+// attachment records the servers one session is attached to.
+type attachment struct {
+	user    string
+	servers map[string]struct{}
+}
+
+// pendingPlacement is a session placed on a server that has not yet
+// presented itself there.
+type pendingPlacement struct {
+	server string
+	gen    uint64
+	at     time.Time
+}
+
+// Open opens (creating if needed) the central server's state in cfg.Dir.
+func Open(cfg Config) (*Central, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("central: Config.Dir is empty")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ServerLeaseTTL == 0 {
+		cfg.ServerLeaseTTL = DefaultServerLeaseTTL
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.ServerLeaseTTL < 0 || cfg.SessionTTL < 0 {
+		return nil, errors.New("central: negative TTL in Config")
+	}
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = bcrypt.DefaultCost
+	}
+	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("central: PasswordCost %d outside [%d, %d]", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("central: %w", err)
+	}
+	path := filepath.Join(cfg.Dir, dbFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: dbLockTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("central: open %s: %w", path, err)
+	}
+	if err := initSchema(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("central: %s: %w", path, err)
+	}
+	c := &Central{
+		clk:        cfg.Clock,
+		log:        cfg.Logger.With("component", "central"),
+		leaseTTL:   cfg.ServerLeaseTTL,
+		sessionTTL: cfg.SessionTTL,
+		cost:       cfg.PasswordCost,
+		db:         db,
+		rand:       cfg.Rand,
+		servers:    map[string]*liveServer{},
+		attached:   map[string]*attachment{},
+		online:     map[string]map[string]int{},
+		pending:    map[string]pendingPlacement{},
+	}
+	dummy := make([]byte, 32)
+	if err := c.readRand(dummy); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if c.dummyHash, err = c.hashSecret(string(dummy)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("central: %w", err)
+	}
+	c.leases = rmi.NewLeases(c.clk, c.leaseExpired)
+	c.mu.Lock()
+	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
+	c.mu.Unlock()
+	c.log.Info("central server open", "db", path, "server_lease", c.leaseTTL, "session_ttl", c.sessionTTL)
+	return c, nil
+}
+
+// Close stops the background work, forgets the live servers and closes the
+// database. Calls after Close fail.
+func (c *Central) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.sweep != nil {
+		c.sweep.Stop()
+	}
+	clear(c.servers)
+	clear(c.attached)
+	clear(c.online)
+	clear(c.pending)
+	c.mu.Unlock()
+	c.leases.Close()
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("central: close: %w", err)
+	}
+	c.log.Info("central server closed")
+	return nil
+}
+
+// Export exports the client-facing [CentralServer] under [ObjectName] and
+// the chat servers' [Cluster] under [ClusterObjectName], the latter with
+// rmi.ClusterOnly. Each export carries only its own interface's methods, so
+// no cluster method is reachable without the cluster secret.
+func (c *Central) Export(t *rmi.Table) error {
+	if err := t.Export(ObjectName, &publicAPI{c}); err != nil {
+		return fmt.Errorf("central: %w", err)
+	}
+	if err := t.Export(ClusterObjectName, &clusterAPI{c}, rmi.ClusterOnly()); err != nil {
+		t.Unexport(ObjectName)
+		return fmt.Errorf("central: %w", err)
+	}
+	return nil
+}
+
+// readRand fills b from the configured random source.
+func (c *Central) readRand(b []byte) error {
+	c.randMu.Lock()
+	defer c.randMu.Unlock()
+	if _, err := io.ReadFull(c.rand, b); err != nil {
+		return fmt.Errorf("central: random source: %w", err)
+	}
+	return nil
+}
+
+// publicAPI is the object exported as ObjectName: CentralServer only.
+type publicAPI struct{ c *Central }
+
+// SignUp implements CentralServer.
+func (p *publicAPI) SignUp(ctx context.Context, a SignUpArgs) (SignUpReply, error) {
+	return p.c.SignUp(ctx, a)
+}
+
+// Login implements CentralServer.
+func (p *publicAPI) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
+	return p.c.Login(ctx, a)
+}
+
+// Reassign implements CentralServer.
+func (p *publicAPI) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, error) {
+	return p.c.Reassign(ctx, a)
+}
+
+// ResetPassword implements CentralServer.
+func (p *publicAPI) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, error) {
+	return p.c.ResetPassword(ctx, a)
+}
+
+// Logout implements CentralServer.
+func (p *publicAPI) Logout(ctx context.Context, a LogoutArgs) error {
+	return p.c.Logout(ctx, a)
+}
+
+// clusterAPI is the object exported as ClusterObjectName: Cluster only.
+type clusterAPI struct{ c *Central }
+
+// RegisterServer implements Cluster.
+func (p *clusterAPI) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterReply, error) {
+	return p.c.RegisterServer(ctx, a)
+}
+
+// RenewServer implements Cluster.
+func (p *clusterAPI) RenewServer(ctx context.Context, a RenewArgs) (RenewReply, error) {
+	return p.c.RenewServer(ctx, a)
+}
+
+// UnregisterServer implements Cluster.
+func (p *clusterAPI) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
+	return p.c.UnregisterServer(ctx, a)
+}
+
+// CheckSession implements Cluster.
+func (p *clusterAPI) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo, error) {
+	return p.c.CheckSession(ctx, a)
+}
+
+// EndSession implements Cluster.
+func (p *clusterAPI) EndSession(ctx context.Context, a SessionArgs) error {
+	return p.c.EndSession(ctx, a)
+}
+
+// CreateRoom implements Cluster.
+func (p *clusterAPI) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return p.c.CreateRoom(ctx, a)
+}
+
+// JoinRoom implements Cluster.
+func (p *clusterAPI) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return p.c.JoinRoom(ctx, a)
+}
+
+// LeaveRoom implements Cluster.
+func (p *clusterAPI) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return p.c.LeaveRoom(ctx, a)
+}
+
+// DirectRoom implements Cluster.
+func (p *clusterAPI) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error) {
+	return p.c.DirectRoom(ctx, a)
+}
+
+// Room implements Cluster.
+func (p *clusterAPI) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
+	return p.c.Room(ctx, a)
+}
+
+// ListRooms implements Cluster.
+func (p *clusterAPI) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) {
+	return p.c.ListRooms(ctx, a)
+}
+
+// UserRooms implements Cluster.
+func (p *clusterAPI) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
+	return p.c.UserRooms(ctx, a)
+}
+
+var (
+	_ CentralServer = (*Central)(nil)
+	_ Cluster       = (*Central)(nil)
+	_ CentralServer = (*publicAPI)(nil)
+	_ Cluster       = (*clusterAPI)(nil)
+)

@@ -1,0 +1,302 @@
+package central
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// needUser fails with ErrNoSuchUser unless user has an account.
+func needUser(tx *bolt.Tx, user string) error {
+	if tx.Bucket(bucketUsers).Get([]byte(user)) == nil {
+		return fmt.Errorf("user %s: %w", q(user), ErrNoSuchUser)
+	}
+	return nil
+}
+
+// needRoom returns a room that can be joined or left by name.
+func needRoom(tx *bolt.Tx, room string) (roomRecord, error) {
+	rec, ok, err := getRoom(tx, room)
+	switch {
+	case err != nil:
+		return rec, err
+	case !ok:
+		return rec, fmt.Errorf("room %s: %w", q(room), ErrNoSuchRoom)
+	case rec.Direct:
+		return rec, fmt.Errorf("room %s: %w", q(room), ErrDirectRoom)
+	}
+	return rec, nil
+}
+
+// CreateRoom implements [Cluster]: it creates a room with args.User as its
+// first member.
+func (c *Central) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	if err := checkUser(a.User); err != nil {
+		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+	}
+	if err := checkRoom(a.Room); err != nil {
+		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+	}
+	var rec roomRecord
+	var mem []string
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		_, exists, err := getRoom(tx, a.Room)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("room %s: %w", q(a.Room), ErrRoomExists)
+		}
+		rec = roomRecord{Creator: a.User, Created: c.clk.Now()}
+		if err := putJSON(tx.Bucket(bucketRooms), a.Room, rec); err != nil {
+			return err
+		}
+		if err := addMember(tx, a.Room, a.User); err != nil {
+			return err
+		}
+		mem = members(tx, a.Room)
+		return nil
+	})
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+	}
+	c.log.Info("room created", "room", a.Room, "user", a.User)
+	return c.describe(a.Room, rec, mem), nil
+}
+
+// JoinRoom implements [Cluster]: it adds args.User to an existing room.
+// Joining a room twice is not an error.
+func (c *Central) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	if err := checkUser(a.User); err != nil {
+		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+	}
+	if err := checkRoom(a.Room); err != nil {
+		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+	}
+	var rec roomRecord
+	var mem []string
+	joined := false
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		var err error
+		if rec, err = needRoom(tx, a.Room); err != nil {
+			return err
+		}
+		if !isMember(tx, a.Room, a.User) {
+			if err := addMember(tx, a.Room, a.User); err != nil {
+				return err
+			}
+			joined = true
+		}
+		mem = members(tx, a.Room)
+		return nil
+	})
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+	}
+	if joined {
+		c.log.Info("user joined room", "room", a.Room, "user", a.User)
+	}
+	return c.describe(a.Room, rec, mem), nil
+}
+
+// LeaveRoom implements [Cluster]: it removes args.User from a room, failing
+// with ErrNotMember if the user is not in it. The room remains, even empty.
+func (c *Central) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	if err := checkUser(a.User); err != nil {
+		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+	}
+	if err := checkRoom(a.Room); err != nil {
+		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+	}
+	var rec roomRecord
+	var mem []string
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		var err error
+		if rec, err = needRoom(tx, a.Room); err != nil {
+			return err
+		}
+		if !isMember(tx, a.Room, a.User) {
+			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), ErrNotMember)
+		}
+		if err := removeMember(tx, a.Room, a.User); err != nil {
+			return err
+		}
+		mem = members(tx, a.Room)
+		return nil
+	})
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+	}
+	c.log.Info("user left room", "room", a.Room, "user", a.User)
+	return c.describe(a.Room, rec, mem), nil
+}
+
+// DirectRoom implements [Cluster]: it returns the direct room of args.User
+// and args.Peer (named by [DirectRoomName]), creating it on first use.
+func (c *Central) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error) {
+	if err := checkUser(a.User); err != nil {
+		return RoomInfo{}, fmt.Errorf("direct room: %w", err)
+	}
+	if err := checkUser(a.Peer); err != nil {
+		return RoomInfo{}, fmt.Errorf("direct room: peer %w", err)
+	}
+	if a.User == a.Peer {
+		return RoomInfo{}, fmt.Errorf("direct room of %s with itself: %w", q(a.User), ErrBadName)
+	}
+	name := DirectRoomName(a.User, a.Peer)
+	var rec roomRecord
+	var mem []string
+	created := false
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		if err := needUser(tx, a.Peer); err != nil {
+			return err
+		}
+		var ok bool
+		var err error
+		if rec, ok, err = getRoom(tx, name); err != nil {
+			return err
+		}
+		if !ok {
+			rec = roomRecord{Direct: true, Creator: a.User, Created: c.clk.Now()}
+			if err := putJSON(tx.Bucket(bucketRooms), name, rec); err != nil {
+				return err
+			}
+			if err := addMember(tx, name, a.User); err != nil {
+				return err
+			}
+			if err := addMember(tx, name, a.Peer); err != nil {
+				return err
+			}
+			created = true
+		}
+		mem = members(tx, name)
+		return nil
+	})
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("direct room: %w", err)
+	}
+	if created {
+		c.log.Info("direct room created", "room", name)
+	}
+	return c.describe(name, rec, mem), nil
+}
+
+// Room implements [Cluster]: it returns any room's members (direct rooms
+// included) and the live servers they are attached to.
+func (c *Central) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
+	if err := checkAnyRoom(a.Room); err != nil {
+		return RoomInfo{}, fmt.Errorf("room: %w", err)
+	}
+	var rec roomRecord
+	var mem []string
+	err := c.db.View(func(tx *bolt.Tx) error {
+		var ok bool
+		var err error
+		if rec, ok, err = getRoom(tx, a.Room); err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("room %s: %w", q(a.Room), ErrNoSuchRoom)
+		}
+		mem = members(tx, a.Room)
+		return nil
+	})
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("room: %w", err)
+	}
+	return c.describe(a.Room, rec, mem), nil
+}
+
+// ListRooms implements [Cluster]: all public rooms and args.User's direct
+// rooms, sorted by name. Other users' direct rooms are not listed.
+func (c *Central) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) {
+	if err := checkUser(a.User); err != nil {
+		return ListReply{}, fmt.Errorf("list rooms: %w", err)
+	}
+	var out ListReply
+	err := c.db.View(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		counts := memberCounts(tx)
+		joined := map[string]bool{}
+		for _, r := range userRooms(tx, a.User) {
+			joined[r] = true
+		}
+		out.Rooms = []RoomSummary{}
+		return tx.Bucket(bucketRooms).ForEach(func(k, _ []byte) error {
+			name := string(k)
+			direct := strings.HasPrefix(name, DirectPrefix)
+			if direct && !joined[name] {
+				return nil
+			}
+			out.Rooms = append(out.Rooms, RoomSummary{Name: name, Direct: direct, Members: counts[name], Joined: joined[name]})
+			return nil
+		})
+	})
+	if err != nil {
+		return ListReply{}, fmt.Errorf("list rooms: %w", err)
+	}
+	return out, nil
+}
+
+// UserRooms implements [Cluster]: the rooms args.User is a member of
+// (direct rooms included), sorted.
+func (c *Central) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
+	if err := checkUser(a.User); err != nil {
+		return UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
+	}
+	out := UserRoomsReply{Rooms: []string{}}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		if err := needUser(tx, a.User); err != nil {
+			return err
+		}
+		out.Rooms = append(out.Rooms, userRooms(tx, a.User)...)
+		return nil
+	})
+	if err != nil {
+		return UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
+	}
+	return out, nil
+}
+
+// describe adds the members' live servers to a room's membership.
+func (c *Central) describe(name string, rec roomRecord, mem []string) RoomInfo {
+	info := RoomInfo{Name: name, Direct: rec.Direct, Members: make([]Member, 0, len(mem)), Servers: []ServerInfo{}}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var names []string
+	for _, u := range mem {
+		srv := c.userServers(u)
+		info.Members = append(info.Members, Member{User: u, Servers: srv})
+		for _, s := range srv {
+			if !seen[s] {
+				seen[s] = true
+				names = append(names, s)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if s := c.servers[n]; s != nil {
+			info.Servers = append(info.Servers, infoOf(s))
+		}
+	}
+	return info
+}

@@ -1,0 +1,334 @@
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// errClosed is returned by calls that need background machinery after
+// Close.
+var errClosed = errors.New("central: closed")
+
+// leaseID names the lease of one registration of a server. The generation
+// tells a stale expiry (of an earlier registration) from a current one;
+// server names cannot contain '#'.
+func leaseID(name string, gen uint64) string {
+	return name + "#" + strconv.FormatUint(gen, 10)
+}
+
+// RegisterServer implements [Cluster]: it adds (or replaces) a chat server,
+// grants it a lease and attaches the valid sessions of args.Sessions.
+func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterReply, error) {
+	if err := checkServer(a.Name); err != nil {
+		return RegisterReply{}, fmt.Errorf("register server: %w", err)
+	}
+	if err := checkAddr("RMI", a.Addr); err != nil {
+		return RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
+	}
+	if a.HTTP != "" {
+		if err := checkAddr("HTTP", a.HTTP); err != nil {
+			return RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return RegisterReply{}, errClosed
+	}
+	c.gen++
+	gen := c.gen
+	c.mu.Unlock()
+
+	// Grant before installing, and never call the lease table with c.mu
+	// held: its expiry callback takes c.mu.
+	lease := leaseID(a.Name, gen)
+	c.leases.Grant(lease, c.leaseTTL)
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.leases.Revoke(lease)
+		return RegisterReply{}, errClosed
+	}
+	old := c.servers[a.Name]
+	if old != nil && old.gen > gen {
+		// A later registration of the same name won the race.
+		reply := RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}
+		c.mu.Unlock()
+		c.leases.Revoke(lease)
+		return reply, nil
+	}
+	if old != nil {
+		c.dropServer(old)
+		if old.info.Addr != a.Addr {
+			c.log.Warn("chat server registered again at another address", "server", a.Name,
+				"old_addr", old.info.Addr, "addr", a.Addr)
+		}
+	}
+	s := &liveServer{
+		info:     ServerInfo{Name: a.Name, Addr: a.Addr, HTTP: a.HTTP},
+		gen:      gen,
+		lease:    lease,
+		sessions: map[string]struct{}{},
+	}
+	c.servers[a.Name] = s
+	var rejected []string
+	for _, tok := range a.Sessions {
+		key, err := sessionKey(tok)
+		if err == nil {
+			var rec sessionRecord
+			if rec, err = c.validSession(key); err == nil {
+				c.attach(key, rec.User, a.Name)
+				continue
+			}
+		}
+		if !errors.Is(err, ErrBadSession) {
+			c.log.Error("re-attaching session failed", "server", a.Name, "err", err)
+		}
+		rejected = append(rejected, tok)
+	}
+	reply := RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Rejected: rejected}
+	c.mu.Unlock()
+	if old != nil {
+		c.leases.Revoke(old.lease)
+	}
+	c.log.Info("chat server registered", "server", a.Name, "addr", a.Addr, "http", a.HTTP,
+		"sessions", len(a.Sessions)-len(rejected), "rejected", len(rejected))
+	return reply, nil
+}
+
+// RenewServer implements [Cluster]: it renews a chat server's lease and
+// lists the live servers. It fails with ErrUnknownServer if the server is
+// not registered or its lease has run out.
+func (c *Central) RenewServer(ctx context.Context, a RenewArgs) (RenewReply, error) {
+	if err := checkServer(a.Name); err != nil {
+		return RenewReply{}, fmt.Errorf("renew server: %w", err)
+	}
+	c.mu.Lock()
+	s := c.servers[a.Name]
+	c.mu.Unlock()
+	if s == nil {
+		return RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), ErrUnknownServer)
+	}
+	if err := c.leases.Renew(s.lease, c.leaseTTL); err != nil {
+		c.leaseExpired(s.lease)
+		return RenewReply{}, fmt.Errorf("renew server %s: %v: %w", q(a.Name), err, ErrUnknownServer)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.servers[a.Name]; cur == nil || cur.gen != s.gen {
+		return RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), ErrUnknownServer)
+	}
+	return RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}, nil
+}
+
+// UnregisterServer implements [Cluster]: the server leaves at once; its
+// sessions are detached.
+func (c *Central) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
+	if err := checkServer(a.Name); err != nil {
+		return fmt.Errorf("unregister server: %w", err)
+	}
+	c.mu.Lock()
+	s := c.servers[a.Name]
+	if s != nil {
+		c.dropServer(s)
+	}
+	c.mu.Unlock()
+	if s != nil {
+		c.leases.Revoke(s.lease)
+		c.log.Info("chat server unregistered", "server", a.Name)
+	}
+	return nil
+}
+
+// leaseExpired is the lease table's expiry callback: the server is dead.
+func (c *Central) leaseExpired(id string) {
+	i := strings.LastIndexByte(id, '#')
+	if i < 0 {
+		return
+	}
+	name := id[:i]
+	c.mu.Lock()
+	s := c.servers[name]
+	if s == nil || s.lease != id {
+		c.mu.Unlock()
+		return
+	}
+	n := len(s.sessions)
+	c.dropServer(s)
+	c.mu.Unlock()
+	c.log.Warn("chat server lease expired; server removed", "server", name, "sessions_detached", n)
+}
+
+// dropServer removes a live server and detaches its sessions. c.mu must be
+// held.
+func (c *Central) dropServer(s *liveServer) {
+	for key := range s.sessions {
+		c.detach(key, s.info.Name)
+	}
+	for key, p := range c.pending {
+		if p.server == s.info.Name {
+			delete(c.pending, key)
+		}
+	}
+	if c.servers[s.info.Name] == s {
+		delete(c.servers, s.info.Name)
+	}
+}
+
+// infoOf describes a live server with its current load. c.mu must be held.
+func infoOf(s *liveServer) ServerInfo {
+	info := s.info
+	info.Sessions = len(s.sessions)
+	return info
+}
+
+// serverList lists the live servers sorted by name. c.mu must be held.
+func (c *Central) serverList() []ServerInfo {
+	out := make([]ServerInfo, 0, len(c.servers))
+	for _, s := range c.servers {
+		out = append(out, infoOf(s))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// place picks the least-loaded live server other than exclude for session
+// self (empty for a new one); ties go to the first name. A server's load is
+// its attached sessions plus the sessions recently placed there that have
+// not attached yet (so a burst of logins is spread out), not counting self.
+// c.mu must be held.
+func (c *Central) place(self, exclude string) (ServerInfo, uint64, error) {
+	now := c.clk.Now()
+	pending := map[string]int{}
+	for key, p := range c.pending {
+		s := c.servers[p.server]
+		if s == nil || s.gen != p.gen || now.Sub(p.at) >= placementGrace {
+			delete(c.pending, key)
+			continue
+		}
+		if key != self {
+			pending[p.server]++
+		}
+	}
+	var best *liveServer
+	bestLoad := 0
+	for name, s := range c.servers {
+		if name == exclude {
+			continue
+		}
+		load := len(s.sessions) + pending[name]
+		if _, ok := s.sessions[self]; ok {
+			load--
+		}
+		if best == nil || load < bestLoad || (load == bestLoad && name < best.info.Name) {
+			best, bestLoad = s, load
+		}
+	}
+	if best == nil {
+		if exclude != "" {
+			return ServerInfo{}, 0, fmt.Errorf("no live server other than %s: %w", q(exclude), ErrNoServers)
+		}
+		return ServerInfo{}, 0, ErrNoServers
+	}
+	return infoOf(best), best.gen, nil
+}
+
+// notePlacement records that session key was sent to server name (of
+// registration gen), and returns the server's current description; ok is
+// false if that registration is gone. c.mu must be held.
+func (c *Central) notePlacement(key, name string, gen uint64) (ServerInfo, bool) {
+	s := c.servers[name]
+	if s == nil || s.gen != gen {
+		return ServerInfo{}, false
+	}
+	if _, attached := s.sessions[key]; !attached {
+		c.pending[key] = pendingPlacement{server: name, gen: gen, at: c.clk.Now()}
+	}
+	return infoOf(s), true
+}
+
+// attach records session key of user as attached to live server name and
+// reports whether it was not already. c.mu must be held.
+func (c *Central) attach(key, user, name string) bool {
+	s := c.servers[name]
+	if s == nil {
+		return false
+	}
+	delete(c.pending, key)
+	if _, ok := s.sessions[key]; ok {
+		return false
+	}
+	s.sessions[key] = struct{}{}
+	a := c.attached[key]
+	if a == nil {
+		a = &attachment{user: user, servers: map[string]struct{}{}}
+		c.attached[key] = a
+	}
+	a.servers[name] = struct{}{}
+	on := c.online[user]
+	if on == nil {
+		on = map[string]int{}
+		c.online[user] = on
+	}
+	on[name]++
+	return true
+}
+
+// detach undoes attach and reports whether the session was attached there.
+// c.mu must be held.
+func (c *Central) detach(key, name string) bool {
+	a := c.attached[key]
+	if a == nil {
+		return false
+	}
+	if _, ok := a.servers[name]; !ok {
+		return false
+	}
+	delete(a.servers, name)
+	if len(a.servers) == 0 {
+		delete(c.attached, key)
+	}
+	if s := c.servers[name]; s != nil {
+		delete(s.sessions, key)
+	}
+	if on := c.online[a.user]; on != nil {
+		if on[name]--; on[name] <= 0 {
+			delete(on, name)
+		}
+		if len(on) == 0 {
+			delete(c.online, a.user)
+		}
+	}
+	return true
+}
+
+// dropSession forgets everything in memory about a session that ended.
+// c.mu must be held.
+func (c *Central) dropSession(key string) {
+	delete(c.pending, key)
+	if a := c.attached[key]; a != nil {
+		for name := range a.servers {
+			c.detach(key, name)
+		}
+	}
+}
+
+// userServers returns the sorted names of the live servers user is
+// attached to. c.mu must be held.
+func (c *Central) userServers(user string) []string {
+	on := c.online[user]
+	if len(on) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(on))
+	for name := range on {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,226 @@
+package rmi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// DefaultPort is the registry's well-known TCP port, as in Java RMI.
+const DefaultPort = 1099
+
+// RegistryObjectName is the name a Registry is exported under.
+const RegistryObjectName = "Registry"
+
+// maxNameLen caps registry names.
+const maxNameLen = 256
+
+// Ref names a remote object: the address of the process exporting it and
+// the name it is exported under there.
+type Ref struct {
+	// Addr is "host:port" of the rmi server.
+	Addr string
+	// Object is the name the object is exported under.
+	Object string
+}
+
+// String returns the reference as an rmi URL.
+func (r Ref) String() string { return "rmi://" + r.Addr + "/" + r.Object }
+
+// Registry maps names to remote object references, like Java's
+// rmiregistry. Export it under RegistryObjectName. Lookup and List are
+// open to anyone; Bind, Rebind and Unbind only to cluster peers and
+// in-process callers (no Peer in the context); others get
+// ErrUnauthorized. It is safe for concurrent use.
+type Registry struct {
+	mu    sync.Mutex
+	names map[string]Ref
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{names: map[string]Ref{}} }
+
+// BindArgs are the arguments of Registry.Bind and Registry.Rebind.
+type BindArgs struct {
+	Name string
+	Ref  Ref
+}
+
+// NameArgs are the arguments of Registry.Unbind and Registry.Lookup.
+type NameArgs struct {
+	Name string
+}
+
+// ListArgs are the (empty) arguments of Registry.List.
+type ListArgs struct{}
+
+func checkName(name string) error {
+	if name == "" || len(name) > maxNameLen || strings.ContainsAny(name, "/ \t\r\n") {
+		return fmt.Errorf("registry: invalid name %q: %w", name, ErrBadArgs)
+	}
+	return nil
+}
+
+func mayMutate(ctx context.Context) error {
+	if p := PeerFromContext(ctx); p != nil && !p.Cluster {
+		return fmt.Errorf("registry: changing bindings: %w", ErrUnauthorized)
+	}
+	return nil
+}
+
+// Bind binds a.Name to a.Ref; it fails with ErrAlreadyBound if the name
+// is taken.
+func (r *Registry) Bind(ctx context.Context, a BindArgs) error {
+	if err := mayMutate(ctx); err != nil {
+		return err
+	}
+	if err := checkName(a.Name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.names[a.Name]; ok {
+		return fmt.Errorf("registry: %q: %w", a.Name, ErrAlreadyBound)
+	}
+	r.names[a.Name] = a.Ref
+	return nil
+}
+
+// Rebind binds a.Name to a.Ref, replacing any binding.
+func (r *Registry) Rebind(ctx context.Context, a BindArgs) error {
+	if err := mayMutate(ctx); err != nil {
+		return err
+	}
+	if err := checkName(a.Name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.names[a.Name] = a.Ref
+	r.mu.Unlock()
+	return nil
+}
+
+// Unbind removes the binding of a.Name; it fails with ErrNotBound if there
+// is none.
+func (r *Registry) Unbind(ctx context.Context, a NameArgs) error {
+	if err := mayMutate(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.names[a.Name]; !ok {
+		return fmt.Errorf("registry: %q: %w", a.Name, ErrNotBound)
+	}
+	delete(r.names, a.Name)
+	return nil
+}
+
+// Lookup returns the reference bound to a.Name, or ErrNotBound.
+func (r *Registry) Lookup(ctx context.Context, a NameArgs) (Ref, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref, ok := r.names[a.Name]
+	if !ok {
+		return Ref{}, fmt.Errorf("registry: %q: %w", a.Name, ErrNotBound)
+	}
+	return ref, nil
+}
+
+// List returns the bound names, sorted.
+func (r *Registry) List(ctx context.Context, _ ListArgs) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.names))
+	for n := range r.names {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// RegistryStub calls a remote Registry through Inv.
+type RegistryStub struct {
+	Inv Invoker
+}
+
+// Bind binds name to ref; ErrAlreadyBound if the name is taken.
+func (s RegistryStub) Bind(ctx context.Context, name string, ref Ref) error {
+	return s.Inv.Invoke(ctx, RegistryObjectName, "Bind", BindArgs{Name: name, Ref: ref}, nil)
+}
+
+// Rebind binds name to ref, replacing any binding.
+func (s RegistryStub) Rebind(ctx context.Context, name string, ref Ref) error {
+	return s.Inv.Invoke(ctx, RegistryObjectName, "Rebind", BindArgs{Name: name, Ref: ref}, nil)
+}
+
+// Unbind removes the binding of name; ErrNotBound if there is none.
+func (s RegistryStub) Unbind(ctx context.Context, name string) error {
+	return s.Inv.Invoke(ctx, RegistryObjectName, "Unbind", NameArgs{Name: name}, nil)
+}
+
+// Lookup returns the reference bound to name; ErrNotBound if there is none.
+func (s RegistryStub) Lookup(ctx context.Context, name string) (Ref, error) {
+	var ref Ref
+	err := s.Inv.Invoke(ctx, RegistryObjectName, "Lookup", NameArgs{Name: name}, &ref)
+	return ref, err
+}
+
+// List returns the bound names, sorted.
+func (s RegistryStub) List(ctx context.Context) ([]string, error) {
+	var names []string
+	err := s.Inv.Invoke(ctx, RegistryObjectName, "List", ListArgs{}, &names)
+	return names, err
+}
+
+// ParseURL splits an rmi URL into the registry's address ("host:port") and
+// the bound name. Accepted forms: "rmi://host:port/name", "rmi://host/name",
+// "//host:port/name", "host:port/name" and "host/name"; the port defaults
+// to DefaultPort, and IPv6 hosts go in brackets ("rmi://[::1]:1099/name").
+func ParseURL(s string) (addr, name string, err error) {
+	bad := func(why string) (string, string, error) {
+		return "", "", fmt.Errorf("rmi: bad URL %q: %s", s, why)
+	}
+	rest := s
+	if i := strings.Index(s, "://"); i >= 0 {
+		if !strings.EqualFold(s[:i], "rmi") {
+			return bad("scheme must be rmi")
+		}
+		rest = s[i+3:]
+	} else if strings.HasPrefix(s, "//") {
+		rest = s[2:]
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		return bad("no /name")
+	}
+	hostport, name := rest[:slash], rest[slash+1:]
+	if err := checkName(name); err != nil {
+		return bad("name must be non-empty, without '/' or spaces")
+	}
+	var host, port string
+	switch {
+	case hostport == "":
+		return bad("no host")
+	case strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]"):
+		host, port = hostport[1:len(hostport)-1], strconv.Itoa(DefaultPort)
+	case strings.Count(hostport, ":") == 0:
+		host, port = hostport, strconv.Itoa(DefaultPort)
+	default:
+		var err error
+		host, port, err = net.SplitHostPort(hostport)
+		if err != nil {
+			return bad(err.Error())
+		}
+	}
+	if host == "" || strings.ContainsAny(host, " \t@?#[]") {
+		return bad("bad host")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return bad("bad port")
+	}
+	return net.JoinHostPort(host, port), name, nil
+}

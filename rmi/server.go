@@ -1,0 +1,282 @@
+package rmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/yamux"
+)
+
+// ServerConfig configures a Server. Zero fields take the defaults noted.
+type ServerConfig struct {
+	// Clock drives every timer the server arms (handshake, idle and stall
+	// timeouts, call deadlines). Default: the real clock.
+	Clock clock.Clock
+	// Logger receives connection events. Default: slog.Default().
+	Logger *slog.Logger
+	// ClusterSecret, if set, lets clients prove they belong to the cluster;
+	// those that do are Peer.Cluster and may call ClusterOnly objects.
+	ClusterSecret []byte
+	// HandshakeTimeout bounds the handshake of a new connection. Default
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that receives nothing for this long
+	// (healthy connections exchange keepalives well within it), and closes
+	// a stream on which a started request stalls, or a response cannot be
+	// written, for this long. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxRequestBytes caps the encoded size of one request; a larger one
+	// fails with ErrTooLarge and its stream is closed. Default
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.Clock == nil {
+		c.Clock = clock.New()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	return c
+}
+
+// Server accepts rmi connections and dispatches their calls into a Table.
+// Each connection gets a Peer (see PeerFromContext) whose OnClose hooks run
+// when the connection ends.
+type Server struct {
+	table *Table
+	cfg   ServerConfig
+	log   *slog.Logger
+
+	ctx    context.Context // parent of every call's context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	wg        sync.WaitGroup
+}
+
+// serverConn is one accepted connection.
+type serverConn struct {
+	raw  net.Conn
+	sess *yamux.Session // nil until the handshake is done
+}
+
+// NewServer returns a server for the objects in t.
+func NewServer(t *Table, cfg ServerConfig) *Server {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		table:     t,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*serverConn]struct{}{},
+	}
+}
+
+// Serve accepts connections on l until l fails or the server is closed,
+// serving each in its own goroutines. It returns nil once Close was called,
+// else the error that stopped it. Serve may be called for several
+// listeners.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("rmi: accept: %w", err)
+			}
+			// Probably out of file descriptors: back off and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("rmi: accept failed; retrying", "err", err, "in", backoff)
+			t := s.cfg.Clock.Timer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		sc := &serverConn{raw: raw}
+		if !s.track(sc) {
+			_ = raw.Close()
+			return nil
+		}
+		go s.serveConn(sc)
+	}
+}
+
+// track registers a new connection; false once the server is closed.
+func (s *Server) track(sc *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// numConns reports the connections being served (for tests).
+func (s *Server) numConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) serveConn(sc *serverConn) {
+	defer s.untrack(sc)
+	raw := sc.raw
+	addr := raw.RemoteAddr().String()
+	log := s.log.With("remote", addr)
+
+	hsTimer := s.cfg.Clock.AfterFunc(s.cfg.HandshakeTimeout, func() { _ = raw.Close() })
+	hs, err := serverHandshake(raw, s.cfg.ClusterSecret)
+	if !hsTimer.Stop() && err == nil {
+		err = errors.New("handshake timed out")
+	}
+	if err != nil {
+		_ = raw.Close()
+		switch {
+		case errors.Is(err, errBadProof):
+			log.Warn("rmi: client failed the cluster secret proof; closed")
+		case errors.Is(err, errBadMagic):
+			log.Debug("rmi: not an rmi client; closed")
+		default:
+			log.Debug("rmi: handshake failed; closed", "err", err)
+		}
+		return
+	}
+
+	keepAlive := max(min(keepAliveInterval, s.cfg.IdleTimeout/3), time.Millisecond)
+	sess, err := yamux.Server(newIdleConn(raw, s.cfg.Clock, s.cfg.IdleTimeout), yamuxConfig(log, keepAlive))
+	if err != nil {
+		_ = raw.Close()
+		log.Error("rmi: starting session", "err", err)
+		return
+	}
+	s.mu.Lock()
+	sc.sess = sess
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		_ = sess.Close()
+		return
+	}
+
+	peer := NewPeer(newPeerID(), addr, hs.cluster, nil)
+	var back *caller
+	if hs.callbacks {
+		back = newCaller(sess, s.cfg.Clock, DefaultCallTimeout, addr)
+		peer.Back = back
+	}
+	log = log.With("peer", peer.ID)
+	log.Debug("rmi: connection open", "cluster", hs.cluster, "callbacks", hs.callbacks)
+
+	ctx, cancel := context.WithCancel(WithPeer(s.ctx, peer))
+	lim := streamLimits{clk: s.cfg.Clock, idle: s.cfg.IdleTimeout, maxBytes: s.cfg.MaxRequestBytes}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveStreams(sess, newRPCServer(ctx, s.table, s.cfg.Clock), lim, log)
+	}()
+
+	<-sess.CloseChan()
+	// The session is gone before the calls' contexts are canceled, so a
+	// call interrupted by the connection's end cannot still send a reply.
+	if back != nil {
+		back.close()
+	}
+	cancel()
+	peer.Close()
+	<-done
+	log.Debug("rmi: connection closed")
+}
+
+// Close stops accepting, closes every connection (so their Peers' OnClose
+// hooks run), cancels the contexts of calls in flight and waits for those
+// calls to return.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		s.mu.Lock()
+		sess := sc.sess
+		s.mu.Unlock()
+		if sess != nil {
+			_ = sess.Close()
+		} else {
+			_ = sc.raw.Close()
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}

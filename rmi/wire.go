@@ -1,0 +1,538 @@
+package rmi
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/yamux"
+)
+
+// Defaults for ServerConfig and DialConfig fields left zero.
+const (
+	// DefaultConnectTimeout bounds the TCP dial.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultHandshakeTimeout bounds the protocol handshake on both sides.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultCallTimeout bounds a call whose context has no deadline.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long a connection may go without receiving
+	// a byte before it is closed, and how long a started request may stall.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultMaxRequestBytes caps the encoded size of one request.
+	DefaultMaxRequestBytes = 8 << 20
+)
+
+const (
+	// serviceName is the one net/rpc service every rmi connection serves.
+	serviceName   = "RMI"
+	serviceMethod = serviceName + ".Invoke"
+
+	// keepAliveInterval is how often yamux pings an otherwise idle session,
+	// so that healthy idle connections keep bytes flowing and never hit the
+	// idle timeout. Servers lower it when their IdleTimeout is short.
+	keepAliveInterval = 15 * time.Second
+	// maxStreamsPerConn caps the streams a peer may open on one connection
+	// (a well-behaved peer uses one).
+	maxStreamsPerConn = 16
+	// maxInflightPerStream caps requests read but not yet answered on one
+	// stream; further requests wait, so a flood cannot pile up goroutines.
+	maxInflightPerStream = 256
+
+	// Wire error texts the client recognises in net/rpc server errors.
+	tooLargePrefix = "rmi: request too large"
+	// timeoutCode marks a method that failed because the caller's deadline
+	// passed while it ran.
+	timeoutCode      = "rmi.timeout"
+	badRequestPrefix = "rmi: bad request encoding"
+)
+
+// pastDeadline is an instant long gone; setting it as a stream deadline
+// makes blocked and future I/O on the stream fail at once.
+var pastDeadline = time.Unix(1, 0)
+
+// Request is the wire form of one call: the single argument of the RMI
+// net/rpc service's Invoke method.
+type Request struct {
+	// Object and Method name the remote method.
+	Object, Method string
+	// Timeout is the caller's remaining deadline in nanoseconds; the server
+	// runs the method with this deadline on its own clock. Zero or less
+	// means no deadline.
+	Timeout int64
+	// Args is the msgpack encoding of the method's argument.
+	Args []byte
+}
+
+// Response is the wire form of a call's outcome: the reply of the RMI
+// net/rpc service's Invoke method.
+type Response struct {
+	// Result is the msgpack encoding of the method's result, if any.
+	Result []byte
+	// ErrCode and ErrMsg describe the method's error when Failed is set:
+	// the code of the *Error it wrapped (or empty) and its full text.
+	ErrCode, ErrMsg string
+	// Failed reports that the method returned an error.
+	Failed bool
+}
+
+// rmiService is registered with net/rpc (one instance per connection, so
+// it knows its caller) and dispatches every call into a Table.
+type rmiService struct {
+	table *Table
+	ctx   context.Context // carries the Peer; canceled when the connection ends
+	clk   clock.Clock
+}
+
+// Invoke is the only net/rpc method: it runs one remote method call.
+// Application errors travel in resp; the returned error is always nil.
+func (s *rmiService) Invoke(req *Request, resp *Response) error {
+	ctx := s.ctx
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = s.clk.WithTimeout(ctx, time.Duration(req.Timeout))
+		defer cancel()
+	}
+	out, err := s.table.Dispatch(ctx, req.Object, req.Method, req.Args)
+	if err != nil {
+		resp.Failed = true
+		resp.ErrCode, resp.ErrMsg = toWire(err)
+		if gaveUpAtDeadline(ctx, err) {
+			// The caller sees ErrTimeout, as if its own timer had fired
+			// before the reply came.
+			resp.ErrCode = timeoutCode
+		}
+		return nil
+	}
+	resp.Result = out
+	return nil
+}
+
+// gaveUpAtDeadline reports whether err, returned by a method run under
+// ctx, only says that ctx's deadline passed (it carries no application
+// error code).
+func gaveUpAtDeadline(ctx context.Context, err error) bool {
+	code, _ := toWire(err)
+	return code == "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil
+}
+
+// newRPCServer returns a net/rpc server whose RMI service dispatches into t
+// with ctx (which carries the caller's Peer).
+func newRPCServer(ctx context.Context, t *Table, clk clock.Clock) *rpc.Server {
+	rs := rpc.NewServer()
+	if err := rs.RegisterName(serviceName, &rmiService{table: t, ctx: ctx, clk: clk}); err != nil {
+		// Registration only fails if rmiService's method set is wrong,
+		// which is a bug in this package.
+		panic(fmt.Sprintf("rmi: registering service: %v", err))
+	}
+	return rs
+}
+
+// streamLimits are the server-side limits applied to each stream.
+type streamLimits struct {
+	clk      clock.Clock
+	idle     time.Duration // a started request, or a response write, may stall this long
+	maxBytes int           // largest request accepted
+}
+
+// serveStreams accepts streams on sess and serves rs on each (rs nil:
+// refuse every stream) until the session ends; then it waits for the
+// streams' goroutines, which wait for their in-flight calls.
+func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *slog.Logger) {
+	var wg sync.WaitGroup
+	var open atomic.Int32
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			break
+		}
+		if rs == nil || open.Load() >= maxStreamsPerConn {
+			log.Debug("rmi: refusing stream", "remote", sess.RemoteAddr(), "open", open.Load())
+			_ = st.Close()
+			continue
+		}
+		open.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer open.Add(-1)
+			rs.ServeCodec(newServerCodec(st, lim))
+		}()
+	}
+	wg.Wait()
+}
+
+// errRequestTooLarge is what a request over the size cap fails with; its
+// text reaches the client as a net/rpc server error.
+type errRequestTooLarge struct{ max int }
+
+func (e errRequestTooLarge) Error() string {
+	return fmt.Sprintf("%s: more than %d bytes", tooLargePrefix, e.max)
+}
+
+// serverCodec wraps go-msgpack's GoRpc server codec for one stream. It caps
+// the size of each request, bounds how long a started request may stall and
+// how long a response write may block (so a half-sent request or a peer
+// that stops reading cannot hold a goroutine), limits requests in flight,
+// and closes the stream for good after any malformed request.
+type serverCodec struct {
+	rpc.ServerCodec
+	rd     *requestReader
+	st     *yamux.Stream
+	lim    streamLimits
+	slots  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newServerCodec(st *yamux.Stream, lim streamLimits) *serverCodec {
+	rd := &requestReader{st: st, lim: lim}
+	rd.br = bufio.NewReader(streamReader{rd})
+	h := newHandle()
+	// We buffer ourselves, below the size counter, so the decoder must not
+	// read ahead into the next request.
+	h.RPCNoBuffer = true
+	// Embedding *requestReader (not io.Reader) keeps its ReadByte and
+	// UnreadByte visible, so the decoder uses them directly.
+	rwc := struct {
+		*requestReader
+		*bufio.Writer
+		io.Closer
+	}{rd, bufio.NewWriter(st), st}
+	return &serverCodec{
+		ServerCodec: codec.GoRpc.ServerCodec(rwc, h),
+		rd:          rd,
+		st:          st,
+		lim:         lim,
+		slots:       make(chan struct{}, maxInflightPerStream),
+		closed:      make(chan struct{}),
+	}
+}
+
+// ReadRequestHeader implements rpc.ServerCodec.
+func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.closed:
+		return io.EOF
+	}
+	c.rd.begin()
+	if err := c.ServerCodec.ReadRequestHeader(r); err != nil {
+		c.rd.end()
+		<-c.slots
+		if err2 := c.rd.failure(); err2 != nil {
+			return err2
+		}
+		return err
+	}
+	return nil
+}
+
+// ReadRequestBody implements rpc.ServerCodec.
+func (c *serverCodec) ReadRequestBody(body any) error {
+	err := c.ServerCodec.ReadRequestBody(body)
+	c.rd.end()
+	if err == nil {
+		return nil
+	}
+	if err2 := c.rd.failure(); err2 != nil {
+		return err2
+	}
+	// The stream may be out of step now: refuse anything after this.
+	c.rd.poison(err)
+	return fmt.Errorf("%s: %v", badRequestPrefix, err)
+}
+
+// WriteResponse implements rpc.ServerCodec.
+func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
+	defer func() { <-c.slots }()
+	var fired atomic.Bool
+	t := c.lim.clk.AfterFunc(c.lim.idle, func() {
+		fired.Store(true)
+		_ = c.st.SetWriteDeadline(pastDeadline)
+	})
+	err := c.ServerCodec.WriteResponse(r, body)
+	if !t.Stop() && fired.Load() {
+		// The peer stopped reading; the stream is unusable from now on.
+		c.rd.poison(errors.New("rmi: response write stalled"))
+		_ = c.Close()
+	}
+	return err
+}
+
+// Close implements rpc.ServerCodec.
+func (c *serverCodec) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	c.rd.poison(net.ErrClosed)
+	return c.ServerCodec.Close()
+}
+
+// requestReader sits between the msgpack decoder and a buffered stream.
+// It counts the bytes of the current request, failing once it exceeds the
+// cap, and arms a stall timer whenever it must wait for more bytes of a
+// request that has started. Errors are sticky.
+type requestReader struct {
+	st  *yamux.Stream
+	br  *bufio.Reader
+	lim streamLimits
+
+	n int // bytes of the current request consumed by the decoder
+
+	mu       sync.Mutex
+	inReq    bool   // between begin and end
+	gen      uint64 // identifies the armed stall timer
+	stalled  bool
+	tooLarge bool
+	err      error // sticky failure
+}
+
+func (r *requestReader) begin() {
+	r.mu.Lock()
+	r.inReq = true
+	r.mu.Unlock()
+	r.n = 0
+}
+
+func (r *requestReader) end() {
+	r.mu.Lock()
+	r.inReq = false
+	r.mu.Unlock()
+}
+
+// failure returns the error that explains a failed decode, if the reader
+// caused it (size cap or stall), else nil.
+func (r *requestReader) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.tooLarge:
+		return errRequestTooLarge{r.lim.maxBytes}
+	case r.stalled:
+		return fmt.Errorf("rmi: request stalled for %v", r.lim.idle)
+	}
+	return nil
+}
+
+func (r *requestReader) poison(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.mu.Unlock()
+}
+
+func (r *requestReader) sticky() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// room returns how many more bytes the current request may use, or an
+// error once it has used them all.
+func (r *requestReader) room() (int, error) {
+	if err := r.sticky(); err != nil {
+		return 0, err
+	}
+	if r.lim.maxBytes <= 0 {
+		return int(^uint(0) >> 1), nil
+	}
+	left := r.lim.maxBytes - r.n
+	if left <= 0 {
+		err := errRequestTooLarge{r.lim.maxBytes}
+		r.mu.Lock()
+		r.tooLarge = true
+		r.mu.Unlock()
+		r.poison(err)
+		return 0, err
+	}
+	return left, nil
+}
+
+// Read implements io.Reader for the decoder.
+func (r *requestReader) Read(p []byte) (int, error) {
+	left, err := r.room()
+	if err != nil {
+		return 0, err
+	}
+	if len(p) > left {
+		p = p[:left]
+	}
+	n, err := r.br.Read(p)
+	r.n += n
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.poison(err)
+	}
+	return n, err
+}
+
+// ReadByte implements io.ByteScanner for the decoder.
+func (r *requestReader) ReadByte() (byte, error) {
+	if _, err := r.room(); err != nil {
+		return 0, err
+	}
+	b, err := r.br.ReadByte()
+	if err == nil {
+		r.n++
+	} else if !errors.Is(err, io.EOF) {
+		r.poison(err)
+	}
+	return b, err
+}
+
+// UnreadByte implements io.ByteScanner for the decoder.
+func (r *requestReader) UnreadByte() error {
+	if err := r.br.UnreadByte(); err != nil {
+		return err
+	}
+	r.n--
+	return nil
+}
+
+// streamReader is what the bufio.Reader under a requestReader reads from:
+// the stream, with a stall timer armed while a started request waits for
+// more bytes.
+type streamReader struct{ r *requestReader }
+
+func (s streamReader) Read(p []byte) (int, error) {
+	r := s.r
+	r.mu.Lock()
+	arm := r.inReq && r.n > 0
+	r.gen++
+	gen := r.gen
+	r.mu.Unlock()
+	var t *clock.Timer
+	if arm {
+		t = r.lim.clk.AfterFunc(r.lim.idle, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.gen == gen {
+				r.stalled = true
+				_ = r.st.SetReadDeadline(pastDeadline)
+			}
+		})
+	}
+	n, err := r.st.Read(p)
+	if t != nil {
+		t.Stop()
+		r.mu.Lock()
+		r.gen++
+		r.mu.Unlock()
+	}
+	return n, err
+}
+
+// clientCodec wraps go-msgpack's GoRpc client codec and records the first
+// I/O failure, after which the stream is not used for new calls.
+type clientCodec struct {
+	rpc.ClientCodec
+	dead *atomic.Bool
+}
+
+func (c clientCodec) WriteRequest(r *rpc.Request, body any) error {
+	err := c.ClientCodec.WriteRequest(r, body)
+	if err != nil {
+		c.dead.Store(true)
+	}
+	return err
+}
+
+func (c clientCodec) ReadResponseHeader(r *rpc.Response) error {
+	err := c.ClientCodec.ReadResponseHeader(r)
+	if err != nil {
+		c.dead.Store(true)
+	}
+	return err
+}
+
+func (c clientCodec) ReadResponseBody(body any) error {
+	err := c.ClientCodec.ReadResponseBody(body)
+	if err != nil {
+		c.dead.Store(true)
+	}
+	return err
+}
+
+// idleConn closes the connection when no Read has been started for the
+// idle timeout: each Read pushes the deadline back. It uses a timer on the
+// injected clock rather than a socket deadline, so it behaves with a mock
+// clock too.
+type idleConn struct {
+	net.Conn
+	d     time.Duration
+	timer *clock.Timer
+}
+
+func newIdleConn(c net.Conn, clk clock.Clock, d time.Duration) *idleConn {
+	ic := &idleConn{Conn: c, d: d}
+	ic.timer = clk.AfterFunc(d, func() { _ = c.Close() })
+	return ic
+}
+
+// Read implements net.Conn.
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.timer.Reset(c.d)
+	return c.Conn.Read(p)
+}
+
+// Close implements net.Conn.
+func (c *idleConn) Close() error {
+	c.timer.Stop()
+	return c.Conn.Close()
+}
+
+// yamuxConfig returns the multiplexer settings for one session.
+func yamuxConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.EnableKeepAlive = true
+	cfg.KeepAliveInterval = keepAlive
+	cfg.StreamCloseTimeout = 30 * time.Second
+	cfg.LogOutput = nil
+	cfg.Logger = yamuxLogger{log}
+	return cfg
+}
+
+// yamuxLogger sends yamux's log lines to slog at debug level.
+type yamuxLogger struct{ log *slog.Logger }
+
+func (l yamuxLogger) Print(v ...any)                 { l.log.Debug(fmt.Sprint(v...)) }
+func (l yamuxLogger) Printf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l yamuxLogger) Println(v ...any)               { l.log.Debug(fmt.Sprint(v...)) }
+
+// newPeerID returns a random connection id: unique within the process
+// with overwhelming probability, without shared mutable state.
+func newPeerID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return binary.BigEndian.Uint64(b[:]) >> 1
+}
+
+// clockContext returns a context that ends when parent does or when d has
+// passed on clk. Unlike clk.WithTimeout it reports no Deadline: the net
+// package treats a context deadline as a wall-clock instant, which a mock
+// clock's is not. timedOut reports whether d passed.
+func clockContext(parent context.Context, clk clock.Clock, d time.Duration) (ctx context.Context, timedOut func() bool, cancel context.CancelFunc) {
+	ctx, cancelCtx := context.WithCancel(context.WithoutCancel(parent))
+	stopParent := context.AfterFunc(parent, cancelCtx)
+	var fired atomic.Bool
+	t := clk.AfterFunc(d, func() {
+		fired.Store(true)
+		cancelCtx()
+	})
+	return ctx, fired.Load, func() {
+		stopParent()
+		t.Stop()
+		cancelCtx()
+	}
+}
