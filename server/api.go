@@ -1,0 +1,373 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/rmi"
+)
+
+// Names under which a chat server exports its remote objects, and under
+// which a client exports its callback object on its own connection.
+const (
+	ObjectName         = "ChatServer"
+	PeerObjectName     = "ChatPeer"
+	CallbackObjectName = "ChatClient"
+)
+
+// Limits on what a client may send.
+const (
+	// MaxText is the largest message text, in bytes, a server accepts.
+	MaxText = 16 << 10
+	// MaxID is the longest client-chosen message id.
+	MaxID = 64
+	// MaxSyncLimit caps the messages one Sync or Fetch reply carries.
+	MaxSyncLimit = 1000
+)
+
+// Errors returned by a chat server. They keep their codes across the wire.
+var (
+	ErrTooLarge     = rmi.NewError("server.too_large", fmt.Sprintf("message text too large (limit %d bytes)", MaxText))
+	ErrEmpty        = rmi.NewError("server.empty", "message text is empty")
+	ErrBadText      = rmi.NewError("server.bad_text", "message text is not valid UTF-8")
+	ErrInProgress   = rmi.NewError("server.in_progress", "a post with this id is being stored; retry")
+	ErrBadID        = rmi.NewError("server.bad_id", fmt.Sprintf("message id must be 1 to %d printable characters", MaxID))
+	ErrNotAttached  = rmi.NewError("server.not_attached", "session not attached to this server; call Attach first")
+	ErrNoCallback   = rmi.NewError("server.no_callback", "Attach needs a connection that exports the client callback object")
+	ErrWrongServer  = rmi.NewError("server.wrong_server", "this chat server is not the one the session was placed on")
+	ErrStorage      = rmi.NewError("server.storage", "chat server storage failed; message not accepted")
+	ErrShuttingDown = rmi.NewError("server.shutting_down", "chat server is shutting down")
+)
+
+// Stamp orders messages: (Time, Server, Seq), compared lexicographically.
+// Time comes from the clock of the first chat server the post reached (wall
+// time, or a hybrid logical clock in hlc mode) in Unix nanoseconds; Server is
+// that server's name; Seq counts that server's messages in that room from 1,
+// so each server's stream of a room is gap-free and a gap is detectable.
+type Stamp struct {
+	Time   int64
+	Server string
+	Seq    uint64
+}
+
+// Compare returns -1, 0 or +1 as s sorts before, equal to, or after t.
+func (s Stamp) Compare(t Stamp) int {
+	switch {
+	case s.Time != t.Time:
+		if s.Time < t.Time {
+			return -1
+		}
+		return 1
+	case s.Server != t.Server:
+		if s.Server < t.Server {
+			return -1
+		}
+		return 1
+	case s.Seq != t.Seq:
+		if s.Seq < t.Seq {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// Less reports whether s sorts before t.
+func (s Stamp) Less(t Stamp) bool { return s.Compare(t) < 0 }
+
+// IsZero reports whether s is the zero stamp.
+func (s Stamp) IsZero() bool { return s == Stamp{} }
+
+// String formats s as time/server/seq.
+func (s Stamp) String() string {
+	return fmt.Sprintf("%s/%s/%d", time.Unix(0, s.Time).UTC().Format("15:04:05.000000000"), s.Server, s.Seq)
+}
+
+// Message is one chat message.
+type Message struct {
+	Room string
+	// ID is chosen by the sending client and unique among its sender's
+	// posts; a retried post with the same ID is stored once.
+	ID   string
+	From string // set by the first server from the session, never by the client
+	Text string
+	// Stamp is set by the first server.
+	Stamp Stamp
+}
+
+// ChatServer is the client-facing remote interface of a chat server. Every
+// method but Attach needs a session token that Attach accepted on this
+// server; the acting user always comes from the session.
+type ChatServer interface {
+	// Attach binds a session (from central's Login or Reassign) to this
+	// server and to the calling connection's callback object, through
+	// which the server then delivers messages. It returns the user's rooms.
+	Attach(ctx context.Context, args AttachArgs) (AttachReply, error)
+	// Ping renews the attachment's lease; a client that stops pinging is
+	// detached after the lease TTL.
+	Ping(ctx context.Context, args TokenArgs) error
+	// Detach ends the attachment (the session stays valid).
+	Detach(ctx context.Context, args TokenArgs) error
+	// Post stamps and durably stores a message, then fans it out. It
+	// returns once the message is durable here. Posting the same ID again
+	// returns the first stamp with Duplicate set.
+	Post(ctx context.Context, args PostArgs) (PostReply, error)
+	// Sync returns the room's messages the caller lacks, in stamp order:
+	// for each origin server, those with Seq above Have[origin]. With an
+	// empty Have it returns the whole history, page by page (More).
+	Sync(ctx context.Context, args SyncArgs) (SyncReply, error)
+	// CreateRoom creates a room with the caller as first member.
+	CreateRoom(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+	// JoinRoom joins an existing room; its history then comes by Sync.
+	JoinRoom(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+	// LeaveRoom leaves a room.
+	LeaveRoom(ctx context.Context, args RoomArgs) error
+	// Direct returns (creating on first use) the caller's direct room with
+	// another user.
+	Direct(ctx context.Context, args DirectArgs) (central.RoomInfo, error)
+	// ListRooms lists public rooms and the caller's direct rooms.
+	ListRooms(ctx context.Context, args TokenArgs) (central.ListReply, error)
+	// Who returns a room's members (members only for direct rooms).
+	Who(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+}
+
+// Peer is the remote interface between chat servers (exported ClusterOnly).
+type Peer interface {
+	// Forward delivers messages first stamped elsewhere. The receiver stores
+	// them durably (dropping ones it has) before replying; a reply means the
+	// sender may drop them from its outbox.
+	Forward(ctx context.Context, args ForwardArgs) (ForwardReply, error)
+	// Fetch returns, in stamp order, the messages of a room this server
+	// holds with Seq above Have[origin] for their origin, and its contiguous
+	// heads per origin.
+	Fetch(ctx context.Context, args FetchArgs) (FetchReply, error)
+	// RoomChanged tells a server that the membership of rooms changed, so it
+	// refreshes what it knows before fanning out again.
+	RoomChanged(ctx context.Context, args RoomChangedArgs) error
+}
+
+// Callback is the remote interface a client exports (as
+// CallbackObjectName) over its own connection to its chat server.
+type Callback interface {
+	// Deliver hands the client messages and events, in the order the
+	// server learned of them (not necessarily stamp order).
+	Deliver(ctx context.Context, args DeliverArgs) error
+}
+
+// AttachArgs are the arguments of Attach.
+type AttachArgs struct {
+	Token string
+}
+
+// AttachReply describes an attachment.
+type AttachReply struct {
+	User   string
+	Server string
+	Rooms  []string // the user's rooms, sorted
+	// LeaseTTL is how long the attachment lives without a Ping.
+	LeaseTTL time.Duration
+}
+
+// TokenArgs carry just a session token.
+type TokenArgs struct {
+	Token string
+}
+
+// PostArgs are the arguments of Post.
+type PostArgs struct {
+	Token string
+	Room  string
+	ID    string
+	Text  string
+	// Seen is the largest stamp the client has seen (used in hlc mode so
+	// the new stamp orders after everything the author saw).
+	Seen Stamp
+}
+
+// PostReply acknowledges a durable post.
+type PostReply struct {
+	Stamp     Stamp
+	Duplicate bool
+}
+
+// SyncArgs are the arguments of Sync.
+type SyncArgs struct {
+	Token string
+	Room  string
+	Have  map[string]uint64
+	Limit int // 0 or above MaxSyncLimit means MaxSyncLimit
+}
+
+// SyncReply is one page of a room's history.
+type SyncReply struct {
+	Messages []Message
+	More     bool
+}
+
+// RoomArgs name a room.
+type RoomArgs struct {
+	Token string
+	Room  string
+}
+
+// DirectArgs name the other user of a direct room.
+type DirectArgs struct {
+	Token string
+	Peer  string
+}
+
+// ForwardArgs carry a batch of messages between servers.
+type ForwardArgs struct {
+	From     string
+	Messages []Message
+}
+
+// ForwardReply acknowledges a forwarded batch.
+type ForwardReply struct {
+	Stored int // how many were new
+}
+
+// FetchArgs are the arguments of Fetch.
+type FetchArgs struct {
+	Room  string
+	Have  map[string]uint64
+	Limit int
+}
+
+// FetchReply is one page of a room's log.
+type FetchReply struct {
+	Messages []Message
+	Heads    map[string]uint64
+	More     bool
+}
+
+// RoomChangedArgs name rooms whose membership changed.
+type RoomChangedArgs struct {
+	Rooms []string
+}
+
+// Event kinds carried by DeliverArgs.
+const (
+	// EventJoined: User joined Room.
+	EventJoined = "joined"
+	// EventLeft: User left Room.
+	EventLeft = "left"
+	// EventResync: the server dropped queued deliveries for this client
+	// (it was too slow); the client must Sync every room it shows.
+	EventResync = "resync"
+)
+
+// Event is a notice about a room.
+type Event struct {
+	Kind string
+	Room string
+	User string
+}
+
+// DeliverArgs carry messages and events to a client.
+type DeliverArgs struct {
+	Messages []Message
+	Events   []Event
+}
+
+// Stub implements ChatServer by calling a remote chat server.
+type Stub struct{ Inv rmi.Invoker }
+
+func (s Stub) call(ctx context.Context, method string, args, reply any) error {
+	return s.Inv.Invoke(ctx, ObjectName, method, args, reply)
+}
+
+// Attach implements ChatServer.
+func (s Stub) Attach(ctx context.Context, a AttachArgs) (r AttachReply, err error) {
+	err = s.call(ctx, "Attach", a, &r)
+	return r, err
+}
+
+// Ping implements ChatServer.
+func (s Stub) Ping(ctx context.Context, a TokenArgs) error { return s.call(ctx, "Ping", a, nil) }
+
+// Detach implements ChatServer.
+func (s Stub) Detach(ctx context.Context, a TokenArgs) error { return s.call(ctx, "Detach", a, nil) }
+
+// Post implements ChatServer.
+func (s Stub) Post(ctx context.Context, a PostArgs) (r PostReply, err error) {
+	err = s.call(ctx, "Post", a, &r)
+	return r, err
+}
+
+// Sync implements ChatServer.
+func (s Stub) Sync(ctx context.Context, a SyncArgs) (r SyncReply, err error) {
+	err = s.call(ctx, "Sync", a, &r)
+	return r, err
+}
+
+// CreateRoom implements ChatServer.
+func (s Stub) CreateRoom(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+	err = s.call(ctx, "CreateRoom", a, &r)
+	return r, err
+}
+
+// JoinRoom implements ChatServer.
+func (s Stub) JoinRoom(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+	err = s.call(ctx, "JoinRoom", a, &r)
+	return r, err
+}
+
+// LeaveRoom implements ChatServer.
+func (s Stub) LeaveRoom(ctx context.Context, a RoomArgs) error {
+	return s.call(ctx, "LeaveRoom", a, nil)
+}
+
+// Direct implements ChatServer.
+func (s Stub) Direct(ctx context.Context, a DirectArgs) (r central.RoomInfo, err error) {
+	err = s.call(ctx, "Direct", a, &r)
+	return r, err
+}
+
+// ListRooms implements ChatServer.
+func (s Stub) ListRooms(ctx context.Context, a TokenArgs) (r central.ListReply, err error) {
+	err = s.call(ctx, "ListRooms", a, &r)
+	return r, err
+}
+
+// Who implements ChatServer.
+func (s Stub) Who(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+	err = s.call(ctx, "Who", a, &r)
+	return r, err
+}
+
+// PeerStub implements Peer by calling another chat server.
+type PeerStub struct{ Inv rmi.Invoker }
+
+// Forward implements Peer.
+func (s PeerStub) Forward(ctx context.Context, a ForwardArgs) (r ForwardReply, err error) {
+	err = s.Inv.Invoke(ctx, PeerObjectName, "Forward", a, &r)
+	return r, err
+}
+
+// Fetch implements Peer.
+func (s PeerStub) Fetch(ctx context.Context, a FetchArgs) (r FetchReply, err error) {
+	err = s.Inv.Invoke(ctx, PeerObjectName, "Fetch", a, &r)
+	return r, err
+}
+
+// RoomChanged implements Peer.
+func (s PeerStub) RoomChanged(ctx context.Context, a RoomChangedArgs) error {
+	return s.Inv.Invoke(ctx, PeerObjectName, "RoomChanged", a, nil)
+}
+
+// CallbackStub implements Callback by calling back into a client.
+type CallbackStub struct{ Inv rmi.Invoker }
+
+// Deliver implements Callback.
+func (s CallbackStub) Deliver(ctx context.Context, a DeliverArgs) error {
+	return s.Inv.Invoke(ctx, CallbackObjectName, "Deliver", a, nil)
+}
+
+var (
+	_ ChatServer = Stub{}
+	_ Peer       = PeerStub{}
+	_ Callback   = CallbackStub{}
+)

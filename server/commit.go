@@ -1,0 +1,114 @@
+package server
+
+import "sync"
+
+// commitReq is one caller's share of a group commit.
+type commitReq struct {
+	msgs    []Message
+	own     bool // msgs were stamped here (record dedupe entries)
+	cursors map[string]map[string]uint64
+	done    chan struct{}
+	err     error
+	isNew   []bool
+	heads   map[string]map[string]uint64
+}
+
+// committer group-commits: while one caller (the leader) writes a batch,
+// others queue; the leader then writes everything queued in one bbolt
+// transaction. There is no background goroutine and no timer: with one
+// caller at a time (as in the simulator) every commit is immediate.
+type committer struct {
+	st *store
+	// after runs in the leader after each successful batch, before the
+	// batch's callers return, so fan-out starts once data is durable.
+	after func([]*commitReq)
+
+	mu    sync.Mutex
+	queue []*commitReq
+	busy  bool
+	fail  error // sticky: after a failed write the store refuses all writes
+}
+
+// submit queues r and returns once it is durable (or failed).
+func (c *committer) submit(r *commitReq) error {
+	c.mu.Lock()
+	return c.submitLocked(r)
+}
+
+// submitLocked is submit for a caller that already holds c.mu (so that it
+// could order its request against its own lock); it releases c.mu.
+func (c *committer) submitLocked(r *commitReq) error {
+	r.done = make(chan struct{})
+	if c.fail != nil {
+		c.mu.Unlock()
+		return c.fail
+	}
+	c.queue = append(c.queue, r)
+	if c.busy {
+		c.mu.Unlock()
+		<-r.done
+		return r.err
+	}
+	c.busy = true
+	for len(c.queue) > 0 && c.fail == nil {
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		err := c.write(batch)
+		if err == nil && c.after != nil {
+			c.after(batch)
+		}
+		c.mu.Lock()
+		if err != nil {
+			c.fail = err
+		}
+		for _, q := range batch {
+			q.err = err
+			if q != r {
+				close(q.done)
+			}
+		}
+	}
+	for _, q := range c.queue { // failed: refuse what is left
+		q.err = c.fail
+		close(q.done)
+	}
+	c.queue = nil
+	c.busy = false
+	c.mu.Unlock()
+	return r.err
+}
+
+// write stores a batch in one transaction and spreads the results back.
+func (c *committer) write(batch []*commitReq) error {
+	wb := &writeBatch{cursors: map[string]map[string]uint64{}}
+	for _, r := range batch {
+		for _, m := range r.msgs {
+			wb.msgs = append(wb.msgs, m)
+			wb.own = append(wb.own, r.own)
+			if m.Stamp.Time > wb.last {
+				wb.last = m.Stamp.Time
+			}
+		}
+		for dest, rooms := range r.cursors {
+			if wb.cursors[dest] == nil {
+				wb.cursors[dest] = map[string]uint64{}
+			}
+			for room, seq := range rooms {
+				if seq > wb.cursors[dest][room] {
+					wb.cursors[dest][room] = seq
+				}
+			}
+		}
+	}
+	if err := c.st.commit(wb); err != nil {
+		return err
+	}
+	i := 0
+	for _, r := range batch {
+		r.isNew = wb.isNew[i : i+len(r.msgs)]
+		r.heads = wb.heads
+		i += len(r.msgs)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// validID reports whether a client-chosen message id is acceptable.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > MaxID || !utf8.ValidString(id) {
+		return false
+	}
+	for _, c := range id {
+		if !unicode.IsPrint(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Post implements ChatServer: stamp at first contact, make durable,
+// acknowledge; fan-out starts as soon as the group commit lands.
+func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
+	a, err := s.attached(args.Token)
+	if err != nil {
+		return PostReply{}, err
+	}
+	switch {
+	case len(args.Text) > MaxText:
+		return PostReply{}, fmt.Errorf("%d bytes: %w", len(args.Text), ErrTooLarge)
+	case args.Text == "":
+		return PostReply{}, ErrEmpty
+	case !utf8.ValidString(args.Text):
+		return PostReply{}, ErrBadText
+	case !validID(args.ID):
+		return PostReply{}, ErrBadID
+	}
+	if _, err := s.checkMember(ctx, args.Room, a.user); err != nil {
+		return PostReply{}, err
+	}
+	// A retried post (same sender and ID) is answered with its first stamp.
+	if rec, ok, err := s.st.lookupDedupe(a.user, args.ID); err != nil {
+		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	} else if ok {
+		return PostReply{Stamp: rec.Stamp, Duplicate: true}, nil
+	}
+	key := a.user + "\x00" + args.ID
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return PostReply{}, ErrShuttingDown
+	}
+	if s.posting[key] {
+		s.mu.Unlock()
+		return PostReply{}, ErrInProgress
+	}
+	now := s.clk.Now()
+	seen := args.Seen.Time
+	if limit := now.Add(maxFuture).UnixNano(); seen > limit {
+		seen = limit
+	}
+	r := s.room(args.Room)
+	r.stampSeq++
+	m := Message{
+		Room: args.Room, ID: args.ID, From: a.user, Text: args.Text,
+		Stamp: Stamp{Time: s.stamper.next(now.UnixNano(), seen), Server: s.name, Seq: r.stampSeq},
+	}
+	s.posting[key] = true
+	req := &commitReq{msgs: []Message{m}, own: true}
+	// Queue for commit while still holding the lock, so seqs enter the
+	// commit queue in order.
+	s.commit.mu.Lock()
+	s.mu.Unlock()
+	err = s.commit.submitLocked(req)
+	s.mu.Lock()
+	delete(s.posting, key)
+	s.mu.Unlock()
+	if err != nil {
+		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	return PostReply{Stamp: m.Stamp}, nil
+}
+
+// afterCommit runs in the committing leader once a batch is durable:
+// newly stored messages go to local members and to the forwarders.
+func (s *Server) afterCommit(batch []*commitReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byRoom := map[string][]Message{}
+	var order []string
+	ownRooms := map[string]bool{}
+	for _, q := range batch {
+		for i, m := range q.msgs {
+			if !q.isNew[i] {
+				continue
+			}
+			if _, ok := byRoom[m.Room]; !ok {
+				order = append(order, m.Room)
+			}
+			byRoom[m.Room] = append(byRoom[m.Room], m)
+			if q.own {
+				ownRooms[m.Room] = true
+				if r := s.room(m.Room); m.Stamp.Seq > r.ownSeq {
+					r.ownSeq = m.Stamp.Seq // durable now: the forwarders may send it
+				}
+			} else {
+				s.stamper.observe(m.Stamp.Time)
+			}
+		}
+		for room, hs := range q.heads {
+			r := s.room(room)
+			for origin, h := range hs {
+				if h > r.heads[origin] {
+					r.heads[origin] = h
+				}
+			}
+		}
+	}
+	for _, room := range order {
+		msgs := byRoom[room]
+		for _, a := range sortedAtts(s.local[room]) {
+			a.enqueueLocked(s, msgs, nil)
+		}
+		if ownRooms[room] {
+			s.dispatchLocked(s.room(room))
+		}
+	}
+}
+
+// retryWait is the back-off before retry number n (from 1).
+func (s *Server) retryWait(n int) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 1; i < n && d < maxRetry; i++ {
+		d *= 2
+	}
+	return min(d, maxRetry)
+}

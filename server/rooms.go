@@ -1,0 +1,308 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/distchat/distchat/central"
+)
+
+// roomInfo returns the room's membership, from the cache while it is fresh
+// unless fresh is set, else from central. A fetch that raced with an
+// invalidation (RoomChanged) is retried so that what is returned is at
+// least as new as the last invalidation.
+func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central.RoomInfo, error) {
+	var info central.RoomInfo
+	for try := 0; try < 3; try++ {
+		s.mu.Lock()
+		r := s.room(name)
+		if !fresh && r.infoValid && s.clk.Since(r.infoAt) < roomInfoTTL {
+			info = r.info
+			s.mu.Unlock()
+			return info, nil
+		}
+		gen := r.gen
+		s.mu.Unlock()
+		cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
+		var err error
+		info, err = s.central.Room(cctx, central.RoomQuery{Room: name})
+		cancel()
+		if err != nil {
+			return info, err
+		}
+		s.mu.Lock()
+		if r.gen == gen {
+			s.setInfoLocked(r, info)
+			s.mu.Unlock()
+			return info, nil
+		}
+		s.mu.Unlock()
+		fresh = true
+	}
+	return info, nil
+}
+
+// setInfoLocked installs fresh membership for r: it updates which local
+// attachments receive the room, tells them who joined or left, and
+// dispatches pending messages to any new destination server.
+func (s *Server) setInfoLocked(r *room, info central.RoomInfo) {
+	old := map[string]bool{}
+	if r.infoValid {
+		for _, m := range r.info.Members {
+			old[m.User] = true
+		}
+	}
+	r.info, r.infoValid, r.infoAt = info, true, s.clk.Now()
+	now := map[string]bool{}
+	for _, m := range info.Members {
+		now[m.User] = true
+	}
+	var events []Event
+	for _, m := range info.Members {
+		if len(old) > 0 && !old[m.User] {
+			events = append(events, Event{Kind: EventJoined, Room: r.name, User: m.User})
+		}
+	}
+	for u := range old {
+		if !now[u] {
+			events = append(events, Event{Kind: EventLeft, Room: r.name, User: u})
+		}
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].User < events[j].User })
+	// Local attachments follow the membership.
+	for _, a := range s.atts {
+		if now[a.user] {
+			s.addLocalLocked(a, r)
+		} else {
+			s.removeLocalLocked(a, r.name)
+		}
+	}
+	if len(events) > 0 {
+		for _, a := range sortedAtts(s.local[r.name]) {
+			a.enqueueLocked(s, nil, events)
+		}
+		for _, a := range s.sortedAttachments() {
+			if old[a.user] && !now[a.user] {
+				a.enqueueLocked(s, nil, events)
+			}
+		}
+	}
+	s.dispatchLocked(r)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// addLocalLocked makes a receive room r's messages. When the room had no
+// local members before, this server may have missed messages while it had
+// none, so it is marked for catch-up.
+func (s *Server) addLocalLocked(a *attachment, r *room) {
+	set := s.local[r.name]
+	if set == nil {
+		set = map[*attachment]bool{}
+		s.local[r.name] = set
+	}
+	if len(set) == 0 {
+		r.synced = false
+	}
+	set[a] = true
+	a.rooms[r.name] = true
+}
+
+func (s *Server) removeLocalLocked(a *attachment, room string) {
+	if set := s.local[room]; set != nil {
+		delete(set, a)
+		if len(set) == 0 {
+			delete(s.local, room)
+		}
+	}
+	delete(a.rooms, room)
+}
+
+// invalidateLocked forgets r's membership; the next use refreshes it.
+func (s *Server) invalidateLocked(r *room) {
+	r.gen++
+	r.infoValid = false
+}
+
+// refreshSoonLocked refreshes r's membership in the background and then
+// dispatches its pending messages.
+func (s *Server) refreshSoonLocked(r *room) {
+	if r.refreshing {
+		return
+	}
+	r.refreshing = true
+	s.after(0, func() {
+		_, err := s.roomInfo(context.Background(), r.name, false)
+		s.mu.Lock()
+		r.refreshing = false
+		if err != nil {
+			s.log.Warn("refresh room membership", "room", r.name, "err", err)
+			if !errors.Is(err, central.ErrNoSuchRoom) {
+				s.after(s.retryWait(1), func() {
+					s.mu.Lock()
+					s.refreshSoonLocked(r)
+					s.mu.Unlock()
+				})
+			}
+		}
+		s.mu.Unlock()
+	})
+}
+
+// checkMember returns nil if user is a member of room. A cached "not a
+// member" is confirmed with central before it is believed (the user may
+// have just joined through another server).
+func (s *Server) checkMember(ctx context.Context, roomName, user string) (central.RoomInfo, error) {
+	info, err := s.roomInfo(ctx, roomName, false)
+	if err != nil {
+		return info, err
+	}
+	if isMember(info, user) {
+		return info, nil
+	}
+	if info, err = s.roomInfo(ctx, roomName, true); err != nil {
+		return info, err
+	}
+	if !isMember(info, user) {
+		return info, fmt.Errorf("room %q: %w", roomName, central.ErrNotMember)
+	}
+	return info, nil
+}
+
+func isMember(info central.RoomInfo, user string) bool {
+	i := sort.Search(len(info.Members), func(i int) bool { return info.Members[i].User >= user })
+	if i < len(info.Members) && info.Members[i].User == user {
+		return true
+	}
+	for _, m := range info.Members { // in case central did not sort
+		if m.User == user {
+			return true
+		}
+	}
+	return false
+}
+
+// notifyServers tells every server in infos (other than this one) that
+// these rooms' membership changed, and waits for them (bounded), so that
+// anything they stamp afterwards is fanned out with the new membership.
+func (s *Server) notifyServers(ctx context.Context, infos ...central.RoomInfo) {
+	byServer := map[string][]string{}
+	addrs := map[string]string{}
+	for _, info := range infos {
+		for _, sv := range info.Servers {
+			if sv.Name != s.name {
+				byServer[sv.Name] = append(byServer[sv.Name], info.Name)
+				addrs[sv.Name] = sv.Addr
+			}
+		}
+	}
+	for _, name := range sortedKeysS(byServer) {
+		s.mu.Lock()
+		stub := s.forwarder(name, addrs[name]).stubLocked()
+		s.mu.Unlock()
+		cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
+		err := stub.RoomChanged(cctx, RoomChangedArgs{Rooms: byServer[name]})
+		cancel()
+		if err != nil {
+			s.log.Debug("notify room change", "peer", name, "err", err)
+		}
+	}
+}
+
+func sortedKeysS[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// roomOp runs a membership change at central for the session's user and
+// brings this server and the room's other servers up to date.
+func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.Context, user string) (central.RoomInfo, error)) (central.RoomInfo, error) {
+	a, err := s.attached(token)
+	if err != nil {
+		return central.RoomInfo{}, err
+	}
+	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
+	info, err := op(cctx, a.user)
+	cancel()
+	if err != nil {
+		return info, err
+	}
+	s.mu.Lock()
+	r := s.room(info.Name)
+	prev := r.info
+	s.invalidateLocked(r)
+	s.setInfoLocked(r, info)
+	s.mu.Unlock()
+	s.notifyServers(ctx, info, prev)
+	return info, nil
+}
+
+// CreateRoom implements ChatServer.
+func (s *Server) CreateRoom(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
+		return s.central.CreateRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+	})
+}
+
+// JoinRoom implements ChatServer.
+func (s *Server) JoinRoom(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
+		return s.central.JoinRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+	})
+}
+
+// LeaveRoom implements ChatServer.
+func (s *Server) LeaveRoom(ctx context.Context, a RoomArgs) error {
+	_, err := s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
+		return s.central.LeaveRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+	})
+	return err
+}
+
+// Direct implements ChatServer.
+func (s *Server) Direct(ctx context.Context, a DirectArgs) (central.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
+		return s.central.DirectRoom(ctx, central.DirectArgs{User: user, Peer: a.Peer})
+	})
+}
+
+// ListRooms implements ChatServer.
+func (s *Server) ListRooms(ctx context.Context, a TokenArgs) (central.ListReply, error) {
+	at, err := s.attached(a.Token)
+	if err != nil {
+		return central.ListReply{}, err
+	}
+	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return s.central.ListRooms(cctx, central.UserArgs{User: at.user})
+}
+
+// Who implements ChatServer. Members of a direct room are visible only to
+// its two members.
+func (s *Server) Who(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
+	at, err := s.attached(a.Token)
+	if err != nil {
+		return central.RoomInfo{}, err
+	}
+	info, err := s.roomInfo(ctx, a.Room, true)
+	if err != nil {
+		return central.RoomInfo{}, err
+	}
+	if info.Direct && !isMember(info, at.user) {
+		return central.RoomInfo{}, fmt.Errorf("room %q: %w", a.Room, central.ErrNotMember)
+	}
+	return info, nil
+}

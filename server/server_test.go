@@ -1,0 +1,350 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/rmi"
+)
+
+// twoServers sets up servers a and b with alice on a and bob on b, both in
+// room "lobby".
+func twoServers(t *testing.T, mode string) (*testCluster, *testClient, *testClient) {
+	c := newTestCluster(t)
+	c.startServer("a", mode)
+	c.startServer("b", mode)
+	c.signup("alice")
+	c.signup("bob")
+	alice := c.login("alice")
+	bob := c.login("bob")
+	if alice.server == bob.server {
+		t.Fatalf("both placed on %s; central should balance", alice.server)
+	}
+	if _, err := alice.chat.CreateRoom(context.Background(), RoomArgs{Token: alice.token, Room: "lobby"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.chat.JoinRoom(context.Background(), RoomArgs{Token: bob.token, Room: "lobby"}); err != nil {
+		t.Fatal(err)
+	}
+	return c, alice, bob
+}
+
+func TestPostReachesMembersOnBothServers(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	r1 := alice.say("lobby", "m1", "hello")
+	r2 := bob.say("lobby", "m2", "hi alice")
+	if r1.Stamp.Server != alice.server || r1.Stamp.Seq != 1 || r2.Stamp.Server != bob.server || r2.Stamp.Seq != 1 {
+		t.Fatalf("stamps %v %v: want each stamped by its first server with seq 1", r1.Stamp, r2.Stamp)
+	}
+	want := []string{"hello", "hi alice"}
+	for _, cl := range []*testClient{alice, bob} {
+		eventually(t, cl.user+" receives both", func() bool { return equal(cl.delivered("lobby"), want) })
+		if got := texts(cl.history("lobby")); !equal(got, want) {
+			t.Fatalf("%s history %q, want %q", cl.user, got, want)
+		}
+	}
+	_ = c
+}
+
+func TestForwardOncePerServerNotPerMember(t *testing.T) {
+	c := newTestCluster(t)
+	c.startServer("a", ClockHLC)
+	c.startServer("b", ClockHLC)
+	users := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
+	var cls []*testClient
+	for _, u := range users {
+		c.signup(u)
+		cls = append(cls, c.login(u))
+	}
+	ctx := context.Background()
+	if _, err := cls[0].chat.CreateRoom(ctx, RoomArgs{Token: cls[0].token, Room: "big"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range cls[1:] {
+		if _, err := cl.chat.JoinRoom(ctx, RoomArgs{Token: cl.token, Room: "big"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poster := cls[0]
+	other := "a"
+	if poster.server == "a" {
+		other = "b"
+	}
+	before := c.forwards(other)
+	poster.say("big", "x", "to everyone")
+	for _, cl := range cls {
+		eventually(t, cl.user+" receives", func() bool { return len(cl.delivered("big")) == 1 })
+	}
+	if n := c.forwards(other) - before; n != 1 {
+		t.Fatalf("%d Forward calls to %s for one post to three members there; want 1", n, other)
+	}
+}
+
+func TestBadPostsGetClearErrors(t *testing.T) {
+	c, alice, _ := twoServers(t, ClockHLC)
+	c.signup("carol")
+	carol := c.login("carol")
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		cl   *testClient
+		args PostArgs
+		want error
+	}{
+		{"not a member", carol, PostArgs{Room: "lobby", ID: "1", Text: "x"}, central.ErrNotMember},
+		{"unknown room", alice, PostArgs{Room: "nowhere", ID: "1", Text: "x"}, central.ErrNoSuchRoom},
+		{"too large", alice, PostArgs{Room: "lobby", ID: "1", Text: strings.Repeat("x", 1<<20)}, ErrTooLarge},
+		{"empty", alice, PostArgs{Room: "lobby", ID: "1", Text: ""}, ErrEmpty},
+		{"bad utf-8", alice, PostArgs{Room: "lobby", ID: "1", Text: "\xff"}, ErrBadText},
+		{"no id", alice, PostArgs{Room: "lobby", Text: "x"}, ErrBadID},
+		{"long id", alice, PostArgs{Room: "lobby", ID: strings.Repeat("i", MaxID+1), Text: "x"}, ErrBadID},
+		{"bad token", alice, PostArgs{Room: "lobby", ID: "1", Text: "x"}, ErrNotAttached},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.args
+			a.Token = tc.cl.token
+			if tc.want == ErrNotAttached {
+				a.Token = "forged"
+			}
+			_, err := tc.cl.chat.Post(ctx, a)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Nothing above was stored, and the room still works.
+	alice.say("lobby", "ok", "still works")
+	if got := texts(alice.history("lobby")); !equal(got, []string{"still works"}) {
+		t.Fatalf("history %q", got)
+	}
+	// Non-members cannot read either.
+	if _, err := carol.chat.Sync(ctx, SyncArgs{Token: carol.token, Room: "lobby"}); !errors.Is(err, central.ErrNotMember) {
+		t.Fatalf("non-member sync: %v", err)
+	}
+}
+
+func TestSenderComesFromSession(t *testing.T) {
+	_, alice, bob := twoServers(t, ClockHLC)
+	alice.say("lobby", "1", "who am i")
+	eventually(t, "bob receives", func() bool { return len(bob.delivered("lobby")) == 1 })
+	if h := bob.history("lobby"); h[0].From != "alice" {
+		t.Fatalf("from %q, want alice", h[0].From)
+	}
+}
+
+func TestRetriedPostStoredOnce(t *testing.T) {
+	_, alice, bob := twoServers(t, ClockHLC)
+	r1 := alice.say("lobby", "same-id", "once")
+	r2 := alice.say("lobby", "same-id", "once")
+	if !r2.Duplicate || r2.Stamp != r1.Stamp || r1.Duplicate {
+		t.Fatalf("first %+v, retry %+v: want the retry to return the first stamp as a duplicate", r1, r2)
+	}
+	alice.say("lobby", "other", "twice?")
+	eventually(t, "bob gets 2", func() bool { return len(bob.delivered("lobby")) == 2 })
+	if got := texts(bob.history("lobby")); !equal(got, []string{"once", "twice?"}) {
+		t.Fatalf("history %q", got)
+	}
+}
+
+func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	var want []string
+	for i := 0; i < 25; i++ {
+		cl := alice
+		if i%2 == 1 {
+			cl = bob
+		}
+		text := fmt.Sprintf("m%02d", i)
+		cl.say("lobby", text, text)
+		want = append(want, text)
+	}
+	c.startServer("c", ClockHLC)
+	c.signup("carol")
+	carol := c.login("carol")
+	if carol.server != "c" {
+		t.Fatalf("carol on %s, want the empty server c", carol.server)
+	}
+	if _, err := carol.chat.JoinRoom(context.Background(), RoomArgs{Token: carol.token, Room: "lobby"}); err != nil {
+		t.Fatal(err)
+	}
+	got := carol.history("lobby")
+	ref := alice.history("lobby")
+	if !equal(texts(got), texts(ref)) || len(got) != len(want) {
+		t.Fatalf("late joiner history %q\nwant (alice's) %q", texts(got), texts(ref))
+	}
+	for i := range got {
+		if got[i].Stamp != ref[i].Stamp {
+			t.Fatalf("entry %d stamped %v for carol, %v for alice", i, got[i].Stamp, ref[i].Stamp)
+		}
+	}
+	// New posts now reach carol live.
+	bob.say("lobby", "after", "after carol joined")
+	eventually(t, "carol gets live post", func() bool {
+		d := carol.delivered("lobby")
+		return len(d) > 0 && d[len(d)-1] == "after carol joined"
+	})
+}
+
+func TestOutboxSurvivesDownPeerAndRestart(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	// Take bob's server down, post, restart the poster too: the durable
+	// outbox must still get the messages to bob's server when it returns.
+	c.crash(bob.server)
+	for i := 0; i < 5; i++ {
+		alice.say("lobby", fmt.Sprint(i), fmt.Sprint("while down ", i))
+	}
+	c.crash(alice.server)
+	c.startServer(alice.server, ClockHLC)
+	c.startServer(bob.server, ClockHLC)
+	bob2 := c.attach("bob", bob.token, bob.server)
+	alice2 := c.attach("alice", alice.token, alice.server)
+	want := texts(alice2.history("lobby"))
+	if len(want) != 5 {
+		t.Fatalf("alice's server lost acknowledged posts after restart: %q", want)
+	}
+	eventually(t, "bob's server to receive the outbox", func() bool {
+		return equal(texts(bob2.history("lobby")), want)
+	})
+	// The restarted server continues its sequence.
+	if r := alice2.say("lobby", "next", "next"); r.Stamp.Seq != 6 {
+		t.Fatalf("seq after restart %d, want 6", r.Stamp.Seq)
+	}
+}
+
+func TestSlowClientDoesNotStallOthers(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	// A second session of bob on alice's server that never returns from
+	// Deliver until released.
+	rep, err := c.central.Login(context.Background(), central.LoginArgs{User: "bob", Password: "password-bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.servers[alice.server].mu.Lock()
+	c.servers[alice.server].maxQueue = 50
+	c.servers[alice.server].mu.Unlock()
+	slow := c.attach("bob", rep.Token, alice.server)
+	release := make(chan struct{})
+	slow.mu.Lock()
+	slow.block = release
+	slow.mu.Unlock()
+	n := 150
+	for i := 0; i < n; i++ {
+		alice.say("lobby", fmt.Sprint(i), fmt.Sprint(i))
+	}
+	eventually(t, "fast clients get everything", func() bool {
+		return len(alice.delivered("lobby")) == n && len(bob.delivered("lobby")) == n
+	})
+	close(release)
+	eventually(t, "slow client told to resync", func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		for _, e := range slow.events {
+			if e.Kind == EventResync && e.Room == "lobby" {
+				return true
+			}
+		}
+		return false
+	})
+	// And what it missed is all there for its Sync.
+	if got := len(slow.history("lobby")); got != n {
+		t.Fatalf("slow client's history has %d messages, want %d", got, n)
+	}
+}
+
+func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
+	for _, mode := range []string{ClockWall, ClockHLC} {
+		t.Run(mode, func(t *testing.T) {
+			_, alice, bob := twoServers(t, mode)
+			q := alice.say("lobby", "q", "question")
+			// A client whose server clock is behind: it has seen a stamp
+			// from an hour in the future.
+			future := Stamp{Time: q.Stamp.Time + int64(30*60*1e9), Server: "zz", Seq: 1}
+			r, err := bob.chat.Post(context.Background(), PostArgs{Token: bob.token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := future.Less(r.Stamp)
+			if mode == ClockHLC && !after {
+				t.Fatalf("hlc: reply %v not after seen %v", r.Stamp, future)
+			}
+			if mode == ClockWall && after {
+				t.Fatalf("wall: reply %v unexpectedly after seen %v (wall mode ignores Seen)", r.Stamp, future)
+			}
+		})
+	}
+}
+
+func TestAttachNeedsCallbackAndValidSession(t *testing.T) {
+	c := newTestCluster(t)
+	c.startServer("a", ClockHLC)
+	c.signup("alice")
+	rep, err := c.central.Login(context.Background(), central.LoginArgs{User: "alice", Password: "password-alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	table := c.tables["a:1"]
+	c.mu.Unlock()
+	noCB := Stub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(99, "x", false, nil)}}
+	if _, err := noCB.Attach(context.Background(), AttachArgs{Token: rep.Token}); !errors.Is(err, ErrNoCallback) {
+		t.Fatalf("attach without callback: %v", err)
+	}
+	cl := c.attach("alice", rep.Token, "a")
+	if _, err := cl.chat.Attach(context.Background(), AttachArgs{Token: "forged"}); !errors.Is(err, central.ErrBadSession) {
+		t.Fatalf("attach with forged token: %v", err)
+	}
+	// Peer methods are cluster-only.
+	pub := PeerStub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(100, "x", false, nil)}}
+	if _, err := pub.Forward(context.Background(), ForwardArgs{From: "evil", Messages: []Message{{Room: "r", ID: "1", From: "alice", Text: "forged", Stamp: Stamp{Time: 1, Server: "evil", Seq: 1}}}}); !errors.Is(err, rmi.ErrUnauthorized) {
+		t.Fatalf("forward without cluster secret: %v", err)
+	}
+	// Closing the connection detaches.
+	cl.peer.Close()
+	eventually(t, "detach on close", func() bool { _, err := c.servers["a"].attached(rep.Token); return err != nil })
+}
+
+func TestDirectRoom(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	c.signup("carol")
+	carol := c.login("carol")
+	ctx := context.Background()
+	info, err := alice.chat.Direct(ctx, DirectArgs{Token: alice.token, Peer: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.say(info.Name, "d1", "psst")
+	eventually(t, "bob gets dm", func() bool { return equal(bob.delivered(info.Name), []string{"psst"}) })
+	if _, err := carol.chat.Sync(ctx, SyncArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, central.ErrNotMember) {
+		t.Fatalf("carol reads the dm: %v", err)
+	}
+	if _, err := carol.chat.Who(ctx, RoomArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, central.ErrNotMember) {
+		t.Fatalf("carol lists the dm: %v", err)
+	}
+	if len(carol.delivered(info.Name)) != 0 {
+		t.Fatal("carol received a dm")
+	}
+}
+
+func TestCentralRestart(t *testing.T) {
+	c, alice, bob := twoServers(t, ClockHLC)
+	alice.say("lobby", "1", "before")
+	eventually(t, "bob gets first", func() bool { return len(bob.delivered("lobby")) == 1 })
+	c.restartCentral()
+	// The servers find central forgot them, register again with their
+	// sessions, and central again knows where everyone is.
+	eventually(t, "central relearns attachments", func() bool {
+		info, err := c.central.Room(context.Background(), central.RoomQuery{Room: "lobby"})
+		return err == nil && len(info.Servers) == 2
+	})
+	// Membership caches may be stale; RoomChanged is not needed for
+	// delivery since membership did not change.
+	alice.say("lobby", "2", "after")
+	eventually(t, "bob gets second", func() bool { return equal(bob.delivered("lobby"), []string{"before", "after"}) })
+	// Sessions survived: logging in is not needed to keep posting.
+	bob.say("lobby", "3", "bob still here")
+}
