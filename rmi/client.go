@@ -65,7 +65,6 @@ func (c DialConfig) withDefaults() DialConfig {
 // does not reconnect: once its connection is lost, calls fail with
 // ErrConnect (see Redialer for a reconnecting Invoker).
 type Client struct {
-	addr     string
 	sess     *yamux.Session
 	caller   *caller
 	peer     *Peer // the server, as the callbacks see it
@@ -114,7 +113,6 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 		return nil, fmt.Errorf("rmi: dial %s: %w: %v", addr, ErrConnect, err)
 	}
 	c := &Client{
-		addr:   addr,
 		sess:   sess,
 		caller: newCaller(sess, cfg.Clock, cfg.CallTimeout, addr),
 	}
@@ -229,7 +227,7 @@ func (c *caller) stream() (*callStream, error) {
 		return nil, fmt.Errorf("%w: opening a stream to %s: %v", ErrConnect, c.remote, err)
 	}
 	cs := &callStream{}
-	cs.rc = rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(st, newHandle()), dead: &cs.dead})
+	cs.rc = rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(closingStream{st}, newHandle()), dead: &cs.dead})
 	c.cur = cs
 	return cs, nil
 }

@@ -6,7 +6,14 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
-// newHandle returns the msgpack handle every rmi encoder and decoder uses.
+// handle is the msgpack handle of Marshal and Unmarshal. A handle is safe
+// for concurrent use once configured, and it caches how each Go type is
+// encoded: building a fresh one per call made encoding several times
+// slower. It is never modified after initialisation.
+var handle = newHandle()
+
+// newHandle returns a msgpack handle configured as every rmi encoder and
+// decoder needs.
 func newHandle() *codec.MsgpackHandle {
 	h := &codec.MsgpackHandle{}
 	h.WriteExt = true
@@ -20,7 +27,7 @@ func newHandle() *codec.MsgpackHandle {
 // Marshal encodes v with the rmi msgpack handle.
 func Marshal(v any) ([]byte, error) {
 	var b []byte
-	if err := codec.NewEncoderBytes(&b, newHandle()).Encode(v); err != nil {
+	if err := codec.NewEncoderBytes(&b, handle).Encode(v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMarshal, err)
 	}
 	return b, nil
@@ -28,7 +35,7 @@ func Marshal(v any) ([]byte, error) {
 
 // Unmarshal decodes b into v with the rmi msgpack handle.
 func Unmarshal(b []byte, v any) error {
-	if err := codec.NewDecoderBytes(b, newHandle()).Decode(v); err != nil {
+	if err := codec.NewDecoderBytes(b, handle).Decode(v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMarshal, err)
 	}
 	return nil

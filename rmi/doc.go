@@ -28,4 +28,24 @@
 // semantics, so retry only idempotent methods), and [*RemoteError] (the
 // remote method ran and returned an application error, whose [Error] code
 // survives the wire so errors.Is works on the caller's side).
+//
+// # Wire protocol
+//
+// A connection is TCP. It opens with a handshake: a magic line naming the
+// protocol and version, random nonces both ways and, when the client has a
+// cluster secret, HMAC-SHA256 proofs of it in both directions; the server
+// ends it with "OK" or a one-line "ERR" reason. The connection is then
+// multiplexed with yamux: the client opens a stream for its calls, and the
+// server opens one back to the client for callbacks. Each stream carries
+// net/rpc with the go-msgpack GoRpc codec and one service, "RMI", whose
+// Invoke method takes a [Request] and returns a [Response].
+//
+// Every wait is bounded: the dial (DialConfig.ConnectTimeout), the
+// handshake (HandshakeTimeout on both sides), each call (its context's
+// deadline, else DialConfig.CallTimeout; the server runs the method under
+// the caller's remaining deadline), and the server's reads
+// (ServerConfig.IdleTimeout: a connection that receives nothing, or a
+// request that stalls half-sent, is closed; yamux keepalives keep healthy
+// idle connections alive). All these timers run on the configured
+// clock.Clock; context deadlines given to Invoke are read on that clock.
 package rmi

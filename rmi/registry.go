@@ -46,12 +46,15 @@ func NewRegistry() *Registry { return &Registry{names: map[string]Ref{}} }
 
 // BindArgs are the arguments of Registry.Bind and Registry.Rebind.
 type BindArgs struct {
+	// Name is the name to bind.
 	Name string
-	Ref  Ref
+	// Ref is the remote object it names.
+	Ref Ref
 }
 
 // NameArgs are the arguments of Registry.Unbind and Registry.Lookup.
 type NameArgs struct {
+	// Name is the bound name.
 	Name string
 }
 
@@ -144,6 +147,7 @@ func (r *Registry) List(ctx context.Context, _ ListArgs) ([]string, error) {
 
 // RegistryStub calls a remote Registry through Inv.
 type RegistryStub struct {
+	// Inv reaches the process that exports the Registry.
 	Inv Invoker
 }
 

@@ -8,13 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/rpc"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/yamux"
 )
 
@@ -791,7 +794,7 @@ func TestLocalTimeoutMatchesTCP(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {
-		ts := startServer(t, ServerConfig{HandshakeTimeout: 100 * time.Millisecond}, nil)
+		ts := startServer(t, ServerConfig{HandshakeTimeout: 500 * time.Millisecond, MaxRequestBytes: 4096}, nil)
 		defer ts.srv.Close()
 		cbTab := NewTable(quietLog())
 		if err := cbTab.Export("cb", &cbSvc{}); err != nil {
@@ -811,6 +814,15 @@ func TestNoGoroutineLeak(t *testing.T) {
 		if err := c.Invoke(ctx, "svc", "Block", EchoArgs{}, nil); !errors.Is(err, ErrTimeout) {
 			t.Fatal(err)
 		}
+		// An oversize request retires the client's stream (both ends close
+		// their codecs).
+		var n int
+		if err := c.Invoke(ctxT(t), "svc", "Size", make([]byte, 8192), &n); !errors.Is(err, ErrTooLarge) {
+			t.Fatal(err)
+		}
+		if err := c.Invoke(ctxT(t), "svc", "Size", make([]byte, 10), &n); err != nil {
+			t.Fatal(err)
+		}
 		raw, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -823,7 +835,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 }
 
 func TestIdleHealthyConnectionSurvives(t *testing.T) {
-	const idle = 200 * time.Millisecond
+	const idle = 300 * time.Millisecond
 	ts := startServer(t, ServerConfig{IdleTimeout: idle}, nil)
 	c := dial(t, ts.addr, DialConfig{})
 	lost := make(chan struct{})
@@ -833,10 +845,54 @@ func TestIdleHealthyConnectionSurvives(t *testing.T) {
 	select {
 	case <-lost:
 		t.Fatal("an idle but healthy connection was closed")
-	case <-time.After(4 * idle):
+	case <-time.After(3 * idle):
 	}
 	var out EchoArgs
 	if err := c.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
 		t.Fatalf("after idling: %+v %v", out, err)
+	}
+}
+
+// A closed codec must fail reads: go-msgpack's codec answers every read
+// after Close with what the closer returned, and a nil there made net/rpc's
+// read loops spin, handing empty replies to pending calls.
+func TestClosedCodecsFailReads(t *testing.T) {
+	a, b := net.Pipe()
+	ca, err := yamux.Client(a, yamuxConfig(quietLog(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := yamux.Server(b, yamuxConfig(quietLog(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	st1, err := ca.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := ca.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cc := clientCodec{ClientCodec: codec.GoRpc.ClientCodec(closingStream{st1}, newHandle()), dead: new(atomic.Bool)}
+	_ = cc.Close()
+	var resp rpc.Response
+	if err := cc.ReadResponseHeader(&resp); err == nil {
+		t.Fatal("client codec: read after Close succeeded")
+	}
+
+	sc := newServerCodec(st2, streamLimits{clk: clock.New(), idle: time.Minute, maxBytes: 1024})
+	_ = sc.Close()
+	var req rpc.Request
+	for range 3 {
+		if err := sc.ServerCodec.ReadRequestHeader(&req); err == nil {
+			t.Fatal("server codec: read after Close succeeded")
+		}
+		if err := sc.ReadRequestHeader(&req); err == nil {
+			t.Fatal("server codec: read after Close succeeded")
+		}
 	}
 }

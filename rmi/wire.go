@@ -178,6 +178,7 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 // text reaches the client as a net/rpc server error.
 type errRequestTooLarge struct{ max int }
 
+// Error returns the text the client recognises by tooLargePrefix.
 func (e errRequestTooLarge) Error() string {
 	return fmt.Sprintf("%s: more than %d bytes", tooLargePrefix, e.max)
 }
@@ -210,7 +211,7 @@ func newServerCodec(st *yamux.Stream, lim streamLimits) *serverCodec {
 		*requestReader
 		*bufio.Writer
 		io.Closer
-	}{rd, bufio.NewWriter(st), st}
+	}{rd, bufio.NewWriter(st), closingStream{st}}
 	return &serverCodec{
 		ServerCodec: codec.GoRpc.ServerCodec(rwc, h),
 		rd:          rd,
@@ -223,6 +224,11 @@ func newServerCodec(st *yamux.Stream, lim streamLimits) *serverCodec {
 
 // ReadRequestHeader implements rpc.ServerCodec.
 func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
+	select {
+	case <-c.closed:
+		return io.EOF
+	default:
+	}
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.closed:
@@ -277,6 +283,19 @@ func (c *serverCodec) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	c.rd.poison(net.ErrClosed)
 	return c.ServerCodec.Close()
+}
+
+// closingStream is a yamux stream whose Close always reports
+// net.ErrClosed. go-msgpack's rpc codec remembers what Close returned and
+// hands it to every later read and write; were that nil, as a stream's
+// Close returns, a closed codec would "read" empty messages forever (a
+// busy loop in net/rpc's read loops, and empty replies for pending calls).
+type closingStream struct{ *yamux.Stream }
+
+// Close closes the stream and returns net.ErrClosed.
+func (s closingStream) Close() error {
+	_ = s.Stream.Close()
+	return net.ErrClosed
 }
 
 // requestReader sits between the msgpack decoder and a buffered stream.
@@ -405,6 +424,7 @@ func (r *requestReader) UnreadByte() error {
 // more bytes.
 type streamReader struct{ r *requestReader }
 
+// Read implements io.Reader.
 func (s streamReader) Read(p []byte) (int, error) {
 	r := s.r
 	r.mu.Lock()
@@ -440,6 +460,7 @@ type clientCodec struct {
 	dead *atomic.Bool
 }
 
+// WriteRequest implements rpc.ClientCodec.
 func (c clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	err := c.ClientCodec.WriteRequest(r, body)
 	if err != nil {
@@ -448,6 +469,7 @@ func (c clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	return err
 }
 
+// ReadResponseHeader implements rpc.ClientCodec.
 func (c clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	err := c.ClientCodec.ReadResponseHeader(r)
 	if err != nil {
@@ -456,6 +478,7 @@ func (c clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	return err
 }
 
+// ReadResponseBody implements rpc.ClientCodec.
 func (c clientCodec) ReadResponseBody(body any) error {
 	err := c.ClientCodec.ReadResponseBody(body)
 	if err != nil {
@@ -506,9 +529,14 @@ func yamuxConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
 // yamuxLogger sends yamux's log lines to slog at debug level.
 type yamuxLogger struct{ log *slog.Logger }
 
-func (l yamuxLogger) Print(v ...any)                 { l.log.Debug(fmt.Sprint(v...)) }
+// Print implements yamux.Logger.
+func (l yamuxLogger) Print(v ...any) { l.log.Debug(fmt.Sprint(v...)) }
+
+// Printf implements yamux.Logger.
 func (l yamuxLogger) Printf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l yamuxLogger) Println(v ...any)               { l.log.Debug(fmt.Sprint(v...)) }
+
+// Println implements yamux.Logger.
+func (l yamuxLogger) Println(v ...any) { l.log.Debug(fmt.Sprint(v...)) }
 
 // newPeerID returns a random connection id: unique within the process
 // with overwhelming probability, without shared mutable state.
