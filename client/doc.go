@@ -1,0 +1,37 @@
+// Package client is the distchat client: a library that logs in at the
+// central server, follows its redirect to a chat server, receives messages
+// through a callback object exported over its own connection, and keeps
+// each room as a log sorted by stamp; and a terminal client on top of it.
+//
+// # Room views
+//
+// A [View] holds one room's log sorted by [server.Stamp], inserting late
+// arrivals in their place, dropping duplicates by (Stamp.Server,
+// Stamp.Seq), and showing a post stamped twice (retried on a second server)
+// once, at the smaller stamp. The same set of messages gives the same log
+// on every client, whatever order they arrived in. [View.Have] reports,
+// per origin server, the contiguous prefix held, which is what a Sync asks
+// the server to continue from: catching up has no gap and no duplicate.
+//
+// # Client
+//
+// [Login] connects to the central server's registry, looks up the central
+// server, logs in, and attaches to the chat server central placed the user
+// on, then syncs every room. A [Client] pings its chat server on the
+// configured clock; when the chat server becomes unreachable it asks central
+// to place it on another live server, attaches there, catches every room up
+// from its views' Have, and retries the failed call once (a post keeps its
+// message id, so a retried post is stored once).
+//
+// The library starts no goroutines and never waits on a channel: background
+// work (pings, resyncs) runs from the configured clock's AfterFunc, and all blocking
+// happens in remote calls through the configured [Dialer]'s connections, so
+// a simulator that supplies both can schedule it. No lock is held across a
+// remote call.
+//
+// # Terminal
+//
+// [RunTerminal] runs the terminal client on a [Session] (a [*Client]),
+// interactively on a TTY or reading one command per line from a script,
+// printing delivered messages as text or JSON lines.
+package client

@@ -1,0 +1,363 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/server"
+)
+
+// fakeSession is an in-memory Session. Like a Client wired to a Feed, it
+// reports its own posts to the feed.
+type fakeSession struct {
+	user string
+	feed *Feed
+
+	mu    sync.Mutex
+	rooms map[string][]server.Message
+	seq   uint64
+	said  []string
+}
+
+func newFakeSession(feed *Feed) *fakeSession {
+	return &fakeSession{user: "ann", feed: feed, rooms: map[string][]server.Message{"lobby": nil}}
+}
+
+func (f *fakeSession) User() string { return f.user }
+
+func (f *fakeSession) CreateRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.rooms[room]; ok {
+		return central.RoomInfo{}, fmt.Errorf("create room %s: %w", room, central.ErrRoomExists)
+	}
+	f.rooms[room] = nil
+	return central.RoomInfo{Name: room, Members: []central.Member{{User: f.user}}}, nil
+}
+
+func (f *fakeSession) JoinRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.rooms[room]; !ok {
+		return central.RoomInfo{}, fmt.Errorf("join room %s: %w", room, central.ErrNoSuchRoom)
+	}
+	return central.RoomInfo{Name: room, Members: []central.Member{{User: f.user}, {User: "bob"}}}, nil
+}
+
+func (f *fakeSession) LeaveRoom(ctx context.Context, room string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.rooms[room]; !ok {
+		return fmt.Errorf("leave room %s: %w", room, central.ErrNoSuchRoom)
+	}
+	return nil
+}
+
+func (f *fakeSession) ListRooms(ctx context.Context) (central.ListReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var r central.ListReply
+	for name := range f.rooms {
+		r.Rooms = append(r.Rooms, central.RoomSummary{Name: name, Direct: strings.HasPrefix(name, central.DirectPrefix), Members: 2, Joined: true})
+	}
+	slices.SortFunc(r.Rooms, func(a, b central.RoomSummary) int { return strings.Compare(a.Name, b.Name) })
+	return r, nil
+}
+
+func (f *fakeSession) Who(ctx context.Context, room string) (central.RoomInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.rooms[room]; !ok {
+		return central.RoomInfo{}, fmt.Errorf("who is in %s: %w", room, central.ErrNoSuchRoom)
+	}
+	return central.RoomInfo{Name: room, Members: []central.Member{{User: "ann", Servers: []string{"s1"}}, {User: "bob"}},
+		Servers: []central.ServerInfo{{Name: "s1"}}}, nil
+}
+
+func (f *fakeSession) Say(ctx context.Context, room, text string) (server.Message, error) {
+	f.mu.Lock()
+	if _, ok := f.rooms[room]; !ok {
+		f.mu.Unlock()
+		return server.Message{}, fmt.Errorf("say in %s: %w", room, central.ErrNotMember)
+	}
+	f.seq++
+	m := server.Message{Room: room, ID: fmt.Sprintf("id%d", f.seq), From: f.user, Text: text,
+		Stamp: server.Stamp{Time: time.Date(2025, 1, 2, 3, 4, 5, int(f.seq), time.UTC).UnixNano(), Server: "s1", Seq: f.seq}}
+	f.rooms[room] = append(f.rooms[room], m)
+	f.said = append(f.said, room+": "+text)
+	f.mu.Unlock()
+	if f.feed != nil {
+		f.feed.Message(m)
+	}
+	return m, nil
+}
+
+func (f *fakeSession) Msg(ctx context.Context, user, text string) (server.Message, error) {
+	room := central.DirectRoomName(f.user, user)
+	f.mu.Lock()
+	if _, ok := f.rooms[room]; !ok {
+		f.rooms[room] = nil
+	}
+	f.mu.Unlock()
+	return f.Say(ctx, room, text)
+}
+
+func (f *fakeSession) History(ctx context.Context, room string) ([]server.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	msgs, ok := f.rooms[room]
+	if !ok {
+		return nil, fmt.Errorf("history of %s: %w", room, central.ErrNotMember)
+	}
+	return slices.Clone(msgs), nil
+}
+
+func (f *fakeSession) saidLines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.said)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) lines() []string {
+	out := strings.TrimSuffix(s.String(), "\n")
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+func TestTerminalScriptJSON(t *testing.T) {
+	feed := NewFeed()
+	sess := newFakeSession(feed)
+	script := strings.Join([]string{
+		"/create lobby",         // error: exists
+		"/create r",             // ok
+		"/join nope",            // error
+		"/say r hello",          // message (live) + ok
+		"/who r",                // who object
+		"/rooms",                // rooms object
+		"and again",             // to the current room, r
+		"/msg bob psst",         // direct message
+		"/bogus",                // error
+		"/say r",                // usage error
+		"/history r",            // r's log, history:true
+		"/quit",                 // stop here
+		"/say r after the quit", // never runs
+	}, "\n") + "\n"
+	var out, errOut syncBuffer
+	err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut,
+		TermOptions{JSON: true, Clock: clock.NewMock(), Feed: feed})
+	if err != nil {
+		t.Fatalf("RunTerminal: %v", err)
+	}
+
+	errs := errOut.lines()
+	if len(errs) != 4 {
+		t.Fatalf("want 4 error lines, got %q", errs)
+	}
+	for i, want := range []string{"room already exists", "no such room", "unknown command /bogus", "usage: /say ROOM TEXT"} {
+		if !strings.HasPrefix(errs[i], "error: ") || !strings.Contains(errs[i], want) {
+			t.Fatalf("error line %d = %q, want it to mention %q", i, errs[i], want)
+		}
+	}
+	if got := sess.saidLines(); !slices.Equal(got, []string{"r: hello", "r: and again", "dm:ann:bob: psst"}) {
+		t.Fatalf("posted %q", got)
+	}
+
+	var objs []map[string]any
+	for _, line := range out.lines() {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			t.Fatalf("output line %q is not JSON: %v", line, err)
+		}
+		objs = append(objs, o)
+	}
+	var kinds []string
+	for _, o := range objs {
+		k := o["type"].(string)
+		if k == "ok" {
+			k += ":" + o["cmd"].(string)
+		}
+		if k == "message" && o["history"] == true {
+			k = "history"
+		}
+		kinds = append(kinds, k)
+	}
+	want := []string{
+		"ok:create",
+		"message", "ok:say",
+		"who", "rooms",
+		"message", "ok:say",
+		"message", "ok:msg",
+		"history", "history",
+	}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("output kinds %q, want %q", kinds, want)
+	}
+	msg := objs[1]
+	for _, field := range []string{"room", "id", "from", "text", "time", "server", "seq"} {
+		if _, ok := msg[field]; !ok {
+			t.Fatalf("message object %v lacks %q", msg, field)
+		}
+	}
+	if msg["room"] != "r" || msg["from"] != "ann" || msg["text"] != "hello" || msg["server"] != "s1" || msg["seq"] != 1.0 {
+		t.Fatalf("message object %v", msg)
+	}
+	if tm, err := time.Parse(time.RFC3339Nano, msg["time"].(string)); err != nil || !strings.HasSuffix(msg["time"].(string), "Z") ||
+		!tm.Equal(time.Date(2025, 1, 2, 3, 4, 5, 1, time.UTC)) {
+		t.Fatalf("time %v: %v", msg["time"], err)
+	}
+	if _, ok := msg["history"]; ok {
+		t.Fatal("a live message has a history field")
+	}
+	if h := objs[9]; h["text"] != "hello" || h["id"] != msg["id"] || objs[10]["text"] != "and again" {
+		t.Fatalf("history %v, %v", h, objs[10])
+	}
+	if dm := objs[7]; dm["room"] != "dm:ann:bob" {
+		t.Fatalf("direct message %v", dm)
+	}
+	who := objs[3]
+	members := who["members"].([]any)
+	if who["room"] != "r" || len(members) != 2 || members[0].(map[string]any)["user"] != "ann" || members[1].(map[string]any)["online"] != false {
+		t.Fatalf("who %v", who)
+	}
+	rooms := objs[4]["rooms"].([]any)
+	if len(rooms) != 2 || rooms[0].(map[string]any)["name"] != "lobby" || rooms[1].(map[string]any)["joined"] != true {
+		t.Fatalf("rooms %v", objs[4])
+	}
+}
+
+func TestTerminalScriptText(t *testing.T) {
+	feed := NewFeed()
+	sess := newFakeSession(feed)
+	// No /quit: the script ends at EOF. Comments and blank lines are skipped.
+	script := "# a comment\n\n/join lobby\n/say lobby hi there\n/history lobby\n/leave lobby\n/who nope\n/rooms\n/help\n"
+	var out, errOut syncBuffer
+	if err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut, TermOptions{Feed: feed}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := sess.History(context.Background(), "lobby")
+	line := FormatMessage(msgs[0])
+	wantPrefix := []string{
+		"joined room lobby (2 members)",
+		line,
+		line,
+		"left room lobby",
+		"lobby (2 members) joined",
+		termHelp[0],
+	}
+	got := out.lines()
+	if len(got) != 5+len(termHelp) {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	for i, w := range wantPrefix {
+		if got[i] != w {
+			t.Fatalf("line %d = %q, want %q\n%s", i, got[i], w, out.String())
+		}
+	}
+	if !strings.HasPrefix(line, "[lobby] ") || !strings.HasSuffix(line, " ann: hi there") {
+		t.Fatalf("message line %q", line)
+	}
+	if e := errOut.lines(); len(e) != 1 || !strings.HasPrefix(e[0], "error: who is in nope") {
+		t.Fatalf("errors %q", e)
+	}
+}
+
+func TestTerminalWaitKeepsPrinting(t *testing.T) {
+	feed := NewFeed()
+	sess := newFakeSession(feed)
+	clk := clock.NewMock()
+	in, inW := io.Pipe()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- RunTerminal(context.Background(), sess, in, &out, &errOut, TermOptions{Clock: clk, Feed: feed})
+	}()
+	if _, err := io.WriteString(inW, "/say lobby first\n/wait 5s\n/rooms\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first message", func() bool { return strings.Contains(out.String(), "ann: first") })
+
+	// A delivery arriving during the wait prints at once.
+	feed.Message(server.Message{Room: "lobby", ID: "x", From: "bob", Text: "meanwhile", Stamp: server.Stamp{Time: 1, Server: "s2", Seq: 1}})
+	waitFor(t, "the delivery during /wait", func() bool { return strings.Contains(out.String(), "bob: meanwhile") })
+	feed.Event(server.Event{Kind: server.EventJoined, Room: "lobby", User: "cy"})
+	waitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "[lobby] * cy joined") })
+
+	advanced := time.Duration(0)
+	for !strings.Contains(out.String(), "lobby (2 members)") {
+		if advanced > time.Minute {
+			t.Fatal("/wait never ended")
+		}
+		clk.Add(time.Second)
+		advanced += time.Second
+	}
+	if advanced < 5*time.Second {
+		t.Fatalf("/wait 5s ended after %v", advanced)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e := errOut.String(); e != "" {
+		t.Fatalf("errors: %s", e)
+	}
+}
+
+func TestTerminalInteractive(t *testing.T) {
+	feed := NewFeed()
+	sess := newFakeSession(feed)
+	in := strings.NewReader("/join lobby\rhello\r/quit\r")
+	var out syncBuffer
+	if err := RunTerminal(context.Background(), sess, in, &out, &out, TermOptions{Interactive: true, Feed: feed}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sess.saidLines(); !slices.Equal(got, []string{"lobby: hello"}) {
+		t.Fatalf("a plain line went to %q", got)
+	}
+	if !strings.Contains(out.String(), "[lobby]> ") || !strings.Contains(out.String(), "ann: hello") {
+		t.Fatalf("terminal output %q", out.String())
+	}
+}
+
+func TestTerminalEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	in, inW := io.Pipe()
+	defer inW.Close()
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() { done <- RunTerminal(ctx, newFakeSession(nil), in, &out, &out, TermOptions{}) }()
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("RunTerminal = %v, want context.Canceled", err)
+	}
+}
