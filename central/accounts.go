@@ -172,7 +172,7 @@ func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
 	// Place first, so that no session is created when there is nowhere to
 	// send it.
 	c.mu.Lock()
-	srv, gen, err := c.place("", "")
+	srv, gen, err := c.place(a.User, "", "")
 	c.mu.Unlock()
 	if err != nil {
 		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
@@ -218,7 +218,7 @@ func (c *Central) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, err
 	if a.Failed != "" {
 		c.detach(key, a.Failed)
 	}
-	srv, gen, err := c.place(key, a.Failed)
+	srv, gen, err := c.place(rec.User, key, a.Failed)
 	if err != nil {
 		return LoginReply{}, fmt.Errorf("reassign %s: %w", q(rec.User), err)
 	}

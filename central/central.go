@@ -61,6 +61,11 @@ type Config struct {
 	// should set it. It must be safe for concurrent use or used by one
 	// Central only (reads are serialised).
 	Rand io.Reader
+	// Prefer, if set, names the chat server a user should be placed on;
+	// placement follows it whenever that server is live (and not the one
+	// being failed over from), else falls back to least-loaded. It lets the
+	// simulator and tests put users on chosen servers.
+	Prefer func(user string) string
 }
 
 // Central is the central server. It implements [CentralServer] and
@@ -72,6 +77,7 @@ type Central struct {
 	leaseTTL   time.Duration
 	sessionTTL time.Duration
 	cost       int
+	prefer     func(user string) string
 	db         *bolt.DB
 	leases     *rmi.Leases
 	// dummyHash is compared against when a user does not exist, so that
@@ -162,6 +168,7 @@ func Open(cfg Config) (*Central, error) {
 		leaseTTL:   cfg.ServerLeaseTTL,
 		sessionTTL: cfg.SessionTTL,
 		cost:       cfg.PasswordCost,
+		prefer:     cfg.Prefer,
 		db:         db,
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},

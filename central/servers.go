@@ -201,8 +201,16 @@ func (c *Central) serverList() []ServerInfo {
 // self (empty for a new one); ties go to the first name. A server's load is
 // its attached sessions plus the sessions recently placed there that have
 // not attached yet (so a burst of logins is spread out), not counting self.
-// c.mu must be held.
-func (c *Central) place(self, exclude string) (ServerInfo, uint64, error) {
+// Config.Prefer, when it names a live server for user, wins. c.mu must be
+// held.
+func (c *Central) place(user, self, exclude string) (ServerInfo, uint64, error) {
+	if c.prefer != nil {
+		if name := c.prefer(user); name != "" && name != exclude {
+			if s := c.servers[name]; s != nil {
+				return infoOf(s), s.gen, nil
+			}
+		}
+	}
 	now := c.clk.Now()
 	pending := map[string]int{}
 	for key, p := range c.pending {

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -269,5 +270,32 @@ func (e *env) renew(names ...string) {
 		if _, err := e.c.RenewServer(ctx, RenewArgs{Name: n}); err != nil {
 			e.t.Fatalf("RenewServer(%s): %v", n, err)
 		}
+	}
+}
+
+func TestPreferPlacesUserOnChosenServer(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) {
+		c.Prefer = func(user string) string {
+			if user == "alice" {
+				return "s3"
+			}
+			return "s9" // not live: least-loaded instead
+		}
+	})
+	e.signUp("alice", "bob")
+	e.register("s1", "s2", "s3")
+	for i := 0; i < 3; i++ {
+		if r := e.login("alice"); r.Server.Name != "s3" {
+			t.Fatalf("alice placed on %s, want preferred s3", r.Server.Name)
+		}
+	}
+	if r := e.login("bob"); r.Server.Name != "s1" {
+		t.Fatalf("bob placed on %s, want least-loaded s1", r.Server.Name)
+	}
+	// Failing over from the preferred server goes elsewhere.
+	r := e.login("alice")
+	r2, err := e.c.Reassign(context.Background(), ReassignArgs{Token: r.Token, Failed: "s3"})
+	if err != nil || r2.Server.Name == "s3" {
+		t.Fatalf("reassign from s3: %v on %s", err, r2.Server.Name)
 	}
 }

@@ -22,6 +22,9 @@ type committer struct {
 	// after runs in the leader after each successful batch, before the
 	// batch's callers return, so fan-out starts once data is durable.
 	after func([]*commitReq)
+	// extra, if set, returns state to write along with the next batch
+	// (forwarding cursors, which need no commit of their own).
+	extra func() map[string]map[string]uint64
 
 	mu    sync.Mutex
 	queue []*commitReq
@@ -82,6 +85,9 @@ func (c *committer) submitLocked(r *commitReq) error {
 // write stores a batch in one transaction and spreads the results back.
 func (c *committer) write(batch []*commitReq) error {
 	wb := &writeBatch{cursors: map[string]map[string]uint64{}}
+	if c.extra != nil {
+		wb.cursors = c.extra()
+	}
 	for _, r := range batch {
 		for _, m := range r.msgs {
 			wb.msgs = append(wb.msgs, m)

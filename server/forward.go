@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/distchat/distchat/rmi"
 )
@@ -145,26 +146,55 @@ func (s *Server) runForwarder(f *forwarder) {
 		if s.cursors[f.name] == nil {
 			s.cursors[f.name] = map[string]uint64{}
 		}
-		upd := map[string]uint64{}
 		for room, seq := range sent {
 			if seq > s.cursors[f.name][room] {
 				s.cursors[f.name][room] = seq
-				upd[room] = seq
+				s.markDirtyLocked(f.name, room, seq)
 			}
 		}
-		if len(upd) == 0 {
+		if len(sent) == 0 {
 			// The store had nothing past the cursors: the plans are stale.
 			for _, p := range plans {
 				delete(f.rooms, p.room)
 			}
 		}
 		s.mu.Unlock()
-		// Losing this write in a crash only means sending again; receivers
-		// drop duplicates.
-		if err := s.commit.submit(&commitReq{cursors: map[string]map[string]uint64{f.name: upd}}); err != nil {
-			s.log.Warn("store forwarding cursor", "peer", f.name, "err", err)
-		}
 	}
+}
+
+// markDirtyLocked records a cursor to write. Cursors ride along with the
+// next group commit, or a flush a second later when nothing else is
+// written: losing one in a crash only means sending some messages again,
+// which receivers drop as duplicates. Callers hold s.mu.
+func (s *Server) markDirtyLocked(dest, room string, seq uint64) {
+	if s.dirty == nil {
+		s.dirty = map[string]map[string]uint64{}
+	}
+	if s.dirty[dest] == nil {
+		s.dirty[dest] = map[string]uint64{}
+	}
+	s.dirty[dest][room] = seq
+	if !s.flushing {
+		s.flushing = true
+		s.after(time.Second, func() {
+			if err := s.commit.submit(&commitReq{}); err != nil {
+				s.log.Warn("store forwarding cursors", "err", err)
+			}
+		})
+	}
+}
+
+// takeDirtyCursors hands the committer the cursors to write.
+func (s *Server) takeDirtyCursors() map[string]map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirty
+	s.dirty = nil
+	s.flushing = false
+	if d == nil {
+		d = map[string]map[string]uint64{}
+	}
+	return d
 }
 
 // validForwarded checks messages arriving from another server.
