@@ -1,0 +1,107 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+)
+
+// Workload describes a random run: a topology and posts at random times.
+type Workload struct {
+	Servers int
+	Clients int
+	Rooms   int
+	Posts   int
+	// Skew is the largest clock offset between servers: server i of n is
+	// offset by Skew*i/(n-1), so s1 is exact and the last is Skew ahead.
+	Skew time.Duration
+	// Drift is the largest rate error (e.g. 1e-4 = 100 ppm); server i runs
+	// fast by Drift*i/(n-1).
+	Drift float64
+	// Gap is the mean time between posts (exponentially distributed).
+	Gap time.Duration
+	// Settle is how long to run after the last post before checking.
+	Settle time.Duration
+}
+
+func (w *Workload) defaults() {
+	if w.Servers <= 0 {
+		w.Servers = 3
+	}
+	if w.Clients <= 0 {
+		w.Clients = 6
+	}
+	if w.Rooms <= 0 {
+		w.Rooms = 2
+	}
+	if w.Gap <= 0 {
+		w.Gap = 20 * time.Millisecond
+	}
+	if w.Settle <= 0 {
+		w.Settle = 30 * time.Second
+	}
+}
+
+// Server, user and room names of random runs.
+func serverName(i int) string { return fmt.Sprintf("s%d", i+1) }
+func userName(i int) string   { return fmt.Sprintf("u%02d", i+1) }
+func roomName(i int) string   { return fmt.Sprintf("r%d", i+1) }
+
+// RunWorkload builds the topology, runs the posts, lets the system settle
+// and returns the checkers' report.
+func (s *Sim) RunWorkload(w Workload) (*Report, error) {
+	w.defaults()
+	for i := 0; i < w.Servers; i++ {
+		frac := 0.0
+		if w.Servers > 1 {
+			frac = float64(i) / float64(w.Servers-1)
+		}
+		if err := s.AddServer(serverName(i), time.Duration(frac*float64(w.Skew)), frac*w.Drift); err != nil {
+			return nil, err
+		}
+	}
+	s.Run(100 * time.Millisecond)
+	for i := 0; i < w.Clients; i++ {
+		if err := s.AddUser(userName(i), serverName(i%w.Servers)); err != nil {
+			return nil, err
+		}
+	}
+	s.Run(time.Second)
+	// The first user creates every room; everyone joins its own room
+	// (i mod rooms) and each other room with probability 1/2.
+	for r := 0; r < w.Rooms; r++ {
+		if err := s.Create(userName(0), roomName(r)); err != nil {
+			return nil, err
+		}
+	}
+	s.Run(time.Second)
+	for i := 0; i < w.Clients; i++ {
+		for r := 0; r < w.Rooms; r++ {
+			if (i == 0) || (r != i%w.Rooms && s.rng.IntN(2) == 0) {
+				continue
+			}
+			if err := s.Join(userName(i), roomName(r)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.Run(2 * time.Second)
+	// Posts: each by a random user to a random room of theirs.
+	memberOf := make([][]string, w.Clients)
+	for i := 0; i < w.Clients; i++ {
+		n := s.nodes[userName(i)]
+		memberOf[i] = sortedSet(n.joined)
+	}
+	t := s.sched.now
+	for p := 0; p < w.Posts; p++ {
+		t = t.Add(time.Duration(s.rng.ExpFloat64() * float64(w.Gap)))
+		i := s.rng.IntN(w.Clients)
+		if len(memberOf[i]) == 0 {
+			continue
+		}
+		room := memberOf[i][s.rng.IntN(len(memberOf[i]))]
+		user, text := userName(i), fmt.Sprintf("%s#%d", userName(i), p+1)
+		s.sched.at(t, nil, func() { s.Post(user, room, text) })
+	}
+	s.Run(t.Sub(s.sched.now) + w.Settle)
+	return s.Check(), nil
+}
