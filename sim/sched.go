@@ -12,8 +12,8 @@ import (
 // time. Events of a node that crashed since they were scheduled are
 // skipped (node != nil and its incarnation changed).
 type event struct {
-	at   int64 // virtual time, UnixNano
-	seq  uint64
+	at    int64 // virtual time, UnixNano
+	seq   uint64
 	node  *node
 	inc   int
 	run   func()
@@ -72,7 +72,9 @@ func (s *scheduler) at(t time.Time, n *node, run func()) *event {
 }
 
 // after schedules run d from now and returns the event.
-func (s *scheduler) after(d time.Duration, n *node, run func()) *event { return s.at(s.now.Add(d), n, run) }
+func (s *scheduler) after(d time.Duration, n *node, run func()) *event {
+	return s.at(s.now.Add(d), n, run)
+}
 
 // step runs the next event; it reports false when the queue is empty or
 // the next event is after until.
