@@ -9,91 +9,75 @@ import (
 	"github.com/distchat/distchat/rmi"
 )
 
-// countingClient is a callback that only counts deliveries.
-type countingClient struct{ n atomic.Int64 }
+// countingClient is a callback that only counts deliveries and calls.
+type countingClient struct{ n, calls atomic.Int64 }
 
 func (c *countingClient) Deliver(ctx context.Context, a DeliverArgs) error {
 	c.n.Add(int64(len(a.Messages)))
+	c.calls.Add(1)
 	return nil
 }
 
-// benchRoom puts members users on server a in one room and returns the
-// poster's token, the server's stub for the poster and the counters.
-func benchRoom(b *testing.B, members int) (*testCluster, Stub, string, []*countingClient) {
-	c := newTestCluster(b)
-	c.startServer("a", ClockHLC)
+// benchUsers logs in members users, all placed on server, in one room
+// created by the first; it returns the first user's stub and token and
+// every user's counter.
+func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int, room string, create bool) (Stub, string, []*countingClient) {
 	ctx := context.Background()
 	var counters []*countingClient
-	var posterTok string
-	var poster Stub
+	var first Stub
+	var firstTok string
 	for i := 0; i < members; i++ {
-		u := fmt.Sprintf("u%03d", i)
+		u := fmt.Sprintf("%s%03d", prefix, i)
 		c.signup(u)
-		tc := c.login(u)
+		rep, err := c.central.Login(ctx, loginArgs(u))
+		if err != nil {
+			b.Fatal(err)
+		}
 		cc := &countingClient{}
 		cbt := rmi.NewTable(quietLogger())
 		if err := cbt.Export(CallbackObjectName, cc); err != nil {
 			b.Fatal(err)
 		}
-		// Re-attach the session with the counting callback.
 		peer := rmi.NewPeer(c.peerID.Add(1), u, false, rmi.Local{Table: cbt})
-		stub := Stub{Inv: rmi.Local{Table: c.tables["a:1"], Peer: peer}}
-		if _, err := stub.Attach(ctx, AttachArgs{Token: tc.token}); err != nil {
+		c.mu.Lock()
+		table := c.tables[server+":1"]
+		c.mu.Unlock()
+		stub := Stub{Inv: rmi.Local{Table: table, Peer: peer}}
+		if _, err := stub.Attach(ctx, AttachArgs{Token: rep.Token}); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 && create {
+			_, err = stub.CreateRoom(ctx, RoomArgs{Token: rep.Token, Room: room})
+		} else {
+			_, err = stub.JoinRoom(ctx, RoomArgs{Token: rep.Token, Room: room})
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		if i == 0 {
-			posterTok, poster = tc.token, stub
-			if _, err := stub.CreateRoom(ctx, RoomArgs{Token: tc.token, Room: "bench"}); err != nil {
-				b.Fatal(err)
-			}
-		} else if _, err := stub.JoinRoom(ctx, RoomArgs{Token: tc.token, Room: "bench"}); err != nil {
-			b.Fatal(err)
+			first, firstTok = stub, rep.Token
 		}
 		counters = append(counters, cc)
 	}
-	return c, poster, posterTok, counters
+	return first, firstTok, counters
 }
 
-// BenchmarkPostGroupCommit measures durable posts from many concurrent
-// senders: group commit shares one fsync among all posts that arrive
-// while the previous commit is being written.
-func BenchmarkPostGroupCommit(b *testing.B) {
-	_, poster, tok, _ := benchRoom(b, 1)
+// postAll posts b.N messages from parallel senders.
+func postAll(b *testing.B, poster Stub, tok, room string, senders int) {
 	var id atomic.Int64
-	b.SetParallelism(32)
-	b.ResetTimer()
+	b.SetParallelism(senders)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := id.Add(1)
-			if _, err := poster.Post(context.Background(), PostArgs{Token: tok, Room: "bench", ID: fmt.Sprint(n), Text: "benchmark message"}); err != nil {
+			if _, err := poster.Post(context.Background(), PostArgs{Token: tok, Room: room, ID: fmt.Sprint(n), Text: "benchmark message"}); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
 }
 
-// BenchmarkFanOutLocal measures delivery to a room's local members: one
-// durable post reaches 100 attached clients through their batched,
-// bounded queues. It reports deliveries per second and server CPU time
-// per delivery is roughly the inverse on a loaded core.
-func BenchmarkFanOutLocal(b *testing.B) {
-	const members = 100
-	_, poster, tok, counters := benchRoom(b, members)
-	var id atomic.Int64
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			n := id.Add(1)
-			if _, err := poster.Post(context.Background(), PostArgs{Token: tok, Room: "bench", ID: fmt.Sprint(n), Text: "benchmark message"}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	want := int64(b.N)
+func waitDelivered(b *testing.B, counters []*countingClient, want int64) {
 	eventually(b, "all deliveries", func() bool {
 		for _, c := range counters {
 			if c.n.Load() < want {
@@ -102,18 +86,78 @@ func BenchmarkFanOutLocal(b *testing.B) {
 		}
 		return true
 	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
-// BenchmarkStampKey measures the key encoding used for every stored message.
-func BenchmarkStampKey(b *testing.B) {
-	s := Stamp{Time: 1700000000000000000, Server: "server-1", Seq: 12345}
-	var n int
-	for i := 0; i < b.N; i++ {
-		n += len(stampKey(s))
+// BenchmarkPost measures durable posts (fsync on) with 1 to 64 concurrent
+// senders. Group commit shares one transaction and fsync among the posts
+// that arrive while the previous commit is written: commits/post falls
+// below 1 and posts/s rises with concurrency.
+func BenchmarkPost(b *testing.B) {
+	for _, senders := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			c := newTestCluster(b)
+			s := c.startServer("a", ClockHLC)
+			poster, tok, _ := benchUsers(b, c, "a", "u", 1, "bench", true)
+			before := s.commit.commits.Load()
+			b.ResetTimer()
+			postAll(b, poster, tok, "bench", senders)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+			b.ReportMetric(float64(s.commit.commits.Load()-before)/float64(b.N), "commits/post")
+		})
 	}
-	if n == 0 {
-		b.Fatal("empty keys")
+}
+
+// BenchmarkFanOutLocal measures delivery to 100 members on the poster's
+// server through their bounded queues, with callbacks batched (512) or
+// not (1): batching cuts callbacks per delivery and raises deliveries/s.
+func BenchmarkFanOutLocal(b *testing.B) {
+	const members = 100
+	for _, batch := range []int{1, defaultDeliverBatch} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			c := newTestCluster(b)
+			s := c.startServer("a", ClockHLC)
+			s.mu.Lock()
+			s.deliverBatch = batch
+			s.maxQueue = 1 << 30 // measure batching, not resync
+			s.mu.Unlock()
+			poster, tok, counters := benchUsers(b, c, "a", "u", members, "bench", true)
+			b.ResetTimer()
+			postAll(b, poster, tok, "bench", 16)
+			waitDelivered(b, counters, int64(b.N))
+			b.StopTimer()
+			var calls int64
+			for _, cc := range counters {
+				calls += cc.calls.Load()
+			}
+			b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(calls)/float64(b.N*members), "callbacks/delivery")
+		})
+	}
+}
+
+// BenchmarkFanOutRemote measures fan-out to 50 members on another server:
+// one Forward per destination server (not per member), batched across
+// posts (512) or not (1).
+func BenchmarkFanOutRemote(b *testing.B) {
+	const members = 50
+	for _, batch := range []int{1, defaultForwardBatch} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			c := newTestCluster(b)
+			a := c.startServer("a", ClockHLC)
+			c.startServer("b", ClockHLC)
+			a.mu.Lock()
+			a.forwardBatch = batch
+			a.mu.Unlock()
+			poster, tok, _ := benchUsers(b, c, "a", "p", 1, "bench", true)
+			_, _, counters := benchUsers(b, c, "b", "m", members, "bench", false)
+			before := c.forwards("b")
+			b.ResetTimer()
+			postAll(b, poster, tok, "bench", 16)
+			waitDelivered(b, counters, int64(b.N))
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(c.forwards("b")-before)/float64(b.N), "forwards/post")
+		})
 	}
 }

@@ -84,7 +84,7 @@ func (s *Server) runForwarder(f *forwarder) {
 	for {
 		s.mu.Lock()
 		var plans []forwardPlan
-		budget := uint64(forwardBatch)
+		budget := uint64(s.forwardBatch)
 		for _, room := range sortedKeys(f.rooms) {
 			r := s.rooms[room]
 			acked := s.cursors[f.name][room]
@@ -110,7 +110,7 @@ func (s *Server) runForwarder(f *forwarder) {
 		var err error
 		for _, p := range plans {
 			var ms []Message
-			if ms, err = s.st.ownRange(p.room, s.name, p.from, p.to, forwardBatch); err != nil {
+			if ms, err = s.st.ownRange(p.room, s.name, p.from, p.to, s.forwardBatch); err != nil {
 				break
 			}
 			msgs = append(msgs, ms...)

@@ -308,3 +308,7 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+func loginArgs(user string) central.LoginArgs {
+	return central.LoginArgs{User: user, Password: "password-" + user}
+}

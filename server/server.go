@@ -18,16 +18,16 @@ import (
 // Tuning knobs. They are constants rather than flags because the protocol's
 // correctness does not depend on them; tests exercise their edges.
 const (
-	attachTTL       = 30 * time.Second // an attachment lives this long without a Ping
-	roomInfoTTL     = 30 * time.Second // cached room membership is refreshed after this
-	antiEntropyTick = 10 * time.Second // rooms with local members are re-checked this often
-	callTimeout     = 10 * time.Second // bound on any call this server makes
-	fetchTimeout    = 3 * time.Second  // bound on one catch-up Fetch from a peer
-	defaultMaxQueue = 4096             // a client's queued deliveries before it must resync
-	deliverBatch    = 512              // messages per Deliver callback
-	forwardBatch    = 512              // messages per Forward call
-	maxRetry        = 30 * time.Second // largest forwarding back-off
-	maxFuture       = time.Hour        // a client's Seen stamp is capped at now+maxFuture
+	attachTTL           = 30 * time.Second // an attachment lives this long without a Ping
+	roomInfoTTL         = 30 * time.Second // cached room membership is refreshed after this
+	antiEntropyTick     = 10 * time.Second // rooms with local members are re-checked this often
+	callTimeout         = 10 * time.Second // bound on any call this server makes
+	fetchTimeout        = 3 * time.Second  // bound on one catch-up Fetch from a peer
+	defaultMaxQueue     = 4096             // a client's queued deliveries before it must resync
+	defaultDeliverBatch = 512              // messages per Deliver callback
+	defaultForwardBatch = 512              // messages per Forward call
+	maxRetry            = 30 * time.Second // largest forwarding back-off
+	maxFuture           = time.Hour        // a client's Seen stamp is capped at now+maxFuture
 )
 
 // Config configures a chat server.
@@ -69,22 +69,24 @@ type Server struct {
 	commit  *committer
 	leases  *rmi.Leases
 
-	mu        sync.Mutex
-	closed    bool
-	started   bool
-	stamper   *stamper
-	rooms     map[string]*room
-	atts      map[string]*attachment          // by session token
-	local     map[string]map[*attachment]bool // room -> attachments whose user is a member
-	peers     map[string]*forwarder           // other servers by name
-	cursors   map[string]map[string]uint64    // dest -> room -> own seq acknowledged
-	posting   map[string]bool                 // user\x00id of posts being stamped
-	live      []central.ServerInfo            // live servers, from central
-	timers    map[*clock.Timer]bool           // armed timers, stopped by Close
-	renewWait time.Duration                   // lease renewal period
-	maxQueue  int                             // per-client delivery queue bound
-	dirty     map[string]map[string]uint64    // cursors not yet written
-	flushing  bool                            // a cursor flush is scheduled
+	mu           sync.Mutex
+	closed       bool
+	started      bool
+	stamper      *stamper
+	rooms        map[string]*room
+	atts         map[string]*attachment          // by session token
+	local        map[string]map[*attachment]bool // room -> attachments whose user is a member
+	peers        map[string]*forwarder           // other servers by name
+	cursors      map[string]map[string]uint64    // dest -> room -> own seq acknowledged
+	posting      map[string]bool                 // user\x00id of posts being stamped
+	live         []central.ServerInfo            // live servers, from central
+	timers       map[*clock.Timer]bool           // armed timers, stopped by Close
+	renewWait    time.Duration                   // lease renewal period
+	maxQueue     int                             // per-client delivery queue bound
+	deliverBatch int                             // messages per Deliver callback
+	forwardBatch int                             // messages per Forward call
+	dirty        map[string]map[string]uint64    // cursors not yet written
+	flushing     bool                            // a cursor flush is scheduled
 }
 
 // room is what the server knows of one room.
@@ -137,6 +139,7 @@ func Open(cfg Config) (*Server, error) {
 		rooms: map[string]*room{}, atts: map[string]*attachment{}, local: map[string]map[*attachment]bool{},
 		peers: map[string]*forwarder{}, cursors: ls.cursors, posting: map[string]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue,
+		deliverBatch: defaultDeliverBatch, forwardBatch: defaultForwardBatch,
 	}
 	for name, rd := range ls.rooms {
 		r := s.room(name)

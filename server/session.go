@@ -67,7 +67,7 @@ func (s *Server) pump(a *attachment) {
 			s.mu.Unlock()
 			return
 		}
-		n := min(len(a.queue), deliverBatch)
+		n := min(len(a.queue), s.deliverBatch)
 		batch := DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
 		a.queue = a.queue[n:]
 		if len(a.queue) == 0 {

@@ -66,19 +66,26 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 		}
 	}
 	s.Run(time.Second)
-	// The first user creates every room; everyone joins its own room
-	// (i mod rooms) and each other room with probability 1/2.
+	// The first user creates every room. Each user is in two rooms (or
+	// all of them, when there are fewer): its home room (i mod rooms) and
+	// one other drawn at random; the first user, as creator, is in all.
 	for r := 0; r < w.Rooms; r++ {
 		if err := s.Create(userName(0), roomName(r)); err != nil {
 			return nil, err
 		}
 	}
 	s.Run(time.Second)
-	for i := 0; i < w.Clients; i++ {
-		for r := 0; r < w.Rooms; r++ {
-			if (i == 0) || (r != i%w.Rooms && s.rng.IntN(2) == 0) {
-				continue
+	for i := 1; i < w.Clients; i++ {
+		home := i % w.Rooms
+		rooms := []int{home}
+		if w.Rooms > 1 {
+			other := s.rng.IntN(w.Rooms - 1)
+			if other >= home {
+				other++
 			}
+			rooms = append(rooms, other)
+		}
+		for _, r := range rooms {
 			if err := s.Join(userName(i), roomName(r)); err != nil {
 				return nil, err
 			}
