@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/rmi"
+)
+
+const centralDescription = `Runs the central server: the RMI registry (where clients look up
+"CentralServer"), accounts (bcrypt password hashes), sessions, the list of
+live chat servers (each holds a lease it renews), placement of each
+logging-in user on the least-loaded live chat server, and rooms with their
+members. Its state lives in DIR/central.db.
+
+Chat servers must prove the cluster secret to use the cluster interface.
+If --cluster-secret-file does not exist it is created (32 random bytes,
+hex, mode 0600); copy it to every machine that runs 'distchat server'.
+
+The address put in the registry is --advertise, else the --listen host if
+it is a specific address, else the IP of this machine's default route.`
+
+// runCentral is the "central" subcommand.
+func runCentral(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "central", "--data DIR [--listen HOST:PORT] [--cluster-secret-file FILE] [flags]", centralDescription, "info")
+	listen := f.String("listen", ":1099", "`HOST:PORT` to listen on (RMI registry and central server)")
+	advertise := f.String("advertise", "", "`HOST:PORT` clients and chat servers should use (default: see above)")
+	data := f.String("data", "", "data directory `DIR` (required)")
+	secretFile := f.String("cluster-secret-file", "", "cluster secret `FILE`, created if absent (default DIR/cluster.secret)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.required("data"); err != nil {
+		return err
+	}
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	if *secretFile == "" {
+		*secretFile = filepath.Join(*data, "cluster.secret")
+	}
+	created, err := ensureSecretFile(*secretFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(e.stdout, "created cluster secret %s: copy it to every chat server machine (--cluster-secret-file)\n", *secretFile)
+	}
+	secret, err := readSecretFile(*secretFile, log)
+	if err != nil {
+		return err
+	}
+	cp, err := startCentral(ctx, centralOptions{
+		dir: *data, listen: *listen, advertise: *advertise, secret: secret,
+		clock: clock.New(), log: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "central server listening on %s (registry rmi://%s/%s)\n", cp.addr, cp.addr, central.ObjectName)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-cp.serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	return errors.Join(err, cp.Close())
+}
+
+// centralOptions configure startCentral.
+type centralOptions struct {
+	dir       string
+	listen    string
+	advertise string
+	secret    []byte
+	clock     clock.Clock
+	log       *slog.Logger
+}
+
+// centralProc is a running central server.
+type centralProc struct {
+	c        *central.Central
+	srv      *rmi.Server
+	addr     string // advertised address, bound in the registry
+	serveErr chan error
+}
+
+// startCentral opens the central server's state, exports the registry and
+// the central server's objects, binds the central server in the registry
+// and serves the table on a new listener.
+func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
+	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log})
+	if err != nil {
+		return nil, err
+	}
+	t := rmi.NewTable(o.log)
+	if err := t.Export(rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Export(t); err != nil {
+		c.Close()
+		return nil, err
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	addr, err := advertiseAddr(l, o.listen, o.advertise, "")
+	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			l.Close()
+			c.Close()
+			return nil, err
+		}
+		// No route anywhere: only this machine can reach us anyway.
+		addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+		o.log.Warn("no default route; advertising the loopback address (give --advertise for other machines)", "addr", addr)
+	}
+	reg := rmi.RegistryStub{Inv: rmi.Local{Table: t}}
+	if err := reg.Rebind(ctx, central.ObjectName, rmi.Ref{Addr: addr, Object: central.ObjectName}); err != nil {
+		l.Close()
+		c.Close()
+		return nil, fmt.Errorf("bind %s in the registry: %w", central.ObjectName, err)
+	}
+	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret})
+	cp := &centralProc{c: c, srv: srv, addr: addr, serveErr: make(chan error, 1)}
+	go func() { cp.serveErr <- srv.Serve(l) }()
+	o.log.Info("central server up", "listen", l.Addr().String(), "advertised", addr, "data", o.dir)
+	return cp, nil
+}
+
+// Close stops serving and closes the central server's state.
+func (p *centralProc) Close() error {
+	return errors.Join(p.srv.Close(), p.c.Close())
+}

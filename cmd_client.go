@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/rmi"
+)
+
+// loginTimeout bounds logging in (central, redirect, attach, first sync).
+const loginTimeout = 30 * time.Second
+
+const clientDescription = `Logs in at the central server, follows its redirect to a chat server, and
+runs the terminal client. On a terminal it is interactive (a line editor;
+messages print above the prompt). Otherwise it reads one command per line
+from stdin, which makes it scriptable:
+
+  /create ROOM       create a room and join it
+  /join ROOM         join a room (its history follows)
+  /leave ROOM        leave a room
+  /rooms             list rooms
+  /who ROOM          list a room's members and the servers they are on
+  /msg USER TEXT     send a direct (1:1) message
+  /say ROOM TEXT     send a message to a room
+  /history ROOM      print a room's whole log in stamp order
+  /wait DURATION     wait (e.g. 2s) while messages keep arriving
+  /help              list the commands
+  /quit              leave
+
+With --json every delivered message (and each /history line) prints as one
+JSON object per line with the fields type, room, id, from, text, time
+(RFC 3339, UTC), server, seq and stamp (Unix ns); command results print as
+{"type":"ok",...}. Errors print to stderr, one line each, and the next
+command runs. If its chat server dies, the client moves to another one and
+catches up, with no gap and no duplicate.
+
+The password comes from --password-file, else DISTCHAT_PASSWORD, else a
+prompt on the terminal. The exit status is 1 if the login fails.`
+
+// runClient is the "client" subcommand.
+func runClient(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "client", "--user NAME [--central HOST:PORT] [--json] [--password-file FILE]", clientDescription, "warn")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	user := f.String("user", "", "user `NAME` (required)")
+	jsonOut := f.Bool("json", false, "print messages and results as JSON lines")
+	pwFile := f.String("password-file", "", "read the password from `FILE`")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.required("central", "user"); err != nil {
+		return err
+	}
+	interactive := e.stdinTTY && isTerminal(e.stdout)
+	// The line editor puts the terminal in raw mode, where a bare \n does
+	// not return the carriage: while it is on, log lines need \r\n.
+	stderr := &crlfWriter{w: e.stderr}
+	e.stderr = stderr
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	pw, err := readPassword(e, *pwFile, "Password for "+*user, false)
+	if err != nil {
+		return err
+	}
+	clk := clock.New()
+	feed := client.NewFeed()
+	cfg := client.Config{
+		Central: *centralFlag, User: *user, Password: pw, Clock: clk, Logger: log,
+		Dial:      client.TCPDialer(rmi.DialConfig{Clock: clk, Logger: log}),
+		OnMessage: feed.Message, OnEvent: feed.Event,
+	}
+	lctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	c, err := client.Login(lctx, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if interactive {
+		fmt.Fprintf(e.stdout, "logged in as %s on chat server %s; /help lists the commands\n", c.User(), c.Server())
+		restore, err := client.MakeRaw(e.stdinFD)
+		if err != nil {
+			return err
+		}
+		stderr.raw.Store(true)
+		defer func() {
+			stderr.raw.Store(false)
+			restore()
+		}()
+	}
+	err = client.RunTerminal(ctx, c, e.stdin, e.stdout, e.stderr, client.TermOptions{
+		JSON: *jsonOut, Interactive: interactive, Clock: clk, Feed: feed,
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil // Ctrl-C or SIGTERM: a normal way to leave
+	}
+	return err
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && client.IsTerminal(int(f.Fd()))
+}
+
+// crlfWriter writes to w, turning "\n" into "\r\n" while raw is set (the
+// terminal is in raw mode).
+type crlfWriter struct {
+	w   io.Writer
+	raw atomic.Bool
+}
+
+// Write implements io.Writer.
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	if !c.raw.Load() {
+		return c.w.Write(p)
+	}
+	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server"
+)
+
+const serverDescription = `Runs one chat server and registers it with the central server. The chat
+server accepts the users central places on it, stamps each post it
+receives first with (time, server, seq), makes it durable (DIR/server.db)
+before acknowledging it, forwards it once to every other chat server that
+hosts members of the room, and delivers it to its own users through the
+callback object they export on their own connection.
+
+The cluster secret file must be the central server's (copy it over); it
+proves to central and to the other chat servers that this one belongs.
+
+Clock modes: "hlc" (default) orders a reply after what its author had
+seen even with skewed clocks; "wall" stamps with the wall clock only, as
+the original did.
+
+The address registered at central is --advertise, else the --listen host
+if it is a specific address, else this machine's IP on the route to the
+central server, with the listener's port.`
+
+// runServer is the "server" subcommand.
+func runServer(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "server", "--central HOST:PORT --name NAME --data DIR --cluster-secret-file FILE [flags]", serverDescription, "info")
+	centralFlag := f.String("central", "", "central server address `HOST:PORT` (required)")
+	name := f.String("name", "", "this chat server's `NAME`, unique in the cluster: 1-32 of a-z 0-9 - (required)")
+	data := f.String("data", "", "data directory `DIR` (required)")
+	listen := f.String("listen", ":0", "`HOST:PORT` to listen on (port 0: any free port)")
+	advertise := f.String("advertise", "", "`HOST:PORT` clients and other servers should use (default: see above)")
+	secretFile := f.String("cluster-secret-file", "", "the cluster secret `FILE`, as on the central server (required)")
+	clockMode := f.String("clock", server.ClockHLC, "stamp `CLOCK`: hlc or wall")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.required("central", "name", "data", "cluster-secret-file"); err != nil {
+		return err
+	}
+	if *clockMode != server.ClockHLC && *clockMode != server.ClockWall {
+		return usagef("--clock %q: want hlc or wall", *clockMode)
+	}
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	caddr, err := centralAddr(*centralFlag)
+	if err != nil {
+		return usagef("--central: %v", err)
+	}
+	secret, err := readSecretFile(*secretFile, log)
+	if err != nil {
+		return err
+	}
+	sp, err := startChatServer(serverOptions{
+		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
+		secret: secret, clockMode: *clockMode, clock: clock.New(), log: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "chat server %s listening on %s, advertised as %s\n", sp.name, sp.listenAddr, sp.addr)
+	if err := sp.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Stopped (Ctrl-C, SIGTERM) while waiting for central.
+			log.Info("stopped before registering", "server", sp.name)
+			return sp.Close()
+		}
+		return errors.Join(err, sp.Close())
+	}
+	fmt.Fprintf(e.stdout, "chat server %s registered with the central server at %s\n", sp.name, caddr)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "server", sp.name)
+	case err = <-sp.serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	return errors.Join(err, sp.Close())
+}
+
+// serverOptions configure startChatServer.
+type serverOptions struct {
+	name      string
+	dir       string
+	listen    string
+	advertise string
+	central   string // the central server's address
+	secret    []byte
+	clockMode string
+	clock     clock.Clock
+	log       *slog.Logger
+}
+
+// serverProc is a running chat server.
+type serverProc struct {
+	s          *server.Server
+	srv        *rmi.Server
+	name       string
+	listenAddr string
+	addr       string // advertised
+	clk        clock.Clock
+	log        *slog.Logger
+	cluster    central.Cluster
+	centralInv *rmi.Redialer
+	serveErr   chan error
+
+	mu         sync.Mutex
+	registered bool            // Start succeeded: Close unregisters
+	peers      []*rmi.Redialer // connections to other chat servers, closed by Close
+}
+
+// startChatServer opens a chat server's state and serves its objects on a
+// new listener. It does not register with central yet: see register.
+func startChatServer(o serverOptions) (*serverProc, error) {
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	addr, err := advertiseAddr(l, o.listen, o.advertise, o.central)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	dial := rmi.DialConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret}
+	sp := &serverProc{
+		name: o.name, listenAddr: l.Addr().String(), addr: addr, clk: o.clock, log: o.log,
+		centralInv: rmi.NewRedialer(o.central, dial), serveErr: make(chan error, 1),
+	}
+	sp.cluster = central.ClusterStub{Inv: sp.centralInv}
+	s, err := server.Open(server.Config{
+		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode,
+		Central: sp.cluster, Logger: o.log,
+		Connect: func(addr string) rmi.Invoker {
+			r := rmi.NewRedialer(addr, dial)
+			sp.mu.Lock()
+			sp.peers = append(sp.peers, r)
+			sp.mu.Unlock()
+			return r
+		},
+	})
+	if err != nil {
+		l.Close()
+		sp.centralInv.Close()
+		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
+	}
+	sp.s = s
+	t := rmi.NewTable(o.log)
+	if err := s.Export(t); err != nil {
+		l.Close()
+		s.Close()
+		sp.centralInv.Close()
+		return nil, err
+	}
+	sp.srv = rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret})
+	go func() { sp.serveErr <- sp.srv.Serve(l) }()
+	return sp, nil
+}
+
+// register registers the chat server with central and starts its
+// background work, retrying (with back-off up to 5s) while central cannot
+// be reached, until ctx ends. Other failures (the cluster secret refused,
+// a bad name or address) end it at once.
+func (p *serverProc) register(ctx context.Context) error {
+	wait := 250 * time.Millisecond
+	for {
+		err := p.s.Start(ctx)
+		if err == nil {
+			p.mu.Lock()
+			p.registered = true
+			p.mu.Unlock()
+			p.log.Info("registered with central", "server", p.name, "addr", p.addr)
+			return nil
+		}
+		if !rmi.IsUnreachable(err) || errors.Is(err, rmi.ErrHandshake) {
+			return fmt.Errorf("chat server %s: %w", p.name, err)
+		}
+		p.log.Warn("central server unreachable; will retry", "server", p.name, "in", wait, "err", err)
+		t := p.clk.Timer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("chat server %s: gave up registering: %w (last error: %w)", p.name, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// Close stops serving, closes the chat server and tells central it is
+// gone (so its users are placed elsewhere at once, not after its lease
+// expires).
+func (p *serverProc) Close() error {
+	err := errors.Join(p.srv.Close(), p.s.Close())
+	p.mu.Lock()
+	registered := p.registered
+	peers := p.peers
+	p.peers = nil
+	p.mu.Unlock()
+	if registered {
+		ctx, cancel := p.clk.WithTimeout(context.Background(), 2*time.Second)
+		if uerr := p.cluster.UnregisterServer(ctx, central.UnregisterArgs{Name: p.name}); uerr != nil {
+			p.log.Warn("could not unregister from central", "server", p.name, "err", uerr)
+		}
+		cancel()
+	}
+	p.centralInv.Close()
+	for _, r := range peers {
+		r.Close()
+	}
+	return err
+}

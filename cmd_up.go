@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/server"
+)
+
+const upDescription = `Runs a whole distchat system in one process: a central server and N chat
+servers, each chat server named server-1..server-N with its own data
+directory, all under --data:
+
+  DIR/cluster.secret   the cluster secret (created if absent, mode 0600)
+  DIR/central/         the central server's central.db
+  DIR/server-N/        chat server N's server.db
+
+The central server listens on --listen; the chat servers on 127.0.0.1 with
+any free port, or on consecutive ports from --server-listen. The processes
+talk over real TCP connections, exactly as when they run on separate
+machines. Stop with Ctrl-C (SIGINT) or SIGTERM.`
+
+// maxUpServers caps --servers.
+const maxUpServers = 64
+
+// runUp is the "up" subcommand.
+func runUp(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "up", "[--data DIR] [--servers N] [--listen HOST:PORT] [flags]", upDescription, "info")
+	data := f.String("data", "./distchat-data", "data directory `DIR`")
+	n := f.Int("servers", 3, "run `N` chat servers")
+	listen := f.String("listen", "127.0.0.1:1099", "central server (and registry) `HOST:PORT`")
+	serverListen := f.String("server-listen", "", "first chat server's `HOST:PORT`; the others take the next ports (default 127.0.0.1, any free port)")
+	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > maxUpServers {
+		return usagef("--servers %d: want 1 to %d", *n, maxUpServers)
+	}
+	if *clockMode != server.ClockHLC && *clockMode != server.ClockWall {
+		return usagef("--clock %q: want hlc or wall", *clockMode)
+	}
+	listens, err := serverListens(*serverListen, *n)
+	if err != nil {
+		return err
+	}
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	secretFile := filepath.Join(*data, "cluster.secret")
+	if _, err := ensureSecretFile(secretFile); err != nil {
+		return err
+	}
+	secret, err := readSecretFile(secretFile, log)
+	if err != nil {
+		return err
+	}
+	clk := clock.New()
+	cp, err := startCentral(ctx, centralOptions{
+		dir: filepath.Join(*data, "central"), listen: *listen, secret: secret, clock: clk, log: log,
+	})
+	if err != nil {
+		return err
+	}
+	var servers []*serverProc
+	closeAll := func() error {
+		var errs []error
+		for i := len(servers) - 1; i >= 0; i-- {
+			errs = append(errs, servers[i].Close())
+		}
+		errs = append(errs, cp.Close())
+		return errors.Join(errs...)
+	}
+	for i := 1; i <= *n; i++ {
+		name := "server-" + strconv.Itoa(i)
+		sp, err := startChatServer(serverOptions{
+			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
+			secret: secret, clockMode: *clockMode, clock: clk, log: log,
+		})
+		if err != nil {
+			return errors.Join(err, closeAll())
+		}
+		servers = append(servers, sp)
+		if err := sp.register(ctx); err != nil {
+			return errors.Join(err, closeAll())
+		}
+	}
+
+	w := e.stdout
+	fmt.Fprintf(w, "distchat is up (data in %s, clock %s).\n", *data, *clockMode)
+	fmt.Fprintf(w, "  central server  %s   (registry rmi://%s/%s)\n", cp.addr, cp.addr, central.ObjectName)
+	for _, sp := range servers {
+		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
+	}
+	fmt.Fprintf(w, `
+In another terminal, sign up a user and connect a client:
+  %[1]s signup --central %[2]s --user alice
+  %[1]s client --central %[2]s --user alice
+Then type /help. Press Ctrl-C here to stop.
+`, e.prog, cp.addr)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-cp.serveErr:
+		err = fmt.Errorf("central server: serve: %w", err)
+	}
+	return errors.Join(err, closeAll())
+}
+
+// serverListens returns the listen address of each of n chat servers:
+// consecutive ports from base, or 127.0.0.1:0 for all without a base (or
+// with port 0).
+func serverListens(base string, n int) ([]string, error) {
+	host, port := "127.0.0.1", 0
+	if base != "" {
+		h, p, err := net.SplitHostPort(base)
+		if err != nil {
+			return nil, usagef("--server-listen %q: %v", base, err)
+		}
+		if port, err = strconv.Atoi(p); err != nil || port < 0 || port+n-1 > 65535 {
+			return nil, usagef("--server-listen %q: bad port for %d servers", base, n)
+		}
+		host = h
+	}
+	out := make([]string, n)
+	for i := range out {
+		p := 0
+		if port != 0 {
+			p = port + i
+		}
+		out[i] = net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return out, nil
+}
