@@ -433,7 +433,14 @@ func needsFailover(err error) bool {
 
 // failedServer names the server to report to central as lost, if err says
 // it is unreachable rather than merely not holding our session.
+//
+// A call made while the client has no server at all (an earlier failover
+// failed) names none: the server it last had was reported already, and
+// naming it again would make central refuse the only live server forever.
 func failedServer(err error, name string) string {
+	if errors.Is(err, errNoServer) {
+		return ""
+	}
 	if rmi.IsUnreachable(err) || errors.Is(err, server.ErrShuttingDown) {
 		return name
 	}
@@ -984,12 +991,16 @@ func (c *Client) JoinRoom(ctx context.Context, room string) (central.RoomInfo, e
 // LeaveRoom leaves a room. The client keeps the room's view as it was
 // (View still returns it), so rejoining later fetches only what is new.
 func (c *Client) LeaveRoom(ctx context.Context, room string) error {
+	c.mu.Lock()
+	wasMember := c.rooms[room]
+	c.mu.Unlock()
 	attempts := 0
 	err := c.withServer(ctx, func(st server.Stub, token string) error {
 		attempts++
 		err := st.LeaveRoom(ctx, server.RoomArgs{Token: token, Room: room})
-		if attempts > 1 && errors.Is(err, central.ErrNotMember) {
-			// The first attempt's outcome was unknown; it went through.
+		if (attempts > 1 || wasMember) && errors.Is(err, central.ErrNotMember) {
+			// An earlier attempt, or a duplicate of this request the
+			// network delivered, went through: the user is out, as asked.
 			return nil
 		}
 		return err

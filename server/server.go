@@ -295,11 +295,17 @@ func (s *Server) register(ctx context.Context) error {
 
 // renew renews the lease at central; after central forgot us (restart or
 // expiry) it registers again and re-presents every attached session.
+//
+// Each attempt waits at most a sixth of the lease (renewals are sent every
+// third), and a failed one is retried after a second, so several lost
+// renewals in a row fit in one lease.
 func (s *Server) renew() {
-	ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
+	s.mu.Lock()
+	wait := s.renewWait / 2
+	s.mu.Unlock()
+	ctx, cancel := s.clk.WithTimeout(context.Background(), max(wait, 100*time.Millisecond))
 	defer cancel()
 	rep, err := s.central.RenewServer(ctx, central.RenewArgs{Name: s.name})
-	wait := time.Duration(0)
 	switch {
 	case err == nil:
 		s.mu.Lock()
