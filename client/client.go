@@ -84,6 +84,9 @@ type Config struct {
 	// Rand is the source of message ids; default crypto/rand.Reader. A
 	// simulator passes a seeded source for reproducible ids.
 	Rand io.Reader
+	// CallTimeout bounds each remote call made without a deadline of its
+	// own; default 10s.
+	CallTimeout time.Duration
 	// GapSyncDelay is how long a hole in a room (a message from an origin
 	// server arrived before an earlier one of the same origin) may stay
 	// open before the client syncs the room; default 2s, negative disables.
@@ -95,6 +98,7 @@ const (
 	defaultPingInterval = 10 * time.Second
 	minPingInterval     = 10 * time.Millisecond
 	defaultGapSyncDelay = 2 * time.Second
+	defaultCallTimeout  = 10 * time.Second
 )
 
 // Errors of the client itself.
@@ -133,7 +137,43 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.GapSyncDelay == 0 {
 		cfg.GapSyncDelay = defaultGapSyncDelay
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = defaultCallTimeout
+	}
+	dial, clk, d := cfg.Dial, cfg.Clock, cfg.CallTimeout
+	cfg.Dial = func(ctx context.Context, addr string, callbacks *rmi.Table) (Conn, error) {
+		conn, err := dial(ctx, addr, callbacks)
+		if err != nil {
+			return nil, err
+		}
+		return &boundedConn{Conn: conn, clk: clk, d: d}, nil
+	}
 	return cfg, nil
+}
+
+// boundedConn gives every call made without a deadline one of d, so a
+// lost or unanswered call is noticed (and failed over) in bounded time.
+type boundedConn struct {
+	Conn
+	clk clock.Clock
+	d   time.Duration
+}
+
+// Invoke implements rmi.Invoker.
+func (b *boundedConn) Invoke(ctx context.Context, object, method string, args, reply any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = b.clk.WithTimeout(ctx, b.d)
+		defer cancel()
+	}
+	return b.Conn.Invoke(ctx, object, method, args, reply)
+}
+
+// OnClose passes the hook to the underlying connection, if it has them.
+func (b *boundedConn) OnClose(f func()) {
+	if oc, ok := b.Conn.(interface{ OnClose(func()) }); ok {
+		oc.OnClose(f)
+	}
 }
 
 // centralTarget returns the registry address and the name to look up.
@@ -860,7 +900,14 @@ func (c *Client) probe() {
 	c.mu.Unlock()
 	err := errNoServer
 	if conn != nil {
-		err = server.Stub{Inv: conn}.Ping(c.bg, server.TokenArgs{Token: tok})
+		// A ping that takes longer than the interval between pings is as
+		// good as lost: the server or the way to it is not healthy.
+		c.mu.Lock()
+		wait := c.pingIntervalLocked()
+		c.mu.Unlock()
+		ctx, cancel := c.clk.WithTimeout(c.bg, wait)
+		err = server.Stub{Inv: conn}.Ping(ctx, server.TokenArgs{Token: tok})
+		cancel()
 	}
 	switch {
 	case err == nil || c.bg.Err() != nil:

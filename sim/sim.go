@@ -108,8 +108,9 @@ type Sim struct {
 	peerSeq   uint64
 	wallStart time.Time
 
-	trace []Event
-	obs   observations
+	trace  []Event
+	obs    observations
+	wanted [][2]string // (user, room) joins of the random workload
 }
 
 const centralAddr = "central:1099"
@@ -366,6 +367,41 @@ func (s *Sim) Run(d time.Duration) {
 	for s.sched.step(until) {
 	}
 	s.sched.now = until
+}
+
+// RunUntil advances virtual time until cond holds (checked after each
+// event) or max has passed; it reports whether cond held.
+func (s *Sim) RunUntil(cond func() bool, max time.Duration) bool {
+	until := s.sched.now.Add(max)
+	for !cond() {
+		if !s.sched.step(until) {
+			s.sched.now = until
+			return cond()
+		}
+	}
+	return true
+}
+
+// Quiesce ends every fault — partitions heal, links stop losing and
+// duplicating messages (their delays stay), crashed servers restart — and
+// runs for settle, so the checkers see the system after it had the chance
+// to converge.
+func (s *Sim) Quiesce(settle time.Duration) {
+	if len(s.net.parts) > 0 {
+		s.Heal()
+	}
+	s.net.def.Drop, s.net.def.Dup = 0, 0
+	for k, l := range s.net.links {
+		l.Drop, l.Dup = 0, 0
+		s.net.links[k] = l
+	}
+	for _, n := range s.servers {
+		if !n.up {
+			s.Restart(n.name)
+		}
+	}
+	s.record(Event{Kind: "quiesce"})
+	s.Run(settle)
 }
 
 // Now is the virtual time elapsed since the start.

@@ -2,9 +2,11 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
@@ -52,19 +54,38 @@ func (s *Sim) AddUser(user, home string) error {
 			}
 		},
 	}
+	s.login(n, cfg, false, 0)
+	return nil
+}
+
+// login signs up (unless done) and logs in; like a person, it tries again
+// a few seconds after a failure (a lost message, no server yet).
+func (s *Sim) login(n *node, cfg client.Config, signedUp bool, attempt int) {
 	s.task(n, "login", func(ctx context.Context) error {
-		if _, err := client.SignUp(ctx, cfg); err != nil {
-			return err
+		if !signedUp {
+			_, err := client.SignUp(ctx, cfg)
+			if err != nil && !errors.Is(err, central.ErrUserExists) {
+				s.retryLogin(n, cfg, false, attempt)
+				return err
+			}
+			signedUp = true // ErrUserExists: an earlier attempt went through
 		}
 		cl, err := client.Login(ctx, cfg)
 		if err != nil {
+			s.retryLogin(n, cfg, true, attempt)
 			return err
 		}
 		n.cl = cl
-		s.record(Event{Kind: "login", Node: user, Peer: cl.Server()})
+		s.record(Event{Kind: "login", Node: n.name, Peer: cl.Server()})
 		return nil
 	})
-	return nil
+}
+
+func (s *Sim) retryLogin(n *node, cfg client.Config, signedUp bool, attempt int) {
+	if attempt >= 20 {
+		return
+	}
+	s.sched.after(5*time.Second, n, func() { s.login(n, cfg, signedUp, attempt+1) })
 }
 
 // dialer connects a client node to the node at an address, over one
@@ -148,6 +169,21 @@ func (s *Sim) userTask(name, what string, f func(ctx context.Context, n *node) e
 func (s *Sim) Create(user, room string) error {
 	return s.userTask(user, "create "+room, func(ctx context.Context, n *node) error {
 		_, err := n.cl.CreateRoom(ctx, room)
+		if err == nil {
+			n.joined[room] = true
+		}
+		return err
+	})
+}
+
+// createOrJoin creates room, or joins it if it exists (an earlier create
+// whose answer was lost may have made it).
+func (s *Sim) createOrJoin(user, room string) error {
+	return s.userTask(user, "create "+room, func(ctx context.Context, n *node) error {
+		_, err := n.cl.CreateRoom(ctx, room)
+		if errors.Is(err, central.ErrRoomExists) {
+			_, err = n.cl.JoinRoom(ctx, room)
+		}
 		if err == nil {
 			n.joined[room] = true
 		}

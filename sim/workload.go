@@ -37,7 +37,9 @@ func (w *Workload) defaults() {
 		w.Gap = 20 * time.Millisecond
 	}
 	if w.Settle <= 0 {
-		w.Settle = 30 * time.Second
+		// Long enough for the slowest recoveries: a call timing out (30s)
+		// then a failover and catch-up, or a few anti-entropy rounds (10s).
+		w.Settle = time.Minute
 	}
 }
 
@@ -65,7 +67,16 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 			return nil, err
 		}
 	}
-	s.Run(time.Second)
+	// Logins can be slow when the network loses messages (a lost call
+	// waits out its timeout); wait for them, within reason.
+	s.RunUntil(func() bool {
+		for _, n := range s.clients {
+			if n.cl == nil {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Minute)
 	// The first user creates every room. Each user is in two rooms (or
 	// all of them, when there are fewer): its home room (i mod rooms) and
 	// one other drawn at random; the first user, as creator, is in all.
@@ -74,7 +85,16 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 			return nil, err
 		}
 	}
-	s.Run(time.Second)
+	creator := s.nodes[userName(0)]
+	for try := 0; try < 10 && !s.RunUntil(func() bool { return len(creator.joined) == w.Rooms }, time.Minute); try++ {
+		// A lost reply leaves it unknown whether the room was made: join
+		// (idempotent) what is missing; create what does not exist yet.
+		for r := 0; r < w.Rooms; r++ {
+			if !creator.joined[roomName(r)] {
+				s.createOrJoin(userName(0), roomName(r))
+			}
+		}
+	}
 	for i := 1; i < w.Clients; i++ {
 		home := i % w.Rooms
 		rooms := []int{home}
@@ -86,12 +106,19 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 			rooms = append(rooms, other)
 		}
 		for _, r := range rooms {
+			s.wanted = append(s.wanted, [2]string{userName(i), roomName(r)})
 			if err := s.Join(userName(i), roomName(r)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	s.Run(2 * time.Second)
+	for try := 0; try < 10 && !s.RunUntil(func() bool { return s.pendingJoins() == 0 }, time.Minute); try++ {
+		for _, j := range s.wanted {
+			if !s.nodes[j[0]].joined[j[1]] {
+				s.Join(j[0], j[1])
+			}
+		}
+	}
 	// Posts: each by a random user to a random room of theirs.
 	memberOf := make([][]string, w.Clients)
 	for i := 0; i < w.Clients; i++ {
@@ -109,6 +136,18 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 		user, text := userName(i), fmt.Sprintf("%s#%d", userName(i), p+1)
 		s.sched.at(t, nil, func() { s.Post(user, room, text) })
 	}
-	s.Run(t.Sub(s.sched.now) + w.Settle)
+	s.Run(t.Sub(s.sched.now))
+	// Quiescence: faults stop (the network no longer loses or duplicates
+	// messages) and the system is given time to converge.
+	s.Quiesce(w.Settle)
 	return s.Check(), nil
+}
+
+// pendingJoins is how many of the workload's joins have not completed.
+func (s *Sim) pendingJoins() int {
+	done := 0
+	for _, n := range s.clients[1:] {
+		done += len(n.joined)
+	}
+	return len(s.wanted) - done
 }
