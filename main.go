@@ -33,6 +33,7 @@ func commands() []command {
 		{"signup", "create an account (prints its recovery code)", runSignup},
 		{"reset-password", "set a new password using the account's recovery code", runResetPassword},
 		{"client", "log in and chat in the terminal (scriptable on a pipe)", runClient},
+		{"sim", "simulate the system deterministically and check the ordering rule", runSim},
 		{"version", "print the version of distchat and of Go", runVersion},
 	}
 }
