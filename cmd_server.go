@@ -44,6 +44,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	advertise := f.String("advertise", "", "`HOST:PORT` clients and other servers should use (default: see above)")
 	secretFile := f.String("cluster-secret-file", "", "the cluster secret `FILE`, as on the central server (required)")
 	clockMode := f.String("clock", server.ClockHLC, "stamp `CLOCK`: hlc or wall")
+	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	sp, err := startChatServer(serverOptions{
 		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
-		secret: secret, clockMode: *clockMode, clock: clock.New(), log: log,
+		secret: secret, clockMode: *clockMode, settled: *settled, clock: clock.New(), log: log,
 	})
 	if err != nil {
 		return err
@@ -100,6 +101,7 @@ type serverOptions struct {
 	central   string // the central server's address
 	secret    []byte
 	clockMode string
+	settled   bool
 	clock     clock.Clock
 	log       *slog.Logger
 }
@@ -141,7 +143,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	}
 	sp.cluster = central.ClusterStub{Inv: sp.centralInv}
 	s, err := server.Open(server.Config{
-		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode,
+		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
 		Connect: func(addr string) rmi.Invoker {
 			r := rmi.NewRedialer(addr, dial)

@@ -28,8 +28,10 @@ simulated network, then checks what the ordering rule promises:
   causality     a post made after its author saw m is ordered after m
                 (violated in wall mode when clock skew exceeds the network
                 delay: the original's anomaly; kept in hlc mode)
-  reorders      how often a client showed a message and then had an
-                earlier one inserted above it
+  stability     with settled-prefix tracking on (--settled), that no
+                message ever arrives inside a prefix a client was told is
+                final; also how often a client showed a message and then
+                had an earlier one inserted above it (reorders)
 
 The same seed and flags give the same run, byte for byte. Exit status 1
 when agreement or completeness fails, or causality fails in hlc mode.
@@ -49,6 +51,7 @@ reordering: 5% of messages take 100ms..1s).`, "error")
 	rooms := f.Int("rooms", 2, "rooms (r1, r2, ...); each user is in two")
 	posts := f.Int("posts", 100, "posts, by random users to random rooms of theirs")
 	clockMode := f.String("clock", server.ClockHLC, "stamping clock: wall (the original) or hlc")
+	settled := f.Bool("settled", true, "track settled prefixes (servers promise watermarks; the stability checker verifies no settled prefix changes)")
 	skew := f.Duration("skew", 0, "largest clock offset between servers (s1 exact, the last ahead by this)")
 	drift := f.Float64("drift", 0, "largest clock rate error (1e-4 = 100 ppm fast)")
 	delay := f.String("delay", "1ms..10ms", "one-way network delay `DIST`")
@@ -89,6 +92,9 @@ reordering: 5% of messages take 100ms..1s).`, "error")
 		if f.Changed("clock") {
 			cfg.ClockMode = *clockMode
 		}
+		if f.Changed("settled") {
+			cfg.Settled = settled
+		}
 		res, err := sim.RunScenario(file, filepath.Base(*scenario), cfg)
 		file.Close()
 		if err != nil {
@@ -112,7 +118,7 @@ reordering: 5% of messages take 100ms..1s).`, "error")
 		}
 		s, err = sim.New(sim.Config{
 			Seed: *seed, ClockMode: *clockMode, Delay: dist, Drop: *drop, Dup: *dup,
-			Dir: *dataDir, Trace: wantTrace, Logger: log,
+			Dir: *dataDir, Trace: wantTrace, Logger: log, Settled: *settled,
 		})
 		if err != nil {
 			return usagef("%v", err)

@@ -39,6 +39,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	listen := f.String("listen", "127.0.0.1:1099", "central server (and registry) `HOST:PORT`")
 	serverListen := f.String("server-listen", "", "first chat server's `HOST:PORT`; the others take the next ports (default 127.0.0.1, any free port)")
 	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
+	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -87,7 +88,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 		name := "server-" + strconv.Itoa(i)
 		sp, err := startChatServer(serverOptions{
 			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
-			secret: secret, clockMode: *clockMode, clock: clk, log: log,
+			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log,
 		})
 		if err != nil {
 			return errors.Join(err, closeAll())

@@ -338,6 +338,7 @@ type Client struct {
 	lease       time.Duration
 	pingTimer   *clock.Timer
 	rooms       map[string]bool // rooms the user is a member of
+	unsynced    map[string]bool // rooms whose catch-up Sync has not completed
 	left        map[string]bool // rooms left in this session (late deliveries dropped)
 	views       map[string]*View
 	pendingFull map[string]bool // rooms with a full sync scheduled
@@ -418,6 +419,13 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 		return fmt.Errorf("connect to chat server %s at %s: %w", name, addr, err)
 	}
 	st := server.Stub{Inv: conn}
+	// From the moment the server accepts the attachment it may send
+	// settled notices, which count only once each room is synced again.
+	c.mu.Lock()
+	for room := range c.views {
+		c.markUnsyncedLocked(room)
+	}
+	c.mu.Unlock()
 	ar, err := st.Attach(ctx, server.AttachArgs{Token: lr.Token})
 	if err != nil {
 		_ = conn.Close()
@@ -440,6 +448,7 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 	c.rooms = map[string]bool{}
 	for _, r := range ar.Rooms {
 		c.rooms[r] = true
+		c.markUnsyncedLocked(r)
 		delete(c.left, r)
 		c.viewLocked(r)
 	}
@@ -633,9 +642,55 @@ func (c *Client) syncRoom(ctx context.Context, st server.Stub, token, room strin
 		}
 		fresh := c.insert(v, r.Messages)
 		if !r.More || fresh == 0 {
+			c.mu.Lock()
+			delete(c.unsynced, room)
+			c.mu.Unlock()
 			return nil
 		}
 	}
+}
+
+// markUnsyncedLocked records that room must complete a Sync before
+// settled notices count for it. Callers hold c.mu.
+func (c *Client) markUnsyncedLocked(room string) {
+	if c.unsynced == nil {
+		c.unsynced = map[string]bool{}
+	}
+	c.unsynced[room] = true
+}
+
+// sortedRooms returns the keys of a per-room map, sorted.
+func sortedRooms(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for r := range m {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Settled returns the stamp time up to which room is settled at this
+// client (0: nothing yet): messages at or below it are final.
+func (c *Client) Settled(room string) int64 {
+	c.mu.Lock()
+	v := c.views[room]
+	c.mu.Unlock()
+	if v == nil {
+		return 0
+	}
+	return v.Settled()
+}
+
+// FirstSettledViolation returns the first message that arrived inside
+// room's settled prefix (there should be none).
+func (c *Client) FirstSettledViolation(room string) (SettledViolation, bool) {
+	c.mu.Lock()
+	v := c.views[room]
+	c.mu.Unlock()
+	if v == nil {
+		return SettledViolation{}, false
+	}
+	return v.FirstSettledViolation()
 }
 
 // insert adds msgs to v, calling OnMessage for each newly shown message,
@@ -755,6 +810,27 @@ func (c *Client) deliver(args server.DeliverArgs) {
 			c.forget(e.Room)
 		}
 	}
+	c.mu.Lock()
+	for _, r := range full {
+		c.markUnsyncedLocked(r)
+	}
+	if resyncAll {
+		for r := range c.rooms {
+			c.markUnsyncedLocked(r)
+		}
+	}
+	c.mu.Unlock()
+	// Settled notices count only for a room the client has fully synced
+	// and holds without holes: the server's promise covers what it
+	// delivered, and a Sync under way may still bring older messages.
+	for _, room := range sortedRooms(args.Settled) {
+		c.mu.Lock()
+		v, pending := c.views[room], c.unsynced[room]
+		c.mu.Unlock()
+		if v != nil && !pending && !v.Gaps() {
+			v.Settle(args.Settled[room])
+		}
+	}
 	c.cbMu.Unlock()
 	if resyncAll {
 		full = c.Rooms()
@@ -802,6 +878,9 @@ func (c *Client) scheduleSync(room string, gapOnly bool) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return
+	}
+	if !gapOnly {
+		c.markUnsyncedLocked(room)
 	}
 	pending, delay := c.pendingFull, time.Duration(0)
 	if gapOnly {
@@ -1020,6 +1099,10 @@ func (c *Client) CreateRoom(ctx context.Context, room string) (central.RoomInfo,
 
 // JoinRoom joins an existing room and fetches its history.
 func (c *Client) JoinRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+	// Until its history is in, the room's settled notices do not count.
+	c.mu.Lock()
+	c.markUnsyncedLocked(room)
+	c.mu.Unlock()
 	var info central.RoomInfo
 	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
 		info, err = st.JoinRoom(ctx, server.RoomArgs{Token: token, Room: room})
@@ -1088,6 +1171,9 @@ func (c *Client) Who(ctx context.Context, room string) (central.RoomInfo, error)
 // Direct returns the name of the user's direct room with peer (created on
 // first use), with its history synced into a view.
 func (c *Client) Direct(ctx context.Context, peer string) (string, error) {
+	c.mu.Lock()
+	c.markUnsyncedLocked(central.DirectRoomName(c.user, peer))
+	c.mu.Unlock()
 	var info central.RoomInfo
 	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
 		info, err = st.Direct(ctx, server.DirectArgs{Token: token, Peer: peer})

@@ -55,6 +55,17 @@ type ViewStats struct {
 	// Collapsed counts extra copies of one post (same From and ID, another
 	// stamp), stored for Have but shown once.
 	Collapsed int
+	// Settles counts settled notices that moved the settled point.
+	Settles int
+	// SettledViolations counts messages that arrived at or below the
+	// settled point: a settled prefix changed (it never should).
+	SettledViolations int
+}
+
+// SettledViolation is a message that arrived inside the settled prefix.
+type SettledViolation struct {
+	Message server.Message
+	Settled int64 // the settled point (stamp time) it arrived under
 }
 
 // View is one room's log as a client shows it: the messages sorted by
@@ -78,6 +89,10 @@ type View struct {
 	shown   map[postKey]server.Stamp // stamp at which each post is shown
 	max     server.Stamp             // largest stamp present (shown or not)
 	stats   ViewStats
+	// settled is the stamp time at or below which the room is settled:
+	// no message at or below it can still arrive (0: nothing settled).
+	settled        int64
+	firstViolation *SettledViolation
 }
 
 // originState tracks which sequence numbers of one origin server are present.
@@ -115,6 +130,15 @@ func (v *View) Insert(m server.Message) InsertResult {
 	}
 	if v.max.Less(m.Stamp) {
 		v.max = m.Stamp
+	}
+	if v.settled != 0 && m.Stamp.Time <= v.settled {
+		// The server said nothing at or below the settled point could
+		// still come: a settled prefix just changed.
+		v.stats.SettledViolations++
+		if v.firstViolation == nil {
+			fv := SettledViolation{Message: m, Settled: v.settled}
+			v.firstViolation = &fv
+		}
 	}
 	key := postKey{m.From, m.ID}
 	if m.ID == "" {
@@ -197,6 +221,37 @@ func (v *View) Messages() []server.Message {
 	out := make([]server.Message, len(v.log))
 	copy(out, v.log)
 	return out
+}
+
+// Settle records that the room is settled up to stamp time t (a point
+// only moves forward).
+func (v *View) Settle(t int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if t > v.settled {
+		v.settled = t
+		v.stats.Settles++
+	}
+}
+
+// Settled returns the stamp time up to which the room is settled (0 if
+// nothing is): the messages of the log with a stamp time at or below it
+// are final, in their final order.
+func (v *View) Settled() int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.settled
+}
+
+// FirstSettledViolation returns the first message that arrived inside the
+// settled prefix, if any did.
+func (v *View) FirstSettledViolation() (SettledViolation, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.firstViolation == nil {
+		return SettledViolation{}, false
+	}
+	return *v.firstViolation, true
 }
 
 // Last returns the visible message with the largest stamp, if any.

@@ -222,6 +222,11 @@ type DirectArgs struct {
 type ForwardArgs struct {
 	From     string
 	Messages []Message
+	// Watermarks are the sender's promises, by room: every message of the
+	// room the sender stamped at or below the time has been acknowledged by
+	// the receiver already, and the sender will stamp nothing at or below
+	// it again.
+	Watermarks map[string]int64
 }
 
 // ForwardReply acknowledges a forwarded batch.
@@ -270,6 +275,13 @@ type Event struct {
 type DeliverArgs struct {
 	Messages []Message
 	Events   []Event
+	// Settled tells, by room, a stamp time at or below which the room is
+	// settled: every message of the room with a stamp time at or below it
+	// has already reached the client (through this or an earlier Deliver,
+	// or through the Sync that followed Attach), and no other will ever
+	// exist. It is computed from every chat server's watermark, so it
+	// assumes the set of chat servers is fixed (see the README).
+	Settled map[string]int64
 }
 
 // Stub implements ChatServer by calling a remote chat server.

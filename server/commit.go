@@ -8,7 +8,9 @@ import (
 // commitReq is one caller's share of a group commit.
 type commitReq struct {
 	msgs    []Message
-	own     bool // msgs were stamped here (record dedupe entries)
+	last    int64    // a watermark to make durable (meta "last")
+	known   []string // the known chat servers to record
+	own     bool     // msgs were stamped here (record dedupe entries)
 	cursors map[string]map[string]uint64
 	done    chan struct{}
 	err     error
@@ -96,6 +98,10 @@ func (c *committer) write(batch []*commitReq) error {
 		wb.cursors = c.extra()
 	}
 	for _, r := range batch {
+		wb.last = max(wb.last, r.last)
+		if r.known != nil {
+			wb.known = r.known
+		}
 		for _, m := range r.msgs {
 			wb.msgs = append(wb.msgs, m)
 			wb.own = append(wb.own, r.own)

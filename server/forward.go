@@ -20,6 +20,7 @@ type forwarder struct {
 	running  bool            // a forwarding task is running
 	waiting  bool            // a retry timer is armed
 	failures int
+	wm       map[string]int64 // watermarks to send, by room (see settled.go)
 }
 
 // forwarder returns the forwarder of a server, creating it or following an
@@ -98,12 +99,13 @@ func (s *Server) runForwarder(f *forwarder) {
 				break
 			}
 		}
-		if len(plans) == 0 {
+		if len(plans) == 0 && len(f.wm) == 0 {
 			f.running = false
 			s.mu.Unlock()
 			return
 		}
 		stub := f.stubLocked()
+		wm := f.takeWatermarks()
 		s.mu.Unlock()
 
 		var msgs []Message
@@ -115,13 +117,14 @@ func (s *Server) runForwarder(f *forwarder) {
 			}
 			msgs = append(msgs, ms...)
 		}
-		if err == nil && len(msgs) > 0 {
+		if err == nil && (len(msgs) > 0 || len(wm) > 0) {
 			ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
-			_, err = stub.Forward(ctx, ForwardArgs{From: s.name, Messages: msgs})
+			_, err = stub.Forward(ctx, ForwardArgs{From: s.name, Messages: msgs, Watermarks: wm})
 			cancel()
 		}
 		if err != nil {
 			s.mu.Lock()
+			f.restoreWatermarks(wm)
 			f.running = false
 			f.failures++
 			f.waiting = true
@@ -351,6 +354,10 @@ type peerAPI struct{ s *Server }
 // Forward implements Peer.
 func (p *peerAPI) Forward(ctx context.Context, args ForwardArgs) (ForwardReply, error) {
 	n, err := p.s.storeForeign(args.Messages)
+	if err == nil {
+		// The messages the watermarks cover are durable here now.
+		p.s.applyWatermarks(args.From, args.Watermarks)
+	}
 	return ForwardReply{Stored: n}, err
 }
 

@@ -69,6 +69,7 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 		Stamp: Stamp{Time: s.stamper.next(now.UnixNano(), seen), Server: s.name, Seq: r.stampSeq},
 	}
 	s.posting[key] = true
+	s.inflight++
 	req := &commitReq{msgs: []Message{m}, own: true}
 	// Queue for commit while still holding the lock, so seqs enter the
 	// commit queue in order.
@@ -77,6 +78,7 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	err = s.commit.submitLocked(req)
 	s.mu.Lock()
 	delete(s.posting, key)
+	s.inflight--
 	s.mu.Unlock()
 	if err != nil {
 		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)

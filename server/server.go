@@ -28,6 +28,7 @@ const (
 	defaultForwardBatch = 512              // messages per Forward call
 	maxRetry            = 30 * time.Second // largest forwarding back-off
 	maxFuture           = time.Hour        // a client's Seen stamp is capped at now+maxFuture
+	heartbeatEvery      = time.Second      // how often watermarks (settled prefixes) advance
 )
 
 // Config configures a chat server.
@@ -51,6 +52,12 @@ type Config struct {
 	Connect func(addr string) rmi.Invoker
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Settled turns on settled-prefix tracking (see settled.go): every
+	// second the server promises a watermark it will never stamp at or
+	// below again, and members learn which prefix of each room is final.
+	// The promise also floors later stamps, so with it on even a wall
+	// clock stepped backwards does not stamp below what was promised.
+	Settled bool
 	// NoSync skips fsync on commit. Only for the simulator, whose crashes
 	// close the file (so nothing written is lost) and which would
 	// otherwise spend its time waiting on the disk. Never in production.
@@ -83,6 +90,12 @@ type Server struct {
 	timers       map[*clock.Timer]bool           // armed timers, stopped by Close
 	renewWait    time.Duration                   // lease renewal period
 	maxQueue     int                             // per-client delivery queue bound
+	inflight     int                             // own posts stamped but not yet durable
+	wm           map[string]map[string]int64     // room -> origin server -> watermark received
+	wmDefault    map[string]int64                // origin server -> watermark for rooms it has no messages in
+	settledSent  map[string]int64                // room -> settled point last told to clients
+	known        map[string]bool                 // every chat server ever seen (persisted)
+	knownDirty   bool                            // known changed since written
 	deliverBatch int                             // messages per Deliver callback
 	forwardBatch int                             // messages per Forward call
 	dirty        map[string]map[string]uint64    // cursors not yet written
@@ -146,6 +159,11 @@ func Open(cfg Config) (*Server, error) {
 		r.stampSeq, r.ownSeq, r.heads = rd.ownSeq, rd.ownSeq, rd.heads
 	}
 	s.commit = &committer{st: st, after: s.afterCommit, extra: s.takeDirtyCursors}
+	s.wm, s.wmDefault, s.settledSent = map[string]map[string]int64{}, map[string]int64{}, map[string]int64{}
+	s.known = map[string]bool{cfg.Name: true}
+	for _, n := range ls.known {
+		s.known[n] = true
+	}
 	s.leases = rmi.NewLeases(s.clk, s.attachmentExpired)
 	return s, nil
 }
@@ -194,6 +212,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.after(s.renewWait, s.renew)
 	s.after(antiEntropyTick, s.antiEntropy)
+	if s.cfg.Settled {
+		s.after(heartbeatEvery, s.heartbeat)
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -346,6 +367,10 @@ func (s *Server) setLiveLocked(servers []central.ServerInfo) {
 		if !known[sv.Name] {
 			newcomer = true
 		}
+		if !s.known[sv.Name] {
+			s.known[sv.Name] = true
+			s.knownDirty = true
+		}
 		s.forwarder(sv.Name, sv.Addr)
 	}
 	s.live = servers
@@ -358,6 +383,11 @@ func (s *Server) setLiveLocked(servers []central.ServerInfo) {
 func (s *Server) livePeers() []*forwarder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.livePeersLocked()
+}
+
+// livePeersLocked is livePeers for callers holding s.mu.
+func (s *Server) livePeersLocked() []*forwarder {
 	var out []*forwarder
 	for _, sv := range s.live {
 		if sv.Name != s.name {

@@ -24,6 +24,10 @@ type attachment struct {
 	events  []Event
 	sending bool // a delivery task is running
 	gone    bool
+	// settled notices wait until the first settledMark queued messages
+	// (all those queued before the latest notice) have been delivered.
+	settled     map[string]int64
+	settledMark int
 }
 
 // enqueueLocked queues messages and events for the client and starts its
@@ -43,6 +47,7 @@ func (a *attachment) enqueueLocked(s *Server, msgs []Message, events []Event) {
 			rooms[m.Room] = true
 		}
 		a.queue = nil
+		a.settled, a.settledMark = nil, 0 // they covered what was dropped
 		for _, r := range sortedKeys(rooms) {
 			a.events = append(a.events, Event{Kind: EventResync, Room: r})
 		}
@@ -62,13 +67,20 @@ func (a *attachment) enqueueLocked(s *Server, msgs []Message, events []Event) {
 func (s *Server) pump(a *attachment) {
 	for {
 		s.mu.Lock()
-		if a.gone || (len(a.queue) == 0 && len(a.events) == 0) {
+		if a.gone || (len(a.queue) == 0 && len(a.events) == 0 && len(a.settled) == 0) {
 			a.sending = false
 			s.mu.Unlock()
 			return
 		}
 		n := min(len(a.queue), s.deliverBatch)
 		batch := DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
+		if a.settled != nil {
+			if n >= a.settledMark {
+				batch.Settled, a.settled, a.settledMark = a.settled, nil, 0
+			} else {
+				a.settledMark -= n
+			}
+		}
 		a.queue = a.queue[n:]
 		if len(a.queue) == 0 {
 			a.queue = nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/distchat/distchat/rmi"
@@ -17,6 +18,8 @@ import (
 // Layout of the chat server's bbolt file:
 //
 //	meta                 "name" -> server name; "last" -> largest stamp time
+//	                     (or watermark promised); "known" -> every chat
+//	                     server ever seen, newline-separated
 //	rooms/<room>/log     stampKey -> Message (msgpack), in stamp order
 //	rooms/<room>/seq     origin 0 seq(8) -> stampKey
 //	rooms/<room>/heads   origin -> contiguous head (8)
@@ -32,6 +35,7 @@ var (
 	bucketHeads  = []byte("heads")
 	keyName      = []byte("name")
 	keyLast      = []byte("last")
+	keyKnown     = []byte("known")
 )
 
 // store is the chat server's durable state.
@@ -48,6 +52,7 @@ type roomDisk struct {
 // loadedState is everything Open needs from disk.
 type loadedState struct {
 	last    int64
+	known   []string
 	rooms   map[string]*roomDisk
 	cursors map[string]map[string]uint64 // dest -> room -> acked own seq
 }
@@ -93,6 +98,9 @@ func (st *store) load(self string) (*loadedState, error) {
 	err := st.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyLast); len(v) == 8 {
 			ls.last = int64(binary.BigEndian.Uint64(v))
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyKnown); len(v) > 0 {
+			ls.known = strings.Split(string(v), "\n")
 		}
 		err := tx.Bucket(bucketRooms).ForEachBucket(func(k []byte) error {
 			rb := tx.Bucket(bucketRooms).Bucket(k)
@@ -163,6 +171,8 @@ type writeBatch struct {
 	// heads are the rooms' contiguous heads after the commit, for rooms
 	// that changed; set by commit.
 	heads map[string]map[string]uint64
+	// known, if not nil, replaces the list of known chat servers.
+	known []string
 }
 
 // commit writes b in one transaction (one fsync).
@@ -242,6 +252,11 @@ func (st *store) commit(b *writeBatch) error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if b.known != nil {
+			if err := meta.Put(keyKnown, []byte(strings.Join(b.known, "\n"))); err != nil {
+				return err
+			}
+		}
 		if v := meta.Get(keyLast); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= b.last {
 			return nil
 		}

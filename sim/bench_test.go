@@ -17,7 +17,7 @@ func BenchmarkSimulate(b *testing.B) {
 		b.Run(fmt.Sprintf("posts=%d", posts), func(b *testing.B) {
 			var events int64
 			for i := 0; i < b.N; i++ {
-				s, err := New(Config{Seed: uint64(i + 1)})
+				s, err := New(Config{Seed: uint64(i + 1), Settled: true})
 				if err != nil {
 					b.Fatal(err)
 				}

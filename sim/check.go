@@ -132,6 +132,14 @@ type Report struct {
 	Agreement    Result        `json:"agreement"`
 	Completeness Result        `json:"completeness"`
 	Causality    Result        `json:"causality"`
+	// Stability checks settled prefixes: Checked counts the times a
+	// client's settled point moved, Violations the messages that arrived
+	// inside a settled prefix (there must be none).
+	Stability Result `json:"stability"`
+	// Settled counts the messages of the final logs inside their room's
+	// settled prefix, out of Logged.
+	Settled int `json:"settled"`
+	Logged  int `json:"logged"`
 }
 
 // Failed reports whether the run failed: agreement or completeness broke,
@@ -160,16 +168,33 @@ func (s *Sim) Check() *Report {
 			r.Acked++
 		}
 	}
+	r.Stability = Result{Name: "stability", OK: true}
 	for _, n := range s.clients {
 		if n.cl == nil {
 			continue
 		}
 		for _, room := range n.cl.Rooms() {
-			if st, ok := n.cl.ViewStats(room); ok {
-				r.Reorders += st.Reordered
+			st, ok := n.cl.ViewStats(room)
+			if !ok {
+				continue
+			}
+			r.Reorders += st.Reordered
+			r.Stability.Checked += st.Settles
+			r.Stability.Violations += st.SettledViolations
+			if v, bad := n.cl.FirstSettledViolation(room); bad && r.Stability.Counterexample == "" {
+				r.Stability.Counterexample = fmt.Sprintf("%s's view of %s was settled up to %s when %s arrived inside it",
+					n.name, room, time.Unix(0, v.Settled).UTC().Format("15:04:05.000000000"), describe(v.Message))
+			}
+			settled := n.cl.Settled(room)
+			for _, m := range n.cl.View(room) {
+				r.Logged++
+				if m.Stamp.Time <= settled {
+					r.Settled++
+				}
 			}
 		}
 	}
+	r.Stability.OK = r.Stability.Violations == 0
 	return r
 }
 
@@ -333,6 +358,7 @@ func (r *Report) Summary() string {
 	row("deliveries", fmt.Sprint(r.Deliveries))
 	row("events", fmt.Sprint(r.Events))
 	row("reorders", fmt.Sprintf("%d (a message shown, then an earlier one inserted above it)", r.Reorders))
+	row("settled", fmt.Sprintf("%d of %d logged messages are in their room's settled prefix", r.Settled, r.Logged))
 	row("crashes", fmt.Sprint(r.Crashes))
 	row("errors", fmt.Sprintf("%d (failed client operations: timeouts, refusals)", r.Errors))
 	row("virtual time", r.Virtual.String())
@@ -348,7 +374,7 @@ func (r *Report) Summary() string {
 // goldens can compare it.
 func (r *Report) Checks() string {
 	var b strings.Builder
-	for _, c := range []Result{r.Agreement, r.Completeness, r.Causality} {
+	for _, c := range []Result{r.Agreement, r.Completeness, r.Causality, r.Stability} {
 		verdict := "ok"
 		if !c.OK {
 			verdict = fmt.Sprintf("VIOLATED (%d of %d)", c.Violations, c.Checked)

@@ -18,7 +18,7 @@ package sim
 //
 // Directives:
 //
-//	config seed=N clock=wall|hlc delay=DIST drop=P dup=P   (first, if present)
+//	config seed=N clock=wall|hlc delay=DIST drop=P dup=P settled=on|off   (first, if present)
 //	server NAME [skew=DUR] [drift=RATE]
 //	user NAME [on=SERVER]
 //	create USER ROOM | join USER ROOM | leave USER ROOM
@@ -67,9 +67,13 @@ virtual time; only "run" advances it. Users and servers must be declared
 before they are used; names of nodes are unique (central is taken).
 
 Setup
-  config seed=N clock=wall|hlc delay=DIST drop=P dup=P
+  config seed=N clock=wall|hlc delay=DIST drop=P dup=P settled=on|off
         Must be the first directive if present; every key is optional.
-        Defaults: seed=1 clock=hlc delay=1ms..10ms drop=0 dup=0.
+        Defaults: seed=1 clock=hlc delay=1ms..10ms drop=0 dup=0 settled=on.
+        settled=on: servers track settled prefixes (a watermark promise
+        every second, which also floors later stamps), and the stability
+        checker verifies no settled prefix changes; off: the original's
+        plain clocks.
         DIST is 5ms (constant), 1ms..5ms (uniform), exp(1ms,4ms) (1ms plus
         exponential with mean 4ms) or tail(1ms..5ms,0.05,100ms..1s) (long-tail
         reordering). P is a probability in [0,1).
@@ -170,6 +174,8 @@ type ScenarioConfig struct {
 	// ClockMode, when not empty, replaces the script's clock mode, so the
 	// same script can be run both ways.
 	ClockMode string
+	// Settled, when not nil, replaces the script's settled setting.
+	Settled *bool
 	// Dir holds the nodes' data; empty means a temporary directory.
 	Dir string
 	// Logger receives the components' logs; nil discards them.
@@ -361,12 +367,12 @@ func ParseScenario(r io.Reader, name string) (*Scenario, error) {
 }
 
 func defaultScenarioConfig() Config {
-	return Config{Seed: 1, ClockMode: server.ClockHLC, Delay: Uniform{time.Millisecond, 10 * time.Millisecond}}
+	return Config{Seed: 1, ClockMode: server.ClockHLC, Delay: Uniform{time.Millisecond, 10 * time.Millisecond}, Settled: true}
 }
 
 // parseConfig reads the config directive's keys into cfg.
 func parseConfig(args []string, cfg *Config) error {
-	kv, err := keyValues(args, "seed", "clock", "delay", "drop", "dup")
+	kv, err := keyValues(args, "seed", "clock", "delay", "drop", "dup", "settled")
 	if err != nil {
 		return err
 	}
@@ -394,6 +400,16 @@ func parseConfig(args []string, cfg *Config) error {
 	if v, ok := kv["dup"]; ok {
 		if cfg.Dup, err = parseProb("dup", v); err != nil {
 			return err
+		}
+	}
+	if v, ok := kv["settled"]; ok {
+		switch v {
+		case "on":
+			cfg.Settled = true
+		case "off":
+			cfg.Settled = false
+		default:
+			return fmt.Errorf("settled=%s: want on or off", v)
 		}
 	}
 	return nil
@@ -775,6 +791,9 @@ func (sc *Scenario) Run(cfg ScenarioConfig) (*ScenarioResult, error) {
 	}
 	if cfg.ClockMode != "" {
 		simCfg.ClockMode = cfg.ClockMode
+	}
+	if cfg.Settled != nil {
+		simCfg.Settled = *cfg.Settled
 	}
 	simCfg.Dir, simCfg.Logger, simCfg.Wall = cfg.Dir, cfg.Logger, cfg.Wall
 	simCfg.Trace = true

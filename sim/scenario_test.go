@@ -364,7 +364,7 @@ func TestScenarioSeeds(t *testing.T) {
 // TestScenarioActions exercises the directives the testdata scenarios do
 // not: leave, step, drift and per-link delays.
 func TestScenarioActions(t *testing.T) {
-	src := `config seed=2 clock=wall delay=exp(1ms,2ms)
+	src := `config seed=2 clock=wall delay=exp(1ms,2ms) settled=off
 server s1 drift=1e-4
 server s2
 user alice on=s1

@@ -38,6 +38,9 @@ type Config struct {
 	// Dir holds the nodes' data; empty means a temporary directory that
 	// Close removes.
 	Dir string
+	// Settled turns on the chat servers' settled-prefix tracking, checked
+	// by the stability checker.
+	Settled bool
 	// Trace keeps the full event trace (for the trace, ShiViz and SVG
 	// outputs); without it only counters are kept.
 	Trace bool
@@ -243,8 +246,9 @@ func (s *Sim) startServer(n *node) error {
 			}
 			return s.clusterInvoker(n, to)
 		},
-		Logger: s.cfg.Logger.With("node", n.name),
-		NoSync: true,
+		Logger:  s.cfg.Logger.With("node", n.name),
+		NoSync:  true,
+		Settled: s.cfg.Settled,
 	})
 	if err != nil {
 		return fmt.Errorf("server %s: %w", n.name, err)
@@ -256,8 +260,20 @@ func (s *Sim) startServer(n *node) error {
 	}
 	n.srv, n.table = srv, t
 	s.record(Event{Kind: "start", Node: n.name})
-	s.task(n, "start", func(ctx context.Context) error { return srv.Start(ctx) })
+	s.startTask(n, srv, 0)
 	return nil
+}
+
+// startTask registers a chat server with central, trying again a second
+// later when that fails, as the distchat server command does.
+func (s *Sim) startTask(n *node, srv *server.Server, attempt int) {
+	s.task(n, "start", func(ctx context.Context) error {
+		err := srv.Start(ctx)
+		if err != nil && attempt < 60 {
+			s.sched.after(time.Second, n, func() { s.startTask(n, srv, attempt+1) })
+		}
+		return err
+	})
 }
 
 func hostOf(addr string) string {

@@ -9,6 +9,7 @@ import (
 
 func run(t *testing.T, cfg Config, w Workload) *Report {
 	t.Helper()
+	cfg.Settled = true
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,28 @@ func TestSkewAnomalyWallVsHLC(t *testing.T) {
 		}
 		if !r.Agreement.OK || !r.Completeness.OK {
 			t.Errorf("%s: agreement %v completeness %v", mode, r.Agreement, r.Completeness)
+		}
+	}
+}
+
+// TestSettledPrefixUnderFaults runs lossy, duplicating, long-tail runs with
+// skewed clocks: a settled prefix must never change, and the settled
+// prefixes must still cover every final log (progress, not just safety).
+func TestSettledPrefixUnderFaults(t *testing.T) {
+	delay := LongTail{Uniform{time.Millisecond, 5 * time.Millisecond}, 0.05, Uniform{100 * time.Millisecond, time.Second}}
+	for seed := uint64(1); seed <= 12; seed++ {
+		for _, mode := range []string{server.ClockWall, server.ClockHLC} {
+			r := run(t, Config{Seed: seed, ClockMode: mode, Drop: 0.05, Dup: 0.02, Delay: delay},
+				Workload{Posts: 60, Skew: 50 * time.Millisecond})
+			if !r.Stability.OK {
+				t.Errorf("seed %d %s: %s", seed, mode, r.Stability.Counterexample)
+			}
+			if !r.Agreement.OK || !r.Completeness.OK {
+				t.Errorf("seed %d %s: agreement %s completeness %s", seed, mode, r.Agreement.Counterexample, r.Completeness.Counterexample)
+			}
+			if r.Acked == 0 || r.Stability.Checked == 0 || r.Settled != r.Logged {
+				t.Errorf("seed %d %s: %d acked, %d settles, %d of %d logged messages settled", seed, mode, r.Acked, r.Stability.Checked, r.Settled, r.Logged)
+			}
 		}
 	}
 }
