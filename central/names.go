@@ -21,7 +21,7 @@ const (
 var (
 	userNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
 	roomNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	serverNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	serverNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 )
 
 // tokenLen is the length of a session token: 32 random bytes in hex.
@@ -36,6 +36,10 @@ func q(s string) string {
 	}
 	return strconv.Quote(s)
 }
+
+// ValidServerName reports whether s is a valid chat server name: 1 to 32
+// of a-z, 0-9 and '-', not starting with '-'.
+func ValidServerName(s string) bool { return serverNameRE.MatchString(s) }
 
 // ValidUserName reports whether s is a valid user name:
 // ^[a-z0-9][a-z0-9_.-]{0,31}$.

@@ -476,7 +476,6 @@ func needsFailover(err error) bool {
 	return err != nil && (rmi.IsUnreachable(err) ||
 		errors.Is(err, server.ErrShuttingDown) ||
 		errors.Is(err, server.ErrNotAttached) ||
-		errors.Is(err, server.ErrWrongServer) ||
 		errors.Is(err, central.ErrBadSession))
 }
 

@@ -510,7 +510,7 @@ func (s *fakeServer) Attach(ctx context.Context, a server.AttachArgs) (server.At
 		return server.AttachReply{}, central.ErrBadSession
 	}
 	if sess.server != s.name {
-		return server.AttachReply{}, server.ErrWrongServer
+		return server.AttachReply{}, server.ErrNotAttached
 	}
 	s.attached[a.Token] = p
 	p.OnClose(func() {

@@ -36,7 +36,6 @@ var (
 	ErrBadID        = rmi.NewError("server.bad_id", fmt.Sprintf("message id must be 1 to %d printable characters", MaxID))
 	ErrNotAttached  = rmi.NewError("server.not_attached", "session not attached to this server; call Attach first")
 	ErrNoCallback   = rmi.NewError("server.no_callback", "Attach needs a connection that exports the client callback object")
-	ErrWrongServer  = rmi.NewError("server.wrong_server", "this chat server is not the one the session was placed on")
 	ErrStorage      = rmi.NewError("server.storage", "chat server storage failed; message not accepted")
 	ErrShuttingDown = rmi.NewError("server.shutting_down", "chat server is shutting down")
 )

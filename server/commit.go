@@ -105,7 +105,9 @@ func (c *committer) write(batch []*commitReq) error {
 		for _, m := range r.msgs {
 			wb.msgs = append(wb.msgs, m)
 			wb.own = append(wb.own, r.own)
-			if m.Stamp.Time > wb.last {
+			// Only our own stamps (and promises) floor our stamper after a
+			// restart; in wall mode another server's clock must not.
+			if r.own && m.Stamp.Time > wb.last {
 				wb.last = m.Stamp.Time
 			}
 		}

@@ -206,7 +206,8 @@ func validForwarded(ms []Message) error {
 		return fmt.Errorf("%d messages in one batch: %w", len(ms), rmi.ErrTooLarge)
 	}
 	for _, m := range ms {
-		if m.Room == "" || m.Stamp.Seq == 0 || !validServerName(m.Stamp.Server) || len(m.Text) > MaxText {
+		if !validRoomName(m.Room) || m.Stamp.Seq == 0 || !validServerName(m.Stamp.Server) || len(m.Text) > MaxText ||
+			!validID(m.ID) || len(m.From) > 64 {
 			return fmt.Errorf("malformed message %q in room %q from %q: %w", m.ID, m.Room, m.Stamp.Server, rmi.ErrBadArgs)
 		}
 	}

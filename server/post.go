@@ -41,12 +41,10 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	if _, err := s.checkMember(ctx, args.Room, a.user); err != nil {
 		return PostReply{}, err
 	}
-	// A retried post (same sender and ID) is answered with its first stamp.
-	if rec, ok, err := s.st.lookupDedupe(a.user, args.ID); err != nil {
-		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
-	} else if ok {
-		return PostReply{Stamp: rec.Stamp, Duplicate: true}, nil
-	}
+	// Reserve the id, then look for an earlier post with it: a retry is
+	// answered with its first stamp. (Looking before reserving would let
+	// a retry slip in between the first post's commit and its release of
+	// the reservation, and be stamped twice.)
 	key := a.user + "\x00" + args.ID
 	s.mu.Lock()
 	if s.closed {
@@ -56,6 +54,26 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	if s.posting[key] {
 		s.mu.Unlock()
 		return PostReply{}, ErrInProgress
+	}
+	s.posting[key] = true
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		delete(s.posting, key)
+		s.mu.Unlock()
+	}
+	if rec, ok, err := s.st.lookupDedupe(a.user, args.ID); err != nil {
+		release()
+		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	} else if ok {
+		release()
+		return PostReply{Stamp: rec.Stamp, Duplicate: true}, nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		release()
+		return PostReply{}, ErrShuttingDown
 	}
 	now := s.clk.Now()
 	seen := args.Seen.Time
@@ -68,7 +86,6 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 		Room: args.Room, ID: args.ID, From: a.user, Text: args.Text,
 		Stamp: Stamp{Time: s.stamper.next(now.UnixNano(), seen), Server: s.name, Seq: r.stampSeq},
 	}
-	s.posting[key] = true
 	s.inflight++
 	req := &commitReq{msgs: []Message{m}, own: true}
 	// Queue for commit while still holding the lock, so seqs enter the

@@ -15,15 +15,22 @@ import (
 // least as new as the last invalidation.
 func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central.RoomInfo, error) {
 	var info central.RoomInfo
+	if !validRoomName(name) {
+		return info, fmt.Errorf("room %q: %w", name, central.ErrBadName)
+	}
 	for try := 0; try < 3; try++ {
+		// Look without creating: only a room central confirms gets an
+		// entry, so made-up names cannot grow the table.
 		s.mu.Lock()
-		r := s.room(name)
-		if !fresh && r.infoValid && s.clk.Since(r.infoAt) < roomInfoTTL {
-			info = r.info
-			s.mu.Unlock()
-			return info, nil
+		var gen uint64
+		if r := s.rooms[name]; r != nil {
+			if !fresh && r.infoValid && s.clk.Since(r.infoAt) < roomInfoTTL {
+				info = r.info
+				s.mu.Unlock()
+				return info, nil
+			}
+			gen = r.gen
 		}
-		gen := r.gen
 		s.mu.Unlock()
 		cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 		var err error
@@ -33,7 +40,7 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 			return info, err
 		}
 		s.mu.Lock()
-		if r.gen == gen {
+		if r := s.room(name); r.gen == gen {
 			s.setInfoLocked(r, info)
 			s.mu.Unlock()
 			return info, nil
@@ -176,6 +183,16 @@ func (s *Server) checkMember(ctx context.Context, roomName, user string) (centra
 		return info, fmt.Errorf("room %q: %w", roomName, central.ErrNotMember)
 	}
 	return info, nil
+}
+
+// validRoomName reports whether name can be a room: a public room name or
+// a direct room's canonical name.
+func validRoomName(name string) bool {
+	if central.ValidRoomName(name) {
+		return true
+	}
+	a, b, ok := central.ParseDirectRoomName(name)
+	return ok && central.ValidUserName(a) && central.ValidUserName(b)
 }
 
 func isMember(info central.RoomInfo, user string) bool {

@@ -121,7 +121,7 @@ type room struct {
 // not yet registered with central; call Start.
 func Open(cfg Config) (*Server, error) {
 	if !validServerName(cfg.Name) {
-		return nil, fmt.Errorf("server name %q: want 1-32 of [a-z0-9-]", cfg.Name)
+		return nil, fmt.Errorf("server name %q: want 1-32 of a-z, 0-9 and -, not starting with -", cfg.Name)
 	}
 	if cfg.Central == nil || cfg.Connect == nil {
 		return nil, errors.New("server: Config.Central and Config.Connect are required")
@@ -168,17 +168,7 @@ func Open(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func validServerName(n string) bool {
-	if len(n) == 0 || len(n) > 32 {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validServerName(n string) bool { return central.ValidServerName(n) }
 
 // Name returns the server's name.
 func (s *Server) Name() string { return s.name }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/distchat/distchat/central"
@@ -347,4 +348,65 @@ func TestCentralRestart(t *testing.T) {
 	eventually(t, "bob gets second", func() bool { return equal(bob.delivered("lobby"), []string{"before", "after"}) })
 	// Sessions survived: logging in is not needed to keep posting.
 	bob.say("lobby", "3", "bob still here")
+}
+
+func TestConcurrentRetriesStoreOnce(t *testing.T) {
+	_, alice, _ := twoServers(t, ClockHLC)
+	for round := 0; round < 20; round++ {
+		id := fmt.Sprintf("retry-%d", round)
+		var wg sync.WaitGroup
+		stamps := make(chan Stamp, 16)
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := alice.chat.Post(context.Background(), PostArgs{Token: alice.token, Room: "lobby", ID: id, Text: "once"})
+				if err == nil {
+					stamps <- r.Stamp
+				} else if !errors.Is(err, ErrInProgress) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(stamps)
+		var first Stamp
+		for s := range stamps {
+			if first.IsZero() {
+				first = s
+			} else if s != first {
+				t.Fatalf("round %d: one id acknowledged with two stamps, %v and %v", round, first, s)
+			}
+		}
+	}
+	if n := len(alice.history("lobby")); n != 20 {
+		t.Fatalf("history has %d messages, want 20 (one per id)", n)
+	}
+}
+
+func TestMadeUpRoomsLeaveNoState(t *testing.T) {
+	c, alice, _ := twoServers(t, ClockHLC)
+	s := c.servers[alice.server]
+	s.mu.Lock()
+	before := len(s.rooms)
+	s.mu.Unlock()
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		room := fmt.Sprintf("nowhere-%d", i)
+		if _, err := alice.chat.Who(ctx, RoomArgs{Token: alice.token, Room: room}); !errors.Is(err, central.ErrNoSuchRoom) {
+			t.Fatalf("who %s: %v", room, err)
+		}
+		if _, err := alice.chat.Sync(ctx, SyncArgs{Token: alice.token, Room: room}); !errors.Is(err, central.ErrNoSuchRoom) {
+			t.Fatalf("sync %s: %v", room, err)
+		}
+	}
+	if _, err := alice.chat.Sync(ctx, SyncArgs{Token: alice.token, Room: strings.Repeat("x", 1<<16)}); !errors.Is(err, central.ErrBadName) {
+		t.Fatalf("sync with a 64 KiB room name: %v", err)
+	}
+	s.mu.Lock()
+	after := len(s.rooms)
+	s.mu.Unlock()
+	if after != before {
+		t.Fatalf("room table grew from %d to %d entries on lookups of rooms that do not exist", before, after)
+	}
 }

@@ -93,8 +93,18 @@ func (s *Server) pump(a *attachment) {
 		if err != nil {
 			var re *rmi.RemoteError
 			if errors.As(err, &re) {
-				// The client ran and refused; keep going with the rest.
+				// The client ran and refused the batch: tell it to resync
+				// those rooms (Sync brings the messages back), and go on.
 				s.log.Warn("client rejected delivery", "user", a.user, "err", err)
+				rooms := map[string]bool{}
+				for _, m := range batch.Messages {
+					rooms[m.Room] = true
+				}
+				s.mu.Lock()
+				for _, r := range sortedKeys(rooms) {
+					a.events = append(a.events, Event{Kind: EventResync, Room: r})
+				}
+				s.mu.Unlock()
 				continue
 			}
 			s.detach(a, fmt.Sprintf("delivery failed: %v", err))
@@ -123,13 +133,17 @@ func (s *Server) Attach(ctx context.Context, args AttachArgs) (AttachReply, erro
 	if p == nil || p.Back == nil {
 		return AttachReply{}, ErrNoCallback
 	}
-	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
+	// Attach makes several calls of its own; each gets a short bound, so
+	// one lost message does not use up the client's whole deadline.
+	cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	sess, err := s.central.CheckSession(cctx, central.SessionArgs{Token: args.Token, Server: s.name})
 	if err != nil {
 		return AttachReply{}, fmt.Errorf("attach: %w", err)
 	}
-	ur, err := s.central.UserRooms(cctx, central.UserArgs{User: sess.User})
+	uctx, ucancel := s.clk.WithTimeout(ctx, fetchTimeout)
+	defer ucancel()
+	ur, err := s.central.UserRooms(uctx, central.UserArgs{User: sess.User})
 	if err != nil {
 		return AttachReply{}, fmt.Errorf("attach: %w", err)
 	}
@@ -156,7 +170,9 @@ func (s *Server) Attach(ctx context.Context, args AttachArgs) (AttachReply, erro
 	// this server now needs the rooms' messages.
 	infos := make([]central.RoomInfo, 0, len(ur.Rooms))
 	for _, name := range ur.Rooms {
-		info, err := s.roomInfo(ctx, name, true)
+		rctx, rcancel := s.clk.WithTimeout(ctx, fetchTimeout)
+		info, err := s.roomInfo(rctx, name, true)
+		rcancel()
 		if err != nil {
 			s.log.Warn("attach: room membership", "room", name, "err", err)
 			continue
