@@ -99,6 +99,7 @@ const (
 	minPingInterval     = 10 * time.Millisecond
 	defaultGapSyncDelay = 2 * time.Second
 	defaultCallTimeout  = 10 * time.Second
+	retrySyncDelay      = 2 * time.Second
 )
 
 // Errors of the client itself.
@@ -459,12 +460,19 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 		oc.OnClose(func() { c.connLost(conn, gen) })
 	}
 	c.log.Info("client: attached to chat server", "server", name, "addr", addr, "rooms", len(rooms))
-	for _, room := range rooms {
+	for i, room := range rooms {
 		if err := c.syncRoom(ctx, st, lr.Token, room); err != nil {
 			if needsFailover(err) || ctx.Err() != nil {
+				// The rooms not caught up yet are synced in the
+				// background (retried until they are), wherever the
+				// client ends up.
+				for _, r := range rooms[i:] {
+					c.scheduleSync(r, false)
+				}
 				return fmt.Errorf("catch up room %s on chat server %s: %w", room, name, err)
 			}
-			c.log.Warn("client: catch-up failed", "room", room, "server", name, "err", err)
+			c.log.Warn("client: catch-up failed; will retry", "room", room, "server", name, "err", err)
+			c.scheduleSync(room, false)
 		}
 	}
 	return nil
@@ -912,7 +920,10 @@ func (c *Client) backgroundSync(room string, gapOnly bool) {
 		return c.syncRoom(c.bg, st, token, room)
 	})
 	if err != nil && c.bg.Err() == nil {
-		c.log.Warn("client: background sync failed", "room", room, "err", err)
+		c.log.Warn("client: background sync failed; will retry", "room", room, "err", err)
+		// Try again later: until it succeeds the room may miss messages
+		// (and its settled notices are ignored).
+		c.clk.AfterFunc(retrySyncDelay, func() { c.scheduleSync(room, gapOnly) })
 	}
 }
 

@@ -40,8 +40,14 @@ func (s *Server) heartbeat() {
 	w := max(s.stamper.last, s.clk.Now().UnixNano())
 	s.stamper.last = w
 	durable := map[string]uint64{}
-	for name, r := range s.rooms {
-		durable[name] = r.ownSeq
+	for _, r := range s.sortedRooms() {
+		durable[r.name] = r.ownSeq
+		// A room of ours whose membership is stale may have gained a
+		// destination (a notification was lost): refreshing it dispatches
+		// our messages there, after which our watermark covers it.
+		if r.ownSeq > 0 && (!r.infoValid || s.clk.Since(r.infoAt) >= roomInfoTTL) {
+			s.refreshSoonLocked(r)
+		}
 	}
 	var known []string
 	if s.knownDirty {
