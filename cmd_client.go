@@ -85,7 +85,15 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	// Leaving ends the session: each run logs in afresh, so a session left
+	// open would only sit in central's database until it expires.
+	defer func() {
+		lctx, cancel := clk.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Logout(lctx); err != nil {
+			c.Close()
+		}
+	}()
 	if interactive {
 		fmt.Fprintf(e.stdout, "logged in as %s on chat server %s; /help lists the commands\n", c.User(), c.Server())
 		restore, err := client.MakeRaw(e.stdinFD)
