@@ -296,16 +296,23 @@ func (st *store) scan(room string, have map[string]uint64, limit int) ([]Message
 		if root == nil {
 			return nil
 		}
-		logb, seqb, headb := root.Bucket(bucketLog), root.Bucket(bucketSeq), root.Bucket(bucketHeads)
+		logb, seqb := root.Bucket(bucketLog), root.Bucket(bucketSeq)
 		// Start at the earliest stamp any origin is missing: for each
 		// origin we hold, the first seq above have[origin].
 		var start []byte
+		// Every origin with a message here, read off the seq index one
+		// origin at a time (not the heads, which miss an origin whose
+		// first message is missing).
 		origins := map[string]bool{}
-		headb.ForEach(func(o, _ []byte) error { origins[string(o)] = true; return nil })
-		for o := range have {
-			origins[o] = true
-		}
 		sc := seqb.Cursor()
+		for k, _ := sc.First(); k != nil; {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				break
+			}
+			origins[string(k[:i])] = true
+			k, _ = sc.Seek(append(append([]byte{}, k[:i]...), 1))
+		}
 		for o := range origins {
 			prefix := append([]byte(o), 0)
 			k, v := sc.Seek(seqKey(o, have[o]+1))
