@@ -676,12 +676,18 @@ func sortedRooms(m map[string]int64) []string {
 	return out
 }
 
+// existingView returns room's view, or nil when the client has none
+// (unlike view, it does not create one).
+func (c *Client) existingView(room string) *View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.views[room]
+}
+
 // Settled returns the stamp time up to which room is settled at this
 // client (0: nothing yet): messages at or below it are final.
 func (c *Client) Settled(room string) int64 {
-	c.mu.Lock()
-	v := c.views[room]
-	c.mu.Unlock()
+	v := c.existingView(room)
 	if v == nil {
 		return 0
 	}
@@ -691,9 +697,7 @@ func (c *Client) Settled(room string) int64 {
 // FirstSettledViolation returns the first message that arrived inside
 // room's settled prefix (there should be none).
 func (c *Client) FirstSettledViolation(room string) (SettledViolation, bool) {
-	c.mu.Lock()
-	v := c.views[room]
-	c.mu.Unlock()
+	v := c.existingView(room)
 	if v == nil {
 		return SettledViolation{}, false
 	}
@@ -1060,9 +1064,7 @@ func (c *Client) Rooms() []string {
 // client has no view of room. Views of rooms the user left are kept, no
 // longer updated.
 func (c *Client) View(room string) []server.Message {
-	c.mu.Lock()
-	v := c.views[room]
-	c.mu.Unlock()
+	v := c.existingView(room)
 	if v == nil {
 		return nil
 	}
@@ -1072,9 +1074,7 @@ func (c *Client) View(room string) []server.Message {
 // Last returns the latest message (by stamp) of room's view, if any,
 // without copying the view.
 func (c *Client) Last(room string) (server.Message, bool) {
-	c.mu.Lock()
-	v := c.views[room]
-	c.mu.Unlock()
+	v := c.existingView(room)
 	if v == nil {
 		return server.Message{}, false
 	}
@@ -1084,9 +1084,7 @@ func (c *Client) Last(room string) (server.Message, bool) {
 // ViewStats returns the insertion counters of room's view, and whether the
 // client has one.
 func (c *Client) ViewStats(room string) (ViewStats, bool) {
-	c.mu.Lock()
-	v := c.views[room]
-	c.mu.Unlock()
+	v := c.existingView(room)
 	if v == nil {
 		return ViewStats{}, false
 	}
