@@ -221,7 +221,9 @@ func (iv *invoker) Invoke(ctx context.Context, object, method string, args, repl
 		sentAt: sc.now, parkedAt: iv.from.inc}
 	c.vc = iv.from.tick()
 	s.pending[c.id] = c
-	s.record(Event{Kind: "send", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: object + "." + method, VC: c.vc})
+	if s.cfg.Trace {
+		s.record(Event{Kind: "send", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: object + "." + method, VC: c.vc})
+	}
 	iv.sendRequest(c, b, false)
 	if s.rng.Float64() < s.net.link(iv.from.name, iv.to.name).Dup {
 		iv.sendRequest(c, b, true)
@@ -240,7 +242,9 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 	s := iv.sim
 	delay, ok := s.net.fate(iv.from.name, iv.to.name)
 	if !ok {
-		s.record(Event{Kind: "drop", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: c.object + "." + c.method})
+		if s.cfg.Trace {
+			s.record(Event{Kind: "drop", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: c.object + "." + c.method})
+		}
 		return
 	}
 	s.sched.after(delay, nil, func() {
@@ -252,7 +256,9 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 				s.sched.after(back, nil, func() {
 					err := fmt.Errorf("%s is down: %w", to.name, rmi.ErrConnect)
 					if !c.done {
-						s.record(Event{Kind: "refused", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, Err: err.Error()})
+						if s.cfg.Trace {
+							s.record(Event{Kind: "refused", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, Err: err.Error()})
+						}
 					}
 					s.finish(c, nil, err)
 				})
@@ -264,7 +270,9 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 			return
 		}
 		vc := to.recv(c.vc)
-		s.record(Event{Kind: "recv", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Dup: dup})
+		if s.cfg.Trace {
+			s.record(Event{Kind: "recv", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Dup: dup})
+		}
 		inc := to.inc
 		s.sched.runTask(func() {
 			ctx := rmi.WithPeer(context.Background(), iv.peer)
@@ -277,16 +285,22 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 				return
 			}
 			rvc := to.tick()
-			s.record(Event{Kind: "reply", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: rvc, Err: errText(err)})
+			if s.cfg.Trace {
+				s.record(Event{Kind: "reply", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: rvc, Err: errText(err)})
+			}
 			delay, ok := s.net.fate(to.name, iv.from.name)
 			if !ok {
-				s.record(Event{Kind: "drop", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method})
+				if s.cfg.Trace {
+					s.record(Event{Kind: "drop", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method})
+				}
 				return
 			}
 			s.sched.after(delay, nil, func() {
 				if !c.done && c.from.up && c.from.inc == c.parkedAt {
 					vc := iv.from.recv(rvc)
-					s.record(Event{Kind: "return", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Err: errText(err)})
+					if s.cfg.Trace {
+						s.record(Event{Kind: "return", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Err: errText(err)})
+					}
 				}
 				s.finish(c, out, err)
 			})
@@ -312,7 +326,9 @@ func (s *Sim) finish(c *call, out []byte, err error) {
 	c.out, c.err = out, err
 	delete(s.pending, c.id)
 	if errors.Is(err, rmi.ErrTimeout) {
-		s.record(Event{Kind: "timeout", Node: c.from.name, Peer: c.to.name, Call: c.id, Method: c.object + "." + c.method})
+		if s.cfg.Trace {
+			s.record(Event{Kind: "timeout", Node: c.from.name, Peer: c.to.name, Call: c.id, Method: c.object + "." + c.method})
+		}
 	}
 	if !c.from.up || c.from.inc != c.parkedAt {
 		s.abandoned = append(s.abandoned, c)
