@@ -120,6 +120,12 @@ func (s *Server) afterCommit(batch []*commitReq) {
 				order = append(order, m.Room)
 			}
 			byRoom[m.Room] = append(byRoom[m.Room], m)
+			if r := s.room(m.Room); !q.own && !r.infoValid {
+				// Messages of a room whose members we do not know (a
+				// RoomChanged that never came): learn them, so local
+				// members get them.
+				s.refreshSoonLocked(r)
+			}
 			if q.own {
 				ownRooms[m.Room] = true
 				if r := s.room(m.Room); m.Stamp.Seq > r.ownSeq {

@@ -78,10 +78,16 @@ func (s *Server) setInfoLocked(r *room, info central.RoomInfo) {
 		}
 	}
 	sort.Slice(events, func(i, j int) bool { return events[i].User < events[j].User })
-	// Local attachments follow the membership.
-	for _, a := range s.atts {
+	// Local attachments follow the membership. One that gains the room
+	// here (its user joined elsewhere, or this server learned of the room
+	// only now) is told it joined, so its client adds the room and syncs
+	// it: messages stored before it was added were never queued to it.
+	for _, a := range s.sortedAttachments() {
 		if now[a.user] {
-			s.addLocalLocked(a, r)
+			if !a.rooms[r.name] {
+				s.addLocalLocked(a, r)
+				a.enqueueLocked(s, nil, []Event{{Kind: EventJoined, Room: r.name, User: a.user}})
+			}
 		} else {
 			s.removeLocalLocked(a, r.name)
 		}
@@ -257,13 +263,22 @@ func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.C
 	if err != nil {
 		return info, err
 	}
+	// Central's answer may be older than another change that overtook it
+	// (two joins through this server at once): install membership only
+	// through the generation-checked read, which is at least as new as
+	// this invalidation.
 	s.mu.Lock()
-	r := s.room(info.Name)
-	prev := r.info
-	s.invalidateLocked(r)
-	s.setInfoLocked(r, info)
+	prev := s.room(info.Name).info
+	s.invalidateLocked(s.room(info.Name))
 	s.mu.Unlock()
-	s.notifyServers(ctx, info, prev)
+	latest, err := s.roomInfo(ctx, info.Name, true)
+	if err != nil {
+		s.mu.Lock()
+		s.refreshSoonLocked(s.room(info.Name))
+		s.mu.Unlock()
+		latest = info
+	}
+	s.notifyServers(ctx, latest, info, prev)
 	return info, nil
 }
 

@@ -290,7 +290,7 @@ func (s *Server) register(ctx context.Context) error {
 	if s.renewWait <= 0 {
 		s.renewWait = time.Second
 	}
-	s.setLiveLocked(rep.Servers)
+	s.setLiveLocked(rep.Servers, true)
 	rejected := map[string]bool{}
 	for _, t := range rep.Rejected {
 		rejected[t] = true
@@ -320,7 +320,7 @@ func (s *Server) renew() {
 	switch {
 	case err == nil:
 		s.mu.Lock()
-		s.setLiveLocked(rep.Servers)
+		s.setLiveLocked(rep.Servers, false)
 		wait = s.renewWait
 		s.mu.Unlock()
 	case errors.Is(err, central.ErrUnknownServer):
@@ -344,7 +344,7 @@ func (s *Server) renew() {
 
 // setLiveLocked records central's list of live servers; when a server
 // appears, rooms with local members are caught up from it.
-func (s *Server) setLiveLocked(servers []central.ServerInfo) {
+func (s *Server) setLiveLocked(servers []central.ServerInfo, force bool) {
 	known := map[string]bool{}
 	for _, sv := range s.live {
 		known[sv.Name] = true
@@ -363,7 +363,19 @@ func (s *Server) setLiveLocked(servers []central.ServerInfo) {
 		}
 		s.forwarder(sv.Name, sv.Addr)
 	}
+	changed := newcomer || len(servers) != len(s.live)
 	s.live = servers
+	if changed || force {
+		// Cached memberships name servers as central saw them; with the
+		// set of live servers changed (or central having forgotten us),
+		// they may be wrong: read them again, now for rooms that matter.
+		for _, r := range s.sortedRooms() {
+			s.invalidateLocked(r)
+			if r.ownSeq > 0 || len(s.local[r.name]) > 0 {
+				s.refreshSoonLocked(r)
+			}
+		}
+	}
 	if newcomer && s.started {
 		s.after(0, s.antiEntropy)
 	}
