@@ -59,6 +59,7 @@ reordering: 5% of messages take 100ms..1s).`, "error")
 	dup := f.Float64("dup", 0, "probability a request is delivered twice")
 	gap := f.Duration("gap", 20*time.Millisecond, "mean time between posts")
 	settle := f.Duration("settle", time.Minute, "time to run after the last post, with faults stopped, before checking")
+	scenarioHelp := f.Bool("scenario-help", false, "print the scenario language's reference and exit")
 	scenario := f.String("scenario", "", "run the scenario script `FILE` (testdata/*.scenario) instead of a random workload")
 	tracePath := f.String("trace", "", "write the event trace, one JSON object per line, to `FILE`")
 	shivizPath := f.String("shiviz", "", "write a ShiViz log (vector clocks) to `FILE`")
@@ -67,6 +68,10 @@ reordering: 5% of messages take 100ms..1s).`, "error")
 	dataDir := f.String("data", "", "keep the nodes' data in `DIR` (default: a temporary directory)")
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	if *scenarioHelp {
+		fmt.Fprint(e.stdout, sim.ScenarioHelp)
+		return nil
 	}
 	log, err := f.logger()
 	if err != nil {

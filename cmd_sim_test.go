@@ -70,6 +70,10 @@ func TestSimCommandScenarioAndErrors(t *testing.T) {
 	if !strings.Contains(out.String(), "log alice lobby") || !strings.Contains(out.String(), "causality      ok") {
 		t.Fatalf("scenario transcript/report missing:\n%s", out)
 	}
+	e, out, _ = testEnv(nil)
+	if code := run(context.Background(), e, []string{"sim", "--scenario-help"}); code != exitOK || !strings.Contains(out.String(), "partition A,B | C,D") {
+		t.Fatalf("--scenario-help: exit %d\n%s", code, out)
+	}
 	for _, args := range [][]string{
 		{"sim", "--delay", "soon"},
 		{"sim", "--clock", "sundial"},
