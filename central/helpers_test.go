@@ -180,13 +180,17 @@ func wantErr(t testing.TB, what string, err, want error) {
 // expiry callbacks of the mock clock run on their own goroutines.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 5000; i++ {
-		if cond() {
-			return
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
