@@ -27,7 +27,7 @@ const (
 	defaultDeliverBatch = 512              // messages per Deliver callback
 	defaultForwardBatch = 512              // messages per Forward call
 	maxRetry            = 30 * time.Second // largest forwarding back-off
-	maxFuture           = time.Hour        // a client's Seen stamp is capped at now+maxFuture
+	maxFuture           = time.Minute      // a client's Seen stamp is capped at now+maxFuture: one client cannot push the clocks far ahead
 	heartbeatEvery      = time.Second      // how often watermarks (settled prefixes) advance
 )
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/rmi"
@@ -263,8 +264,8 @@ func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
 			_, alice, bob := twoServers(t, mode)
 			q := alice.say("lobby", "q", "question")
 			// A client whose server clock is behind: it has seen a stamp
-			// from an hour in the future.
-			future := Stamp{Time: q.Stamp.Time + int64(30*60*1e9), Server: "zz", Seq: 1}
+			// 30s in the future.
+			future := Stamp{Time: q.Stamp.Time + int64(30*time.Second), Server: "zz", Seq: 1}
 			r, err := bob.chat.Post(context.Background(), PostArgs{Token: bob.token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
 			if err != nil {
 				t.Fatal(err)
@@ -408,5 +409,20 @@ func TestMadeUpRoomsLeaveNoState(t *testing.T) {
 	s.mu.Unlock()
 	if after != before {
 		t.Fatalf("room table grew from %d to %d entries on lookups of rooms that do not exist", before, after)
+	}
+}
+
+func TestSeenIsCapped(t *testing.T) {
+	_, alice, _ := twoServers(t, ClockHLC)
+	// A client claiming to have seen a stamp two hours ahead moves the
+	// server's clock by at most maxFuture.
+	now := time.Now().UnixNano()
+	far := Stamp{Time: now + int64(2*time.Hour), Server: "zz", Seq: 1}
+	r, err := alice.chat.Post(context.Background(), PostArgs{Token: alice.token, Room: "lobby", ID: "far", Text: "x", Seen: far})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(r.Stamp.Time - now); got > maxFuture+10*time.Second {
+		t.Fatalf("stamp %v ahead of now; want at most about %v", got, maxFuture)
 	}
 }
