@@ -275,41 +275,47 @@ func hostOf(addr string) string {
 // SignUp creates the account cfg.User with cfg.Password and returns its
 // recovery code, the only way to reset a forgotten password.
 func SignUp(ctx context.Context, cfg Config) (recoveryCode string, err error) {
-	cfg, err = cfg.withDefaults()
-	if err != nil {
-		return "", err
-	}
-	l, err := dialCentral(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer l.conn.Close()
-	r, err := central.Stub{Inv: l.inv}.SignUp(ctx, central.SignUpArgs{User: cfg.User, Password: cfg.Password})
-	if err != nil {
-		return "", fmt.Errorf("sign up %s: %w", cfg.User, err)
-	}
-	return r.RecoveryCode, nil
+	err = withCentral(ctx, cfg, func(st central.Stub, cfg Config) error {
+		r, err := st.SignUp(ctx, central.SignUpArgs{User: cfg.User, Password: cfg.Password})
+		if err != nil {
+			return fmt.Errorf("sign up %s: %w", cfg.User, err)
+		}
+		recoveryCode = r.RecoveryCode
+		return nil
+	})
+	return recoveryCode, err
 }
 
 // ResetPassword sets cfg.User's password to newPassword using a recovery
 // code, and returns the next recovery code (the old one is spent).
 func ResetPassword(ctx context.Context, cfg Config, recoveryCode, newPassword string) (newCode string, err error) {
-	cfg, err = cfg.withDefaults()
+	err = withCentral(ctx, cfg, func(st central.Stub, cfg Config) error {
+		r, err := st.ResetPassword(ctx, central.ResetArgs{
+			User: cfg.User, RecoveryCode: recoveryCode, NewPassword: newPassword,
+		})
+		if err != nil {
+			return fmt.Errorf("reset password of %s: %w", cfg.User, err)
+		}
+		newCode = r.RecoveryCode
+		return nil
+	})
+	return newCode, err
+}
+
+// withCentral runs fn on a connection to the central server that cfg (with
+// its defaults applied) names, closed afterwards: for the account calls
+// made without logging in.
+func withCentral(ctx context.Context, cfg Config, fn func(central.Stub, Config) error) error {
+	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return "", err
+		return err
 	}
 	l, err := dialCentral(ctx, cfg)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer l.conn.Close()
-	r, err := central.Stub{Inv: l.inv}.ResetPassword(ctx, central.ResetArgs{
-		User: cfg.User, RecoveryCode: recoveryCode, NewPassword: newPassword,
-	})
-	if err != nil {
-		return "", fmt.Errorf("reset password of %s: %w", cfg.User, err)
-	}
-	return r.RecoveryCode, nil
+	return fn(central.Stub{Inv: l.inv}, cfg)
 }
 
 // Client is a logged-in distchat user attached to a chat server. Its
