@@ -8,6 +8,8 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
@@ -65,7 +67,7 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "central server listening on %s (registry rmi://%s/%s)\n", cp.addr, cp.addr, central.ObjectName)
+	fmt.Fprintf(e.stdout, "central server listening on %s (registry rmi://%s/%s)\n", cp.addr, cp.addr, centralapi.ObjectName)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -128,10 +130,10 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		o.log.Warn("no default route; advertising the loopback address (give --advertise for other machines)", "addr", addr)
 	}
 	reg := rmi.RegistryStub{Inv: rmi.Local{Table: t}}
-	if err := reg.Rebind(ctx, central.ObjectName, rmi.Ref{Addr: addr, Object: central.ObjectName}); err != nil {
+	if err := reg.Rebind(ctx, centralapi.ObjectName, rmi.Ref{Addr: addr, Object: centralapi.ObjectName}); err != nil {
 		l.Close()
 		c.Close()
-		return nil, fmt.Errorf("bind %s in the registry: %w", central.ObjectName, err)
+		return nil, fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err)
 	}
 	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret})
 	cp := &centralProc{c: c, srv: srv, addr: addr, serveErr: make(chan error, 1)}

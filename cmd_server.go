@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
 )
@@ -115,7 +116,7 @@ type serverProc struct {
 	addr       string // advertised
 	clk        clock.Clock
 	log        *slog.Logger
-	cluster    central.Cluster
+	cluster    centralapi.Cluster
 	centralInv *rmi.Redialer
 	serveErr   chan error
 
@@ -141,7 +142,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		name: o.name, listenAddr: l.Addr().String(), addr: addr, clk: o.clock, log: o.log,
 		centralInv: rmi.NewRedialer(o.central, dial), serveErr: make(chan error, 1),
 	}
-	sp.cluster = central.ClusterStub{Inv: sp.centralInv}
+	sp.cluster = centralapi.ClusterStub{Inv: sp.centralInv}
 	s, err := server.Open(server.Config{
 		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
@@ -213,7 +214,7 @@ func (p *serverProc) Close() error {
 	p.mu.Unlock()
 	if registered {
 		ctx, cancel := p.clk.WithTimeout(context.Background(), 2*time.Second)
-		if uerr := p.cluster.UnregisterServer(ctx, central.UnregisterArgs{Name: p.name}); uerr != nil {
+		if uerr := p.cluster.UnregisterServer(ctx, centralapi.UnregisterArgs{Name: p.name}); uerr != nil {
 			p.log.Warn("could not unregister from central", "server", p.name, "err", uerr)
 		}
 		cancel()

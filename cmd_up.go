@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/server"
 )
 
@@ -101,7 +102,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 
 	w := e.stdout
 	fmt.Fprintf(w, "distchat is up (data in %s, clock %s).\n", *data, *clockMode)
-	fmt.Fprintf(w, "  central server  %s   (registry rmi://%s/%s)\n", cp.addr, cp.addr, central.ObjectName)
+	fmt.Fprintf(w, "  central server  %s   (registry rmi://%s/%s)\n", cp.addr, cp.addr, centralapi.ObjectName)
 	for _, sp := range servers {
 		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
 	}

@@ -23,12 +23,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
-	"github.com/distchat/distchat/server"
 )
 
 // Bounds on the end-to-end test's waits: every wait polls or blocks with
@@ -96,7 +97,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := central.DirectRoomName(lobby[0].name, outsider.name); dm.Room != want {
+		if want := centralapi.DirectRoomName(lobby[0].name, outsider.name); dm.Room != want {
 			t.Fatalf("direct message went to room %q, want %q", dm.Room, want)
 		}
 		if _, err := outsider.c.Msg(ctx, lobby[0].name, "hi "+lobby[0].name); err != nil {
@@ -296,36 +297,36 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("e/clear errors, and the system still works after each", func(t *testing.T) {
 		_, err := outsider.c.Say(ctx, "lobby", "let me in")
-		if !errors.Is(err, central.ErrNotMember) {
+		if !errors.Is(err, centralapi.ErrNotMember) {
 			t.Errorf("post to a room one is not in: %v, want ErrNotMember", err)
 		}
 		postAndSee(t, lobby[0], "lobby", "after not-member", lobby)
 
 		_, err = client.Login(ctx, h.clientConfig(lobby[1].name, "not the password", nil))
-		if !errors.Is(err, central.ErrBadCredentials) {
+		if !errors.Is(err, centralapi.ErrBadCredentials) {
 			t.Errorf("wrong password: %v, want ErrBadCredentials", err)
 		}
 		postAndSee(t, lobby[1], "lobby", "after bad password", lobby)
 
 		_, err = lobby[2].c.JoinRoom(ctx, "no-such-room")
-		if !errors.Is(err, central.ErrNoSuchRoom) {
+		if !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Errorf("join unknown room: %v, want ErrNoSuchRoom", err)
 		}
 		_, err = lobby[2].c.Say(ctx, "no-such-room", "anyone?")
-		if !errors.Is(err, central.ErrNoSuchRoom) {
+		if !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Errorf("post to unknown room: %v, want ErrNoSuchRoom", err)
 		}
 		postAndSee(t, lobby[2], "lobby", "after unknown room", lobby)
 
 		big := strings.Repeat("x", 1<<20)
 		_, err = lobby[3].c.Say(ctx, "lobby", big)
-		if !errors.Is(err, server.ErrTooLarge) {
+		if !errors.Is(err, chatapi.ErrTooLarge) {
 			t.Errorf("1 MiB message through the client library: %v, want ErrTooLarge", err)
 		}
 		// The same over the wire, with a bare RMI session, so the chat
 		// server itself must refuse it.
 		err = h.rawPost(lobby[3].name, "lobby", big)
-		if !errors.Is(err, server.ErrTooLarge) {
+		if !errors.Is(err, chatapi.ErrTooLarge) {
 			t.Errorf("1 MiB message sent to the chat server: %v, want ErrTooLarge", err)
 		}
 		postAndSee(t, lobby[3], "lobby", "after too large", lobby)
@@ -686,13 +687,13 @@ func (h *cluster) rawPost(user, room, text string) error {
 		return err
 	}
 	defer cc.Close()
-	lr, err := central.Stub{Inv: cc}.Login(ctx, central.LoginArgs{User: user, Password: password(user)})
+	lr, err := centralapi.Stub{Inv: cc}.Login(ctx, centralapi.LoginArgs{User: user, Password: password(user)})
 	if err != nil {
 		return err
 	}
-	defer central.Stub{Inv: cc}.Logout(ctx, central.LogoutArgs{Token: lr.Token})
+	defer centralapi.Stub{Inv: cc}.Logout(ctx, centralapi.LogoutArgs{Token: lr.Token})
 	cb := rmi.NewTable(nil)
-	if err := cb.Export(server.CallbackObjectName, discardCallback{}); err != nil {
+	if err := cb.Export(chatapi.CallbackObjectName, discardCallback{}); err != nil {
 		return err
 	}
 	sc, err := rmi.Dial(ctx, lr.Server.Addr, rmi.DialConfig{Callbacks: cb})
@@ -700,11 +701,11 @@ func (h *cluster) rawPost(user, room, text string) error {
 		return err
 	}
 	defer sc.Close()
-	st := server.Stub{Inv: sc}
-	if _, err := st.Attach(ctx, server.AttachArgs{Token: lr.Token}); err != nil {
+	st := chatapi.Stub{Inv: sc}
+	if _, err := st.Attach(ctx, chatapi.AttachArgs{Token: lr.Token}); err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
-	_, err = st.Post(ctx, server.PostArgs{Token: lr.Token, Room: room, ID: randomHex(h.t, 8), Text: text})
+	_, err = st.Post(ctx, chatapi.PostArgs{Token: lr.Token, Room: room, ID: randomHex(h.t, 8), Text: text})
 	return err
 }
 
@@ -712,7 +713,7 @@ func (h *cluster) rawPost(user, room, text string) error {
 type discardCallback struct{}
 
 // Deliver implements server.Callback.
-func (discardCallback) Deliver(context.Context, server.DeliverArgs) error { return nil }
+func (discardCallback) Deliver(context.Context, chatapi.DeliverArgs) error { return nil }
 
 // proc is one distchat process.
 type proc struct {
@@ -775,7 +776,7 @@ type e2eUser struct {
 	got  map[string]int // room -> messages delivered (OnMessage)
 }
 
-func (u *e2eUser) record(m server.Message) {
+func (u *e2eUser) record(m chatapi.Message) {
 	u.mu.Lock()
 	u.got[m.Room]++
 	u.mu.Unlock()
@@ -811,7 +812,7 @@ func waitTexts(t *testing.T, u *e2eUser, room string, texts ...string) {
 }
 
 // postAndSee posts text as u and waits until every member sees it.
-func postAndSee(t *testing.T, u *e2eUser, room, text string, members []*e2eUser) server.Message {
+func postAndSee(t *testing.T, u *e2eUser, room, text string, members []*e2eUser) chatapi.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 	defer cancel()
@@ -844,13 +845,13 @@ func waitIdentical(t *testing.T, room string, members []*e2eUser, n int) {
 }
 
 // sameLog reports whether two logs hold the same messages in the same order.
-func sameLog(a, b []server.Message) bool {
-	return slices.EqualFunc(a, b, func(x, y server.Message) bool {
+func sameLog(a, b []chatapi.Message) bool {
+	return slices.EqualFunc(a, b, func(x, y chatapi.Message) bool {
 		return x.Stamp == y.Stamp && x.ID == y.ID && x.From == y.From && x.Text == y.Text
 	})
 }
 
-func textsOf(ms []server.Message) []string {
+func textsOf(ms []chatapi.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Text

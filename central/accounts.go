@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -100,59 +102,59 @@ func normalizeRecoveryCode(code string) (string, bool) {
 
 // SignUp implements [CentralServer]: it creates an account and returns its
 // recovery code.
-func (c *Central) SignUp(ctx context.Context, a SignUpArgs) (SignUpReply, error) {
+func (c *Central) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centralapi.SignUpReply, error) {
 	if err := checkUser(a.User); err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up: %w", err)
 	}
 	if err := checkPassword(a.Password); err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
 	// Fail fast on a taken name, before spending bcrypt time.
 	if err := c.db.View(func(tx *bolt.Tx) error {
 		if _, ok, err := getUser(tx, a.User); err != nil || ok {
-			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), ErrUserExists))
+			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), centralapi.ErrUserExists))
 		}
 		return nil
 	}); err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up: %w", err)
 	}
 	code, err := c.newRecoveryCode()
 	if err != nil {
-		return SignUpReply{}, err
+		return centralapi.SignUpReply{}, err
 	}
 	norm, _ := normalizeRecoveryCode(code)
 	pwHash, err := c.hashSecret(a.Password)
 	if err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
 	rcHash, err := c.hashSecret(norm)
 	if err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
 	if err := ctx.Err(); err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
 	err = c.db.Update(func(tx *bolt.Tx) error {
 		if _, ok, err := getUser(tx, a.User); err != nil || ok {
-			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), ErrUserExists))
+			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), centralapi.ErrUserExists))
 		}
 		return putJSON(tx.Bucket(bucketUsers), a.User, userRecord{
 			PasswordHash: pwHash, RecoveryHash: rcHash, Created: c.clk.Now(),
 		})
 	})
 	if err != nil {
-		return SignUpReply{}, fmt.Errorf("sign up: %w", err)
+		return centralapi.SignUpReply{}, fmt.Errorf("sign up: %w", err)
 	}
 	c.log.Info("user signed up", "user", a.User)
-	return SignUpReply{RecoveryCode: code}, nil
+	return centralapi.SignUpReply{RecoveryCode: code}, nil
 }
 
 // Login implements [CentralServer]: it checks the password, opens a session
 // and places it on the least-loaded live chat server. Unknown users and
 // wrong passwords both get ErrBadCredentials, after the same bcrypt work.
-func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
+func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi.LoginReply, error) {
 	if err := checkUser(a.User); err != nil {
-		return LoginReply{}, fmt.Errorf("log in: %w", err)
+		return centralapi.LoginReply{}, fmt.Errorf("log in: %w", err)
 	}
 	var hash []byte
 	if err := c.db.View(func(tx *bolt.Tx) error {
@@ -160,14 +162,14 @@ func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
 		hash = u.PasswordHash
 		return err
 	}); err != nil {
-		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	if len(a.Password) > MaxPasswordLen || !c.secretMatches(hash, a.Password) {
 		c.log.Info("login failed", "user", a.User)
-		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), ErrBadCredentials)
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), centralapi.ErrBadCredentials)
 	}
 	if err := ctx.Err(); err != nil {
-		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	// Place first, so that no session is created when there is nowhere to
 	// send it.
@@ -175,16 +177,16 @@ func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
 	srv, gen, err := c.place(a.User, "", "")
 	c.mu.Unlock()
 	if err != nil {
-		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	token, key, err := c.newToken()
 	if err != nil {
-		return LoginReply{}, err
+		return centralapi.LoginReply{}, err
 	}
 	now := c.clk.Now()
 	rec := sessionRecord{User: a.User, Created: now, Expires: now.Add(c.sessionTTL)}
 	if err := c.db.Update(func(tx *bolt.Tx) error { return putSession(tx, key, rec) }); err != nil {
-		return LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	c.mu.Lock()
 	info, ok := c.notePlacement(key, srv.Name, gen)
@@ -194,52 +196,52 @@ func (c *Central) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
 		info = srv
 	}
 	c.log.Info("user logged in", "user", a.User, "session", shortID(key), "server", info.Name)
-	return LoginReply{User: a.User, Token: token, Server: info}, nil
+	return centralapi.LoginReply{User: a.User, Token: token, Server: info}, nil
 }
 
 // Reassign implements [CentralServer]: it places a valid session on the
 // least-loaded live chat server other than args.Failed.
-func (c *Central) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, error) {
+func (c *Central) Reassign(ctx context.Context, a centralapi.ReassignArgs) (centralapi.LoginReply, error) {
 	key, err := sessionKey(a.Token)
 	if err != nil {
-		return LoginReply{}, fmt.Errorf("reassign: %w", err)
+		return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
 	}
 	if a.Failed != "" {
 		if err := checkServer(a.Failed); err != nil {
-			return LoginReply{}, fmt.Errorf("reassign: failed %w", err)
+			return centralapi.LoginReply{}, fmt.Errorf("reassign: failed %w", err)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec, err := c.validSession(key)
 	if err != nil {
-		return LoginReply{}, fmt.Errorf("reassign: %w", err)
+		return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
 	}
 	if a.Failed != "" {
 		c.detach(key, a.Failed)
 	}
 	srv, gen, err := c.place(rec.User, key, a.Failed)
 	if err != nil {
-		return LoginReply{}, fmt.Errorf("reassign %s: %w", q(rec.User), err)
+		return centralapi.LoginReply{}, fmt.Errorf("reassign %s: %w", q(rec.User), err)
 	}
 	info, _ := c.notePlacement(key, srv.Name, gen)
 	c.log.Info("session reassigned", "user", rec.User, "session", shortID(key), "failed", a.Failed, "server", info.Name)
-	return LoginReply{User: rec.User, Token: a.Token, Server: info}, nil
+	return centralapi.LoginReply{User: rec.User, Token: a.Token, Server: info}, nil
 }
 
 // ResetPassword implements [CentralServer]: with the right recovery code it
 // sets the new password, replaces the recovery code and ends all the user's
 // sessions. An unknown user and a wrong code both get ErrBadRecoveryCode.
-func (c *Central) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, error) {
+func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (centralapi.ResetReply, error) {
 	if err := checkUser(a.User); err != nil {
-		return ResetReply{}, fmt.Errorf("reset password: %w", err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password: %w", err)
 	}
 	if err := checkPassword(a.NewPassword); err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
 	}
 	norm, ok := normalizeRecoveryCode(a.RecoveryCode)
 	if !ok {
-		return ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), ErrBadRecoveryCode)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	var old []byte
 	if err := c.db.View(func(tx *bolt.Tx) error {
@@ -247,27 +249,27 @@ func (c *Central) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, e
 		old = u.RecoveryHash
 		return err
 	}); err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	if !c.secretMatches(old, norm) {
 		c.log.Info("password reset failed", "user", a.User)
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), ErrBadRecoveryCode)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	code, err := c.newRecoveryCode()
 	if err != nil {
-		return ResetReply{}, err
+		return centralapi.ResetReply{}, err
 	}
 	newNorm, _ := normalizeRecoveryCode(code)
 	pwHash, err := c.hashSecret(a.NewPassword)
 	if err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	rcHash, err := c.hashSecret(newNorm)
 	if err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	if err := ctx.Err(); err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -280,7 +282,7 @@ func (c *Central) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, e
 		// The code is single-use: a concurrent reset with the same code
 		// must not also succeed.
 		if !ok || !bytes.Equal(u.RecoveryHash, old) {
-			return ErrBadRecoveryCode
+			return centralapi.ErrBadRecoveryCode
 		}
 		u.PasswordHash, u.RecoveryHash = pwHash, rcHash
 		if err := putJSON(tx.Bucket(bucketUsers), a.User, u); err != nil {
@@ -295,17 +297,17 @@ func (c *Central) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, e
 		return nil
 	})
 	if err != nil {
-		return ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	for _, k := range ended {
 		c.dropSession(k)
 	}
 	c.log.Info("password reset", "user", a.User, "sessions_ended", len(ended))
-	return ResetReply{RecoveryCode: code}, nil
+	return centralapi.ResetReply{RecoveryCode: code}, nil
 }
 
 // Logout implements [CentralServer]: it ends the session.
-func (c *Central) Logout(ctx context.Context, a LogoutArgs) error {
+func (c *Central) Logout(ctx context.Context, a centralapi.LogoutArgs) error {
 	key, err := sessionKey(a.Token)
 	if err != nil {
 		return fmt.Errorf("log out: %w", err)
@@ -319,7 +321,7 @@ func (c *Central) Logout(ctx context.Context, a LogoutArgs) error {
 			return err
 		}
 		if !ok {
-			return ErrBadSession
+			return centralapi.ErrBadSession
 		}
 		user = rec.User
 		return deleteSession(tx, key, rec.User)
@@ -335,22 +337,22 @@ func (c *Central) Logout(ctx context.Context, a LogoutArgs) error {
 // CheckSession implements [Cluster]: it validates a session presented to
 // chat server args.Server, records it as attached there, and extends it if
 // it is past half its lifetime.
-func (c *Central) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo, error) {
+func (c *Central) CheckSession(ctx context.Context, a centralapi.SessionArgs) (centralapi.SessionInfo, error) {
 	key, err := sessionKey(a.Token)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+		return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 	}
 	if err := checkServer(a.Server); err != nil {
-		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+		return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.servers[a.Server] == nil {
-		return SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), ErrUnknownServer)
+		return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), centralapi.ErrUnknownServer)
 	}
 	rec, err := c.validSession(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("check session: %w", err)
+		return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 	}
 	now := c.clk.Now()
 	if rec.Expires.Sub(now) < c.sessionTTL/2 {
@@ -359,19 +361,19 @@ func (c *Central) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo,
 			// Logout and reset hold c.mu, so the session still exists.
 			return putSession(tx, key, rec)
 		}); err != nil {
-			return SessionInfo{}, fmt.Errorf("check session: %w", err)
+			return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 		}
 	}
 	if c.attach(key, rec.User, a.Server) {
 		c.log.Debug("session attached", "user", rec.User, "session", shortID(key), "server", a.Server)
 	}
-	return SessionInfo{User: rec.User}, nil
+	return centralapi.SessionInfo{User: rec.User}, nil
 }
 
 // EndSession implements [Cluster]: the session is no longer attached to
 // args.Server. The session stays valid. Ending a session that is not
 // attached there is not an error.
-func (c *Central) EndSession(ctx context.Context, a SessionArgs) error {
+func (c *Central) EndSession(ctx context.Context, a centralapi.SessionArgs) error {
 	key, err := sessionKey(a.Token)
 	if err != nil {
 		return fmt.Errorf("end session: %w", err)
@@ -399,14 +401,14 @@ func (c *Central) validSession(key string) (sessionRecord, error) {
 		return rec, err
 	}
 	if !ok {
-		return rec, ErrBadSession
+		return rec, centralapi.ErrBadSession
 	}
 	if !c.clk.Now().Before(rec.Expires) {
 		if err := c.db.Update(func(tx *bolt.Tx) error { return deleteSession(tx, key, rec.User) }); err != nil {
 			return rec, err
 		}
 		c.dropSession(key)
-		return rec, fmt.Errorf("expired: %w", ErrBadSession)
+		return rec, fmt.Errorf("expired: %w", centralapi.ErrBadSession)
 	}
 	return rec, nil
 }

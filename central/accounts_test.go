@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -23,22 +25,22 @@ func TestSignUp(t *testing.T) {
 		{"ok with punctuation", "b0b_the.builder-2", pw, nil},
 		{"min length password", "carol", "12345678", nil},
 		{"max length password", "dave", strings.Repeat("x", MaxPasswordLen), nil},
-		{"short password", "erin", "1234567", ErrWeakPassword},
-		{"empty password", "erin", "", ErrWeakPassword},
-		{"long password", "erin", strings.Repeat("x", MaxPasswordLen+1), ErrWeakPassword},
-		{"taken", "taken", pw, ErrUserExists},
-		{"empty name", "", pw, ErrBadName},
-		{"upper case", "Alice", pw, ErrBadName},
-		{"leading dot", ".alice", pw, ErrBadName},
-		{"colon", "a:b", pw, ErrBadName},
-		{"space", "a b", pw, ErrBadName},
-		{"too long", strings.Repeat("a", 33), pw, ErrBadName},
+		{"short password", "erin", "1234567", centralapi.ErrWeakPassword},
+		{"empty password", "erin", "", centralapi.ErrWeakPassword},
+		{"long password", "erin", strings.Repeat("x", MaxPasswordLen+1), centralapi.ErrWeakPassword},
+		{"taken", "taken", pw, centralapi.ErrUserExists},
+		{"empty name", "", pw, centralapi.ErrBadName},
+		{"upper case", "Alice", pw, centralapi.ErrBadName},
+		{"leading dot", ".alice", pw, centralapi.ErrBadName},
+		{"colon", "a:b", pw, centralapi.ErrBadName},
+		{"space", "a b", pw, centralapi.ErrBadName},
+		{"too long", strings.Repeat("a", 33), pw, centralapi.ErrBadName},
 		{"longest", strings.Repeat("a", 32), pw, nil},
 	}
 	codeRE := regexp.MustCompile(`^[A-Z2-7]{5}-[A-Z2-7]{5}-[A-Z2-7]{5}-[A-Z2-7]{5}$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := e.c.SignUp(ctx, SignUpArgs{User: tt.user, Password: tt.password})
+			r, err := e.c.SignUp(ctx, centralapi.SignUpArgs{User: tt.user, Password: tt.password})
 			wantErr(t, "SignUp", err, tt.want)
 			if err == nil && !codeRE.MatchString(r.RecoveryCode) {
 				t.Fatalf("recovery code %q has the wrong form", r.RecoveryCode)
@@ -49,12 +51,12 @@ func TestSignUp(t *testing.T) {
 	// the same first 72 bytes does not log in (bcrypt alone would accept it).
 	e.register("s1")
 	long := strings.Repeat("x", MaxPasswordLen)
-	if _, err := e.c.Login(ctx, LoginArgs{User: "dave", Password: long}); err != nil {
+	if _, err := e.c.Login(ctx, centralapi.LoginArgs{User: "dave", Password: long}); err != nil {
 		t.Fatalf("login with long password: %v", err)
 	}
 	other := long[:MaxPasswordLen-1] + "y"
-	_, err := e.c.Login(ctx, LoginArgs{User: "dave", Password: other})
-	wantErr(t, "login with other long password", err, ErrBadCredentials)
+	_, err := e.c.Login(ctx, centralapi.LoginArgs{User: "dave", Password: other})
+	wantErr(t, "login with other long password", err, centralapi.ErrBadCredentials)
 }
 
 func TestRecoveryCodesDiffer(t *testing.T) {
@@ -68,8 +70,8 @@ func TestRecoveryCodesDiffer(t *testing.T) {
 func TestLogin(t *testing.T) {
 	e := newEnv(t)
 	e.signUp("alice")
-	_, err := e.c.Login(ctx, LoginArgs{User: "alice", Password: pw})
-	wantErr(t, "Login with no servers", err, ErrNoServers)
+	_, err := e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: pw})
+	wantErr(t, "Login with no servers", err, centralapi.ErrNoServers)
 	if n := e.countSessions(); n != 0 {
 		t.Fatalf("Login without servers left %d sessions", n)
 	}
@@ -79,16 +81,16 @@ func TestLogin(t *testing.T) {
 		want                 error
 	}{
 		{"ok", "alice", pw, nil},
-		{"wrong password", "alice", pw + "!", ErrBadCredentials},
-		{"empty password", "alice", "", ErrBadCredentials},
-		{"huge password", "alice", strings.Repeat("x", 5000), ErrBadCredentials},
-		{"unknown user", "mallory", pw, ErrBadCredentials},
-		{"bad name", "Mallory", pw, ErrBadName},
+		{"wrong password", "alice", pw + "!", centralapi.ErrBadCredentials},
+		{"empty password", "alice", "", centralapi.ErrBadCredentials},
+		{"huge password", "alice", strings.Repeat("x", 5000), centralapi.ErrBadCredentials},
+		{"unknown user", "mallory", pw, centralapi.ErrBadCredentials},
+		{"bad name", "Mallory", pw, centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.countSessions()
-			r, err := e.c.Login(ctx, LoginArgs{User: tt.user, Password: tt.password})
+			r, err := e.c.Login(ctx, centralapi.LoginArgs{User: tt.user, Password: tt.password})
 			wantErr(t, "Login", err, tt.want)
 			if err != nil {
 				if n := e.countSessions(); n != before {
@@ -128,7 +130,7 @@ func TestReassign(t *testing.T) {
 		t.Fatalf("first login placed on %s, want s1", r.Server.Name)
 	}
 	gone := e.login("bob")
-	if err := e.c.Logout(ctx, LogoutArgs{Token: gone.Token}); err != nil {
+	if err := e.c.Logout(ctx, centralapi.LogoutArgs{Token: gone.Token}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -139,15 +141,15 @@ func TestReassign(t *testing.T) {
 		{"away from failed", r.Token, "s1", "s2", nil},
 		{"no failed given", r.Token, "", "s1", nil},
 		{"unknown failed", r.Token, "s9", "s1", nil},
-		{"malformed token", "abc", "s1", "", ErrBadSession},
-		{"upper-case token", strings.ToUpper(r.Token), "s1", "", ErrBadSession},
-		{"unknown token", strings.Repeat("ab", 32), "s1", "", ErrBadSession},
-		{"logged out token", gone.Token, "s1", "", ErrBadSession},
-		{"bad failed name", r.Token, "s 1", "", ErrBadName},
+		{"malformed token", "abc", "s1", "", centralapi.ErrBadSession},
+		{"upper-case token", strings.ToUpper(r.Token), "s1", "", centralapi.ErrBadSession},
+		{"unknown token", strings.Repeat("ab", 32), "s1", "", centralapi.ErrBadSession},
+		{"logged out token", gone.Token, "s1", "", centralapi.ErrBadSession},
+		{"bad failed name", r.Token, "s 1", "", centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.c.Reassign(ctx, ReassignArgs{Token: tt.token, Failed: tt.failed})
+			got, err := e.c.Reassign(ctx, centralapi.ReassignArgs{Token: tt.token, Failed: tt.failed})
 			wantErr(t, "Reassign", err, tt.want)
 			if err == nil && (got.Server.Name != tt.wantServer || got.User != "alice" || got.Token != r.Token) {
 				t.Fatalf("Reassign = %+v, want alice on %s", got, tt.wantServer)
@@ -159,16 +161,16 @@ func TestReassign(t *testing.T) {
 		t.Fatalf("alice still attached after Reassign away from s1: %+v", m)
 	}
 	// The only live server is the failed one.
-	if err := e.c.UnregisterServer(ctx, UnregisterArgs{Name: "s2"}); err != nil {
+	if err := e.c.UnregisterServer(ctx, centralapi.UnregisterArgs{Name: "s2"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.c.Reassign(ctx, ReassignArgs{Token: r.Token, Failed: "s1"})
-	wantErr(t, "Reassign with only the failed server", err, ErrNoServers)
+	_, err := e.c.Reassign(ctx, centralapi.ReassignArgs{Token: r.Token, Failed: "s1"})
+	wantErr(t, "Reassign with only the failed server", err, centralapi.ErrNoServers)
 }
 
 func mustDirect(t *testing.T, e *env, a, b string) string {
 	t.Helper()
-	r, err := e.c.DirectRoom(ctx, DirectArgs{User: a, Peer: b})
+	r, err := e.c.DirectRoom(ctx, centralapi.DirectArgs{User: a, Peer: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,16 +191,16 @@ func TestResetPassword(t *testing.T) {
 	}
 	fails := []struct {
 		name string
-		args ResetArgs
+		args centralapi.ResetArgs
 		want error
 	}{
-		{"wrong code", ResetArgs{User: "alice", RecoveryCode: badCode, NewPassword: "new password"}, ErrBadRecoveryCode},
-		{"other user's code", ResetArgs{User: "alice", RecoveryCode: codes[1], NewPassword: "new password"}, ErrBadRecoveryCode},
-		{"malformed code", ResetArgs{User: "alice", RecoveryCode: "1234", NewPassword: "new password"}, ErrBadRecoveryCode},
-		{"empty code", ResetArgs{User: "alice", NewPassword: "new password"}, ErrBadRecoveryCode},
-		{"unknown user", ResetArgs{User: "zed", RecoveryCode: codes[0], NewPassword: "new password"}, ErrBadRecoveryCode},
-		{"weak new password", ResetArgs{User: "alice", RecoveryCode: codes[0], NewPassword: "short"}, ErrWeakPassword},
-		{"bad name", ResetArgs{User: "A", RecoveryCode: codes[0], NewPassword: "new password"}, ErrBadName},
+		{"wrong code", centralapi.ResetArgs{User: "alice", RecoveryCode: badCode, NewPassword: "new password"}, centralapi.ErrBadRecoveryCode},
+		{"other user's code", centralapi.ResetArgs{User: "alice", RecoveryCode: codes[1], NewPassword: "new password"}, centralapi.ErrBadRecoveryCode},
+		{"malformed code", centralapi.ResetArgs{User: "alice", RecoveryCode: "1234", NewPassword: "new password"}, centralapi.ErrBadRecoveryCode},
+		{"empty code", centralapi.ResetArgs{User: "alice", NewPassword: "new password"}, centralapi.ErrBadRecoveryCode},
+		{"unknown user", centralapi.ResetArgs{User: "zed", RecoveryCode: codes[0], NewPassword: "new password"}, centralapi.ErrBadRecoveryCode},
+		{"weak new password", centralapi.ResetArgs{User: "alice", RecoveryCode: codes[0], NewPassword: "short"}, centralapi.ErrWeakPassword},
+		{"bad name", centralapi.ResetArgs{User: "A", RecoveryCode: codes[0], NewPassword: "new password"}, centralapi.ErrBadName},
 	}
 	for _, tt := range fails {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,27 +213,27 @@ func TestResetPassword(t *testing.T) {
 
 	// The code is accepted in lower case without dashes.
 	typed := strings.ToLower(strings.ReplaceAll(codes[0], "-", " "))
-	r, err := e.c.ResetPassword(ctx, ResetArgs{User: "alice", RecoveryCode: typed, NewPassword: "new password"})
+	r, err := e.c.ResetPassword(ctx, centralapi.ResetArgs{User: "alice", RecoveryCode: typed, NewPassword: "new password"})
 	if err != nil {
 		t.Fatalf("ResetPassword: %v", err)
 	}
 	if r.RecoveryCode == "" || r.RecoveryCode == codes[0] {
 		t.Fatalf("recovery code not rotated: %q", r.RecoveryCode)
 	}
-	_, err = e.c.Login(ctx, LoginArgs{User: "alice", Password: pw})
-	wantErr(t, "Login with old password", err, ErrBadCredentials)
-	if _, err := e.c.Login(ctx, LoginArgs{User: "alice", Password: "new password"}); err != nil {
+	_, err = e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: pw})
+	wantErr(t, "Login with old password", err, centralapi.ErrBadCredentials)
+	if _, err := e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: "new password"}); err != nil {
 		t.Fatalf("Login with new password: %v", err)
 	}
 	for _, tok := range []string{s1.Token, s2.Token} {
-		_, err := e.c.CheckSession(ctx, SessionArgs{Token: tok, Server: "s1"})
-		wantErr(t, "CheckSession of a session ended by reset", err, ErrBadSession)
+		_, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: tok, Server: "s1"})
+		wantErr(t, "CheckSession of a session ended by reset", err, centralapi.ErrBadSession)
 	}
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: bobs.Token, Server: "s1"}); err != nil {
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: bobs.Token, Server: "s1"}); err != nil {
 		t.Fatalf("bob's session ended by alice's reset: %v", err)
 	}
 	// Alice is no longer attached anywhere.
-	info, err := e.c.UserRooms(ctx, UserArgs{User: "alice"})
+	info, err := e.c.UserRooms(ctx, centralapi.UserArgs{User: "alice"})
 	if err != nil || len(info.Rooms) != 0 {
 		t.Fatalf("UserRooms = %v, %v", info, err)
 	}
@@ -239,9 +241,9 @@ func TestResetPassword(t *testing.T) {
 		t.Fatalf("alice still attached at %v after reset", on)
 	}
 	// The old code is spent; the new one works.
-	_, err = e.c.ResetPassword(ctx, ResetArgs{User: "alice", RecoveryCode: codes[0], NewPassword: "third password"})
-	wantErr(t, "reusing a spent code", err, ErrBadRecoveryCode)
-	if _, err := e.c.ResetPassword(ctx, ResetArgs{User: "alice", RecoveryCode: r.RecoveryCode, NewPassword: "third password"}); err != nil {
+	_, err = e.c.ResetPassword(ctx, centralapi.ResetArgs{User: "alice", RecoveryCode: codes[0], NewPassword: "third password"})
+	wantErr(t, "reusing a spent code", err, centralapi.ErrBadRecoveryCode)
+	if _, err := e.c.ResetPassword(ctx, centralapi.ResetArgs{User: "alice", RecoveryCode: r.RecoveryCode, NewPassword: "third password"}); err != nil {
 		t.Fatalf("ResetPassword with the new code: %v", err)
 	}
 }
@@ -257,18 +259,18 @@ func TestLogout(t *testing.T) {
 		want        error
 	}{
 		{"ok", r.Token, nil},
-		{"twice", r.Token, ErrBadSession},
-		{"malformed", "x", ErrBadSession},
-		{"unknown", strings.Repeat("0", 64), ErrBadSession},
+		{"twice", r.Token, centralapi.ErrBadSession},
+		{"malformed", "x", centralapi.ErrBadSession},
+		{"unknown", strings.Repeat("0", 64), centralapi.ErrBadSession},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantErr(t, "Logout", e.c.Logout(ctx, LogoutArgs{Token: tt.token}), tt.want)
+			wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: tt.token}), tt.want)
 		})
 	}
-	_, err := e.c.CheckSession(ctx, SessionArgs{Token: r.Token, Server: "s1"})
-	wantErr(t, "CheckSession after Logout", err, ErrBadSession)
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: other.Token, Server: "s1"}); err != nil {
+	_, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: r.Token, Server: "s1"})
+	wantErr(t, "CheckSession after Logout", err, centralapi.ErrBadSession)
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: other.Token, Server: "s1"}); err != nil {
 		t.Fatalf("other session ended by Logout: %v", err)
 	}
 	if n := e.serverLoad("s1"); n != 1 {
@@ -303,15 +305,15 @@ func TestCheckSession(t *testing.T) {
 		{"ok", r.Token, "s1", nil},
 		{"again", r.Token, "s1", nil},
 		{"second server", r.Token, "s2", nil},
-		{"malformed token", "zz", "s1", ErrBadSession},
-		{"unknown token", strings.Repeat("f", 64), "s1", ErrBadSession},
-		{"unknown server", r.Token, "s3", ErrUnknownServer},
-		{"bad server name", r.Token, "-s", ErrBadName},
-		{"empty server name", r.Token, "", ErrBadName},
+		{"malformed token", "zz", "s1", centralapi.ErrBadSession},
+		{"unknown token", strings.Repeat("f", 64), "s1", centralapi.ErrBadSession},
+		{"unknown server", r.Token, "s3", centralapi.ErrUnknownServer},
+		{"bad server name", r.Token, "-s", centralapi.ErrBadName},
+		{"empty server name", r.Token, "", centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, err := e.c.CheckSession(ctx, SessionArgs{Token: tt.token, Server: tt.server})
+			info, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: tt.token, Server: tt.server})
 			wantErr(t, "CheckSession", err, tt.want)
 			if err == nil && info.User != "alice" {
 				t.Fatalf("CheckSession user %q", info.User)
@@ -335,18 +337,18 @@ func TestSessionExpiry(t *testing.T) {
 	// Use one session past half its life: it is extended.
 	e.clk.Add(DefaultSessionTTL/2 + time.Hour)
 	e.register("s1") // keep s1 live despite the jump
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: used.Token, Server: "s1"}); err != nil {
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: used.Token, Server: "s1"}); err != nil {
 		t.Fatalf("CheckSession at 15 days: %v", err)
 	}
 	e.clk.Add(DefaultSessionTTL/2 + time.Hour)
 	e.register("s1")
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: used.Token, Server: "s1"}); err != nil {
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: used.Token, Server: "s1"}); err != nil {
 		t.Fatalf("extended session rejected: %v", err)
 	}
-	_, err := e.c.CheckSession(ctx, SessionArgs{Token: idle.Token, Server: "s1"})
-	wantErr(t, "idle session after 30 days", err, ErrBadSession)
-	_, err = e.c.Reassign(ctx, ReassignArgs{Token: idle.Token})
-	wantErr(t, "Reassign of idle session", err, ErrBadSession)
+	_, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: idle.Token, Server: "s1"})
+	wantErr(t, "idle session after 30 days", err, centralapi.ErrBadSession)
+	_, err = e.c.Reassign(ctx, centralapi.ReassignArgs{Token: idle.Token})
+	wantErr(t, "Reassign of idle session", err, centralapi.ErrBadSession)
 	if n := e.countSessions(); n != 1 {
 		t.Fatalf("%d sessions stored, want 1 (the expired one deleted)", n)
 	}
@@ -381,19 +383,19 @@ func TestEndSession(t *testing.T) {
 		{"ok", r.Token, "s1", nil},
 		{"not attached", r.Token, "s1", nil},
 		{"unknown server", r.Token, "s2", nil},
-		{"malformed", "", "s1", ErrBadSession},
-		{"bad server name", r.Token, "s/1", ErrBadName},
+		{"malformed", "", "s1", centralapi.ErrBadSession},
+		{"bad server name", r.Token, "s/1", centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantErr(t, "EndSession", e.c.EndSession(ctx, SessionArgs{Token: tt.token, Server: tt.server}), tt.want)
+			wantErr(t, "EndSession", e.c.EndSession(ctx, centralapi.SessionArgs{Token: tt.token, Server: tt.server}), tt.want)
 		})
 	}
 	if n := e.serverLoad("s1"); n != 0 {
 		t.Fatalf("s1 load %d after EndSession", n)
 	}
 	// The session stays valid.
-	if _, err := e.c.Reassign(ctx, ReassignArgs{Token: r.Token}); err != nil {
+	if _, err := e.c.Reassign(ctx, centralapi.ReassignArgs{Token: r.Token}); err != nil {
 		t.Fatalf("session invalid after EndSession: %v", err)
 	}
 }
@@ -401,24 +403,24 @@ func TestEndSession(t *testing.T) {
 func TestSecretsNotStoredOrLogged(t *testing.T) {
 	e := newEnv(t)
 	password := "Sekrit-Passw0rd-xyzzy"
-	r, err := e.c.SignUp(ctx, SignUpArgs{User: "alice", Password: password})
+	r, err := e.c.SignUp(ctx, centralapi.SignUpArgs{User: "alice", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.register("s1")
-	l, err := e.c.Login(ctx, LoginArgs{User: "alice", Password: password})
+	l, err := e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: l.Token, Server: "s1"}); err != nil {
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: l.Token, Server: "s1"}); err != nil {
 		t.Fatal(err)
 	}
-	e.c.Login(ctx, LoginArgs{User: "alice", Password: password + "wrong"})
-	r2, err := e.c.ResetPassword(ctx, ResetArgs{User: "alice", RecoveryCode: r.RecoveryCode, NewPassword: password + "2"})
+	e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: password + "wrong"})
+	r2, err := e.c.ResetPassword(ctx, centralapi.ResetArgs{User: "alice", RecoveryCode: r.RecoveryCode, NewPassword: password + "2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := e.c.Login(ctx, LoginArgs{User: "alice", Password: password + "2"})
+	l2, err := e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: password + "2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +477,7 @@ func TestOpenDefaults(t *testing.T) {
 	if c.leaseTTL != 10*time.Second || c.sessionTTL != 30*24*time.Hour || c.clk == nil {
 		t.Fatalf("defaults: lease %v session %v clock %v", c.leaseTTL, c.sessionTTL, c.clk)
 	}
-	r, err := c.RegisterServer(context.Background(), RegisterArgs{Name: "s1", Addr: "h:1"})
+	r, err := c.RegisterServer(context.Background(), centralapi.RegisterArgs{Name: "s1", Addr: "h:1"})
 	if err != nil || r.LeaseTTL != 10*time.Second {
 		t.Fatalf("RegisterServer = %+v, %v", r, err)
 	}
@@ -491,15 +493,15 @@ func TestClose(t *testing.T) {
 	if err := e.c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := e.c.Login(ctx, LoginArgs{User: "alice", Password: pw}); err == nil {
+	if _, err := e.c.Login(ctx, centralapi.LoginArgs{User: "alice", Password: pw}); err == nil {
 		t.Fatal("Login after Close succeeded")
 	}
-	if _, err := e.c.RegisterServer(ctx, RegisterArgs{Name: "s1", Addr: "h:1"}); err == nil {
+	if _, err := e.c.RegisterServer(ctx, centralapi.RegisterArgs{Name: "s1", Addr: "h:1"}); err == nil {
 		t.Fatal("RegisterServer after Close succeeded")
 	}
-	_, err := e.c.RenewServer(ctx, RenewArgs{Name: "s1"})
-	wantErr(t, "RenewServer after Close", err, ErrUnknownServer)
-	if _, err := e.c.Room(ctx, RoomQuery{Room: "x"}); err == nil {
+	_, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s1"})
+	wantErr(t, "RenewServer after Close", err, centralapi.ErrUnknownServer)
+	if _, err := e.c.Room(ctx, centralapi.RoomQuery{Room: "x"}); err == nil {
 		t.Fatal("Room after Close succeeded")
 	}
 }

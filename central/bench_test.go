@@ -3,6 +3,8 @@ package central
 import (
 	"fmt"
 	"testing"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // BenchmarkRoom measures the membership lookup a chat server makes for
@@ -13,13 +15,13 @@ func BenchmarkRoom(b *testing.B) {
 	for i := 0; i < 100; i++ {
 		e.signUp(fmt.Sprintf("u%03d", i))
 	}
-	if _, err := e.c.CreateRoom(ctx, RoomArgs{User: "u000", Room: "big"}); err != nil {
+	if _, err := e.c.CreateRoom(ctx, centralapi.RoomArgs{User: "u000", Room: "big"}); err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < 100; i++ {
 		u := fmt.Sprintf("u%03d", i)
 		if i > 0 {
-			if _, err := e.c.JoinRoom(ctx, RoomArgs{User: u, Room: "big"}); err != nil {
+			if _, err := e.c.JoinRoom(ctx, centralapi.RoomArgs{User: u, Room: "big"}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -29,7 +31,7 @@ func BenchmarkRoom(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := e.c.Room(ctx, RoomQuery{Room: "big"})
+		r, err := e.c.Room(ctx, centralapi.RoomQuery{Room: "big"})
 		if err != nil || len(r.Members) != 100 || len(r.Servers) != 3 {
 			b.Fatalf("Room = %d members, %d servers, %v", len(r.Members), len(r.Servers), err)
 		}
@@ -43,7 +45,7 @@ func BenchmarkCheckSession(b *testing.B) {
 	e.register("s1")
 	e.signUp("alice")
 	r := e.connect("alice")
-	args := SessionArgs{Token: r.Token, Server: "s1"}
+	args := centralapi.SessionArgs{Token: r.Token, Server: "s1"}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.c.CheckSession(ctx, args); err != nil {

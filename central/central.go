@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
@@ -101,7 +103,7 @@ type Central struct {
 
 // liveServer is a registered chat server holding a lease.
 type liveServer struct {
-	info     ServerInfo // Sessions is not maintained here; see len(sessions)
+	info     centralapi.ServerInfo // Sessions is not maintained here; see len(sessions)
 	gen      uint64
 	lease    string
 	sessions map[string]struct{} // keys of the sessions attached here
@@ -223,11 +225,11 @@ func (c *Central) Close() error {
 // rmi.ClusterOnly. Each export carries only its own interface's methods, so
 // no cluster method is reachable without the cluster secret.
 func (c *Central) Export(t *rmi.Table) error {
-	if err := t.Export(ObjectName, &publicAPI{c}); err != nil {
+	if err := t.Export(centralapi.ObjectName, &publicAPI{c}); err != nil {
 		return fmt.Errorf("central: %w", err)
 	}
-	if err := t.Export(ClusterObjectName, &clusterAPI{c}, rmi.ClusterOnly()); err != nil {
-		t.Unexport(ObjectName)
+	if err := t.Export(centralapi.ClusterObjectName, &clusterAPI{c}, rmi.ClusterOnly()); err != nil {
+		t.Unexport(centralapi.ObjectName)
 		return fmt.Errorf("central: %w", err)
 	}
 	return nil
@@ -247,27 +249,27 @@ func (c *Central) readRand(b []byte) error {
 type publicAPI struct{ c *Central }
 
 // SignUp implements CentralServer.
-func (p *publicAPI) SignUp(ctx context.Context, a SignUpArgs) (SignUpReply, error) {
+func (p *publicAPI) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centralapi.SignUpReply, error) {
 	return p.c.SignUp(ctx, a)
 }
 
 // Login implements CentralServer.
-func (p *publicAPI) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
+func (p *publicAPI) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi.LoginReply, error) {
 	return p.c.Login(ctx, a)
 }
 
 // Reassign implements CentralServer.
-func (p *publicAPI) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, error) {
+func (p *publicAPI) Reassign(ctx context.Context, a centralapi.ReassignArgs) (centralapi.LoginReply, error) {
 	return p.c.Reassign(ctx, a)
 }
 
 // ResetPassword implements CentralServer.
-func (p *publicAPI) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, error) {
+func (p *publicAPI) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (centralapi.ResetReply, error) {
 	return p.c.ResetPassword(ctx, a)
 }
 
 // Logout implements CentralServer.
-func (p *publicAPI) Logout(ctx context.Context, a LogoutArgs) error {
+func (p *publicAPI) Logout(ctx context.Context, a centralapi.LogoutArgs) error {
 	return p.c.Logout(ctx, a)
 }
 
@@ -275,68 +277,68 @@ func (p *publicAPI) Logout(ctx context.Context, a LogoutArgs) error {
 type clusterAPI struct{ c *Central }
 
 // RegisterServer implements Cluster.
-func (p *clusterAPI) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterReply, error) {
+func (p *clusterAPI) RegisterServer(ctx context.Context, a centralapi.RegisterArgs) (centralapi.RegisterReply, error) {
 	return p.c.RegisterServer(ctx, a)
 }
 
 // RenewServer implements Cluster.
-func (p *clusterAPI) RenewServer(ctx context.Context, a RenewArgs) (RenewReply, error) {
+func (p *clusterAPI) RenewServer(ctx context.Context, a centralapi.RenewArgs) (centralapi.RenewReply, error) {
 	return p.c.RenewServer(ctx, a)
 }
 
 // UnregisterServer implements Cluster.
-func (p *clusterAPI) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
+func (p *clusterAPI) UnregisterServer(ctx context.Context, a centralapi.UnregisterArgs) error {
 	return p.c.UnregisterServer(ctx, a)
 }
 
 // CheckSession implements Cluster.
-func (p *clusterAPI) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo, error) {
+func (p *clusterAPI) CheckSession(ctx context.Context, a centralapi.SessionArgs) (centralapi.SessionInfo, error) {
 	return p.c.CheckSession(ctx, a)
 }
 
 // EndSession implements Cluster.
-func (p *clusterAPI) EndSession(ctx context.Context, a SessionArgs) error {
+func (p *clusterAPI) EndSession(ctx context.Context, a centralapi.SessionArgs) error {
 	return p.c.EndSession(ctx, a)
 }
 
 // CreateRoom implements Cluster.
-func (p *clusterAPI) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (p *clusterAPI) CreateRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return p.c.CreateRoom(ctx, a)
 }
 
 // JoinRoom implements Cluster.
-func (p *clusterAPI) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (p *clusterAPI) JoinRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return p.c.JoinRoom(ctx, a)
 }
 
 // LeaveRoom implements Cluster.
-func (p *clusterAPI) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (p *clusterAPI) LeaveRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return p.c.LeaveRoom(ctx, a)
 }
 
 // DirectRoom implements Cluster.
-func (p *clusterAPI) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error) {
+func (p *clusterAPI) DirectRoom(ctx context.Context, a centralapi.DirectArgs) (centralapi.RoomInfo, error) {
 	return p.c.DirectRoom(ctx, a)
 }
 
 // Room implements Cluster.
-func (p *clusterAPI) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
+func (p *clusterAPI) Room(ctx context.Context, a centralapi.RoomQuery) (centralapi.RoomInfo, error) {
 	return p.c.Room(ctx, a)
 }
 
 // ListRooms implements Cluster.
-func (p *clusterAPI) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) {
+func (p *clusterAPI) ListRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.ListReply, error) {
 	return p.c.ListRooms(ctx, a)
 }
 
 // UserRooms implements Cluster.
-func (p *clusterAPI) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
+func (p *clusterAPI) UserRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.UserRoomsReply, error) {
 	return p.c.UserRooms(ctx, a)
 }
 
 var (
-	_ CentralServer = (*Central)(nil)
-	_ Cluster       = (*Central)(nil)
-	_ CentralServer = (*publicAPI)(nil)
-	_ Cluster       = (*clusterAPI)(nil)
+	_ centralapi.CentralServer = (*Central)(nil)
+	_ centralapi.Cluster       = (*Central)(nil)
+	_ centralapi.CentralServer = (*publicAPI)(nil)
+	_ centralapi.Cluster       = (*clusterAPI)(nil)
 )

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
@@ -95,7 +97,7 @@ func (e *env) signUp(users ...string) []string {
 	e.t.Helper()
 	var codes []string
 	for _, u := range users {
-		r, err := e.c.SignUp(ctx, SignUpArgs{User: u, Password: pw})
+		r, err := e.c.SignUp(ctx, centralapi.SignUpArgs{User: u, Password: pw})
 		if err != nil {
 			e.t.Fatalf("SignUp(%s): %v", u, err)
 		}
@@ -107,15 +109,15 @@ func (e *env) signUp(users ...string) []string {
 func (e *env) register(names ...string) {
 	e.t.Helper()
 	for _, n := range names {
-		if _, err := e.c.RegisterServer(ctx, RegisterArgs{Name: n, Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000"}); err != nil {
+		if _, err := e.c.RegisterServer(ctx, centralapi.RegisterArgs{Name: n, Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000"}); err != nil {
 			e.t.Fatalf("RegisterServer(%s): %v", n, err)
 		}
 	}
 }
 
-func (e *env) login(user string) LoginReply {
+func (e *env) login(user string) centralapi.LoginReply {
 	e.t.Helper()
-	r, err := e.c.Login(ctx, LoginArgs{User: user, Password: pw})
+	r, err := e.c.Login(ctx, centralapi.LoginArgs{User: user, Password: pw})
 	if err != nil {
 		e.t.Fatalf("Login(%s): %v", user, err)
 	}
@@ -123,18 +125,18 @@ func (e *env) login(user string) LoginReply {
 }
 
 // connect logs user in and presents the session at its assigned server.
-func (e *env) connect(user string) LoginReply {
+func (e *env) connect(user string) centralapi.LoginReply {
 	e.t.Helper()
 	r := e.login(user)
-	if _, err := e.c.CheckSession(ctx, SessionArgs{Token: r.Token, Server: r.Server.Name}); err != nil {
+	if _, err := e.c.CheckSession(ctx, centralapi.SessionArgs{Token: r.Token, Server: r.Server.Name}); err != nil {
 		e.t.Fatalf("CheckSession(%s@%s): %v", user, r.Server.Name, err)
 	}
 	return r
 }
 
-func (e *env) room(name string) RoomInfo {
+func (e *env) room(name string) centralapi.RoomInfo {
 	e.t.Helper()
-	r, err := e.c.Room(ctx, RoomQuery{Room: name})
+	r, err := e.c.Room(ctx, centralapi.RoomQuery{Room: name})
 	if err != nil {
 		e.t.Fatalf("Room(%s): %v", name, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // Name and secret rules.
@@ -49,19 +51,10 @@ func ValidUserName(s string) bool { return userNameRE.MatchString(s) }
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$.
 func ValidRoomName(s string) bool { return roomNameRE.MatchString(s) }
 
-// DirectRoomName returns the canonical name of the direct room of users a
-// and b: DirectPrefix + the two names in sorted order, joined by ":".
-func DirectRoomName(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return DirectPrefix + a + ":" + b
-}
-
 // ParseDirectRoomName returns the two users of a canonical direct room
 // name, sorted, and whether name is one.
 func ParseDirectRoomName(name string) (a, b string, ok bool) {
-	rest, found := strings.CutPrefix(name, DirectPrefix)
+	rest, found := strings.CutPrefix(name, centralapi.DirectPrefix)
 	if !found {
 		return "", "", false
 	}
@@ -74,7 +67,7 @@ func ParseDirectRoomName(name string) (a, b string, ok bool) {
 
 func checkUser(name string) error {
 	if !ValidUserName(name) {
-		return fmt.Errorf("user name %s (want 1-32 of a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), ErrBadName)
+		return fmt.Errorf("user name %s (want 1-32 of a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), centralapi.ErrBadName)
 	}
 	return nil
 }
@@ -82,20 +75,20 @@ func checkUser(name string) error {
 // checkRoom validates the name of a room that can be created, joined or
 // left by name: not a direct room.
 func checkRoom(name string) error {
-	if strings.HasPrefix(name, DirectPrefix) {
-		return fmt.Errorf("room %s: %w", q(name), ErrDirectRoom)
+	if strings.HasPrefix(name, centralapi.DirectPrefix) {
+		return fmt.Errorf("room %s: %w", q(name), centralapi.ErrDirectRoom)
 	}
 	if !ValidRoomName(name) {
-		return fmt.Errorf("room name %s (want 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), ErrBadName)
+		return fmt.Errorf("room name %s (want 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), centralapi.ErrBadName)
 	}
 	return nil
 }
 
 // checkAnyRoom validates a room name that may also be a direct room's.
 func checkAnyRoom(name string) error {
-	if strings.HasPrefix(name, DirectPrefix) {
+	if strings.HasPrefix(name, centralapi.DirectPrefix) {
 		if _, _, ok := ParseDirectRoomName(name); !ok {
-			return fmt.Errorf("direct room name %s (want %s<user>:<user>, sorted): %w", q(name), DirectPrefix, ErrBadName)
+			return fmt.Errorf("direct room name %s (want %s<user>:<user>, sorted): %w", q(name), centralapi.DirectPrefix, centralapi.ErrBadName)
 		}
 		return nil
 	}
@@ -104,14 +97,14 @@ func checkAnyRoom(name string) error {
 
 func checkPassword(pw string) error {
 	if len(pw) < MinPasswordLen || len(pw) > MaxPasswordLen {
-		return fmt.Errorf("password of %d bytes: %w", len(pw), ErrWeakPassword)
+		return fmt.Errorf("password of %d bytes: %w", len(pw), centralapi.ErrWeakPassword)
 	}
 	return nil
 }
 
 func checkServer(name string) error {
 	if !serverNameRE.MatchString(name) {
-		return fmt.Errorf("server name %s (want 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), ErrBadName)
+		return fmt.Errorf("server name %s (want 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), centralapi.ErrBadName)
 	}
 	return nil
 }
@@ -132,7 +125,7 @@ func checkAddr(what, addr string) error {
 		err = fmt.Errorf("unspecified host %s; advertise an address other machines can reach", host)
 	}
 	if err != nil {
-		return fmt.Errorf("%s address %s: %v: %w", what, q(addr), err, ErrBadAddress)
+		return fmt.Errorf("%s address %s: %v: %w", what, q(addr), err, centralapi.ErrBadAddress)
 	}
 	return nil
 }
@@ -141,12 +134,12 @@ func checkAddr(what, addr string) error {
 // under: its SHA-256. Tokens are never stored or logged in clear.
 func sessionKey(token string) (string, error) {
 	if len(token) != tokenLen {
-		return "", fmt.Errorf("malformed token: %w", ErrBadSession)
+		return "", fmt.Errorf("malformed token: %w", centralapi.ErrBadSession)
 	}
 	for i := 0; i < len(token); i++ {
 		c := token[i]
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return "", fmt.Errorf("malformed token: %w", ErrBadSession)
+			return "", fmt.Errorf("malformed token: %w", centralapi.ErrBadSession)
 		}
 	}
 	sum := sha256.Sum256([]byte(token))

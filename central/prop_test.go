@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
@@ -55,9 +57,9 @@ func TestMembershipProperties(t *testing.T) {
 				u, r := rapid.SampledFrom(users).Draw(rt, "user"), rapid.SampledFrom(rooms).Draw(rt, "room")
 				var want error
 				if model[r] != nil {
-					want = ErrRoomExists
+					want = centralapi.ErrRoomExists
 				}
-				_, err := c.CreateRoom(ctx, RoomArgs{User: u, Room: r})
+				_, err := c.CreateRoom(ctx, centralapi.RoomArgs{User: u, Room: r})
 				expect(fmt.Sprintf("create %s %s", u, r), err, want)
 				if want == nil {
 					model[r] = map[string]bool{u: true}
@@ -67,9 +69,9 @@ func TestMembershipProperties(t *testing.T) {
 				u, r := rapid.SampledFrom(users).Draw(rt, "user"), rapid.SampledFrom(rooms).Draw(rt, "room")
 				var want error
 				if model[r] == nil {
-					want = ErrNoSuchRoom
+					want = centralapi.ErrNoSuchRoom
 				}
-				_, err := c.JoinRoom(ctx, RoomArgs{User: u, Room: r})
+				_, err := c.JoinRoom(ctx, centralapi.RoomArgs{User: u, Room: r})
 				expect(fmt.Sprintf("join %s %s", u, r), err, want)
 				if want == nil {
 					model[r][u] = true
@@ -80,11 +82,11 @@ func TestMembershipProperties(t *testing.T) {
 				var want error
 				switch {
 				case model[r] == nil:
-					want = ErrNoSuchRoom
+					want = centralapi.ErrNoSuchRoom
 				case !model[r][u]:
-					want = ErrNotMember
+					want = centralapi.ErrNotMember
 				}
-				_, err := c.LeaveRoom(ctx, RoomArgs{User: u, Room: r})
+				_, err := c.LeaveRoom(ctx, centralapi.RoomArgs{User: u, Room: r})
 				expect(fmt.Sprintf("leave %s %s", u, r), err, want)
 				if want == nil {
 					delete(model[r], u)
@@ -94,9 +96,9 @@ func TestMembershipProperties(t *testing.T) {
 				u, p := rapid.SampledFrom(users).Draw(rt, "user"), rapid.SampledFrom(users).Draw(rt, "peer")
 				var want error
 				if u == p {
-					want = ErrBadName
+					want = centralapi.ErrBadName
 				}
-				r, err := c.DirectRoom(ctx, DirectArgs{User: u, Peer: p})
+				r, err := c.DirectRoom(ctx, centralapi.DirectArgs{User: u, Peer: p})
 				expect(fmt.Sprintf("direct %s %s", u, p), err, want)
 				if want == nil {
 					model[r.Name] = map[string]bool{u: true, p: true}
@@ -110,7 +112,7 @@ func TestMembershipProperties(t *testing.T) {
 func checkModel(rt *rapid.T, c *Central, users []string, model map[string]map[string]bool) {
 	want := map[string][]string{} // user -> rooms
 	for room, mem := range model {
-		info, err := c.Room(ctx, RoomQuery{Room: room})
+		info, err := c.Room(ctx, centralapi.RoomQuery{Room: room})
 		if err != nil {
 			rt.Fatalf("Room(%s): %v", room, err)
 		}
@@ -125,7 +127,7 @@ func checkModel(rt *rapid.T, c *Central, users []string, model map[string]map[st
 		}
 	}
 	for _, u := range users {
-		got, err := c.UserRooms(ctx, UserArgs{User: u})
+		got, err := c.UserRooms(ctx, centralapi.UserArgs{User: u})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -134,21 +136,21 @@ func checkModel(rt *rapid.T, c *Central, users []string, model map[string]map[st
 		if !reflect.DeepEqual(got.Rooms, exp) {
 			rt.Fatalf("UserRooms(%s) = %v, model %v", u, got.Rooms, exp)
 		}
-		list, err := c.ListRooms(ctx, UserArgs{User: u})
+		list, err := c.ListRooms(ctx, centralapi.UserArgs{User: u})
 		if err != nil {
 			rt.Fatal(err)
 		}
-		var expList []RoomSummary
+		var expList []centralapi.RoomSummary
 		for room, mem := range model {
 			_, _, direct := ParseDirectRoomName(room)
 			if direct && !mem[u] {
 				continue
 			}
-			expList = append(expList, RoomSummary{Name: room, Direct: direct, Members: len(mem), Joined: mem[u]})
+			expList = append(expList, centralapi.RoomSummary{Name: room, Direct: direct, Members: len(mem), Joined: mem[u]})
 		}
 		sort.Slice(expList, func(i, j int) bool { return expList[i].Name < expList[j].Name })
 		if len(expList) == 0 {
-			expList = []RoomSummary{}
+			expList = []centralapi.RoomSummary{}
 		}
 		if !reflect.DeepEqual(list.Rooms, expList) {
 			rt.Fatalf("ListRooms(%s) = %+v, model %+v", u, list.Rooms, expList)

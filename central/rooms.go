@@ -6,13 +6,15 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	bolt "go.etcd.io/bbolt"
 )
 
 // needUser fails with ErrNoSuchUser unless user has an account.
 func needUser(tx *bolt.Tx, user string) error {
 	if tx.Bucket(bucketUsers).Get([]byte(user)) == nil {
-		return fmt.Errorf("user %s: %w", q(user), ErrNoSuchUser)
+		return fmt.Errorf("user %s: %w", q(user), centralapi.ErrNoSuchUser)
 	}
 	return nil
 }
@@ -24,21 +26,21 @@ func needRoom(tx *bolt.Tx, room string) (roomRecord, error) {
 	case err != nil:
 		return rec, err
 	case !ok:
-		return rec, fmt.Errorf("room %s: %w", q(room), ErrNoSuchRoom)
+		return rec, fmt.Errorf("room %s: %w", q(room), centralapi.ErrNoSuchRoom)
 	case rec.Direct:
-		return rec, fmt.Errorf("room %s: %w", q(room), ErrDirectRoom)
+		return rec, fmt.Errorf("room %s: %w", q(room), centralapi.ErrDirectRoom)
 	}
 	return rec, nil
 }
 
 // CreateRoom implements [Cluster]: it creates a room with args.User as its
 // first member.
-func (c *Central) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (c *Central) CreateRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	if err := checkUser(a.User); err != nil {
-		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("create room: %w", err)
 	}
 	if err := checkRoom(a.Room); err != nil {
-		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("create room: %w", err)
 	}
 	var rec roomRecord
 	var mem []string
@@ -51,7 +53,7 @@ func (c *Central) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) 
 			return err
 		}
 		if exists {
-			return fmt.Errorf("room %s: %w", q(a.Room), ErrRoomExists)
+			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrRoomExists)
 		}
 		rec = roomRecord{Creator: a.User, Created: c.clk.Now()}
 		if err := putJSON(tx.Bucket(bucketRooms), a.Room, rec); err != nil {
@@ -64,7 +66,7 @@ func (c *Central) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) 
 		return nil
 	})
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("create room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("create room: %w", err)
 	}
 	c.log.Info("room created", "room", a.Room, "user", a.User)
 	return c.describe(a.Room, rec, mem), nil
@@ -72,12 +74,12 @@ func (c *Central) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) 
 
 // JoinRoom implements [Cluster]: it adds args.User to an existing room.
 // Joining a room twice is not an error.
-func (c *Central) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (c *Central) JoinRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	if err := checkUser(a.User); err != nil {
-		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("join room: %w", err)
 	}
 	if err := checkRoom(a.Room); err != nil {
-		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("join room: %w", err)
 	}
 	var rec roomRecord
 	var mem []string
@@ -100,7 +102,7 @@ func (c *Central) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
 		return nil
 	})
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("join room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("join room: %w", err)
 	}
 	if joined {
 		c.log.Info("user joined room", "room", a.Room, "user", a.User)
@@ -110,12 +112,12 @@ func (c *Central) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
 
 // LeaveRoom implements [Cluster]: it removes args.User from a room, failing
 // with ErrNotMember if the user is not in it. The room remains, even empty.
-func (c *Central) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+func (c *Central) LeaveRoom(ctx context.Context, a centralapi.RoomArgs) (centralapi.RoomInfo, error) {
 	if err := checkUser(a.User); err != nil {
-		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("leave room: %w", err)
 	}
 	if err := checkRoom(a.Room); err != nil {
-		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("leave room: %w", err)
 	}
 	var rec roomRecord
 	var mem []string
@@ -128,7 +130,7 @@ func (c *Central) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
 			return err
 		}
 		if !isMember(tx, a.Room, a.User) {
-			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), ErrNotMember)
+			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), centralapi.ErrNotMember)
 		}
 		if err := removeMember(tx, a.Room, a.User); err != nil {
 			return err
@@ -137,7 +139,7 @@ func (c *Central) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
 		return nil
 	})
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("leave room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("leave room: %w", err)
 	}
 	c.log.Info("user left room", "room", a.Room, "user", a.User)
 	return c.describe(a.Room, rec, mem), nil
@@ -145,17 +147,17 @@ func (c *Central) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
 
 // DirectRoom implements [Cluster]: it returns the direct room of args.User
 // and args.Peer (named by [DirectRoomName]), creating it on first use.
-func (c *Central) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error) {
+func (c *Central) DirectRoom(ctx context.Context, a centralapi.DirectArgs) (centralapi.RoomInfo, error) {
 	if err := checkUser(a.User); err != nil {
-		return RoomInfo{}, fmt.Errorf("direct room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("direct room: %w", err)
 	}
 	if err := checkUser(a.Peer); err != nil {
-		return RoomInfo{}, fmt.Errorf("direct room: peer %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("direct room: peer %w", err)
 	}
 	if a.User == a.Peer {
-		return RoomInfo{}, fmt.Errorf("direct room of %s with itself: %w", q(a.User), ErrBadName)
+		return centralapi.RoomInfo{}, fmt.Errorf("direct room of %s with itself: %w", q(a.User), centralapi.ErrBadName)
 	}
-	name := DirectRoomName(a.User, a.Peer)
+	name := centralapi.DirectRoomName(a.User, a.Peer)
 	var rec roomRecord
 	var mem []string
 	created := false
@@ -188,7 +190,7 @@ func (c *Central) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error
 		return nil
 	})
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("direct room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("direct room: %w", err)
 	}
 	if created {
 		c.log.Info("direct room created", "room", name)
@@ -198,9 +200,9 @@ func (c *Central) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error
 
 // Room implements [Cluster]: it returns any room's members (direct rooms
 // included) and the live servers they are attached to.
-func (c *Central) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
+func (c *Central) Room(ctx context.Context, a centralapi.RoomQuery) (centralapi.RoomInfo, error) {
 	if err := checkAnyRoom(a.Room); err != nil {
-		return RoomInfo{}, fmt.Errorf("room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}
 	var rec roomRecord
 	var mem []string
@@ -211,24 +213,24 @@ func (c *Central) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("room %s: %w", q(a.Room), ErrNoSuchRoom)
+			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrNoSuchRoom)
 		}
 		mem = members(tx, a.Room)
 		return nil
 	})
 	if err != nil {
-		return RoomInfo{}, fmt.Errorf("room: %w", err)
+		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}
 	return c.describe(a.Room, rec, mem), nil
 }
 
 // ListRooms implements [Cluster]: all public rooms and args.User's direct
 // rooms, sorted by name. Other users' direct rooms are not listed.
-func (c *Central) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) {
+func (c *Central) ListRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.ListReply, error) {
 	if err := checkUser(a.User); err != nil {
-		return ListReply{}, fmt.Errorf("list rooms: %w", err)
+		return centralapi.ListReply{}, fmt.Errorf("list rooms: %w", err)
 	}
-	var out ListReply
+	var out centralapi.ListReply
 	err := c.db.View(func(tx *bolt.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
@@ -238,30 +240,30 @@ func (c *Central) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) 
 		for _, r := range userRooms(tx, a.User) {
 			joined[r] = true
 		}
-		out.Rooms = []RoomSummary{}
+		out.Rooms = []centralapi.RoomSummary{}
 		return tx.Bucket(bucketRooms).ForEach(func(k, _ []byte) error {
 			name := string(k)
-			direct := strings.HasPrefix(name, DirectPrefix)
+			direct := strings.HasPrefix(name, centralapi.DirectPrefix)
 			if direct && !joined[name] {
 				return nil
 			}
-			out.Rooms = append(out.Rooms, RoomSummary{Name: name, Direct: direct, Members: counts[name], Joined: joined[name]})
+			out.Rooms = append(out.Rooms, centralapi.RoomSummary{Name: name, Direct: direct, Members: counts[name], Joined: joined[name]})
 			return nil
 		})
 	})
 	if err != nil {
-		return ListReply{}, fmt.Errorf("list rooms: %w", err)
+		return centralapi.ListReply{}, fmt.Errorf("list rooms: %w", err)
 	}
 	return out, nil
 }
 
 // UserRooms implements [Cluster]: the rooms args.User is a member of
 // (direct rooms included), sorted.
-func (c *Central) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
+func (c *Central) UserRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.UserRoomsReply, error) {
 	if err := checkUser(a.User); err != nil {
-		return UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
+		return centralapi.UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
 	}
-	out := UserRoomsReply{Rooms: []string{}}
+	out := centralapi.UserRoomsReply{Rooms: []string{}}
 	err := c.db.View(func(tx *bolt.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
@@ -270,21 +272,21 @@ func (c *Central) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, er
 		return nil
 	})
 	if err != nil {
-		return UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
+		return centralapi.UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
 	}
 	return out, nil
 }
 
 // describe adds the members' live servers to a room's membership.
-func (c *Central) describe(name string, rec roomRecord, mem []string) RoomInfo {
-	info := RoomInfo{Name: name, Direct: rec.Direct, Members: make([]Member, 0, len(mem)), Servers: []ServerInfo{}}
+func (c *Central) describe(name string, rec roomRecord, mem []string) centralapi.RoomInfo {
+	info := centralapi.RoomInfo{Name: name, Direct: rec.Direct, Members: make([]centralapi.Member, 0, len(mem)), Servers: []centralapi.ServerInfo{}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := map[string]bool{}
 	var names []string
 	for _, u := range mem {
 		srv := c.userServers(u)
-		info.Members = append(info.Members, Member{User: u, Servers: srv})
+		info.Members = append(info.Members, centralapi.Member{User: u, Servers: srv})
 		for _, s := range srv {
 			if !seen[s] {
 				seen[s] = true

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // errClosed is returned by calls that need background machinery after
@@ -22,22 +24,22 @@ func leaseID(name string, gen uint64) string {
 
 // RegisterServer implements [Cluster]: it adds (or replaces) a chat server,
 // grants it a lease and attaches the valid sessions of args.Sessions.
-func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterReply, error) {
+func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs) (centralapi.RegisterReply, error) {
 	if err := checkServer(a.Name); err != nil {
-		return RegisterReply{}, fmt.Errorf("register server: %w", err)
+		return centralapi.RegisterReply{}, fmt.Errorf("register server: %w", err)
 	}
 	if err := checkAddr("RMI", a.Addr); err != nil {
-		return RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
+		return centralapi.RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
 	}
 	if a.HTTP != "" {
 		if err := checkAddr("HTTP", a.HTTP); err != nil {
-			return RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
+			return centralapi.RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
 		}
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return RegisterReply{}, errClosed
+		return centralapi.RegisterReply{}, errClosed
 	}
 	c.gen++
 	gen := c.gen
@@ -52,12 +54,12 @@ func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterR
 	if c.closed {
 		c.mu.Unlock()
 		c.leases.Revoke(lease)
-		return RegisterReply{}, errClosed
+		return centralapi.RegisterReply{}, errClosed
 	}
 	old := c.servers[a.Name]
 	if old != nil && old.gen > gen {
 		// A later registration of the same name won the race.
-		reply := RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}
+		reply := centralapi.RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}
 		c.mu.Unlock()
 		c.leases.Revoke(lease)
 		return reply, nil
@@ -70,7 +72,7 @@ func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterR
 		}
 	}
 	s := &liveServer{
-		info:     ServerInfo{Name: a.Name, Addr: a.Addr, HTTP: a.HTTP},
+		info:     centralapi.ServerInfo{Name: a.Name, Addr: a.Addr, HTTP: a.HTTP},
 		gen:      gen,
 		lease:    lease,
 		sessions: map[string]struct{}{},
@@ -86,12 +88,12 @@ func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterR
 				continue
 			}
 		}
-		if !errors.Is(err, ErrBadSession) {
+		if !errors.Is(err, centralapi.ErrBadSession) {
 			c.log.Error("re-attaching session failed", "server", a.Name, "err", err)
 		}
 		rejected = append(rejected, tok)
 	}
-	reply := RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Rejected: rejected}
+	reply := centralapi.RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Rejected: rejected}
 	c.mu.Unlock()
 	if old != nil {
 		c.leases.Revoke(old.lease)
@@ -104,31 +106,31 @@ func (c *Central) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterR
 // RenewServer implements [Cluster]: it renews a chat server's lease and
 // lists the live servers. It fails with ErrUnknownServer if the server is
 // not registered or its lease has run out.
-func (c *Central) RenewServer(ctx context.Context, a RenewArgs) (RenewReply, error) {
+func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (centralapi.RenewReply, error) {
 	if err := checkServer(a.Name); err != nil {
-		return RenewReply{}, fmt.Errorf("renew server: %w", err)
+		return centralapi.RenewReply{}, fmt.Errorf("renew server: %w", err)
 	}
 	c.mu.Lock()
 	s := c.servers[a.Name]
 	c.mu.Unlock()
 	if s == nil {
-		return RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), ErrUnknownServer)
+		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), centralapi.ErrUnknownServer)
 	}
 	if err := c.leases.Renew(s.lease, c.leaseTTL); err != nil {
 		c.leaseExpired(s.lease)
-		return RenewReply{}, fmt.Errorf("renew server %s: %v: %w", q(a.Name), err, ErrUnknownServer)
+		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %v: %w", q(a.Name), err, centralapi.ErrUnknownServer)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur := c.servers[a.Name]; cur == nil || cur.gen != s.gen {
-		return RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), ErrUnknownServer)
+		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), centralapi.ErrUnknownServer)
 	}
-	return RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}, nil
+	return centralapi.RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}, nil
 }
 
 // UnregisterServer implements [Cluster]: the server leaves at once; its
 // sessions are detached.
-func (c *Central) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
+func (c *Central) UnregisterServer(ctx context.Context, a centralapi.UnregisterArgs) error {
 	if err := checkServer(a.Name); err != nil {
 		return fmt.Errorf("unregister server: %w", err)
 	}
@@ -181,15 +183,15 @@ func (c *Central) dropServer(s *liveServer) {
 }
 
 // infoOf describes a live server with its current load. c.mu must be held.
-func infoOf(s *liveServer) ServerInfo {
+func infoOf(s *liveServer) centralapi.ServerInfo {
 	info := s.info
 	info.Sessions = len(s.sessions)
 	return info
 }
 
 // serverList lists the live servers sorted by name. c.mu must be held.
-func (c *Central) serverList() []ServerInfo {
-	out := make([]ServerInfo, 0, len(c.servers))
+func (c *Central) serverList() []centralapi.ServerInfo {
+	out := make([]centralapi.ServerInfo, 0, len(c.servers))
 	for _, s := range c.servers {
 		out = append(out, infoOf(s))
 	}
@@ -203,7 +205,7 @@ func (c *Central) serverList() []ServerInfo {
 // not attached yet (so a burst of logins is spread out), not counting self.
 // Config.Prefer, when it names a live server for user, wins. c.mu must be
 // held.
-func (c *Central) place(user, self, exclude string) (ServerInfo, uint64, error) {
+func (c *Central) place(user, self, exclude string) (centralapi.ServerInfo, uint64, error) {
 	if c.prefer != nil {
 		if name := c.prefer(user); name != "" && name != exclude {
 			if s := c.servers[name]; s != nil {
@@ -239,9 +241,9 @@ func (c *Central) place(user, self, exclude string) (ServerInfo, uint64, error) 
 	}
 	if best == nil {
 		if exclude != "" {
-			return ServerInfo{}, 0, fmt.Errorf("no live server other than %s: %w", q(exclude), ErrNoServers)
+			return centralapi.ServerInfo{}, 0, fmt.Errorf("no live server other than %s: %w", q(exclude), centralapi.ErrNoServers)
 		}
-		return ServerInfo{}, 0, ErrNoServers
+		return centralapi.ServerInfo{}, 0, centralapi.ErrNoServers
 	}
 	return infoOf(best), best.gen, nil
 }
@@ -249,10 +251,10 @@ func (c *Central) place(user, self, exclude string) (ServerInfo, uint64, error) 
 // notePlacement records that session key was sent to server name (of
 // registration gen), and returns the server's current description; ok is
 // false if that registration is gone. c.mu must be held.
-func (c *Central) notePlacement(key, name string, gen uint64) (ServerInfo, bool) {
+func (c *Central) notePlacement(key, name string, gen uint64) (centralapi.ServerInfo, bool) {
 	s := c.servers[name]
 	if s == nil || s.gen != gen {
-		return ServerInfo{}, false
+		return centralapi.ServerInfo{}, false
 	}
 	if _, attached := s.sessions[key]; !attached {
 		c.pending[key] = pendingPlacement{server: name, gen: gen, at: c.clk.Now()}

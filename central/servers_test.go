@@ -7,29 +7,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 func TestRegisterServer(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name string
-		args RegisterArgs
+		args centralapi.RegisterArgs
 		want error
 	}{
-		{"ok", RegisterArgs{Name: "s1", Addr: "10.0.0.1:1099", HTTP: "10.0.0.1:8081"}, nil},
-		{"no http", RegisterArgs{Name: "s2", Addr: "host.lan:2000"}, nil},
-		{"ipv6", RegisterArgs{Name: "s3", Addr: "[::1]:2000"}, nil},
-		{"again", RegisterArgs{Name: "s1", Addr: "10.0.0.1:1099", HTTP: "10.0.0.1:8081"}, nil},
-		{"bad name", RegisterArgs{Name: "s#1", Addr: "h:1"}, ErrBadName},
-		{"empty name", RegisterArgs{Name: "", Addr: "h:1"}, ErrBadName},
-		{"no port", RegisterArgs{Name: "s4", Addr: "host"}, ErrBadAddress},
-		{"port zero", RegisterArgs{Name: "s4", Addr: "host:0"}, ErrBadAddress},
-		{"port too big", RegisterArgs{Name: "s4", Addr: "host:65536"}, ErrBadAddress},
-		{"no host", RegisterArgs{Name: "s4", Addr: ":1099"}, ErrBadAddress},
-		{"unspecified host", RegisterArgs{Name: "s4", Addr: "0.0.0.0:1099"}, ErrBadAddress},
-		{"unspecified ipv6 host", RegisterArgs{Name: "s4", Addr: "[::]:1099"}, ErrBadAddress},
-		{"empty addr", RegisterArgs{Name: "s4"}, ErrBadAddress},
-		{"bad http", RegisterArgs{Name: "s4", Addr: "h:1", HTTP: "h"}, ErrBadAddress},
+		{"ok", centralapi.RegisterArgs{Name: "s1", Addr: "10.0.0.1:1099", HTTP: "10.0.0.1:8081"}, nil},
+		{"no http", centralapi.RegisterArgs{Name: "s2", Addr: "host.lan:2000"}, nil},
+		{"ipv6", centralapi.RegisterArgs{Name: "s3", Addr: "[::1]:2000"}, nil},
+		{"again", centralapi.RegisterArgs{Name: "s1", Addr: "10.0.0.1:1099", HTTP: "10.0.0.1:8081"}, nil},
+		{"bad name", centralapi.RegisterArgs{Name: "s#1", Addr: "h:1"}, centralapi.ErrBadName},
+		{"empty name", centralapi.RegisterArgs{Name: "", Addr: "h:1"}, centralapi.ErrBadName},
+		{"no port", centralapi.RegisterArgs{Name: "s4", Addr: "host"}, centralapi.ErrBadAddress},
+		{"port zero", centralapi.RegisterArgs{Name: "s4", Addr: "host:0"}, centralapi.ErrBadAddress},
+		{"port too big", centralapi.RegisterArgs{Name: "s4", Addr: "host:65536"}, centralapi.ErrBadAddress},
+		{"no host", centralapi.RegisterArgs{Name: "s4", Addr: ":1099"}, centralapi.ErrBadAddress},
+		{"unspecified host", centralapi.RegisterArgs{Name: "s4", Addr: "0.0.0.0:1099"}, centralapi.ErrBadAddress},
+		{"unspecified ipv6 host", centralapi.RegisterArgs{Name: "s4", Addr: "[::]:1099"}, centralapi.ErrBadAddress},
+		{"empty addr", centralapi.RegisterArgs{Name: "s4"}, centralapi.ErrBadAddress},
+		{"bad http", centralapi.RegisterArgs{Name: "s4", Addr: "h:1", HTTP: "h"}, centralapi.ErrBadAddress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,12 +71,12 @@ func TestRenewServer(t *testing.T) {
 	}{
 		{"s1", nil},
 		{"s2", nil},
-		{"s3", ErrUnknownServer},
-		{"bad name!", ErrBadName},
+		{"s3", centralapi.ErrUnknownServer},
+		{"bad name!", centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := e.c.RenewServer(ctx, RenewArgs{Name: tt.name})
+			r, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: tt.name})
 			wantErr(t, "RenewServer", err, tt.want)
 			if err == nil && (r.LeaseTTL != DefaultServerLeaseTTL || len(r.Servers) != 2 ||
 				r.Servers[0].Name != "s1" || r.Servers[1].Name != "s2") {
@@ -96,16 +98,16 @@ func TestUnregisterServer(t *testing.T) {
 		{r.Server.Name, nil},
 		{r.Server.Name, nil}, // again: not an error
 		{"nope", nil},
-		{"", ErrBadName},
+		{"", centralapi.ErrBadName},
 	}
 	for _, tt := range tests {
-		wantErr(t, "UnregisterServer "+tt.name, e.c.UnregisterServer(ctx, UnregisterArgs{Name: tt.name}), tt.want)
+		wantErr(t, "UnregisterServer "+tt.name, e.c.UnregisterServer(ctx, centralapi.UnregisterArgs{Name: tt.name}), tt.want)
 	}
 	if got := e.liveServers(); len(got) != 1 || got[0] == r.Server.Name {
 		t.Fatalf("live servers %v after unregistering %s", got, r.Server.Name)
 	}
-	_, err := e.c.RenewServer(ctx, RenewArgs{Name: r.Server.Name})
-	wantErr(t, "RenewServer after Unregister", err, ErrUnknownServer)
+	_, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: r.Server.Name})
+	wantErr(t, "RenewServer after Unregister", err, centralapi.ErrUnknownServer)
 	if on := e.c.userServersLocked("alice"); len(on) != 0 {
 		t.Fatalf("alice attached at %v after her server left", on)
 	}
@@ -120,14 +122,14 @@ func TestLeaseExpiry(t *testing.T) {
 	if a.Server.Name != "s1" || b.Server.Name != "s2" {
 		t.Fatalf("placed on %s and %s, want s1 and s2", a.Server.Name, b.Server.Name)
 	}
-	if _, err := e.c.CreateRoom(ctx, RoomArgs{User: "alice", Room: "lobby"}); err != nil {
+	if _, err := e.c.CreateRoom(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.c.JoinRoom(ctx, RoomArgs{User: "bob", Room: "lobby"}); err != nil {
+	if _, err := e.c.JoinRoom(ctx, centralapi.RoomArgs{User: "bob", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	want := RoomInfo{Name: "lobby", Members: []Member{{"alice", []string{"s1"}}, {"bob", []string{"s2"}}},
-		Servers: []ServerInfo{
+	want := centralapi.RoomInfo{Name: "lobby", Members: []centralapi.Member{{User: "alice", Servers: []string{"s1"}}, {User: "bob", Servers: []string{"s2"}}},
+		Servers: []centralapi.ServerInfo{
 			{Name: "s1", Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000", Sessions: 1},
 			{Name: "s2", Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000", Sessions: 1},
 		}}
@@ -138,24 +140,24 @@ func TestLeaseExpiry(t *testing.T) {
 	// s2 keeps renewing; s1 goes silent.
 	for i := 0; i < 4; i++ {
 		e.clk.Add(4 * time.Second)
-		if _, err := e.c.RenewServer(ctx, RenewArgs{Name: "s2"}); err != nil {
+		if _, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s2"}); err != nil {
 			t.Fatalf("renew s2 at step %d: %v", i, err)
 		}
 	}
 	eventually(t, "s1's lease to expire", func() bool {
 		return reflect.DeepEqual(e.liveServers(), []string{"s2"})
 	})
-	_, err := e.c.RenewServer(ctx, RenewArgs{Name: "s1"})
-	wantErr(t, "RenewServer after expiry", err, ErrUnknownServer)
-	_, err = e.c.CheckSession(ctx, SessionArgs{Token: a.Token, Server: "s1"})
-	wantErr(t, "CheckSession at expired server", err, ErrUnknownServer)
+	_, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s1"})
+	wantErr(t, "RenewServer after expiry", err, centralapi.ErrUnknownServer)
+	_, err = e.c.CheckSession(ctx, centralapi.SessionArgs{Token: a.Token, Server: "s1"})
+	wantErr(t, "CheckSession at expired server", err, centralapi.ErrUnknownServer)
 	want.Members[0].Servers = nil
 	want.Servers = want.Servers[1:]
 	if got := e.room("lobby"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Room after expiry = %+v\nwant %+v", got, want)
 	}
 	// Placement skips the dead server; the session is still valid.
-	if r, err := e.c.Reassign(ctx, ReassignArgs{Token: a.Token, Failed: "s1"}); err != nil || r.Server.Name != "s2" {
+	if r, err := e.c.Reassign(ctx, centralapi.ReassignArgs{Token: a.Token, Failed: "s1"}); err != nil || r.Server.Name != "s2" {
 		t.Fatalf("Reassign = %+v, %v; want s2", r, err)
 	}
 	if r := e.login("alice"); r.Server.Name != "s2" {
@@ -165,10 +167,10 @@ func TestLeaseExpiry(t *testing.T) {
 	// s1 comes back, presenting the session it still holds: alice is
 	// attached there again; a logged-out token is rejected.
 	gone := e.login("bob")
-	if err := e.c.Logout(ctx, LogoutArgs{Token: gone.Token}); err != nil {
+	if err := e.c.Logout(ctx, centralapi.LogoutArgs{Token: gone.Token}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.c.RegisterServer(ctx, RegisterArgs{Name: "s1", Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000",
+	r, err := e.c.RegisterServer(ctx, centralapi.RegisterArgs{Name: "s1", Addr: "127.0.0.1:7000", HTTP: "127.0.0.1:8000",
 		Sessions: []string{a.Token, gone.Token, "garbage"}})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +178,7 @@ func TestLeaseExpiry(t *testing.T) {
 	if !reflect.DeepEqual(r.Rejected, []string{gone.Token, "garbage"}) {
 		t.Fatalf("Rejected = %q", r.Rejected)
 	}
-	if got := e.room("lobby").Members[0]; !reflect.DeepEqual(got, Member{"alice", []string{"s1"}}) {
+	if got := e.room("lobby").Members[0]; !reflect.DeepEqual(got, centralapi.Member{User: "alice", Servers: []string{"s1"}}) {
 		t.Fatalf("alice after s1 re-registered: %+v", got)
 	}
 }
@@ -199,11 +201,11 @@ func TestReRegisterReplacesSessions(t *testing.T) {
 	}
 	// The old registration's lease expiring later must not remove the new one.
 	e.clk.Add(6 * time.Second)
-	if _, err := e.c.RenewServer(ctx, RenewArgs{Name: "s1"}); err != nil {
+	if _, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s1"}); err != nil {
 		t.Fatal(err)
 	}
 	e.clk.Add(6 * time.Second)
-	if _, err := e.c.RenewServer(ctx, RenewArgs{Name: "s1"}); err != nil {
+	if _, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s1"}); err != nil {
 		t.Fatalf("renew after the replaced lease's deadline: %v", err)
 	}
 }
@@ -267,7 +269,7 @@ func TestPlacementCountsPendingLogins(t *testing.T) {
 func (e *env) renew(names ...string) {
 	e.t.Helper()
 	for _, n := range names {
-		if _, err := e.c.RenewServer(ctx, RenewArgs{Name: n}); err != nil {
+		if _, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: n}); err != nil {
 			e.t.Fatalf("RenewServer(%s): %v", n, err)
 		}
 	}
@@ -294,7 +296,7 @@ func TestPreferPlacesUserOnChosenServer(t *testing.T) {
 	}
 	// Failing over from the preferred server goes elsewhere.
 	r := e.login("alice")
-	r2, err := e.c.Reassign(context.Background(), ReassignArgs{Token: r.Token, Failed: "s3"})
+	r2, err := e.c.Reassign(context.Background(), centralapi.ReassignArgs{Token: r.Token, Failed: "s3"})
 	if err != nil || r2.Server.Name == "s3" {
 		t.Fatalf("reassign from s3: %v on %s", err, r2.Server.Name)
 	}

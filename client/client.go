@@ -15,11 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/rmi"
-	"github.com/distchat/distchat/server"
 )
 
 // Conn is a connection to a remote process: an [rmi.Invoker] that can be
@@ -74,10 +75,10 @@ type Config struct {
 	// It must not block for long nor call the Client's methods that make
 	// remote calls (hand the message to another goroutine instead, as
 	// [Feed] does).
-	OnMessage func(server.Message)
+	OnMessage func(chatapi.Message)
 	// OnEvent is called, like OnMessage, with each event the chat server
 	// delivers (joined, left, resync).
-	OnEvent func(server.Event)
+	OnEvent func(chatapi.Event)
 	// PingInterval is how often the client pings its chat server to renew
 	// its attachment; default a third of the attachment's lease TTL.
 	PingInterval time.Duration
@@ -188,7 +189,7 @@ func centralTarget(s string) (addr, name string, err error) {
 		addr = s
 	}
 	if name == "" {
-		name = central.ObjectName
+		name = centralapi.ObjectName
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
@@ -258,8 +259,8 @@ func dialCentral(ctx context.Context, cfg Config) (*centralLink, error) {
 		}
 	}
 	l := &centralLink{conn: conn, inv: conn, host: hostOf(addr)}
-	if ref.Object != "" && ref.Object != central.ObjectName {
-		l.inv = aliasInvoker{inv: conn, from: central.ObjectName, to: ref.Object}
+	if ref.Object != "" && ref.Object != centralapi.ObjectName {
+		l.inv = aliasInvoker{inv: conn, from: centralapi.ObjectName, to: ref.Object}
 	}
 	return l, nil
 }
@@ -275,8 +276,8 @@ func hostOf(addr string) string {
 // SignUp creates the account cfg.User with cfg.Password and returns its
 // recovery code, the only way to reset a forgotten password.
 func SignUp(ctx context.Context, cfg Config) (recoveryCode string, err error) {
-	err = withCentral(ctx, cfg, func(st central.Stub, cfg Config) error {
-		r, err := st.SignUp(ctx, central.SignUpArgs{User: cfg.User, Password: cfg.Password})
+	err = withCentral(ctx, cfg, func(st centralapi.Stub, cfg Config) error {
+		r, err := st.SignUp(ctx, centralapi.SignUpArgs{User: cfg.User, Password: cfg.Password})
 		if err != nil {
 			return fmt.Errorf("sign up %s: %w", cfg.User, err)
 		}
@@ -289,8 +290,8 @@ func SignUp(ctx context.Context, cfg Config) (recoveryCode string, err error) {
 // ResetPassword sets cfg.User's password to newPassword using a recovery
 // code, and returns the next recovery code (the old one is spent).
 func ResetPassword(ctx context.Context, cfg Config, recoveryCode, newPassword string) (newCode string, err error) {
-	err = withCentral(ctx, cfg, func(st central.Stub, cfg Config) error {
-		r, err := st.ResetPassword(ctx, central.ResetArgs{
+	err = withCentral(ctx, cfg, func(st centralapi.Stub, cfg Config) error {
+		r, err := st.ResetPassword(ctx, centralapi.ResetArgs{
 			User: cfg.User, RecoveryCode: recoveryCode, NewPassword: newPassword,
 		})
 		if err != nil {
@@ -305,7 +306,7 @@ func ResetPassword(ctx context.Context, cfg Config, recoveryCode, newPassword st
 // withCentral runs fn on a connection to the central server that cfg (with
 // its defaults applied) names, closed afterwards: for the account calls
 // made without logging in.
-func withCentral(ctx context.Context, cfg Config, fn func(central.Stub, Config) error) error {
+func withCentral(ctx context.Context, cfg Config, fn func(centralapi.Stub, Config) error) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return err
@@ -315,7 +316,7 @@ func withCentral(ctx context.Context, cfg Config, fn func(central.Stub, Config) 
 		return err
 	}
 	defer l.conn.Close()
-	return fn(central.Stub{Inv: l.inv}, cfg)
+	return fn(centralapi.Stub{Inv: l.inv}, cfg)
 }
 
 // Client is a logged-in distchat user attached to a chat server. Its
@@ -365,7 +366,7 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	lr, err := central.Stub{Inv: l.inv}.Login(ctx, central.LoginArgs{User: cfg.User, Password: cfg.Password})
+	lr, err := centralapi.Stub{Inv: l.inv}.Login(ctx, centralapi.LoginArgs{User: cfg.User, Password: cfg.Password})
 	if err != nil {
 		_ = l.conn.Close()
 		return nil, fmt.Errorf("log in as %s: %w", cfg.User, err)
@@ -387,7 +388,7 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 		pendingFull: map[string]bool{},
 		pendingGap:  map[string]bool{},
 	}
-	if err := c.calls.Export(server.CallbackObjectName, &callbackObject{c: c}); err != nil {
+	if err := c.calls.Export(chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
 		cancel()
 		_ = l.conn.Close()
 		return nil, fmt.Errorf("export callback object: %w", err)
@@ -412,7 +413,7 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 
 // attach connects to the chat server of lr, attaches the session, installs
 // the connection and catches every room of the user up.
-func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
+func (c *Client) attach(ctx context.Context, lr centralapi.LoginReply) error {
 	c.mu.Lock()
 	host := ""
 	if c.central != nil {
@@ -425,7 +426,7 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 	if err != nil {
 		return fmt.Errorf("connect to chat server %s at %s: %w", name, addr, err)
 	}
-	st := server.Stub{Inv: conn}
+	st := chatapi.Stub{Inv: conn}
 	// From the moment the server accepts the attachment it may send
 	// settled notices, which count only once each room is synced again.
 	c.mu.Lock()
@@ -433,7 +434,7 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 		c.markUnsyncedLocked(room)
 	}
 	c.mu.Unlock()
-	ar, err := st.Attach(ctx, server.AttachArgs{Token: lr.Token})
+	ar, err := st.Attach(ctx, chatapi.AttachArgs{Token: lr.Token})
 	if err != nil {
 		_ = conn.Close()
 		return fmt.Errorf("attach to chat server %s at %s: %w", name, addr, err)
@@ -488,9 +489,9 @@ func (c *Client) attach(ctx context.Context, lr central.LoginReply) error {
 // client must be placed on a (possibly other) chat server again.
 func needsFailover(err error) bool {
 	return err != nil && (rmi.IsUnreachable(err) ||
-		errors.Is(err, server.ErrShuttingDown) ||
-		errors.Is(err, server.ErrNotAttached) ||
-		errors.Is(err, central.ErrBadSession))
+		errors.Is(err, chatapi.ErrShuttingDown) ||
+		errors.Is(err, chatapi.ErrNotAttached) ||
+		errors.Is(err, centralapi.ErrBadSession))
 }
 
 // failedServer names the server to report to central as lost, if err says
@@ -503,7 +504,7 @@ func failedServer(err error, name string) string {
 	if errors.Is(err, errNoServer) {
 		return ""
 	}
-	if rmi.IsUnreachable(err) || errors.Is(err, server.ErrShuttingDown) {
+	if rmi.IsUnreachable(err) || errors.Is(err, chatapi.ErrShuttingDown) {
 		return name
 	}
 	return ""
@@ -539,15 +540,15 @@ func (c *Client) failover(ctx context.Context, gen uint64, failed string, cause 
 		_ = old.Close()
 	}
 	c.log.Warn("client: lost chat server; asking central for another", "server", failed, "err", cause)
-	var lr central.LoginReply
-	err := c.centralCall(ctx, func(s central.Stub) (err error) {
-		lr, err = s.Reassign(ctx, central.ReassignArgs{Token: tok, Failed: failed})
+	var lr centralapi.LoginReply
+	err := c.centralCall(ctx, func(s centralapi.Stub) (err error) {
+		lr, err = s.Reassign(ctx, centralapi.ReassignArgs{Token: tok, Failed: failed})
 		return err
 	})
-	if errors.Is(err, central.ErrBadSession) {
+	if errors.Is(err, centralapi.ErrBadSession) {
 		c.log.Info("client: session expired; logging in again")
-		err = c.centralCall(ctx, func(s central.Stub) (err error) {
-			lr, err = s.Login(ctx, central.LoginArgs{User: c.cfg.User, Password: c.cfg.Password})
+		err = c.centralCall(ctx, func(s centralapi.Stub) (err error) {
+			lr, err = s.Login(ctx, centralapi.LoginArgs{User: c.cfg.User, Password: c.cfg.Password})
 			return err
 		})
 	}
@@ -559,7 +560,7 @@ func (c *Client) failover(ctx context.Context, gen uint64, failed string, cause 
 
 // centralCall runs fn on the central server, reconnecting once if the
 // connection turns out to be broken.
-func (c *Client) centralCall(ctx context.Context, fn func(central.Stub) error) error {
+func (c *Client) centralCall(ctx context.Context, fn func(centralapi.Stub) error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -569,7 +570,7 @@ func (c *Client) centralCall(ctx context.Context, fn func(central.Stub) error) e
 	c.mu.Unlock()
 	var err error
 	if link != nil {
-		err = fn(central.Stub{Inv: link.inv})
+		err = fn(centralapi.Stub{Inv: link.inv})
 		if !rmi.IsUnreachable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -600,13 +601,13 @@ func (c *Client) centralCall(ctx context.Context, fn func(central.Stub) error) e
 			_ = link.conn.Close()
 		}
 	}
-	return fn(central.Stub{Inv: nl.inv})
+	return fn(centralapi.Stub{Inv: nl.inv})
 }
 
 // withServer runs fn against the current chat server. If it fails because
 // the server is unreachable (or lost the session), it fails over and runs
 // fn once more against the new server.
-func (c *Client) withServer(ctx context.Context, fn func(st server.Stub, token string) error) error {
+func (c *Client) withServer(ctx context.Context, fn func(st chatapi.Stub, token string) error) error {
 	conn, tok, gen, name, err := c.current()
 	if err != nil {
 		return err
@@ -614,7 +615,7 @@ func (c *Client) withServer(ctx context.Context, fn func(st server.Stub, token s
 	if conn == nil {
 		err = errNoServer
 	} else {
-		err = fn(server.Stub{Inv: conn}, tok)
+		err = fn(chatapi.Stub{Inv: conn}, tok)
 	}
 	if !needsFailover(err) || ctx.Err() != nil {
 		return err
@@ -632,7 +633,7 @@ func (c *Client) withServer(ctx context.Context, fn func(st server.Stub, token s
 	if conn == nil {
 		return errNoServer
 	}
-	return fn(server.Stub{Inv: conn}, tok)
+	return fn(chatapi.Stub{Inv: conn}, tok)
 }
 
 // current returns the chat server connection and session.
@@ -646,10 +647,10 @@ func (c *Client) current() (conn Conn, token string, gen uint64, name string, er
 }
 
 // syncRoom fetches what room's view lacks, page by page, from st.
-func (c *Client) syncRoom(ctx context.Context, st server.Stub, token, room string) error {
+func (c *Client) syncRoom(ctx context.Context, st chatapi.Stub, token, room string) error {
 	v := c.view(room)
 	for {
-		r, err := st.Sync(ctx, server.SyncArgs{Token: token, Room: room, Have: v.Have()})
+		r, err := st.Sync(ctx, chatapi.SyncArgs{Token: token, Room: room, Have: v.Have()})
 		if err != nil {
 			return err
 		}
@@ -712,7 +713,7 @@ func (c *Client) FirstSettledViolation(room string) (SettledViolation, bool) {
 
 // insert adds msgs to v, calling OnMessage for each newly shown message,
 // and returns how many were not duplicates.
-func (c *Client) insert(v *View, msgs []server.Message) (fresh int) {
+func (c *Client) insert(v *View, msgs []chatapi.Message) (fresh int) {
 	c.cbMu.Lock()
 	defer c.cbMu.Unlock()
 	for _, m := range msgs {
@@ -772,18 +773,18 @@ type callbackObject struct{ c *Client }
 
 // Deliver implements server.Callback: it inserts the messages into their
 // rooms' views and hands events on; see Client.deliver.
-func (o *callbackObject) Deliver(ctx context.Context, args server.DeliverArgs) error {
+func (o *callbackObject) Deliver(ctx context.Context, args chatapi.DeliverArgs) error {
 	o.c.deliver(args)
 	return nil
 }
 
-var _ server.Callback = (*callbackObject)(nil)
+var _ chatapi.Callback = (*callbackObject)(nil)
 
 // deliver handles a delivery from a chat server. It makes no remote call:
 // syncs it needs (a hole in a room, a resync event for one room or, with
 // no room, for all, a room seen for the first time) are scheduled on the
 // clock.
-func (c *Client) deliver(args server.DeliverArgs) {
+func (c *Client) deliver(args chatapi.DeliverArgs) {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
@@ -816,14 +817,14 @@ func (c *Client) deliver(args server.DeliverArgs) {
 			c.cfg.OnEvent(e)
 		}
 		switch {
-		case e.Kind == server.EventResync && e.Room != "":
+		case e.Kind == chatapi.EventResync && e.Room != "":
 			full = append(full, e.Room)
-		case e.Kind == server.EventResync:
+		case e.Kind == chatapi.EventResync:
 			resyncAll = true
-		case e.Kind == server.EventJoined && e.User == c.User() && e.Room != "":
+		case e.Kind == chatapi.EventJoined && e.User == c.User() && e.Room != "":
 			c.joined(e.Room)
 			full = append(full, e.Room)
-		case e.Kind == server.EventLeft && e.User == c.User() && e.Room != "":
+		case e.Kind == chatapi.EventLeft && e.User == c.User() && e.Room != "":
 			c.forget(e.Room)
 		}
 	}
@@ -926,7 +927,7 @@ func (c *Client) backgroundSync(room string, gapOnly bool) {
 	if closed || !member || v == nil || (gapOnly && !v.Gaps()) {
 		return
 	}
-	err := c.withServer(c.bg, func(st server.Stub, token string) error {
+	err := c.withServer(c.bg, func(st chatapi.Stub, token string) error {
 		return c.syncRoom(c.bg, st, token, room)
 	})
 	if err != nil && c.bg.Err() == nil {
@@ -1005,7 +1006,7 @@ func (c *Client) probe() {
 		wait := c.pingIntervalLocked()
 		c.mu.Unlock()
 		ctx, cancel := c.clk.WithTimeout(c.bg, wait)
-		err = server.Stub{Inv: conn}.Ping(ctx, server.TokenArgs{Token: tok})
+		err = chatapi.Stub{Inv: conn}.Ping(ctx, chatapi.TokenArgs{Token: tok})
 		cancel()
 	}
 	switch {
@@ -1029,10 +1030,10 @@ func (c *Client) newID() (string, error) {
 }
 
 // seen returns the largest stamp in any view.
-func (c *Client) seen() server.Stamp {
+func (c *Client) seen() chatapi.Stamp {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var s server.Stamp
+	var s chatapi.Stamp
 	for _, v := range c.views {
 		if m := v.Max(); s.Less(m) {
 			s = m
@@ -1069,7 +1070,7 @@ func (c *Client) Rooms() []string {
 // View returns a snapshot of room's log in stamp order, or nil if the
 // client has no view of room. Views of rooms the user left are kept, no
 // longer updated.
-func (c *Client) View(room string) []server.Message {
+func (c *Client) View(room string) []chatapi.Message {
 	v := c.existingView(room)
 	if v == nil {
 		return nil
@@ -1079,10 +1080,10 @@ func (c *Client) View(room string) []server.Message {
 
 // Last returns the latest message (by stamp) of room's view, if any,
 // without copying the view.
-func (c *Client) Last(room string) (server.Message, bool) {
+func (c *Client) Last(room string) (chatapi.Message, bool) {
 	v := c.existingView(room)
 	if v == nil {
-		return server.Message{}, false
+		return chatapi.Message{}, false
 	}
 	return v.Last()
 }
@@ -1098,32 +1099,32 @@ func (c *Client) ViewStats(room string) (ViewStats, bool) {
 }
 
 // CreateRoom creates a room with the user as its first member.
-func (c *Client) CreateRoom(ctx context.Context, room string) (central.RoomInfo, error) {
-	var info central.RoomInfo
-	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		info, err = st.CreateRoom(ctx, server.RoomArgs{Token: token, Room: room})
+func (c *Client) CreateRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
+	var info centralapi.RoomInfo
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		info, err = st.CreateRoom(ctx, chatapi.RoomArgs{Token: token, Room: room})
 		return err
 	})
 	if err != nil {
-		return central.RoomInfo{}, fmt.Errorf("create room %s: %w", room, err)
+		return centralapi.RoomInfo{}, fmt.Errorf("create room %s: %w", room, err)
 	}
 	c.joined(room)
 	return info, nil
 }
 
 // JoinRoom joins an existing room and fetches its history.
-func (c *Client) JoinRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+func (c *Client) JoinRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	// Until its history is in, the room's settled notices do not count.
 	c.mu.Lock()
 	c.markUnsyncedLocked(room)
 	c.mu.Unlock()
-	var info central.RoomInfo
-	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		info, err = st.JoinRoom(ctx, server.RoomArgs{Token: token, Room: room})
+	var info centralapi.RoomInfo
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		info, err = st.JoinRoom(ctx, chatapi.RoomArgs{Token: token, Room: room})
 		return err
 	})
 	if err != nil {
-		return central.RoomInfo{}, fmt.Errorf("join room %s: %w", room, err)
+		return centralapi.RoomInfo{}, fmt.Errorf("join room %s: %w", room, err)
 	}
 	c.joined(room)
 	if err := c.sync(ctx, room); err != nil {
@@ -1139,10 +1140,10 @@ func (c *Client) LeaveRoom(ctx context.Context, room string) error {
 	wasMember := c.rooms[room]
 	c.mu.Unlock()
 	attempts := 0
-	err := c.withServer(ctx, func(st server.Stub, token string) error {
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) error {
 		attempts++
-		err := st.LeaveRoom(ctx, server.RoomArgs{Token: token, Room: room})
-		if (attempts > 1 || wasMember) && errors.Is(err, central.ErrNotMember) {
+		err := st.LeaveRoom(ctx, chatapi.RoomArgs{Token: token, Room: room})
+		if (attempts > 1 || wasMember) && errors.Is(err, centralapi.ErrNotMember) {
 			// An earlier attempt, or a duplicate of this request the
 			// network delivered, went through: the user is out, as asked.
 			return nil
@@ -1157,27 +1158,27 @@ func (c *Client) LeaveRoom(ctx context.Context, room string) error {
 }
 
 // ListRooms lists the public rooms and the user's direct rooms.
-func (c *Client) ListRooms(ctx context.Context) (central.ListReply, error) {
-	var r central.ListReply
-	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		r, err = st.ListRooms(ctx, server.TokenArgs{Token: token})
+func (c *Client) ListRooms(ctx context.Context) (centralapi.ListReply, error) {
+	var r centralapi.ListReply
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		r, err = st.ListRooms(ctx, chatapi.TokenArgs{Token: token})
 		return err
 	})
 	if err != nil {
-		return central.ListReply{}, fmt.Errorf("list rooms: %w", err)
+		return centralapi.ListReply{}, fmt.Errorf("list rooms: %w", err)
 	}
 	return r, nil
 }
 
 // Who returns a room's members and the servers they are on.
-func (c *Client) Who(ctx context.Context, room string) (central.RoomInfo, error) {
-	var info central.RoomInfo
-	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		info, err = st.Who(ctx, server.RoomArgs{Token: token, Room: room})
+func (c *Client) Who(ctx context.Context, room string) (centralapi.RoomInfo, error) {
+	var info centralapi.RoomInfo
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		info, err = st.Who(ctx, chatapi.RoomArgs{Token: token, Room: room})
 		return err
 	})
 	if err != nil {
-		return central.RoomInfo{}, fmt.Errorf("who is in %s: %w", room, err)
+		return centralapi.RoomInfo{}, fmt.Errorf("who is in %s: %w", room, err)
 	}
 	return info, nil
 }
@@ -1186,11 +1187,11 @@ func (c *Client) Who(ctx context.Context, room string) (central.RoomInfo, error)
 // first use), with its history synced into a view.
 func (c *Client) Direct(ctx context.Context, peer string) (string, error) {
 	c.mu.Lock()
-	c.markUnsyncedLocked(central.DirectRoomName(c.user, peer))
+	c.markUnsyncedLocked(centralapi.DirectRoomName(c.user, peer))
 	c.mu.Unlock()
-	var info central.RoomInfo
-	err := c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		info, err = st.Direct(ctx, server.DirectArgs{Token: token, Peer: peer})
+	var info centralapi.RoomInfo
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		info, err = st.Direct(ctx, chatapi.DirectArgs{Token: token, Peer: peer})
 		return err
 	})
 	if err != nil {
@@ -1207,41 +1208,41 @@ func (c *Client) Direct(ctx context.Context, peer string) (string, error) {
 // at its first server). The message gets a fresh random id; if the chat
 // server is lost, the client fails over and posts again with the same id,
 // so the post is stored once.
-func (c *Client) Say(ctx context.Context, room, text string) (server.Message, error) {
+func (c *Client) Say(ctx context.Context, room, text string) (chatapi.Message, error) {
 	switch {
 	case text == "":
-		return server.Message{}, fmt.Errorf("say in %s: %w", room, server.ErrEmpty)
-	case len(text) > server.MaxText:
-		return server.Message{}, fmt.Errorf("say in %s: %d bytes: %w", room, len(text), server.ErrTooLarge)
+		return chatapi.Message{}, fmt.Errorf("say in %s: %w", room, chatapi.ErrEmpty)
+	case len(text) > chatapi.MaxText:
+		return chatapi.Message{}, fmt.Errorf("say in %s: %d bytes: %w", room, len(text), chatapi.ErrTooLarge)
 	}
 	id, err := c.newID()
 	if err != nil {
-		return server.Message{}, err
+		return chatapi.Message{}, err
 	}
-	var reply server.PostReply
-	err = c.withServer(ctx, func(st server.Stub, token string) (err error) {
-		reply, err = st.Post(ctx, server.PostArgs{Token: token, Room: room, ID: id, Text: text, Seen: c.seen()})
+	var reply chatapi.PostReply
+	err = c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+		reply, err = st.Post(ctx, chatapi.PostArgs{Token: token, Room: room, ID: id, Text: text, Seen: c.seen()})
 		return err
 	})
 	if err != nil {
-		return server.Message{}, fmt.Errorf("say in %s: %w", room, err)
+		return chatapi.Message{}, fmt.Errorf("say in %s: %w", room, err)
 	}
-	m := server.Message{Room: room, ID: id, From: c.User(), Text: text, Stamp: reply.Stamp}
-	c.insert(c.joined(room), []server.Message{m})
+	m := chatapi.Message{Room: room, ID: id, From: c.User(), Text: text, Stamp: reply.Stamp}
+	c.insert(c.joined(room), []chatapi.Message{m})
 	return m, nil
 }
 
 // Msg sends text to user in their direct room.
-func (c *Client) Msg(ctx context.Context, user, text string) (server.Message, error) {
+func (c *Client) Msg(ctx context.Context, user, text string) (chatapi.Message, error) {
 	room, err := c.Direct(ctx, user)
 	if err != nil {
-		return server.Message{}, err
+		return chatapi.Message{}, err
 	}
 	return c.Say(ctx, room, text)
 }
 
 // History syncs room to completion and returns its log in stamp order.
-func (c *Client) History(ctx context.Context, room string) ([]server.Message, error) {
+func (c *Client) History(ctx context.Context, room string) ([]chatapi.Message, error) {
 	if err := c.sync(ctx, room); err != nil {
 		return nil, fmt.Errorf("history of %s: %w", room, err)
 	}
@@ -1257,7 +1258,7 @@ func (c *Client) Sync(ctx context.Context, room string) error {
 }
 
 func (c *Client) sync(ctx context.Context, room string) error {
-	return c.withServer(ctx, func(st server.Stub, token string) error {
+	return c.withServer(ctx, func(st chatapi.Stub, token string) error {
 		return c.syncRoom(ctx, st, token, room)
 	})
 }
@@ -1293,7 +1294,7 @@ func (c *Client) shutdown(ctx context.Context, logout bool) error {
 	c.mu.Unlock()
 	defer c.cancel()
 	if srv != nil {
-		if err := (server.Stub{Inv: srv}).Detach(ctx, server.TokenArgs{Token: tok}); err != nil {
+		if err := (chatapi.Stub{Inv: srv}).Detach(ctx, chatapi.TokenArgs{Token: tok}); err != nil {
 			c.log.Debug("client: detach failed", "err", err)
 		}
 		_ = srv.Close()
@@ -1301,7 +1302,7 @@ func (c *Client) shutdown(ctx context.Context, logout bool) error {
 	var err error
 	if link != nil {
 		if logout {
-			if lerr := (central.Stub{Inv: link.inv}).Logout(ctx, central.LogoutArgs{Token: tok}); lerr != nil {
+			if lerr := (centralapi.Stub{Inv: link.inv}).Logout(ctx, centralapi.LogoutArgs{Token: tok}); lerr != nil {
 				err = fmt.Errorf("log out: %w", lerr)
 			}
 		}

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
-	"github.com/distchat/distchat/server"
 )
 
 // login logs user in with a recorder wired to OnMessage and OnEvent.
@@ -28,7 +29,7 @@ func login(t *testing.T, w *world, user string) (*Client, *recorder) {
 	return c, rec
 }
 
-func ids(msgs []server.Message) []string {
+func ids(msgs []chatapi.Message) []string {
 	var out []string
 	for _, m := range msgs {
 		out = append(out, m.ID)
@@ -36,7 +37,7 @@ func ids(msgs []server.Message) []string {
 	return out
 }
 
-func texts(msgs []server.Message) []string {
+func texts(msgs []chatapi.Message) []string {
 	var out []string
 	for _, m := range msgs {
 		out = append(out, m.Text)
@@ -44,8 +45,8 @@ func texts(msgs []server.Message) []string {
 	return out
 }
 
-func sortedByStamp(msgs []server.Message) bool {
-	return slices.IsSortedFunc(msgs, func(a, b server.Message) int { return a.Stamp.Compare(b.Stamp) })
+func sortedByStamp(msgs []chatapi.Message) bool {
+	return slices.IsSortedFunc(msgs, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
 }
 
 func TestLoginFollowsRegistryAndRedirect(t *testing.T) {
@@ -74,7 +75,7 @@ func TestLoginFollowsRegistryAndRedirect(t *testing.T) {
 	if got := rec.messages(); len(got) != len(hist) {
 		t.Fatalf("OnMessage saw %d messages, want %d", len(got), len(hist))
 	}
-	if _, err := Login(ctx, func() Config { c := w.cfg("ann"); c.Password = "wrong"; return c }()); !errors.Is(err, central.ErrBadCredentials) {
+	if _, err := Login(ctx, func() Config { c := w.cfg("ann"); c.Password = "wrong"; return c }()); !errors.Is(err, centralapi.ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
 
@@ -97,10 +98,10 @@ func TestSignUpAndReset(t *testing.T) {
 	if err != nil || code != "code-zed" {
 		t.Fatalf("SignUp = %q, %v", code, err)
 	}
-	if _, err := SignUp(ctx, cfg); !errors.Is(err, central.ErrUserExists) {
+	if _, err := SignUp(ctx, cfg); !errors.Is(err, centralapi.ErrUserExists) {
 		t.Fatalf("second SignUp: %v", err)
 	}
-	if _, err := ResetPassword(ctx, cfg, "nope", "new-password"); !errors.Is(err, central.ErrBadRecoveryCode) {
+	if _, err := ResetPassword(ctx, cfg, "nope", "new-password"); !errors.Is(err, centralapi.ErrBadRecoveryCode) {
 		t.Fatalf("reset with a wrong code: %v", err)
 	}
 	next, err := ResetPassword(ctx, cfg, code, "new-password")
@@ -133,7 +134,7 @@ func TestRoomsAndDirect(t *testing.T) {
 	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ann.CreateRoom(ctx, "r"); !errors.Is(err, central.ErrRoomExists) {
+	if _, err := ann.CreateRoom(ctx, "r"); !errors.Is(err, centralapi.ErrRoomExists) {
 		t.Fatalf("second CreateRoom: %v", err)
 	}
 	first, err := ann.Say(ctx, "r", "before bob")
@@ -147,13 +148,13 @@ func TestRoomsAndDirect(t *testing.T) {
 	if got := bob.View("r"); len(got) != 1 || got[0].ID != first.ID {
 		t.Fatalf("bob's history after join: %v", got)
 	}
-	if _, err := bob.Say(ctx, "nope", "x"); !errors.Is(err, central.ErrNoSuchRoom) {
+	if _, err := bob.Say(ctx, "nope", "x"); !errors.Is(err, centralapi.ErrNoSuchRoom) {
 		t.Fatalf("Say to unknown room: %v", err)
 	}
-	if _, err := bob.Say(ctx, "r", ""); !errors.Is(err, server.ErrEmpty) {
+	if _, err := bob.Say(ctx, "r", ""); !errors.Is(err, chatapi.ErrEmpty) {
 		t.Fatalf("empty Say: %v", err)
 	}
-	if _, err := bob.Say(ctx, "r", string(make([]byte, server.MaxText+1))); !errors.Is(err, server.ErrTooLarge) {
+	if _, err := bob.Say(ctx, "r", string(make([]byte, chatapi.MaxText+1))); !errors.Is(err, chatapi.ErrTooLarge) {
 		t.Fatalf("huge Say: %v", err)
 	}
 	list, err := bob.ListRooms(ctx)
@@ -189,7 +190,7 @@ func TestRoomsAndDirect(t *testing.T) {
 	if slices.Contains(bob.Rooms(), "r") {
 		t.Fatal("r still listed after LeaveRoom")
 	}
-	if _, err := bob.History(ctx, "r"); !errors.Is(err, central.ErrNotMember) {
+	if _, err := bob.History(ctx, "r"); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("History after leaving: %v", err)
 	}
 	if _, err := ann.Say(ctx, "r", "bob is gone"); err != nil {
@@ -230,7 +231,7 @@ func TestSayIsInsertedOnceAndDelivered(t *testing.T) {
 	w.placeOn = "s2"
 	bob, bobRec := login(t, w, "bob")
 
-	var sent []server.Message
+	var sent []chatapi.Message
 	for _, text := range []string{"a", "b", "c"} {
 		m, err := ann.Say(ctx, "r", text)
 		if err != nil {
@@ -329,17 +330,17 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 		t.Fatal("ann not attached")
 	}
 
-	var msgs []server.Message
+	var msgs []chatapi.Message
 	for i := range 10 {
 		srv := []string{"s1", "s2"}[i%2]
-		msgs = append(msgs, server.Message{Room: "r", ID: string(rune('a' + i)), From: "bob", Text: string(rune('A' + i)),
-			Stamp: server.Stamp{Time: int64(1000 + i), Server: srv, Seq: uint64(i/2 + 1)}})
+		msgs = append(msgs, chatapi.Message{Room: "r", ID: string(rune('a' + i)), From: "bob", Text: string(rune('A' + i)),
+			Stamp: chatapi.Stamp{Time: int64(1000 + i), Server: srv, Seq: uint64(i/2 + 1)}})
 	}
 	shuffled := slices.Clone(msgs)
 	rand.New(rand.NewSource(1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	// Deliver one at a time and some twice, as a server could.
 	for _, m := range append(shuffled, shuffled[:3]...) {
-		if err := (server.CallbackStub{Inv: back}).Deliver(ctx, server.DeliverArgs{Messages: []server.Message{m}}); err != nil {
+		if err := (chatapi.CallbackStub{Inv: back}).Deliver(ctx, chatapi.DeliverArgs{Messages: []chatapi.Message{m}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -357,7 +358,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 	// A hole: s2's message 2 of room q arrives before its message 1. After
 	// GapSyncDelay the client syncs the room and fills it.
 	held := w.server("s2").seed("q", "cy", "first", "second")
-	if err := (server.CallbackStub{Inv: back}).Deliver(ctx, server.DeliverArgs{Messages: held[1:]}); err != nil {
+	if err := (chatapi.CallbackStub{Inv: back}).Deliver(ctx, chatapi.DeliverArgs{Messages: held[1:]}); err != nil {
 		t.Fatal(err)
 	}
 	w.clk.Add(defaultGapSyncDelay / 2)
@@ -373,7 +374,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 	// A resync event for a room makes the client sync it; one without a
 	// room, every room.
 	extra := w.server("s3").seed("r", "cy", "missed")
-	if err := (server.CallbackStub{Inv: back}).Deliver(ctx, server.DeliverArgs{Events: []server.Event{{Kind: server.EventResync, Room: "r"}}}); err != nil {
+	if err := (chatapi.CallbackStub{Inv: back}).Deliver(ctx, chatapi.DeliverArgs{Events: []chatapi.Event{{Kind: chatapi.EventResync, Room: "r"}}}); err != nil {
 		t.Fatal(err)
 	}
 	w.clk.Add(0)
@@ -382,7 +383,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 		t.Fatalf("after resync: %v", ids(got))
 	}
 	more := w.server("s3").seed("q", "cy", "missed too")
-	if err := (server.CallbackStub{Inv: back}).Deliver(ctx, server.DeliverArgs{Events: []server.Event{{Kind: server.EventResync}}}); err != nil {
+	if err := (chatapi.CallbackStub{Inv: back}).Deliver(ctx, chatapi.DeliverArgs{Events: []chatapi.Event{{Kind: chatapi.EventResync}}}); err != nil {
 		t.Fatal(err)
 	}
 	w.clk.Add(0)
@@ -406,7 +407,7 @@ func TestFailoverCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 	w.placeOn = "s3"
 	cy, _ := login(t, w, "cy")
 
-	say := func(c *Client, text string) server.Message {
+	say := func(c *Client, text string) chatapi.Message {
 		t.Helper()
 		m, err := c.Say(ctx, "r", text)
 		if err != nil {
@@ -486,7 +487,7 @@ func TestFailoverFailureIsRetried(t *testing.T) {
 	w.crash("s1")
 	w.crash("s2")
 	_, err := ann.Say(ctx, "r", "nobody home")
-	if !errors.Is(err, central.ErrNoServers) || !rmi.IsUnreachable(err) {
+	if !errors.Is(err, centralapi.ErrNoServers) || !rmi.IsUnreachable(err) {
 		t.Fatalf("Say with every server down: %v", err)
 	}
 	if ann.Server() != "" {

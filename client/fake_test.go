@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/rmi"
-	"github.com/distchat/distchat/server"
 )
 
 // This file is an in-memory distchat for the client's tests: a fake
@@ -60,9 +61,9 @@ type session struct {
 type fakeServer struct {
 	w          *world
 	name, addr string
-	logs       map[string][]server.Message // room -> messages held
-	seq        map[string]uint64           // room -> last seq stamped here
-	ids        map[string]map[postKey]server.Stamp
+	logs       map[string][]chatapi.Message // room -> messages held
+	seq        map[string]uint64            // room -> last seq stamped here
+	ids        map[string]map[postKey]chatapi.Stamp
 	attached   map[string]*rmi.Peer // token -> connection of the attached client
 	lastTime   int64
 	skew       time.Duration
@@ -93,14 +94,14 @@ func newWorld(t *testing.T, nServers int) *world {
 	if err := reg.Export(rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: reg}}).Bind(ctx, central.ObjectName,
-		rmi.Ref{Addr: "central:1099", Object: central.ObjectName}); err != nil {
+	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: reg}}).Bind(ctx, centralapi.ObjectName,
+		rmi.Ref{Addr: "central:1099", Object: centralapi.ObjectName}); err != nil {
 		t.Fatal(err)
 	}
 	w.tables["reg:1099"] = reg
 
 	ct := rmi.NewTable(nil)
-	if err := ct.Export(central.ObjectName, &fakeCentral{w: w}); err != nil {
+	if err := ct.Export(centralapi.ObjectName, &fakeCentral{w: w}); err != nil {
 		t.Fatal(err)
 	}
 	w.tables["central:1099"] = ct
@@ -108,11 +109,11 @@ func newWorld(t *testing.T, nServers int) *world {
 	for i := 1; i <= nServers; i++ {
 		s := &fakeServer{
 			w: w, name: fmt.Sprintf("s%d", i), addr: fmt.Sprintf("s%d:7000", i),
-			logs: map[string][]server.Message{}, seq: map[string]uint64{},
-			ids: map[string]map[postKey]server.Stamp{}, attached: map[string]*rmi.Peer{},
+			logs: map[string][]chatapi.Message{}, seq: map[string]uint64{},
+			ids: map[string]map[postKey]chatapi.Stamp{}, attached: map[string]*rmi.Peer{},
 		}
 		st := rmi.NewTable(nil)
-		if err := st.Export(server.ObjectName, s); err != nil {
+		if err := st.Export(chatapi.ObjectName, s); err != nil {
 			t.Fatal(err)
 		}
 		w.tables[s.addr] = st
@@ -201,7 +202,7 @@ func (w *world) serveTCP() string {
 		s.addr = moved[s.addr]
 	}
 	err := rmi.RegistryStub{Inv: rmi.Local{Table: tables[moved["reg:1099"]]}}.Rebind(context.Background(),
-		central.ObjectName, rmi.Ref{Addr: moved["central:1099"], Object: central.ObjectName})
+		centralapi.ObjectName, rmi.Ref{Addr: moved["central:1099"], Object: centralapi.ObjectName})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -326,23 +327,23 @@ func (c *fakeConn) Close() error {
 // fakeCentral is the central server.
 type fakeCentral struct{ w *world }
 
-func (f *fakeCentral) SignUp(ctx context.Context, a central.SignUpArgs) (central.SignUpReply, error) {
+func (f *fakeCentral) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centralapi.SignUpReply, error) {
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.users[a.User]; ok {
-		return central.SignUpReply{}, central.ErrUserExists
+		return centralapi.SignUpReply{}, centralapi.ErrUserExists
 	}
 	w.users[a.User] = a.Password
-	return central.SignUpReply{RecoveryCode: "code-" + a.User}, nil
+	return centralapi.SignUpReply{RecoveryCode: "code-" + a.User}, nil
 }
 
-func (f *fakeCentral) Login(ctx context.Context, a central.LoginArgs) (central.LoginReply, error) {
+func (f *fakeCentral) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi.LoginReply, error) {
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if pw, ok := w.users[a.User]; !ok || pw != a.Password {
-		return central.LoginReply{}, central.ErrBadCredentials
+		return centralapi.LoginReply{}, centralapi.ErrBadCredentials
 	}
 	w.logins++
 	var srv *fakeServer
@@ -353,79 +354,79 @@ func (f *fakeCentral) Login(ctx context.Context, a central.LoginArgs) (central.L
 		}
 	}
 	if srv == nil {
-		return central.LoginReply{}, central.ErrNoServers
+		return centralapi.LoginReply{}, centralapi.ErrNoServers
 	}
 	w.nextToken++
 	tok := fmt.Sprintf("tok%d", w.nextToken)
 	w.sessions[tok] = &session{user: a.User, server: srv.name}
-	return central.LoginReply{User: a.User, Token: tok, Server: central.ServerInfo{Name: srv.name, Addr: srv.addr}}, nil
+	return centralapi.LoginReply{User: a.User, Token: tok, Server: centralapi.ServerInfo{Name: srv.name, Addr: srv.addr}}, nil
 }
 
-func (f *fakeCentral) Reassign(ctx context.Context, a central.ReassignArgs) (central.LoginReply, error) {
+func (f *fakeCentral) Reassign(ctx context.Context, a centralapi.ReassignArgs) (centralapi.LoginReply, error) {
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.reassigns++
 	sess := w.sessions[a.Token]
 	if sess == nil {
-		return central.LoginReply{}, central.ErrBadSession
+		return centralapi.LoginReply{}, centralapi.ErrBadSession
 	}
 	for _, s := range w.servers {
 		if !w.down[s.addr] && s.name != a.Failed {
 			sess.server = s.name
-			return central.LoginReply{User: sess.user, Token: a.Token, Server: central.ServerInfo{Name: s.name, Addr: s.addr}}, nil
+			return centralapi.LoginReply{User: sess.user, Token: a.Token, Server: centralapi.ServerInfo{Name: s.name, Addr: s.addr}}, nil
 		}
 	}
-	return central.LoginReply{}, central.ErrNoServers
+	return centralapi.LoginReply{}, centralapi.ErrNoServers
 }
 
-func (f *fakeCentral) ResetPassword(ctx context.Context, a central.ResetArgs) (central.ResetReply, error) {
+func (f *fakeCentral) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (centralapi.ResetReply, error) {
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if a.RecoveryCode != "code-"+a.User {
-		return central.ResetReply{}, central.ErrBadRecoveryCode
+		return centralapi.ResetReply{}, centralapi.ErrBadRecoveryCode
 	}
 	w.users[a.User] = a.NewPassword
-	return central.ResetReply{RecoveryCode: "code2-" + a.User}, nil
+	return centralapi.ResetReply{RecoveryCode: "code2-" + a.User}, nil
 }
 
-func (f *fakeCentral) Logout(ctx context.Context, a central.LogoutArgs) error {
+func (f *fakeCentral) Logout(ctx context.Context, a centralapi.LogoutArgs) error {
 	w := f.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.sessions[a.Token] == nil {
-		return central.ErrBadSession
+		return centralapi.ErrBadSession
 	}
 	delete(w.sessions, a.Token)
 	return nil
 }
 
 var (
-	_ central.CentralServer = (*fakeCentral)(nil)
-	_ server.ChatServer     = (*fakeServer)(nil)
+	_ centralapi.CentralServer = (*fakeCentral)(nil)
+	_ chatapi.ChatServer       = (*fakeServer)(nil)
 )
 
 // delivery is one Deliver call to make once the world lock is released.
 type delivery struct {
 	back rmi.Invoker
-	args server.DeliverArgs
+	args chatapi.DeliverArgs
 }
 
 func deliverAll(ds []delivery) {
 	for _, d := range ds {
-		_ = server.CallbackStub{Inv: d.back}.Deliver(context.Background(), d.args)
+		_ = chatapi.CallbackStub{Inv: d.back}.Deliver(context.Background(), d.args)
 	}
 }
 
 // userLocked returns the user of an attached session.
 func (s *fakeServer) userLocked(token string) (string, error) {
 	if s.attached[token] == nil {
-		return "", server.ErrNotAttached
+		return "", chatapi.ErrNotAttached
 	}
 	sess := s.w.sessions[token]
 	if sess == nil {
-		return "", central.ErrBadSession
+		return "", centralapi.ErrBadSession
 	}
 	return sess.user, nil
 }
@@ -436,16 +437,16 @@ func (s *fakeServer) memberLocked(token, room string) (string, error) {
 		return "", err
 	}
 	if s.w.rooms[room] == nil {
-		return "", central.ErrNoSuchRoom
+		return "", centralapi.ErrNoSuchRoom
 	}
 	if !s.w.rooms[room][user] {
-		return "", central.ErrNotMember
+		return "", centralapi.ErrNotMember
 	}
 	return user, nil
 }
 
 // storeLocked adds m to this server's log of its room unless present.
-func (s *fakeServer) storeLocked(m server.Message) bool {
+func (s *fakeServer) storeLocked(m chatapi.Message) bool {
 	for _, x := range s.logs[m.Room] {
 		if x.Stamp.Server == m.Stamp.Server && x.Stamp.Seq == m.Stamp.Seq {
 			return false
@@ -453,7 +454,7 @@ func (s *fakeServer) storeLocked(m server.Message) bool {
 	}
 	s.logs[m.Room] = append(s.logs[m.Room], m)
 	if s.ids[m.Room] == nil {
-		s.ids[m.Room] = map[postKey]server.Stamp{}
+		s.ids[m.Room] = map[postKey]chatapi.Stamp{}
 	}
 	if _, ok := s.ids[m.Room][postKey{m.From, m.ID}]; !ok {
 		s.ids[m.Room][postKey{m.From, m.ID}] = m.Stamp
@@ -463,7 +464,7 @@ func (s *fakeServer) storeLocked(m server.Message) bool {
 
 // localDeliveriesLocked returns the Deliver calls that hand m to the
 // room's members attached here.
-func (s *fakeServer) localDeliveriesLocked(m server.Message) []delivery {
+func (s *fakeServer) localDeliveriesLocked(m chatapi.Message) []delivery {
 	var out []delivery
 	tokens := make([]string, 0, len(s.attached))
 	for tok := range s.attached {
@@ -472,7 +473,7 @@ func (s *fakeServer) localDeliveriesLocked(m server.Message) []delivery {
 	sort.Strings(tokens)
 	for _, tok := range tokens {
 		if sess := s.w.sessions[tok]; sess != nil && s.w.rooms[m.Room][sess.user] {
-			out = append(out, delivery{back: s.attached[tok].Back, args: server.DeliverArgs{Messages: []server.Message{m}}})
+			out = append(out, delivery{back: s.attached[tok].Back, args: chatapi.DeliverArgs{Messages: []chatapi.Message{m}}})
 		}
 	}
 	return out
@@ -480,7 +481,7 @@ func (s *fakeServer) localDeliveriesLocked(m server.Message) []delivery {
 
 // forwardLocked stores m at every other live server and returns the
 // deliveries to make there.
-func (s *fakeServer) forwardLocked(room string, m server.Message) []delivery {
+func (s *fakeServer) forwardLocked(room string, m chatapi.Message) []delivery {
 	var out []delivery
 	if s.noForward {
 		return nil
@@ -497,20 +498,20 @@ func (s *fakeServer) forwardLocked(room string, m server.Message) []delivery {
 }
 
 // Attach implements server.ChatServer.
-func (s *fakeServer) Attach(ctx context.Context, a server.AttachArgs) (server.AttachReply, error) {
+func (s *fakeServer) Attach(ctx context.Context, a chatapi.AttachArgs) (chatapi.AttachReply, error) {
 	p := rmi.PeerFromContext(ctx)
 	if p == nil || p.Back == nil {
-		return server.AttachReply{}, server.ErrNoCallback
+		return chatapi.AttachReply{}, chatapi.ErrNoCallback
 	}
 	w := s.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sess := w.sessions[a.Token]
 	if sess == nil {
-		return server.AttachReply{}, central.ErrBadSession
+		return chatapi.AttachReply{}, centralapi.ErrBadSession
 	}
 	if sess.server != s.name {
-		return server.AttachReply{}, server.ErrNotAttached
+		return chatapi.AttachReply{}, chatapi.ErrNotAttached
 	}
 	s.attached[a.Token] = p
 	p.OnClose(func() {
@@ -527,11 +528,11 @@ func (s *fakeServer) Attach(ctx context.Context, a server.AttachArgs) (server.At
 		}
 	}
 	sort.Strings(rooms)
-	return server.AttachReply{User: sess.user, Server: s.name, Rooms: rooms, LeaseTTL: 30 * time.Second}, nil
+	return chatapi.AttachReply{User: sess.user, Server: s.name, Rooms: rooms, LeaseTTL: 30 * time.Second}, nil
 }
 
 // Ping implements server.ChatServer.
-func (s *fakeServer) Ping(ctx context.Context, a server.TokenArgs) error {
+func (s *fakeServer) Ping(ctx context.Context, a chatapi.TokenArgs) error {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	s.pings++
@@ -540,7 +541,7 @@ func (s *fakeServer) Ping(ctx context.Context, a server.TokenArgs) error {
 }
 
 // Detach implements server.ChatServer.
-func (s *fakeServer) Detach(ctx context.Context, a server.TokenArgs) error {
+func (s *fakeServer) Detach(ctx context.Context, a chatapi.TokenArgs) error {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	if _, err := s.userLocked(a.Token); err != nil {
@@ -552,17 +553,17 @@ func (s *fakeServer) Detach(ctx context.Context, a server.TokenArgs) error {
 }
 
 // Post implements server.ChatServer.
-func (s *fakeServer) Post(ctx context.Context, a server.PostArgs) (server.PostReply, error) {
+func (s *fakeServer) Post(ctx context.Context, a chatapi.PostArgs) (chatapi.PostReply, error) {
 	w := s.w
 	w.mu.Lock()
 	user, err := s.memberLocked(a.Token, a.Room)
 	if err != nil {
 		w.mu.Unlock()
-		return server.PostReply{}, err
+		return chatapi.PostReply{}, err
 	}
 	if st, ok := s.ids[a.Room][postKey{user, a.ID}]; ok {
 		w.mu.Unlock()
-		return server.PostReply{Stamp: st, Duplicate: true}, nil
+		return chatapi.PostReply{Stamp: st, Duplicate: true}, nil
 	}
 	tm := w.clk.Now().Add(s.skew).UnixNano()
 	if a.Seen.Time >= tm {
@@ -573,30 +574,30 @@ func (s *fakeServer) Post(ctx context.Context, a server.PostArgs) (server.PostRe
 	}
 	s.lastTime = tm
 	s.seq[a.Room]++
-	m := server.Message{Room: a.Room, ID: a.ID, From: user, Text: a.Text,
-		Stamp: server.Stamp{Time: tm, Server: s.name, Seq: s.seq[a.Room]}}
+	m := chatapi.Message{Room: a.Room, ID: a.ID, From: user, Text: a.Text,
+		Stamp: chatapi.Stamp{Time: tm, Server: s.name, Seq: s.seq[a.Room]}}
 	s.storeLocked(m)
 	if s.dieOnStore {
 		// Crash after the message is durable, before anyone hears of it.
 		w.down[s.addr] = true
 		s.attached = map[string]*rmi.Peer{}
 		w.mu.Unlock()
-		return server.PostReply{Stamp: m.Stamp}, nil
+		return chatapi.PostReply{Stamp: m.Stamp}, nil
 	}
 	out := append(s.localDeliveriesLocked(m), s.forwardLocked(a.Room, m)...)
 	w.mu.Unlock()
 	deliverAll(out)
-	return server.PostReply{Stamp: m.Stamp}, nil
+	return chatapi.PostReply{Stamp: m.Stamp}, nil
 }
 
 // Sync implements server.ChatServer.
-func (s *fakeServer) Sync(ctx context.Context, a server.SyncArgs) (server.SyncReply, error) {
+func (s *fakeServer) Sync(ctx context.Context, a chatapi.SyncArgs) (chatapi.SyncReply, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	if _, err := s.memberLocked(a.Token, a.Room); err != nil {
-		return server.SyncReply{}, err
+		return chatapi.SyncReply{}, err
 	}
-	var msgs []server.Message
+	var msgs []chatapi.Message
 	for _, m := range s.logs[a.Room] {
 		if m.Stamp.Seq > a.Have[m.Stamp.Server] {
 			msgs = append(msgs, m)
@@ -608,56 +609,56 @@ func (s *fakeServer) Sync(ctx context.Context, a server.SyncArgs) (server.SyncRe
 		limit = s.syncLimit
 	}
 	if limit > 0 && len(msgs) > limit {
-		return server.SyncReply{Messages: msgs[:limit], More: true}, nil
+		return chatapi.SyncReply{Messages: msgs[:limit], More: true}, nil
 	}
-	return server.SyncReply{Messages: msgs}, nil
+	return chatapi.SyncReply{Messages: msgs}, nil
 }
 
-func (s *fakeServer) roomInfoLocked(room string) central.RoomInfo {
-	info := central.RoomInfo{Name: room, Direct: s.w.direct[room]}
+func (s *fakeServer) roomInfoLocked(room string) centralapi.RoomInfo {
+	info := centralapi.RoomInfo{Name: room, Direct: s.w.direct[room]}
 	var users []string
 	for u := range s.w.rooms[room] {
 		users = append(users, u)
 	}
 	sort.Strings(users)
 	for _, u := range users {
-		info.Members = append(info.Members, central.Member{User: u})
+		info.Members = append(info.Members, centralapi.Member{User: u})
 	}
 	return info
 }
 
 // CreateRoom implements server.ChatServer.
-func (s *fakeServer) CreateRoom(ctx context.Context, a server.RoomArgs) (central.RoomInfo, error) {
+func (s *fakeServer) CreateRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	user, err := s.userLocked(a.Token)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	if s.w.rooms[a.Room] != nil {
-		return central.RoomInfo{}, central.ErrRoomExists
+		return centralapi.RoomInfo{}, centralapi.ErrRoomExists
 	}
 	s.w.rooms[a.Room] = map[string]bool{user: true}
 	return s.roomInfoLocked(a.Room), nil
 }
 
 // JoinRoom implements server.ChatServer.
-func (s *fakeServer) JoinRoom(ctx context.Context, a server.RoomArgs) (central.RoomInfo, error) {
+func (s *fakeServer) JoinRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	user, err := s.userLocked(a.Token)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	if s.w.rooms[a.Room] == nil {
-		return central.RoomInfo{}, central.ErrNoSuchRoom
+		return centralapi.RoomInfo{}, centralapi.ErrNoSuchRoom
 	}
 	s.w.rooms[a.Room][user] = true
 	return s.roomInfoLocked(a.Room), nil
 }
 
 // LeaveRoom implements server.ChatServer.
-func (s *fakeServer) LeaveRoom(ctx context.Context, a server.RoomArgs) error {
+func (s *fakeServer) LeaveRoom(ctx context.Context, a chatapi.RoomArgs) error {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	user, err := s.memberLocked(a.Token, a.Room)
@@ -669,17 +670,17 @@ func (s *fakeServer) LeaveRoom(ctx context.Context, a server.RoomArgs) error {
 }
 
 // Direct implements server.ChatServer.
-func (s *fakeServer) Direct(ctx context.Context, a server.DirectArgs) (central.RoomInfo, error) {
+func (s *fakeServer) Direct(ctx context.Context, a chatapi.DirectArgs) (centralapi.RoomInfo, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	user, err := s.userLocked(a.Token)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	if _, ok := s.w.users[a.Peer]; !ok {
-		return central.RoomInfo{}, central.ErrNoSuchUser
+		return centralapi.RoomInfo{}, centralapi.ErrNoSuchUser
 	}
-	room := central.DirectRoomName(user, a.Peer)
+	room := centralapi.DirectRoomName(user, a.Peer)
 	if s.w.rooms[room] == nil {
 		s.w.rooms[room] = map[string]bool{user: true, a.Peer: true}
 		s.w.direct[room] = true
@@ -688,33 +689,33 @@ func (s *fakeServer) Direct(ctx context.Context, a server.DirectArgs) (central.R
 }
 
 // ListRooms implements server.ChatServer.
-func (s *fakeServer) ListRooms(ctx context.Context, a server.TokenArgs) (central.ListReply, error) {
+func (s *fakeServer) ListRooms(ctx context.Context, a chatapi.TokenArgs) (centralapi.ListReply, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	user, err := s.userLocked(a.Token)
 	if err != nil {
-		return central.ListReply{}, err
+		return centralapi.ListReply{}, err
 	}
-	var r central.ListReply
+	var r centralapi.ListReply
 	for name, members := range s.w.rooms {
 		if s.w.direct[name] && !members[user] {
 			continue
 		}
-		r.Rooms = append(r.Rooms, central.RoomSummary{Name: name, Direct: s.w.direct[name], Members: len(members), Joined: members[user]})
+		r.Rooms = append(r.Rooms, centralapi.RoomSummary{Name: name, Direct: s.w.direct[name], Members: len(members), Joined: members[user]})
 	}
 	sort.Slice(r.Rooms, func(i, j int) bool { return r.Rooms[i].Name < r.Rooms[j].Name })
 	return r, nil
 }
 
 // Who implements server.ChatServer.
-func (s *fakeServer) Who(ctx context.Context, a server.RoomArgs) (central.RoomInfo, error) {
+func (s *fakeServer) Who(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	if _, err := s.userLocked(a.Token); err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	if s.w.rooms[a.Room] == nil {
-		return central.RoomInfo{}, central.ErrNoSuchRoom
+		return centralapi.RoomInfo{}, centralapi.ErrNoSuchRoom
 	}
 	return s.roomInfoLocked(a.Room), nil
 }
@@ -730,15 +731,15 @@ func (s *fakeServer) backOf(token string) rmi.Invoker {
 }
 
 // seed stores messages in room at server s directly (history).
-func (s *fakeServer) seed(room, from string, texts ...string) []server.Message {
+func (s *fakeServer) seed(room, from string, texts ...string) []chatapi.Message {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
-	var out []server.Message
+	var out []chatapi.Message
 	for _, text := range texts {
 		s.seq[room]++
 		s.lastTime = max(s.lastTime+1, s.w.clk.Now().UnixNano())
-		m := server.Message{Room: room, ID: fmt.Sprintf("%s-%s-%d", s.name, room, s.seq[room]), From: from, Text: text,
-			Stamp: server.Stamp{Time: s.lastTime, Server: s.name, Seq: s.seq[room]}}
+		m := chatapi.Message{Room: room, ID: fmt.Sprintf("%s-%s-%d", s.name, room, s.seq[room]), From: from, Text: text,
+			Stamp: chatapi.Stamp{Time: s.lastTime, Server: s.name, Seq: s.seq[room]}}
 		s.storeLocked(m)
 		for _, o := range s.w.servers {
 			if o != s {
@@ -753,23 +754,23 @@ func (s *fakeServer) seed(room, from string, texts ...string) []server.Message {
 // recorder collects what a client's OnMessage and OnEvent report.
 type recorder struct {
 	mu     sync.Mutex
-	msgs   []server.Message
-	events []server.Event
+	msgs   []chatapi.Message
+	events []chatapi.Event
 }
 
-func (r *recorder) onMessage(m server.Message) {
+func (r *recorder) onMessage(m chatapi.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs = append(r.msgs, m)
 }
 
-func (r *recorder) onEvent(e server.Event) {
+func (r *recorder) onEvent(e chatapi.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
 }
 
-func (r *recorder) messages() []server.Message {
+func (r *recorder) messages() []chatapi.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.msgs)

@@ -3,14 +3,14 @@ package client
 import (
 	"sync"
 
-	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Delivery is one item of a [Feed]: a message, or an event when Event is
 // not nil.
 type Delivery struct {
-	Message server.Message
-	Event   *server.Event
+	Message chatapi.Message
+	Event   *chatapi.Event
 }
 
 // Feed is an unbounded queue of deliveries that hands a Client's messages
@@ -31,10 +31,10 @@ func NewFeed() *Feed {
 }
 
 // Message adds a message to the feed.
-func (f *Feed) Message(m server.Message) { f.add(Delivery{Message: m}) }
+func (f *Feed) Message(m chatapi.Message) { f.add(Delivery{Message: m}) }
 
 // Event adds an event to the feed.
-func (f *Feed) Event(e server.Event) { f.add(Delivery{Event: &e}) }
+func (f *Feed) Event(e chatapi.Event) { f.add(Delivery{Event: &e}) }
 
 func (f *Feed) add(d Delivery) {
 	f.mu.Lock()

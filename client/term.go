@@ -10,25 +10,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 	"golang.org/x/term"
-
-	"github.com/distchat/distchat/central"
-	"github.com/distchat/distchat/server"
 )
 
 // Session is what the terminal client needs of a logged-in user; [*Client]
 // implements it.
 type Session interface {
 	User() string
-	CreateRoom(ctx context.Context, room string) (central.RoomInfo, error)
-	JoinRoom(ctx context.Context, room string) (central.RoomInfo, error)
+	CreateRoom(ctx context.Context, room string) (centralapi.RoomInfo, error)
+	JoinRoom(ctx context.Context, room string) (centralapi.RoomInfo, error)
 	LeaveRoom(ctx context.Context, room string) error
-	ListRooms(ctx context.Context) (central.ListReply, error)
-	Who(ctx context.Context, room string) (central.RoomInfo, error)
-	Say(ctx context.Context, room, text string) (server.Message, error)
-	Msg(ctx context.Context, user, text string) (server.Message, error)
-	History(ctx context.Context, room string) ([]server.Message, error)
+	ListRooms(ctx context.Context) (centralapi.ListReply, error)
+	Who(ctx context.Context, room string) (centralapi.RoomInfo, error)
+	Say(ctx context.Context, room, text string) (chatapi.Message, error)
+	Msg(ctx context.Context, user, text string) (chatapi.Message, error)
+	History(ctx context.Context, room string) ([]chatapi.Message, error)
 }
 
 var _ Session = (*Client)(nil)
@@ -347,7 +347,7 @@ func (t *terminal) say(ctx context.Context, room, text string) {
 }
 
 // done reports the result of a command that returns a room.
-func (t *terminal) done(cmd, room string, info central.RoomInfo, err error, human string) {
+func (t *terminal) done(cmd, room string, info centralapi.RoomInfo, err error, human string) {
 	if err != nil {
 		t.fail(err)
 		return
@@ -476,7 +476,7 @@ func (t *terminal) printFeed() {
 	}
 }
 
-func (t *terminal) printMessage(m server.Message, history bool) {
+func (t *terminal) printMessage(m chatapi.Message, history bool) {
 	if t.opts.JSON {
 		t.printJSON(jsonMessage{
 			Type: "message", Room: m.Room, ID: m.ID, From: m.From, Text: m.Text,
@@ -490,21 +490,21 @@ func (t *terminal) printMessage(m server.Message, history bool) {
 
 // FormatMessage formats m as the terminal client prints it:
 // "[room] 15:04:05 user: text", in local time.
-func FormatMessage(m server.Message) string {
+func FormatMessage(m chatapi.Message) string {
 	return fmt.Sprintf("[%s] %s %s: %s", m.Room, time.Unix(0, m.Stamp.Time).Format("15:04:05"), m.From, m.Text)
 }
 
-func (t *terminal) printEvent(e server.Event) {
+func (t *terminal) printEvent(e chatapi.Event) {
 	if t.opts.JSON {
 		t.printJSON(jsonEvent{Type: "event", Kind: e.Kind, Room: e.Room, User: e.User})
 		return
 	}
 	switch e.Kind {
-	case server.EventJoined:
+	case chatapi.EventJoined:
 		t.println(fmt.Sprintf("[%s] * %s joined", e.Room, e.User))
-	case server.EventLeft:
+	case chatapi.EventLeft:
 		t.println(fmt.Sprintf("[%s] * %s left", e.Room, e.User))
-	case server.EventResync:
+	case chatapi.EventResync:
 		// The client catches up by itself; nothing for the user to do.
 	default:
 		t.println(fmt.Sprintf("[%s] * %s %s", e.Room, e.User, e.Kind))

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
 
-	"github.com/distchat/distchat/central"
-	"github.com/distchat/distchat/server"
+	"github.com/benbjohnson/clock"
 )
 
 // fakeSession is an in-memory Session. Like a Client wired to a Feed, it
@@ -25,75 +25,75 @@ type fakeSession struct {
 	feed *Feed
 
 	mu    sync.Mutex
-	rooms map[string][]server.Message
+	rooms map[string][]chatapi.Message
 	seq   uint64
 	said  []string
 }
 
 func newFakeSession(feed *Feed) *fakeSession {
-	return &fakeSession{user: "ann", feed: feed, rooms: map[string][]server.Message{"lobby": nil}}
+	return &fakeSession{user: "ann", feed: feed, rooms: map[string][]chatapi.Message{"lobby": nil}}
 }
 
 func (f *fakeSession) User() string { return f.user }
 
-func (f *fakeSession) CreateRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+func (f *fakeSession) CreateRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.rooms[room]; ok {
-		return central.RoomInfo{}, fmt.Errorf("create room %s: %w", room, central.ErrRoomExists)
+		return centralapi.RoomInfo{}, fmt.Errorf("create room %s: %w", room, centralapi.ErrRoomExists)
 	}
 	f.rooms[room] = nil
-	return central.RoomInfo{Name: room, Members: []central.Member{{User: f.user}}}, nil
+	return centralapi.RoomInfo{Name: room, Members: []centralapi.Member{{User: f.user}}}, nil
 }
 
-func (f *fakeSession) JoinRoom(ctx context.Context, room string) (central.RoomInfo, error) {
+func (f *fakeSession) JoinRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.rooms[room]; !ok {
-		return central.RoomInfo{}, fmt.Errorf("join room %s: %w", room, central.ErrNoSuchRoom)
+		return centralapi.RoomInfo{}, fmt.Errorf("join room %s: %w", room, centralapi.ErrNoSuchRoom)
 	}
-	return central.RoomInfo{Name: room, Members: []central.Member{{User: f.user}, {User: "bob"}}}, nil
+	return centralapi.RoomInfo{Name: room, Members: []centralapi.Member{{User: f.user}, {User: "bob"}}}, nil
 }
 
 func (f *fakeSession) LeaveRoom(ctx context.Context, room string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.rooms[room]; !ok {
-		return fmt.Errorf("leave room %s: %w", room, central.ErrNoSuchRoom)
+		return fmt.Errorf("leave room %s: %w", room, centralapi.ErrNoSuchRoom)
 	}
 	return nil
 }
 
-func (f *fakeSession) ListRooms(ctx context.Context) (central.ListReply, error) {
+func (f *fakeSession) ListRooms(ctx context.Context) (centralapi.ListReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var r central.ListReply
+	var r centralapi.ListReply
 	for name := range f.rooms {
-		r.Rooms = append(r.Rooms, central.RoomSummary{Name: name, Direct: strings.HasPrefix(name, central.DirectPrefix), Members: 2, Joined: true})
+		r.Rooms = append(r.Rooms, centralapi.RoomSummary{Name: name, Direct: strings.HasPrefix(name, centralapi.DirectPrefix), Members: 2, Joined: true})
 	}
-	slices.SortFunc(r.Rooms, func(a, b central.RoomSummary) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(r.Rooms, func(a, b centralapi.RoomSummary) int { return strings.Compare(a.Name, b.Name) })
 	return r, nil
 }
 
-func (f *fakeSession) Who(ctx context.Context, room string) (central.RoomInfo, error) {
+func (f *fakeSession) Who(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.rooms[room]; !ok {
-		return central.RoomInfo{}, fmt.Errorf("who is in %s: %w", room, central.ErrNoSuchRoom)
+		return centralapi.RoomInfo{}, fmt.Errorf("who is in %s: %w", room, centralapi.ErrNoSuchRoom)
 	}
-	return central.RoomInfo{Name: room, Members: []central.Member{{User: "ann", Servers: []string{"s1"}}, {User: "bob"}},
-		Servers: []central.ServerInfo{{Name: "s1"}}}, nil
+	return centralapi.RoomInfo{Name: room, Members: []centralapi.Member{{User: "ann", Servers: []string{"s1"}}, {User: "bob"}},
+		Servers: []centralapi.ServerInfo{{Name: "s1"}}}, nil
 }
 
-func (f *fakeSession) Say(ctx context.Context, room, text string) (server.Message, error) {
+func (f *fakeSession) Say(ctx context.Context, room, text string) (chatapi.Message, error) {
 	f.mu.Lock()
 	if _, ok := f.rooms[room]; !ok {
 		f.mu.Unlock()
-		return server.Message{}, fmt.Errorf("say in %s: %w", room, central.ErrNotMember)
+		return chatapi.Message{}, fmt.Errorf("say in %s: %w", room, centralapi.ErrNotMember)
 	}
 	f.seq++
-	m := server.Message{Room: room, ID: fmt.Sprintf("id%d", f.seq), From: f.user, Text: text,
-		Stamp: server.Stamp{Time: time.Date(2025, 1, 2, 3, 4, 5, int(f.seq), time.UTC).UnixNano(), Server: "s1", Seq: f.seq}}
+	m := chatapi.Message{Room: room, ID: fmt.Sprintf("id%d", f.seq), From: f.user, Text: text,
+		Stamp: chatapi.Stamp{Time: time.Date(2025, 1, 2, 3, 4, 5, int(f.seq), time.UTC).UnixNano(), Server: "s1", Seq: f.seq}}
 	f.rooms[room] = append(f.rooms[room], m)
 	f.said = append(f.said, room+": "+text)
 	f.mu.Unlock()
@@ -103,8 +103,8 @@ func (f *fakeSession) Say(ctx context.Context, room, text string) (server.Messag
 	return m, nil
 }
 
-func (f *fakeSession) Msg(ctx context.Context, user, text string) (server.Message, error) {
-	room := central.DirectRoomName(f.user, user)
+func (f *fakeSession) Msg(ctx context.Context, user, text string) (chatapi.Message, error) {
+	room := centralapi.DirectRoomName(f.user, user)
 	f.mu.Lock()
 	if _, ok := f.rooms[room]; !ok {
 		f.rooms[room] = nil
@@ -113,12 +113,12 @@ func (f *fakeSession) Msg(ctx context.Context, user, text string) (server.Messag
 	return f.Say(ctx, room, text)
 }
 
-func (f *fakeSession) History(ctx context.Context, room string) ([]server.Message, error) {
+func (f *fakeSession) History(ctx context.Context, room string) ([]chatapi.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	msgs, ok := f.rooms[room]
 	if !ok {
-		return nil, fmt.Errorf("history of %s: %w", room, central.ErrNotMember)
+		return nil, fmt.Errorf("history of %s: %w", room, centralapi.ErrNotMember)
 	}
 	return slices.Clone(msgs), nil
 }
@@ -308,9 +308,9 @@ func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	waitFor(t, "the first message", func() bool { return strings.Contains(out.String(), "ann: first") })
 
 	// A delivery arriving during the wait prints at once.
-	feed.Message(server.Message{Room: "lobby", ID: "x", From: "bob", Text: "meanwhile", Stamp: server.Stamp{Time: 1, Server: "s2", Seq: 1}})
+	feed.Message(chatapi.Message{Room: "lobby", ID: "x", From: "bob", Text: "meanwhile", Stamp: chatapi.Stamp{Time: 1, Server: "s2", Seq: 1}})
 	waitFor(t, "the delivery during /wait", func() bool { return strings.Contains(out.String(), "bob: meanwhile") })
-	feed.Event(server.Event{Kind: server.EventJoined, Room: "lobby", User: "cy"})
+	feed.Event(chatapi.Event{Kind: chatapi.EventJoined, Room: "lobby", User: "cy"})
 	waitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "[lobby] * cy joined") })
 
 	advanced := time.Duration(0)

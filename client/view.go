@@ -4,7 +4,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // InsertResult says what [View.Insert] did with a message.
@@ -64,7 +64,7 @@ type ViewStats struct {
 
 // SettledViolation is a message that arrived inside the settled prefix.
 type SettledViolation struct {
-	Message server.Message
+	Message chatapi.Message
 	Settled int64 // the settled point (stamp time) it arrived under
 }
 
@@ -84,10 +84,10 @@ type View struct {
 	room string
 
 	mu      sync.Mutex
-	log     []server.Message // visible messages, sorted by stamp
+	log     []chatapi.Message // visible messages, sorted by stamp
 	origins map[string]*originState
-	shown   map[postKey]server.Stamp // stamp at which each post is shown
-	max     server.Stamp             // largest stamp present (shown or not)
+	shown   map[postKey]chatapi.Stamp // stamp at which each post is shown
+	max     chatapi.Stamp             // largest stamp present (shown or not)
 	stats   ViewStats
 	// settled is the stamp time at or below which the room is settled:
 	// no message at or below it can still arrive (0: nothing settled).
@@ -109,7 +109,7 @@ func NewView(room string) *View {
 	return &View{
 		room:    room,
 		origins: map[string]*originState{},
-		shown:   map[postKey]server.Stamp{},
+		shown:   map[postKey]chatapi.Stamp{},
 	}
 }
 
@@ -118,7 +118,7 @@ func (v *View) Room() string { return v.room }
 
 // Insert adds m to the view, keeping the log sorted, and reports what it
 // did. A message whose Room is empty is taken to belong to the view's room.
-func (v *View) Insert(m server.Message) InsertResult {
+func (v *View) Insert(m chatapi.Message) InsertResult {
 	if m.Room == "" {
 		m.Room = v.room
 	}
@@ -168,7 +168,7 @@ func (v *View) Insert(m server.Message) InsertResult {
 
 // markPresent records that stamp's (Server, Seq) is present and reports
 // whether it was new.
-func (v *View) markPresent(s server.Stamp) bool {
+func (v *View) markPresent(s chatapi.Stamp) bool {
 	o := v.origins[s.Server]
 	if o == nil {
 		o = &originState{above: map[uint64]struct{}{}}
@@ -196,18 +196,18 @@ func (v *View) markPresent(s server.Stamp) bool {
 }
 
 // place inserts m into the sorted log.
-func (v *View) place(m server.Message) {
+func (v *View) place(m chatapi.Message) {
 	i := sort.Search(len(v.log), func(i int) bool { return m.Stamp.Less(v.log[i].Stamp) })
 	if i < len(v.log) {
 		v.stats.Reordered++
 	}
-	v.log = append(v.log, server.Message{})
+	v.log = append(v.log, chatapi.Message{})
 	copy(v.log[i+1:], v.log[i:])
 	v.log[i] = m
 }
 
 // remove deletes the visible message with stamp s.
-func (v *View) remove(s server.Stamp) {
+func (v *View) remove(s chatapi.Stamp) {
 	i := sort.Search(len(v.log), func(i int) bool { return s.Compare(v.log[i].Stamp) <= 0 })
 	if i < len(v.log) && v.log[i].Stamp == s {
 		v.log = append(v.log[:i], v.log[i+1:]...)
@@ -215,10 +215,10 @@ func (v *View) remove(s server.Stamp) {
 }
 
 // Messages returns a copy of the visible log in stamp order.
-func (v *View) Messages() []server.Message {
+func (v *View) Messages() []chatapi.Message {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	out := make([]server.Message, len(v.log))
+	out := make([]chatapi.Message, len(v.log))
 	copy(out, v.log)
 	return out
 }
@@ -255,11 +255,11 @@ func (v *View) FirstSettledViolation() (SettledViolation, bool) {
 }
 
 // Last returns the visible message with the largest stamp, if any.
-func (v *View) Last() (server.Message, bool) {
+func (v *View) Last() (chatapi.Message, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.log) == 0 {
-		return server.Message{}, false
+		return chatapi.Message{}, false
 	}
 	return v.log[len(v.log)-1], true
 }
@@ -312,7 +312,7 @@ func (v *View) Gaps() bool {
 
 // Max returns the largest stamp present in the view (shown or collapsed),
 // or the zero stamp if it is empty.
-func (v *View) Max() server.Stamp {
+func (v *View) Max() chatapi.Stamp {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.max

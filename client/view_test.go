@@ -6,19 +6,19 @@ import (
 	"slices"
 	"testing"
 
-	"pgregory.net/rapid"
+	"github.com/distchat/distchat/server/chatapi"
 
-	"github.com/distchat/distchat/server"
+	"pgregory.net/rapid"
 )
 
 // genMessages draws a set of messages of one room as chat servers would
 // stamp them: per origin, sequence numbers 1..k with some left out (not yet
 // arrived), times drawn from a small range so they collide across origins,
 // and some posts stored twice (a retry stamped by a second server).
-func genMessages(t *rapid.T) []server.Message {
+func genMessages(t *rapid.T) []chatapi.Message {
 	origins := []string{"s1", "s2", "s3"}
 	users := []string{"ann", "bob", "cy"}
-	var all []server.Message
+	var all []chatapi.Message
 	ids := 0
 	for _, o := range origins {
 		n := rapid.IntRange(0, 12).Draw(t, "n-"+o)
@@ -34,14 +34,14 @@ func genMessages(t *rapid.T) []server.Message {
 				ids++
 				id = fmt.Sprintf("id%d", ids)
 			}
-			all = append(all, server.Message{
+			all = append(all, chatapi.Message{
 				Room: "r", ID: id, From: from, Text: "t-" + id,
-				Stamp: server.Stamp{Time: int64(rapid.IntRange(0, 20).Draw(t, "time")), Server: o, Seq: uint64(seq)},
+				Stamp: chatapi.Stamp{Time: int64(rapid.IntRange(0, 20).Draw(t, "time")), Server: o, Seq: uint64(seq)},
 			})
 		}
 	}
 	// Drop some messages: they have not arrived (yet).
-	var kept []server.Message
+	var kept []chatapi.Message
 	for _, m := range all {
 		if rapid.IntRange(0, 5).Draw(t, "drop") != 0 {
 			kept = append(kept, m)
@@ -52,7 +52,7 @@ func genMessages(t *rapid.T) []server.Message {
 
 // arrival draws an arrival order of msgs: a permutation, with some
 // messages arriving more than once.
-func arrival(t *rapid.T, msgs []server.Message, label string) []server.Message {
+func arrival(t *rapid.T, msgs []chatapi.Message, label string) []chatapi.Message {
 	order := slices.Clone(msgs)
 	for _, m := range msgs {
 		for range rapid.IntRange(0, 2).Draw(t, label+"-dups") {
@@ -64,24 +64,24 @@ func arrival(t *rapid.T, msgs []server.Message, label string) []server.Message {
 
 // expectedLog computes the log the rules define: one message per post
 // (From, ID), the one with the smallest stamp, sorted by stamp.
-func expectedLog(msgs []server.Message) []server.Message {
-	best := map[postKey]server.Message{}
+func expectedLog(msgs []chatapi.Message) []chatapi.Message {
+	best := map[postKey]chatapi.Message{}
 	for _, m := range msgs {
 		k := postKey{m.From, m.ID}
 		if b, ok := best[k]; !ok || m.Stamp.Less(b.Stamp) {
 			best[k] = m
 		}
 	}
-	var out []server.Message
+	var out []chatapi.Message
 	for _, m := range best {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b server.Message) int { return a.Stamp.Compare(b.Stamp) })
+	slices.SortFunc(out, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
 	return out
 }
 
 // expectedHave computes the contiguous head of each origin.
-func expectedHave(msgs []server.Message) map[string]uint64 {
+func expectedHave(msgs []chatapi.Message) map[string]uint64 {
 	present := map[string]map[uint64]bool{}
 	for _, m := range msgs {
 		if present[m.Stamp.Server] == nil {
@@ -142,7 +142,7 @@ func TestViewOrderIndependent(t *testing.T) {
 		if a.Gaps() != wantGaps {
 			t.Fatalf("Gaps = %v, want %v", a.Gaps(), wantGaps)
 		}
-		var max server.Stamp
+		var max chatapi.Stamp
 		for _, m := range msgs {
 			if max.Less(m.Stamp) {
 				max = m.Stamp
@@ -161,7 +161,7 @@ func TestViewOrderIndependent(t *testing.T) {
 	})
 }
 
-func equalLogs(a, b []server.Message) bool {
+func equalLogs(a, b []chatapi.Message) bool {
 	if len(a) == 0 && len(b) == 0 {
 		return true
 	}
@@ -171,7 +171,7 @@ func equalLogs(a, b []server.Message) bool {
 func TestViewSortedArrivalHasNoReorders(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		msgs := genMessages(t)
-		slices.SortFunc(msgs, func(a, b server.Message) int { return a.Stamp.Compare(b.Stamp) })
+		slices.SortFunc(msgs, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
 		v := NewView("r")
 		for _, m := range msgs {
 			v.Insert(m)
@@ -184,11 +184,11 @@ func TestViewSortedArrivalHasNoReorders(t *testing.T) {
 
 func TestViewInsertResults(t *testing.T) {
 	v := NewView("r")
-	m := func(id string, tm int64, srv string, seq uint64) server.Message {
-		return server.Message{Room: "r", ID: id, From: "ann", Text: id, Stamp: server.Stamp{Time: tm, Server: srv, Seq: seq}}
+	m := func(id string, tm int64, srv string, seq uint64) chatapi.Message {
+		return chatapi.Message{Room: "r", ID: id, From: "ann", Text: id, Stamp: chatapi.Stamp{Time: tm, Server: srv, Seq: seq}}
 	}
 	steps := []struct {
-		msg  server.Message
+		msg  chatapi.Message
 		want InsertResult
 	}{
 		{m("a", 10, "s1", 1), Added},
@@ -230,8 +230,8 @@ func TestViewLast(t *testing.T) {
 	if _, ok := v.Last(); ok {
 		t.Fatal("empty view has a last message")
 	}
-	v.Insert(server.Message{Room: "r", ID: "b", From: "x", Stamp: server.Stamp{Time: 2, Server: "s", Seq: 2}})
-	v.Insert(server.Message{Room: "r", ID: "a", From: "x", Stamp: server.Stamp{Time: 1, Server: "s", Seq: 1}})
+	v.Insert(chatapi.Message{Room: "r", ID: "b", From: "x", Stamp: chatapi.Stamp{Time: 2, Server: "s", Seq: 2}})
+	v.Insert(chatapi.Message{Room: "r", ID: "a", From: "x", Stamp: chatapi.Stamp{Time: 1, Server: "s", Seq: 1}})
 	if m, ok := v.Last(); !ok || m.ID != "b" {
 		t.Fatalf("last = %v %v, want b", m, ok)
 	}

@@ -6,13 +6,15 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
 )
 
 // countingClient is a callback that only counts deliveries and calls.
 type countingClient struct{ n, calls atomic.Int64 }
 
-func (c *countingClient) Deliver(ctx context.Context, a DeliverArgs) error {
+func (c *countingClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	c.n.Add(int64(len(a.Messages)))
 	c.calls.Add(1)
 	return nil
@@ -21,10 +23,10 @@ func (c *countingClient) Deliver(ctx context.Context, a DeliverArgs) error {
 // benchUsers logs in members users, all placed on server, in one room
 // created by the first; it returns the first user's stub and token and
 // every user's counter.
-func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int, room string, create bool) (Stub, string, []*countingClient) {
+func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int, room string, create bool) (chatapi.Stub, string, []*countingClient) {
 	ctx := context.Background()
 	var counters []*countingClient
-	var first Stub
+	var first chatapi.Stub
 	var firstTok string
 	for i := 0; i < members; i++ {
 		u := fmt.Sprintf("%s%03d", prefix, i)
@@ -35,21 +37,21 @@ func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int
 		}
 		cc := &countingClient{}
 		cbt := rmi.NewTable(quietLogger())
-		if err := cbt.Export(CallbackObjectName, cc); err != nil {
+		if err := cbt.Export(chatapi.CallbackObjectName, cc); err != nil {
 			b.Fatal(err)
 		}
 		peer := rmi.NewPeer(c.peerID.Add(1), u, false, rmi.Local{Table: cbt})
 		c.mu.Lock()
 		table := c.tables[server+":1"]
 		c.mu.Unlock()
-		stub := Stub{Inv: rmi.Local{Table: table, Peer: peer}}
-		if _, err := stub.Attach(ctx, AttachArgs{Token: rep.Token}); err != nil {
+		stub := chatapi.Stub{Inv: rmi.Local{Table: table, Peer: peer}}
+		if _, err := stub.Attach(ctx, chatapi.AttachArgs{Token: rep.Token}); err != nil {
 			b.Fatal(err)
 		}
 		if i == 0 && create {
-			_, err = stub.CreateRoom(ctx, RoomArgs{Token: rep.Token, Room: room})
+			_, err = stub.CreateRoom(ctx, chatapi.RoomArgs{Token: rep.Token, Room: room})
 		} else {
-			_, err = stub.JoinRoom(ctx, RoomArgs{Token: rep.Token, Room: room})
+			_, err = stub.JoinRoom(ctx, chatapi.RoomArgs{Token: rep.Token, Room: room})
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -63,13 +65,13 @@ func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int
 }
 
 // postAll posts b.N messages from parallel senders.
-func postAll(b *testing.B, poster Stub, tok, room string, senders int) {
+func postAll(b *testing.B, poster chatapi.Stub, tok, room string, senders int) {
 	var id atomic.Int64
 	b.SetParallelism(senders)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := id.Add(1)
-			if _, err := poster.Post(context.Background(), PostArgs{Token: tok, Room: room, ID: fmt.Sprint(n), Text: "benchmark message"}); err != nil {
+			if _, err := poster.Post(context.Background(), chatapi.PostArgs{Token: tok, Room: room, ID: fmt.Sprint(n), Text: "benchmark message"}); err != nil {
 				b.Error(err)
 				return
 			}

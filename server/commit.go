@@ -3,11 +3,13 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // commitReq is one caller's share of a group commit.
 type commitReq struct {
-	msgs    []Message
+	msgs    []chatapi.Message
 	last    int64    // a watermark to make durable (meta "last")
 	known   []string // the known chat servers to record
 	own     bool     // msgs were stamped here (record dedupe entries)

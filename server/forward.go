@@ -6,6 +6,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -39,7 +41,7 @@ func (s *Server) forwarder(name, addr string) *forwarder {
 }
 
 // stubLocked returns the stub for f's server. Callers hold s.mu.
-func (f *forwarder) stubLocked() PeerStub { return PeerStub{Inv: f.inv} }
+func (f *forwarder) stubLocked() chatapi.PeerStub { return chatapi.PeerStub{Inv: f.inv} }
 
 // dispatchLocked hands r's unacknowledged own messages to the forwarder of
 // every server its members are on. Membership must be current: after an
@@ -108,10 +110,10 @@ func (s *Server) runForwarder(f *forwarder) {
 		wm := f.takeWatermarks()
 		s.mu.Unlock()
 
-		var msgs []Message
+		var msgs []chatapi.Message
 		var err error
 		for _, p := range plans {
-			var ms []Message
+			var ms []chatapi.Message
 			if ms, err = s.st.ownRange(p.room, s.name, p.from, p.to, s.forwardBatch); err != nil {
 				break
 			}
@@ -119,7 +121,7 @@ func (s *Server) runForwarder(f *forwarder) {
 		}
 		if err == nil && (len(msgs) > 0 || len(wm) > 0) {
 			ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
-			_, err = stub.Forward(ctx, ForwardArgs{From: s.name, Messages: msgs, Watermarks: wm})
+			_, err = stub.Forward(ctx, chatapi.ForwardArgs{From: s.name, Messages: msgs, Watermarks: wm})
 			cancel()
 		}
 		if err != nil {
@@ -201,12 +203,12 @@ func (s *Server) takeDirtyCursors() map[string]map[string]uint64 {
 }
 
 // validForwarded checks messages arriving from another server.
-func validForwarded(ms []Message) error {
-	if len(ms) > 4*MaxSyncLimit {
+func validForwarded(ms []chatapi.Message) error {
+	if len(ms) > 4*chatapi.MaxSyncLimit {
 		return fmt.Errorf("%d messages in one batch: %w", len(ms), rmi.ErrTooLarge)
 	}
 	for _, m := range ms {
-		if !validRoomName(m.Room) || m.Stamp.Seq == 0 || !validServerName(m.Stamp.Server) || len(m.Text) > MaxText ||
+		if !validRoomName(m.Room) || m.Stamp.Seq == 0 || !validServerName(m.Stamp.Server) || len(m.Text) > chatapi.MaxText ||
 			!validID(m.ID) || len(m.From) > 64 {
 			return fmt.Errorf("malformed message %q in room %q from %q: %w", m.ID, m.Room, m.Stamp.Server, rmi.ErrBadArgs)
 		}
@@ -217,7 +219,7 @@ func validForwarded(ms []Message) error {
 // store durably stores messages that came from elsewhere and reports how
 // many were new. Newly stored ones reach local members through afterCommit.
 // A gap in an origin's stream starts a catch-up of that room.
-func (s *Server) storeForeign(ms []Message) (int, error) {
+func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
@@ -226,7 +228,7 @@ func (s *Server) storeForeign(ms []Message) (int, error) {
 	}
 	req := &commitReq{msgs: ms}
 	if err := s.commit.submit(req); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrStorage, err)
+		return 0, fmt.Errorf("%w: %v", chatapi.ErrStorage, err)
 	}
 	n := 0
 	for _, ok := range req.isNew {
@@ -272,7 +274,7 @@ func (s *Server) catchUp(ctx context.Context, room string) {
 				break
 			}
 			cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
-			rep, err := stub.Fetch(cctx, FetchArgs{Room: room, Have: have, Limit: MaxSyncLimit})
+			rep, err := stub.Fetch(cctx, chatapi.FetchArgs{Room: room, Have: have, Limit: chatapi.MaxSyncLimit})
 			cancel()
 			if err != nil {
 				s.log.Debug("catch-up fetch", "peer", f.name, "room", room, "err", err)
@@ -317,13 +319,13 @@ func (s *Server) antiEntropy() {
 
 // Sync implements ChatServer. The first Sync of a room that gained local
 // members first catches the room up from every live server.
-func (s *Server) Sync(ctx context.Context, args SyncArgs) (SyncReply, error) {
+func (s *Server) Sync(ctx context.Context, args chatapi.SyncArgs) (chatapi.SyncReply, error) {
 	a, err := s.attached(args.Token)
 	if err != nil {
-		return SyncReply{}, err
+		return chatapi.SyncReply{}, err
 	}
 	if _, err := s.checkMember(ctx, args.Room, a.user); err != nil {
-		return SyncReply{}, err
+		return chatapi.SyncReply{}, err
 	}
 	s.mu.Lock()
 	r := s.room(args.Room)
@@ -337,14 +339,14 @@ func (s *Server) Sync(ctx context.Context, args SyncArgs) (SyncReply, error) {
 	}
 	msgs, more, err := s.st.scan(args.Room, args.Have, clampLimit(args.Limit))
 	if err != nil {
-		return SyncReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+		return chatapi.SyncReply{}, fmt.Errorf("%w: %v", chatapi.ErrStorage, err)
 	}
-	return SyncReply{Messages: msgs, More: more}, nil
+	return chatapi.SyncReply{Messages: msgs, More: more}, nil
 }
 
 func clampLimit(n int) int {
-	if n <= 0 || n > MaxSyncLimit {
-		return MaxSyncLimit
+	if n <= 0 || n > chatapi.MaxSyncLimit {
+		return chatapi.MaxSyncLimit
 	}
 	return n
 }
@@ -353,20 +355,20 @@ func clampLimit(n int) int {
 type peerAPI struct{ s *Server }
 
 // Forward implements Peer.
-func (p *peerAPI) Forward(ctx context.Context, args ForwardArgs) (ForwardReply, error) {
+func (p *peerAPI) Forward(ctx context.Context, args chatapi.ForwardArgs) (chatapi.ForwardReply, error) {
 	n, err := p.s.storeForeign(args.Messages)
 	if err == nil {
 		// The messages the watermarks cover are durable here now.
 		p.s.applyWatermarks(args.From, args.Watermarks)
 	}
-	return ForwardReply{Stored: n}, err
+	return chatapi.ForwardReply{Stored: n}, err
 }
 
 // Fetch implements Peer.
-func (p *peerAPI) Fetch(ctx context.Context, args FetchArgs) (FetchReply, error) {
+func (p *peerAPI) Fetch(ctx context.Context, args chatapi.FetchArgs) (chatapi.FetchReply, error) {
 	msgs, more, err := p.s.st.scan(args.Room, args.Have, clampLimit(args.Limit))
 	if err != nil {
-		return FetchReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+		return chatapi.FetchReply{}, fmt.Errorf("%w: %v", chatapi.ErrStorage, err)
 	}
 	p.s.mu.Lock()
 	heads := map[string]uint64{}
@@ -374,12 +376,12 @@ func (p *peerAPI) Fetch(ctx context.Context, args FetchArgs) (FetchReply, error)
 		heads = maps.Clone(r.heads)
 	}
 	p.s.mu.Unlock()
-	return FetchReply{Messages: msgs, Heads: heads, More: more}, nil
+	return chatapi.FetchReply{Messages: msgs, Heads: heads, More: more}, nil
 }
 
 // RoomChanged implements Peer: forget the rooms' membership so the next
 // fan-out asks central again.
-func (p *peerAPI) RoomChanged(ctx context.Context, args RoomChangedArgs) error {
+func (p *peerAPI) RoomChanged(ctx context.Context, args chatapi.RoomChangedArgs) error {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
@@ -80,8 +83,8 @@ func (c *testCluster) openCentral() {
 // restartCentral closes central and opens it again from its data, as
 // after a crash: it forgets live servers and attachments.
 func (c *testCluster) restartCentral() {
-	c.ctable.Unexport(central.ObjectName)
-	c.ctable.Unexport(central.ClusterObjectName)
+	c.ctable.Unexport(centralapi.ObjectName)
+	c.ctable.Unexport(centralapi.ClusterObjectName)
 	c.central.Close()
 	c.openCentral()
 }
@@ -117,7 +120,7 @@ func (c *testCluster) startServer(name, mode string) *Server {
 	addr := name + ":1"
 	s, err := Open(Config{
 		Name: name, Addr: addr, Dir: c.dir + "/" + name, Clock: c.clk, ClockMode: mode,
-		Central: central.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer()}},
+		Central: centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer()}},
 		Connect: func(addr string) rmi.Invoker { return gate{c, addr} },
 		Logger:  quietLogger(),
 	})
@@ -163,17 +166,17 @@ type testClient struct {
 	token  string
 	server string
 	peer   *rmi.Peer
-	chat   Stub
+	chat   chatapi.Stub
 
 	mu      sync.Mutex
-	got     []Message
-	events  []Event
+	got     []chatapi.Message
+	events  []chatapi.Event
 	block   chan struct{} // when non-nil, Deliver waits on it
 	changed chan struct{}
 }
 
 // Deliver implements Callback.
-func (tc *testClient) Deliver(ctx context.Context, a DeliverArgs) error {
+func (tc *testClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	tc.mu.Lock()
 	block := tc.block
 	tc.mu.Unlock()
@@ -193,7 +196,7 @@ func (tc *testClient) Deliver(ctx context.Context, a DeliverArgs) error {
 
 func (c *testCluster) signup(user string) {
 	c.t.Helper()
-	if _, err := c.central.SignUp(context.Background(), central.SignUpArgs{User: user, Password: "password-" + user}); err != nil {
+	if _, err := c.central.SignUp(context.Background(), centralapi.SignUpArgs{User: user, Password: "password-" + user}); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -201,7 +204,7 @@ func (c *testCluster) signup(user string) {
 // login logs user in at central and attaches to the server central chose.
 func (c *testCluster) login(user string) *testClient {
 	c.t.Helper()
-	rep, err := c.central.Login(context.Background(), central.LoginArgs{User: user, Password: "password-" + user})
+	rep, err := c.central.Login(context.Background(), centralapi.LoginArgs{User: user, Password: "password-" + user})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -212,23 +215,23 @@ func (c *testCluster) attach(user, token, server string) *testClient {
 	c.t.Helper()
 	tc := &testClient{t: c.t, c: c, user: user, token: token, server: server}
 	cbt := rmi.NewTable(quietLogger())
-	if err := cbt.Export(CallbackObjectName, tc); err != nil {
+	if err := cbt.Export(chatapi.CallbackObjectName, tc); err != nil {
 		c.t.Fatal(err)
 	}
 	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt})
 	c.mu.Lock()
 	table := c.tables[server+":1"]
 	c.mu.Unlock()
-	tc.chat = Stub{Inv: rmi.Local{Table: table, Peer: tc.peer}}
-	if _, err := tc.chat.Attach(context.Background(), AttachArgs{Token: token}); err != nil {
+	tc.chat = chatapi.Stub{Inv: rmi.Local{Table: table, Peer: tc.peer}}
+	if _, err := tc.chat.Attach(context.Background(), chatapi.AttachArgs{Token: token}); err != nil {
 		c.t.Fatal(err)
 	}
 	return tc
 }
 
-func (tc *testClient) say(room, id, text string) PostReply {
+func (tc *testClient) say(room, id, text string) chatapi.PostReply {
 	tc.t.Helper()
-	r, err := tc.chat.Post(context.Background(), PostArgs{Token: tc.token, Room: room, ID: id, Text: text})
+	r, err := tc.chat.Post(context.Background(), chatapi.PostArgs{Token: tc.token, Room: room, ID: id, Text: text})
 	if err != nil {
 		tc.t.Fatalf("%s posts %q to %s: %v", tc.user, text, room, err)
 	}
@@ -236,12 +239,12 @@ func (tc *testClient) say(room, id, text string) PostReply {
 }
 
 // history returns the room's whole log as the server returns it.
-func (tc *testClient) history(room string) []Message {
+func (tc *testClient) history(room string) []chatapi.Message {
 	tc.t.Helper()
-	var all []Message
+	var all []chatapi.Message
 	have := map[string]uint64{}
 	for {
-		r, err := tc.chat.Sync(context.Background(), SyncArgs{Token: tc.token, Room: room, Have: have, Limit: 7})
+		r, err := tc.chat.Sync(context.Background(), chatapi.SyncArgs{Token: tc.token, Room: room, Have: have, Limit: 7})
 		if err != nil {
 			tc.t.Fatalf("%s syncs %s: %v", tc.user, room, err)
 		}
@@ -261,8 +264,8 @@ func (tc *testClient) history(room string) []Message {
 func (tc *testClient) delivered(room string) []string {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	seen := map[Stamp]bool{}
-	var ms []Message
+	seen := map[chatapi.Stamp]bool{}
+	var ms []chatapi.Message
 	for _, m := range tc.got {
 		if m.Room == room && !seen[m.Stamp] {
 			seen[m.Stamp] = true
@@ -273,7 +276,7 @@ func (tc *testClient) delivered(room string) []string {
 	return texts(ms)
 }
 
-func texts(ms []Message) []string {
+func texts(ms []chatapi.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Text
@@ -309,6 +312,6 @@ func equal(a, b []string) bool {
 	return true
 }
 
-func loginArgs(user string) central.LoginArgs {
-	return central.LoginArgs{User: user, Password: "password-" + user}
+func loginArgs(user string) centralapi.LoginArgs {
+	return centralapi.LoginArgs{User: user, Password: "password-" + user}
 }

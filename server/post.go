@@ -6,11 +6,13 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // validID reports whether a client-chosen message id is acceptable.
 func validID(id string) bool {
-	if len(id) == 0 || len(id) > MaxID || !utf8.ValidString(id) {
+	if len(id) == 0 || len(id) > chatapi.MaxID || !utf8.ValidString(id) {
 		return false
 	}
 	for _, c := range id {
@@ -23,23 +25,23 @@ func validID(id string) bool {
 
 // Post implements ChatServer: stamp at first contact, make durable,
 // acknowledge; fan-out starts as soon as the group commit lands.
-func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
+func (s *Server) Post(ctx context.Context, args chatapi.PostArgs) (chatapi.PostReply, error) {
 	a, err := s.attached(args.Token)
 	if err != nil {
-		return PostReply{}, err
+		return chatapi.PostReply{}, err
 	}
 	switch {
-	case len(args.Text) > MaxText:
-		return PostReply{}, fmt.Errorf("%d bytes: %w", len(args.Text), ErrTooLarge)
+	case len(args.Text) > chatapi.MaxText:
+		return chatapi.PostReply{}, fmt.Errorf("%d bytes: %w", len(args.Text), chatapi.ErrTooLarge)
 	case args.Text == "":
-		return PostReply{}, ErrEmpty
+		return chatapi.PostReply{}, chatapi.ErrEmpty
 	case !utf8.ValidString(args.Text):
-		return PostReply{}, ErrBadText
+		return chatapi.PostReply{}, chatapi.ErrBadText
 	case !validID(args.ID):
-		return PostReply{}, ErrBadID
+		return chatapi.PostReply{}, chatapi.ErrBadID
 	}
 	if _, err := s.checkMember(ctx, args.Room, a.user); err != nil {
-		return PostReply{}, err
+		return chatapi.PostReply{}, err
 	}
 	// Reserve the id, then look for an earlier post with it: a retry is
 	// answered with its first stamp. (Looking before reserving would let
@@ -49,11 +51,11 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return PostReply{}, ErrShuttingDown
+		return chatapi.PostReply{}, chatapi.ErrShuttingDown
 	}
 	if s.posting[key] {
 		s.mu.Unlock()
-		return PostReply{}, ErrInProgress
+		return chatapi.PostReply{}, chatapi.ErrInProgress
 	}
 	s.posting[key] = true
 	s.mu.Unlock()
@@ -64,16 +66,16 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	}
 	if rec, ok, err := s.st.lookupDedupe(a.user, args.ID); err != nil {
 		release()
-		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+		return chatapi.PostReply{}, fmt.Errorf("%w: %v", chatapi.ErrStorage, err)
 	} else if ok {
 		release()
-		return PostReply{Stamp: rec.Stamp, Duplicate: true}, nil
+		return chatapi.PostReply{Stamp: rec.Stamp, Duplicate: true}, nil
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		release()
-		return PostReply{}, ErrShuttingDown
+		return chatapi.PostReply{}, chatapi.ErrShuttingDown
 	}
 	now := s.clk.Now()
 	seen := args.Seen.Time
@@ -82,12 +84,12 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	}
 	r := s.room(args.Room)
 	r.stampSeq++
-	m := Message{
+	m := chatapi.Message{
 		Room: args.Room, ID: args.ID, From: a.user, Text: args.Text,
-		Stamp: Stamp{Time: s.stamper.next(now.UnixNano(), seen), Server: s.name, Seq: r.stampSeq},
+		Stamp: chatapi.Stamp{Time: s.stamper.next(now.UnixNano(), seen), Server: s.name, Seq: r.stampSeq},
 	}
 	s.inflight++
-	req := &commitReq{msgs: []Message{m}, own: true}
+	req := &commitReq{msgs: []chatapi.Message{m}, own: true}
 	// Queue for commit while still holding the lock, so seqs enter the
 	// commit queue in order.
 	s.commit.mu.Lock()
@@ -98,9 +100,9 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 	s.inflight--
 	s.mu.Unlock()
 	if err != nil {
-		return PostReply{}, fmt.Errorf("%w: %v", ErrStorage, err)
+		return chatapi.PostReply{}, fmt.Errorf("%w: %v", chatapi.ErrStorage, err)
 	}
-	return PostReply{Stamp: m.Stamp}, nil
+	return chatapi.PostReply{Stamp: m.Stamp}, nil
 }
 
 // afterCommit runs in the committing leader once a batch is durable:
@@ -108,7 +110,7 @@ func (s *Server) Post(ctx context.Context, args PostArgs) (PostReply, error) {
 func (s *Server) afterCommit(batch []*commitReq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	byRoom := map[string][]Message{}
+	byRoom := map[string][]chatapi.Message{}
 	var order []string
 	ownRooms := map[string]bool{}
 	for _, q := range batch {

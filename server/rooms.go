@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/central"
 )
 
@@ -13,10 +16,10 @@ import (
 // unless fresh is set, else from central. A fetch that raced with an
 // invalidation (RoomChanged) is retried so that what is returned is at
 // least as new as the last invalidation.
-func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central.RoomInfo, error) {
-	var info central.RoomInfo
+func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (centralapi.RoomInfo, error) {
+	var info centralapi.RoomInfo
 	if !validRoomName(name) {
-		return info, fmt.Errorf("room %q: %w", name, central.ErrBadName)
+		return info, fmt.Errorf("room %q: %w", name, centralapi.ErrBadName)
 	}
 	for try := 0; try < 3; try++ {
 		// Look without creating: only a room central confirms gets an
@@ -34,7 +37,7 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 		s.mu.Unlock()
 		cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 		var err error
-		info, err = s.central.Room(cctx, central.RoomQuery{Room: name})
+		info, err = s.central.Room(cctx, centralapi.RoomQuery{Room: name})
 		cancel()
 		if err != nil {
 			return info, err
@@ -54,7 +57,7 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 // setInfoLocked installs fresh membership for r: it updates which local
 // attachments receive the room, tells them who joined or left, and
 // dispatches pending messages to any new destination server.
-func (s *Server) setInfoLocked(r *room, info central.RoomInfo) {
+func (s *Server) setInfoLocked(r *room, info centralapi.RoomInfo) {
 	old := map[string]bool{}
 	if r.infoValid {
 		for _, m := range r.info.Members {
@@ -66,15 +69,15 @@ func (s *Server) setInfoLocked(r *room, info central.RoomInfo) {
 	for _, m := range info.Members {
 		now[m.User] = true
 	}
-	var events []Event
+	var events []chatapi.Event
 	for _, m := range info.Members {
 		if len(old) > 0 && !old[m.User] {
-			events = append(events, Event{Kind: EventJoined, Room: r.name, User: m.User})
+			events = append(events, chatapi.Event{Kind: chatapi.EventJoined, Room: r.name, User: m.User})
 		}
 	}
 	for u := range old {
 		if !now[u] {
-			events = append(events, Event{Kind: EventLeft, Room: r.name, User: u})
+			events = append(events, chatapi.Event{Kind: chatapi.EventLeft, Room: r.name, User: u})
 		}
 	}
 	sort.Slice(events, func(i, j int) bool { return events[i].User < events[j].User })
@@ -86,7 +89,7 @@ func (s *Server) setInfoLocked(r *room, info central.RoomInfo) {
 		if now[a.user] {
 			if !a.rooms[r.name] {
 				s.addLocalLocked(a, r)
-				a.enqueueLocked(s, nil, []Event{{Kind: EventJoined, Room: r.name, User: a.user}})
+				a.enqueueLocked(s, nil, []chatapi.Event{{Kind: chatapi.EventJoined, Room: r.name, User: a.user}})
 			}
 		} else {
 			s.removeLocalLocked(a, r.name)
@@ -159,7 +162,7 @@ func (s *Server) refreshSoonLocked(r *room) {
 		r.refreshing = false
 		if err != nil {
 			s.log.Warn("refresh room membership", "room", r.name, "err", err)
-			if !errors.Is(err, central.ErrNoSuchRoom) {
+			if !errors.Is(err, centralapi.ErrNoSuchRoom) {
 				s.after(s.retryWait(1), func() {
 					s.mu.Lock()
 					s.refreshSoonLocked(r)
@@ -174,7 +177,7 @@ func (s *Server) refreshSoonLocked(r *room) {
 // checkMember returns nil if user is a member of room. A cached "not a
 // member" is confirmed with central before it is believed (the user may
 // have just joined through another server).
-func (s *Server) checkMember(ctx context.Context, roomName, user string) (central.RoomInfo, error) {
+func (s *Server) checkMember(ctx context.Context, roomName, user string) (centralapi.RoomInfo, error) {
 	info, err := s.roomInfo(ctx, roomName, false)
 	if err != nil {
 		return info, err
@@ -186,7 +189,7 @@ func (s *Server) checkMember(ctx context.Context, roomName, user string) (centra
 		return info, err
 	}
 	if !isMember(info, user) {
-		return info, fmt.Errorf("room %q: %w", roomName, central.ErrNotMember)
+		return info, fmt.Errorf("room %q: %w", roomName, centralapi.ErrNotMember)
 	}
 	return info, nil
 }
@@ -201,7 +204,7 @@ func validRoomName(name string) bool {
 	return ok && central.ValidUserName(a) && central.ValidUserName(b)
 }
 
-func isMember(info central.RoomInfo, user string) bool {
+func isMember(info centralapi.RoomInfo, user string) bool {
 	i := sort.Search(len(info.Members), func(i int) bool { return info.Members[i].User >= user })
 	if i < len(info.Members) && info.Members[i].User == user {
 		return true
@@ -217,7 +220,7 @@ func isMember(info central.RoomInfo, user string) bool {
 // notifyServers tells every server in infos (other than this one) that
 // these rooms' membership changed, and waits for them (bounded), so that
 // anything they stamp afterwards is fanned out with the new membership.
-func (s *Server) notifyServers(ctx context.Context, infos ...central.RoomInfo) {
+func (s *Server) notifyServers(ctx context.Context, infos ...centralapi.RoomInfo) {
 	byServer := map[string][]string{}
 	addrs := map[string]string{}
 	for _, info := range infos {
@@ -233,7 +236,7 @@ func (s *Server) notifyServers(ctx context.Context, infos ...central.RoomInfo) {
 		stub := s.forwarder(name, addrs[name]).stubLocked()
 		s.mu.Unlock()
 		cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
-		err := stub.RoomChanged(cctx, RoomChangedArgs{Rooms: byServer[name]})
+		err := stub.RoomChanged(cctx, chatapi.RoomChangedArgs{Rooms: byServer[name]})
 		cancel()
 		if err != nil {
 			s.log.Debug("notify room change", "peer", name, "err", err)
@@ -252,10 +255,10 @@ func sortedKeysS[V any](m map[string]V) []string {
 
 // roomOp runs a membership change at central for the session's user and
 // brings this server and the room's other servers up to date.
-func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.Context, user string) (central.RoomInfo, error)) (central.RoomInfo, error) {
+func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.Context, user string) (centralapi.RoomInfo, error)) (centralapi.RoomInfo, error) {
 	a, err := s.attached(token)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 	info, err := op(cctx, a.user)
@@ -283,58 +286,58 @@ func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.C
 }
 
 // CreateRoom implements ChatServer.
-func (s *Server) CreateRoom(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
-	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
-		return s.central.CreateRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+func (s *Server) CreateRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
+		return s.central.CreateRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
 	})
 }
 
 // JoinRoom implements ChatServer.
-func (s *Server) JoinRoom(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
-	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
-		return s.central.JoinRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+func (s *Server) JoinRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
+		return s.central.JoinRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
 	})
 }
 
 // LeaveRoom implements ChatServer.
-func (s *Server) LeaveRoom(ctx context.Context, a RoomArgs) error {
-	_, err := s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
-		return s.central.LeaveRoom(ctx, central.RoomArgs{User: user, Room: a.Room})
+func (s *Server) LeaveRoom(ctx context.Context, a chatapi.RoomArgs) error {
+	_, err := s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
+		return s.central.LeaveRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
 	})
 	return err
 }
 
 // Direct implements ChatServer.
-func (s *Server) Direct(ctx context.Context, a DirectArgs) (central.RoomInfo, error) {
-	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (central.RoomInfo, error) {
-		return s.central.DirectRoom(ctx, central.DirectArgs{User: user, Peer: a.Peer})
+func (s *Server) Direct(ctx context.Context, a chatapi.DirectArgs) (centralapi.RoomInfo, error) {
+	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
+		return s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
 	})
 }
 
 // ListRooms implements ChatServer.
-func (s *Server) ListRooms(ctx context.Context, a TokenArgs) (central.ListReply, error) {
+func (s *Server) ListRooms(ctx context.Context, a chatapi.TokenArgs) (centralapi.ListReply, error) {
 	at, err := s.attached(a.Token)
 	if err != nil {
-		return central.ListReply{}, err
+		return centralapi.ListReply{}, err
 	}
 	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	return s.central.ListRooms(cctx, central.UserArgs{User: at.user})
+	return s.central.ListRooms(cctx, centralapi.UserArgs{User: at.user})
 }
 
 // Who implements ChatServer. Members of a direct room are visible only to
 // its two members.
-func (s *Server) Who(ctx context.Context, a RoomArgs) (central.RoomInfo, error) {
+func (s *Server) Who(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	at, err := s.attached(a.Token)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	info, err := s.roomInfo(ctx, a.Room, true)
 	if err != nil {
-		return central.RoomInfo{}, err
+		return centralapi.RoomInfo{}, err
 	}
 	if info.Direct && !isMember(info, at.user) {
-		return central.RoomInfo{}, fmt.Errorf("room %q: %w", a.Room, central.ErrNotMember)
+		return centralapi.RoomInfo{}, fmt.Errorf("room %q: %w", a.Room, centralapi.ErrNotMember)
 	}
 	return info, nil
 }

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
@@ -46,7 +49,7 @@ type Config struct {
 	// ClockMode is ClockWall or ClockHLC (default).
 	ClockMode string
 	// Central is the central server's cluster interface.
-	Central central.Cluster
+	Central centralapi.Cluster
 	// Connect returns an Invoker for another chat server's address; it
 	// should connect lazily and reconnect after failures.
 	Connect func(addr string) rmi.Invoker
@@ -71,7 +74,7 @@ type Server struct {
 	name    string
 	clk     clock.Clock
 	log     *slog.Logger
-	central central.Cluster
+	central centralapi.Cluster
 	st      *store
 	commit  *committer
 	leases  *rmi.Leases
@@ -86,7 +89,7 @@ type Server struct {
 	peers        map[string]*forwarder           // other servers by name
 	cursors      map[string]map[string]uint64    // dest -> room -> own seq acknowledged
 	posting      map[string]bool                 // user\x00id of posts being stamped
-	live         []central.ServerInfo            // live servers, from central
+	live         []centralapi.ServerInfo         // live servers, from central
 	timers       map[*clock.Timer]bool           // armed timers, stopped by Close
 	renewWait    time.Duration                   // lease renewal period
 	maxQueue     int                             // per-client delivery queue bound
@@ -105,7 +108,7 @@ type Server struct {
 // room is what the server knows of one room.
 type room struct {
 	name       string
-	info       central.RoomInfo
+	info       centralapi.RoomInfo
 	infoValid  bool
 	infoAt     time.Time
 	gen        uint64 // bumped by each invalidation
@@ -176,15 +179,15 @@ func (s *Server) Name() string { return s.name }
 // Export exports the server's remote objects into t: ChatServer for
 // clients under ObjectName, and Peer, cluster-only, under PeerObjectName.
 func (s *Server) Export(t *rmi.Table) error {
-	if err := t.Export(ObjectName, s); err != nil {
+	if err := t.Export(chatapi.ObjectName, s); err != nil {
 		return err
 	}
-	return t.Export(PeerObjectName, &peerAPI{s}, rmi.ClusterOnly())
+	return t.Export(chatapi.PeerObjectName, &peerAPI{s}, rmi.ClusterOnly())
 }
 
 // PeerAPI returns the server's server-to-server interface (what Export
 // exports as PeerObjectName), for in-process wiring and tests.
-func (s *Server) PeerAPI() Peer { return &peerAPI{s} }
+func (s *Server) PeerAPI() chatapi.Peer { return &peerAPI{s} }
 
 // Start registers the server with central and starts its background work
 // (lease renewal, forwarding of anything left in the outbox, anti-entropy).
@@ -281,7 +284,7 @@ func (s *Server) register(ctx context.Context) error {
 	}
 	ctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	rep, err := s.central.RegisterServer(ctx, central.RegisterArgs{Name: s.name, Addr: s.cfg.Addr, HTTP: s.cfg.HTTP, Sessions: tokens})
+	rep, err := s.central.RegisterServer(ctx, centralapi.RegisterArgs{Name: s.name, Addr: s.cfg.Addr, HTTP: s.cfg.HTTP, Sessions: tokens})
 	if err != nil {
 		return fmt.Errorf("register with central: %w", err)
 	}
@@ -316,14 +319,14 @@ func (s *Server) renew() {
 	s.mu.Unlock()
 	ctx, cancel := s.clk.WithTimeout(context.Background(), max(wait, 100*time.Millisecond))
 	defer cancel()
-	rep, err := s.central.RenewServer(ctx, central.RenewArgs{Name: s.name})
+	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name})
 	switch {
 	case err == nil:
 		s.mu.Lock()
 		s.setLiveLocked(rep.Servers, false)
 		wait = s.renewWait
 		s.mu.Unlock()
-	case errors.Is(err, central.ErrUnknownServer):
+	case errors.Is(err, centralapi.ErrUnknownServer):
 		s.log.Warn("central forgot this server; registering again")
 		if err := s.register(context.Background()); err != nil {
 			s.log.Warn("register again", "err", err)
@@ -344,7 +347,7 @@ func (s *Server) renew() {
 
 // setLiveLocked records central's list of live servers; when a server
 // appears, rooms with local members are caught up from it.
-func (s *Server) setLiveLocked(servers []central.ServerInfo, force bool) {
+func (s *Server) setLiveLocked(servers []centralapi.ServerInfo, force bool) {
 	known := map[string]bool{}
 	for _, sv := range s.live {
 		known[sv.Name] = true

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -26,10 +28,10 @@ func twoServers(t *testing.T, mode string) (*testCluster, *testClient, *testClie
 	if alice.server == bob.server {
 		t.Fatalf("both placed on %s; central should balance", alice.server)
 	}
-	if _, err := alice.chat.CreateRoom(context.Background(), RoomArgs{Token: alice.token, Room: "lobby"}); err != nil {
+	if _, err := alice.chat.CreateRoom(context.Background(), chatapi.RoomArgs{Token: alice.token, Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.chat.JoinRoom(context.Background(), RoomArgs{Token: bob.token, Room: "lobby"}); err != nil {
+	if _, err := bob.chat.JoinRoom(context.Background(), chatapi.RoomArgs{Token: bob.token, Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
 	return c, alice, bob
@@ -63,11 +65,11 @@ func TestForwardOncePerServerNotPerMember(t *testing.T) {
 		cls = append(cls, c.login(u))
 	}
 	ctx := context.Background()
-	if _, err := cls[0].chat.CreateRoom(ctx, RoomArgs{Token: cls[0].token, Room: "big"}); err != nil {
+	if _, err := cls[0].chat.CreateRoom(ctx, chatapi.RoomArgs{Token: cls[0].token, Room: "big"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, cl := range cls[1:] {
-		if _, err := cl.chat.JoinRoom(ctx, RoomArgs{Token: cl.token, Room: "big"}); err != nil {
+		if _, err := cl.chat.JoinRoom(ctx, chatapi.RoomArgs{Token: cl.token, Room: "big"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,23 +96,23 @@ func TestBadPostsGetClearErrors(t *testing.T) {
 	cases := []struct {
 		name string
 		cl   *testClient
-		args PostArgs
+		args chatapi.PostArgs
 		want error
 	}{
-		{"not a member", carol, PostArgs{Room: "lobby", ID: "1", Text: "x"}, central.ErrNotMember},
-		{"unknown room", alice, PostArgs{Room: "nowhere", ID: "1", Text: "x"}, central.ErrNoSuchRoom},
-		{"too large", alice, PostArgs{Room: "lobby", ID: "1", Text: strings.Repeat("x", 1<<20)}, ErrTooLarge},
-		{"empty", alice, PostArgs{Room: "lobby", ID: "1", Text: ""}, ErrEmpty},
-		{"bad utf-8", alice, PostArgs{Room: "lobby", ID: "1", Text: "\xff"}, ErrBadText},
-		{"no id", alice, PostArgs{Room: "lobby", Text: "x"}, ErrBadID},
-		{"long id", alice, PostArgs{Room: "lobby", ID: strings.Repeat("i", MaxID+1), Text: "x"}, ErrBadID},
-		{"bad token", alice, PostArgs{Room: "lobby", ID: "1", Text: "x"}, ErrNotAttached},
+		{"not a member", carol, chatapi.PostArgs{Room: "lobby", ID: "1", Text: "x"}, centralapi.ErrNotMember},
+		{"unknown room", alice, chatapi.PostArgs{Room: "nowhere", ID: "1", Text: "x"}, centralapi.ErrNoSuchRoom},
+		{"too large", alice, chatapi.PostArgs{Room: "lobby", ID: "1", Text: strings.Repeat("x", 1<<20)}, chatapi.ErrTooLarge},
+		{"empty", alice, chatapi.PostArgs{Room: "lobby", ID: "1", Text: ""}, chatapi.ErrEmpty},
+		{"bad utf-8", alice, chatapi.PostArgs{Room: "lobby", ID: "1", Text: "\xff"}, chatapi.ErrBadText},
+		{"no id", alice, chatapi.PostArgs{Room: "lobby", Text: "x"}, chatapi.ErrBadID},
+		{"long id", alice, chatapi.PostArgs{Room: "lobby", ID: strings.Repeat("i", chatapi.MaxID+1), Text: "x"}, chatapi.ErrBadID},
+		{"bad token", alice, chatapi.PostArgs{Room: "lobby", ID: "1", Text: "x"}, chatapi.ErrNotAttached},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := tc.args
 			a.Token = tc.cl.token
-			if tc.want == ErrNotAttached {
+			if tc.want == chatapi.ErrNotAttached {
 				a.Token = "forged"
 			}
 			_, err := tc.cl.chat.Post(ctx, a)
@@ -125,7 +127,7 @@ func TestBadPostsGetClearErrors(t *testing.T) {
 		t.Fatalf("history %q", got)
 	}
 	// Non-members cannot read either.
-	if _, err := carol.chat.Sync(ctx, SyncArgs{Token: carol.token, Room: "lobby"}); !errors.Is(err, central.ErrNotMember) {
+	if _, err := carol.chat.Sync(ctx, chatapi.SyncArgs{Token: carol.token, Room: "lobby"}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("non-member sync: %v", err)
 	}
 }
@@ -171,7 +173,7 @@ func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
 	if carol.server != "c" {
 		t.Fatalf("carol on %s, want the empty server c", carol.server)
 	}
-	if _, err := carol.chat.JoinRoom(context.Background(), RoomArgs{Token: carol.token, Room: "lobby"}); err != nil {
+	if _, err := carol.chat.JoinRoom(context.Background(), chatapi.RoomArgs{Token: carol.token, Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
 	got := carol.history("lobby")
@@ -222,7 +224,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	c, alice, bob := twoServers(t, ClockHLC)
 	// A second session of bob on alice's server that never returns from
 	// Deliver until released.
-	rep, err := c.central.Login(context.Background(), central.LoginArgs{User: "bob", Password: "password-bob"})
+	rep, err := c.central.Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: "password-bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,7 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 		slow.mu.Lock()
 		defer slow.mu.Unlock()
 		for _, e := range slow.events {
-			if e.Kind == EventResync && e.Room == "lobby" {
+			if e.Kind == chatapi.EventResync && e.Room == "lobby" {
 				return true
 			}
 		}
@@ -265,8 +267,8 @@ func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
 			q := alice.say("lobby", "q", "question")
 			// A client whose server clock is behind: it has seen a stamp
 			// 30s in the future.
-			future := Stamp{Time: q.Stamp.Time + int64(30*time.Second), Server: "zz", Seq: 1}
-			r, err := bob.chat.Post(context.Background(), PostArgs{Token: bob.token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
+			future := chatapi.Stamp{Time: q.Stamp.Time + int64(30*time.Second), Server: "zz", Seq: 1}
+			r, err := bob.chat.Post(context.Background(), chatapi.PostArgs{Token: bob.token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,24 +287,24 @@ func TestAttachNeedsCallbackAndValidSession(t *testing.T) {
 	c := newTestCluster(t)
 	c.startServer("a", ClockHLC)
 	c.signup("alice")
-	rep, err := c.central.Login(context.Background(), central.LoginArgs{User: "alice", Password: "password-alice"})
+	rep, err := c.central.Login(context.Background(), centralapi.LoginArgs{User: "alice", Password: "password-alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
 	table := c.tables["a:1"]
 	c.mu.Unlock()
-	noCB := Stub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(99, "x", false, nil)}}
-	if _, err := noCB.Attach(context.Background(), AttachArgs{Token: rep.Token}); !errors.Is(err, ErrNoCallback) {
+	noCB := chatapi.Stub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(99, "x", false, nil)}}
+	if _, err := noCB.Attach(context.Background(), chatapi.AttachArgs{Token: rep.Token}); !errors.Is(err, chatapi.ErrNoCallback) {
 		t.Fatalf("attach without callback: %v", err)
 	}
 	cl := c.attach("alice", rep.Token, "a")
-	if _, err := cl.chat.Attach(context.Background(), AttachArgs{Token: "forged"}); !errors.Is(err, central.ErrBadSession) {
+	if _, err := cl.chat.Attach(context.Background(), chatapi.AttachArgs{Token: "forged"}); !errors.Is(err, centralapi.ErrBadSession) {
 		t.Fatalf("attach with forged token: %v", err)
 	}
 	// Peer methods are cluster-only.
-	pub := PeerStub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(100, "x", false, nil)}}
-	if _, err := pub.Forward(context.Background(), ForwardArgs{From: "evil", Messages: []Message{{Room: "r", ID: "1", From: "alice", Text: "forged", Stamp: Stamp{Time: 1, Server: "evil", Seq: 1}}}}); !errors.Is(err, rmi.ErrUnauthorized) {
+	pub := chatapi.PeerStub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(100, "x", false, nil)}}
+	if _, err := pub.Forward(context.Background(), chatapi.ForwardArgs{From: "evil", Messages: []chatapi.Message{{Room: "r", ID: "1", From: "alice", Text: "forged", Stamp: chatapi.Stamp{Time: 1, Server: "evil", Seq: 1}}}}); !errors.Is(err, rmi.ErrUnauthorized) {
 		t.Fatalf("forward without cluster secret: %v", err)
 	}
 	// Closing the connection detaches.
@@ -315,16 +317,16 @@ func TestDirectRoom(t *testing.T) {
 	c.signup("carol")
 	carol := c.login("carol")
 	ctx := context.Background()
-	info, err := alice.chat.Direct(ctx, DirectArgs{Token: alice.token, Peer: "bob"})
+	info, err := alice.chat.Direct(ctx, chatapi.DirectArgs{Token: alice.token, Peer: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice.say(info.Name, "d1", "psst")
 	eventually(t, "bob gets dm", func() bool { return equal(bob.delivered(info.Name), []string{"psst"}) })
-	if _, err := carol.chat.Sync(ctx, SyncArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, central.ErrNotMember) {
+	if _, err := carol.chat.Sync(ctx, chatapi.SyncArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("carol reads the dm: %v", err)
 	}
-	if _, err := carol.chat.Who(ctx, RoomArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, central.ErrNotMember) {
+	if _, err := carol.chat.Who(ctx, chatapi.RoomArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("carol lists the dm: %v", err)
 	}
 	if len(carol.delivered(info.Name)) != 0 {
@@ -340,7 +342,7 @@ func TestCentralRestart(t *testing.T) {
 	// The servers find central forgot them, register again with their
 	// sessions, and central again knows where everyone is.
 	eventually(t, "central relearns attachments", func() bool {
-		info, err := c.central.Room(context.Background(), central.RoomQuery{Room: "lobby"})
+		info, err := c.central.Room(context.Background(), centralapi.RoomQuery{Room: "lobby"})
 		return err == nil && len(info.Servers) == 2
 	})
 	// Membership caches may be stale; RoomChanged is not needed for
@@ -356,22 +358,22 @@ func TestConcurrentRetriesStoreOnce(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		id := fmt.Sprintf("retry-%d", round)
 		var wg sync.WaitGroup
-		stamps := make(chan Stamp, 16)
+		stamps := make(chan chatapi.Stamp, 16)
 		for i := 0; i < 16; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := alice.chat.Post(context.Background(), PostArgs{Token: alice.token, Room: "lobby", ID: id, Text: "once"})
+				r, err := alice.chat.Post(context.Background(), chatapi.PostArgs{Token: alice.token, Room: "lobby", ID: id, Text: "once"})
 				if err == nil {
 					stamps <- r.Stamp
-				} else if !errors.Is(err, ErrInProgress) {
+				} else if !errors.Is(err, chatapi.ErrInProgress) {
 					t.Error(err)
 				}
 			}()
 		}
 		wg.Wait()
 		close(stamps)
-		var first Stamp
+		var first chatapi.Stamp
 		for s := range stamps {
 			if first.IsZero() {
 				first = s
@@ -394,14 +396,14 @@ func TestMadeUpRoomsLeaveNoState(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		room := fmt.Sprintf("nowhere-%d", i)
-		if _, err := alice.chat.Who(ctx, RoomArgs{Token: alice.token, Room: room}); !errors.Is(err, central.ErrNoSuchRoom) {
+		if _, err := alice.chat.Who(ctx, chatapi.RoomArgs{Token: alice.token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Fatalf("who %s: %v", room, err)
 		}
-		if _, err := alice.chat.Sync(ctx, SyncArgs{Token: alice.token, Room: room}); !errors.Is(err, central.ErrNoSuchRoom) {
+		if _, err := alice.chat.Sync(ctx, chatapi.SyncArgs{Token: alice.token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Fatalf("sync %s: %v", room, err)
 		}
 	}
-	if _, err := alice.chat.Sync(ctx, SyncArgs{Token: alice.token, Room: strings.Repeat("x", 1<<16)}); !errors.Is(err, central.ErrBadName) {
+	if _, err := alice.chat.Sync(ctx, chatapi.SyncArgs{Token: alice.token, Room: strings.Repeat("x", 1<<16)}); !errors.Is(err, centralapi.ErrBadName) {
 		t.Fatalf("sync with a 64 KiB room name: %v", err)
 	}
 	s.mu.Lock()
@@ -417,8 +419,8 @@ func TestSeenIsCapped(t *testing.T) {
 	// A client claiming to have seen a stamp two hours ahead moves the
 	// server's clock by at most maxFuture.
 	now := time.Now().UnixNano()
-	far := Stamp{Time: now + int64(2*time.Hour), Server: "zz", Seq: 1}
-	r, err := alice.chat.Post(context.Background(), PostArgs{Token: alice.token, Room: "lobby", ID: "far", Text: "x", Seen: far})
+	far := chatapi.Stamp{Time: now + int64(2*time.Hour), Server: "zz", Seq: 1}
+	r, err := alice.chat.Post(context.Background(), chatapi.PostArgs{Token: alice.token, Room: "lobby", ID: "far", Text: "x", Seen: far})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -15,13 +17,13 @@ import (
 type attachment struct {
 	token string
 	user  string
-	cb    Callback
+	cb    chatapi.Callback
 	peer  *rmi.Peer
 	rooms map[string]bool
 
 	// Guarded by Server.mu.
-	queue   []Message
-	events  []Event
+	queue   []chatapi.Message
+	events  []chatapi.Event
 	sending bool // a delivery task is running
 	gone    bool
 	// settled notices wait until the first settledMark queued messages
@@ -34,7 +36,7 @@ type attachment struct {
 // delivery task. A client whose queue would pass the bound loses the queue
 // and is told to resync those rooms instead: it never holds up anyone else,
 // and it loses nothing, since Sync brings back whatever it missed.
-func (a *attachment) enqueueLocked(s *Server, msgs []Message, events []Event) {
+func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []chatapi.Event) {
 	if a.gone || (len(msgs) == 0 && len(events) == 0) {
 		return
 	}
@@ -49,7 +51,7 @@ func (a *attachment) enqueueLocked(s *Server, msgs []Message, events []Event) {
 		a.queue = nil
 		a.settled, a.settledMark = nil, 0 // they covered what was dropped
 		for _, r := range sortedKeys(rooms) {
-			a.events = append(a.events, Event{Kind: EventResync, Room: r})
+			a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
 		}
 		s.log.Warn("client too slow; dropped its queue and asked it to resync", "user", a.user, "rooms", len(rooms))
 	} else {
@@ -73,7 +75,7 @@ func (s *Server) pump(a *attachment) {
 			return
 		}
 		n := min(len(a.queue), s.deliverBatch)
-		batch := DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
+		batch := chatapi.DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
 		if a.settled != nil {
 			if n >= a.settledMark {
 				batch.Settled, a.settled, a.settledMark = a.settled, nil, 0
@@ -102,7 +104,7 @@ func (s *Server) pump(a *attachment) {
 				}
 				s.mu.Lock()
 				for _, r := range sortedKeys(rooms) {
-					a.events = append(a.events, Event{Kind: EventResync, Room: r})
+					a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
 				}
 				s.mu.Unlock()
 				continue
@@ -118,40 +120,40 @@ func (s *Server) attached(token string) (*attachment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrShuttingDown
+		return nil, chatapi.ErrShuttingDown
 	}
 	a := s.atts[token]
 	if a == nil || a.gone {
-		return nil, ErrNotAttached
+		return nil, chatapi.ErrNotAttached
 	}
 	return a, nil
 }
 
 // Attach implements ChatServer.
-func (s *Server) Attach(ctx context.Context, args AttachArgs) (AttachReply, error) {
+func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.AttachReply, error) {
 	p := rmi.PeerFromContext(ctx)
 	if p == nil || p.Back == nil {
-		return AttachReply{}, ErrNoCallback
+		return chatapi.AttachReply{}, chatapi.ErrNoCallback
 	}
 	// Attach makes several calls of its own; each gets a short bound, so
 	// one lost message does not use up the client's whole deadline.
 	cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	sess, err := s.central.CheckSession(cctx, central.SessionArgs{Token: args.Token, Server: s.name})
+	sess, err := s.central.CheckSession(cctx, centralapi.SessionArgs{Token: args.Token, Server: s.name})
 	if err != nil {
-		return AttachReply{}, fmt.Errorf("attach: %w", err)
+		return chatapi.AttachReply{}, fmt.Errorf("attach: %w", err)
 	}
 	uctx, ucancel := s.clk.WithTimeout(ctx, fetchTimeout)
 	defer ucancel()
-	ur, err := s.central.UserRooms(uctx, central.UserArgs{User: sess.User})
+	ur, err := s.central.UserRooms(uctx, centralapi.UserArgs{User: sess.User})
 	if err != nil {
-		return AttachReply{}, fmt.Errorf("attach: %w", err)
+		return chatapi.AttachReply{}, fmt.Errorf("attach: %w", err)
 	}
-	a := &attachment{token: args.Token, user: sess.User, cb: CallbackStub{Inv: p.Back}, peer: p, rooms: map[string]bool{}}
+	a := &attachment{token: args.Token, user: sess.User, cb: chatapi.CallbackStub{Inv: p.Back}, peer: p, rooms: map[string]bool{}}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return AttachReply{}, ErrShuttingDown
+		return chatapi.AttachReply{}, chatapi.ErrShuttingDown
 	}
 	if old := s.atts[args.Token]; old != nil {
 		s.dropLocked(old)
@@ -168,7 +170,7 @@ func (s *Server) Attach(ctx context.Context, args AttachArgs) (AttachReply, erro
 
 	// Tell the servers of the user's rooms, before the client syncs, that
 	// this server now needs the rooms' messages.
-	infos := make([]central.RoomInfo, 0, len(ur.Rooms))
+	infos := make([]centralapi.RoomInfo, 0, len(ur.Rooms))
 	for _, name := range ur.Rooms {
 		rctx, rcancel := s.clk.WithTimeout(ctx, fetchTimeout)
 		info, err := s.roomInfo(rctx, name, true)
@@ -181,22 +183,22 @@ func (s *Server) Attach(ctx context.Context, args AttachArgs) (AttachReply, erro
 	}
 	s.notifyServers(ctx, infos...)
 	s.log.Info("attached", "user", a.user)
-	return AttachReply{User: a.user, Server: s.name, Rooms: ur.Rooms, LeaseTTL: attachTTL}, nil
+	return chatapi.AttachReply{User: a.user, Server: s.name, Rooms: ur.Rooms, LeaseTTL: attachTTL}, nil
 }
 
 // Ping implements ChatServer.
-func (s *Server) Ping(ctx context.Context, args TokenArgs) error {
+func (s *Server) Ping(ctx context.Context, args chatapi.TokenArgs) error {
 	if _, err := s.attached(args.Token); err != nil {
 		return err
 	}
 	if err := s.leases.Renew(args.Token, attachTTL); err != nil {
-		return ErrNotAttached
+		return chatapi.ErrNotAttached
 	}
 	return nil
 }
 
 // Detach implements ChatServer.
-func (s *Server) Detach(ctx context.Context, args TokenArgs) error {
+func (s *Server) Detach(ctx context.Context, args chatapi.TokenArgs) error {
 	a, err := s.attached(args.Token)
 	if err != nil {
 		return err
@@ -226,7 +228,7 @@ func (s *Server) detach(a *attachment, why string) {
 	s.after(0, func() {
 		ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
-		if err := s.central.EndSession(ctx, central.SessionArgs{Token: a.token, Server: s.name}); err != nil {
+		if err := s.central.EndSession(ctx, centralapi.SessionArgs{Token: a.token, Server: s.name}); err != nil {
 			s.log.Debug("end session at central", "user", a.user, "err", err)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/rmi"
 	bolt "go.etcd.io/bbolt"
 )
@@ -137,7 +139,7 @@ func (st *store) load(self string) (*loadedState, error) {
 }
 
 // stampKey encodes a stamp so that byte order is stamp order.
-func stampKey(s Stamp) []byte {
+func stampKey(s chatapi.Stamp) []byte {
 	k := make([]byte, 0, 17+len(s.Server))
 	k = binary.BigEndian.AppendUint64(k, uint64(s.Time)^(1<<63))
 	k = append(k, s.Server...)
@@ -157,13 +159,13 @@ func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // dedupeRec is a post first stamped here, found by its sender and ID.
 type dedupeRec struct {
 	Room  string
-	Stamp Stamp
+	Stamp chatapi.Stamp
 }
 
 // writeBatch is one group-committed transaction.
 type writeBatch struct {
-	msgs    []Message // to store (duplicates by room/origin/seq are skipped)
-	own     []bool    // msgs[i] was stamped here: record its dedupe entry
+	msgs    []chatapi.Message // to store (duplicates by room/origin/seq are skipped)
+	own     []bool            // msgs[i] was stamped here: record its dedupe entry
 	cursors map[string]map[string]uint64
 	last    int64
 	// isNew[i] reports whether msgs[i] was stored (not a duplicate); set by commit.
@@ -288,8 +290,8 @@ var errStop = errors.New("stop")
 
 // scan returns up to limit messages of room in stamp order whose seq is
 // above have[origin] for their origin, and whether more remain.
-func (st *store) scan(room string, have map[string]uint64, limit int) ([]Message, bool, error) {
-	var out []Message
+func (st *store) scan(room string, have map[string]uint64, limit int) ([]chatapi.Message, bool, error) {
+	var out []chatapi.Message
 	more := false
 	err := st.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketRooms).Bucket([]byte(room))
@@ -336,7 +338,7 @@ func (st *store) scan(room string, have map[string]uint64, limit int) ([]Message
 				more = true
 				return errStop
 			}
-			var m Message
+			var m chatapi.Message
 			if err := rmi.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("room %q: corrupt message: %w", room, err)
 			}
@@ -360,8 +362,8 @@ func splitStampKey(k []byte) (string, uint64, bool) {
 
 // ownRange returns this server's own messages of room with seq in
 // (from, to], at most limit of them, in seq order.
-func (st *store) ownRange(room, self string, from, to uint64, limit int) ([]Message, error) {
-	var out []Message
+func (st *store) ownRange(room, self string, from, to uint64, limit int) ([]chatapi.Message, error) {
+	var out []chatapi.Message
 	err := st.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketRooms).Bucket([]byte(room))
 		if root == nil {
@@ -374,7 +376,7 @@ func (st *store) ownRange(room, self string, from, to uint64, limit int) ([]Mess
 			if binary.BigEndian.Uint64(k[len(prefix):]) > to {
 				break
 			}
-			var m Message
+			var m chatapi.Message
 			if err := rmi.Unmarshal(logb.Get(v), &m); err != nil {
 				return fmt.Errorf("room %q: corrupt message: %w", room, err)
 			}

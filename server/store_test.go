@@ -2,6 +2,8 @@ package server
 
 import (
 	"testing"
+
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 func TestScanServesOriginsWithGaps(t *testing.T) {
@@ -10,11 +12,11 @@ func TestScanServesOriginsWithGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.close()
-	msg := func(origin string, seq uint64, t int64) Message {
-		return Message{Room: "r", ID: origin + string(rune('0'+seq)), From: "u", Text: "x", Stamp: Stamp{Time: t, Server: origin, Seq: seq}}
+	msg := func(origin string, seq uint64, t int64) chatapi.Message {
+		return chatapi.Message{Room: "r", ID: origin + string(rune('0'+seq)), From: "u", Text: "x", Stamp: chatapi.Stamp{Time: t, Server: origin, Seq: seq}}
 	}
 	// b's seq 1 is missing: b has no contiguous head at all.
-	if err := st.commit(&writeBatch{msgs: []Message{msg("a", 1, 10), msg("b", 2, 20), msg("a", 2, 30), msg("b", 3, 40)}}); err != nil {
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{msg("a", 1, 10), msg("b", 2, 20), msg("a", 2, 30), msg("b", 3, 40)}}); err != nil {
 		t.Fatal(err)
 	}
 	got, more, err := st.scan("r", nil, 10)

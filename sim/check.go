@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/server"
 )
 
@@ -31,20 +33,20 @@ import (
 // VC is Node's vector clock after the event (communication events only).
 type Event struct {
 	// T is virtual time since the start.
-	T      time.Duration `json:"t"`
-	Kind   string        `json:"kind"`
-	Node   string        `json:"node,omitempty"`
-	Peer   string        `json:"peer,omitempty"`
-	Call   uint64        `json:"call,omitempty"`
-	Method string        `json:"method,omitempty"`
-	Dup    bool          `json:"dup,omitempty"`
-	Err    string        `json:"err,omitempty"`
-	Room   string        `json:"room,omitempty"`
-	ID     string        `json:"id,omitempty"`
-	From   string        `json:"from,omitempty"`
-	Text   string        `json:"text,omitempty"`
-	Stamp  *server.Stamp `json:"stamp,omitempty"`
-	VC     vclock        `json:"vc,omitempty"`
+	T      time.Duration  `json:"t"`
+	Kind   string         `json:"kind"`
+	Node   string         `json:"node,omitempty"`
+	Peer   string         `json:"peer,omitempty"`
+	Call   uint64         `json:"call,omitempty"`
+	Method string         `json:"method,omitempty"`
+	Dup    bool           `json:"dup,omitempty"`
+	Err    string         `json:"err,omitempty"`
+	Room   string         `json:"room,omitempty"`
+	ID     string         `json:"id,omitempty"`
+	From   string         `json:"from,omitempty"`
+	Text   string         `json:"text,omitempty"`
+	Stamp  *chatapi.Stamp `json:"stamp,omitempty"`
+	VC     vclock         `json:"vc,omitempty"`
 }
 
 func (s *Sim) record(e Event) {
@@ -73,7 +75,7 @@ func (s *Sim) Nodes() []string {
 
 // Log returns user's view of room: the messages in the order the client
 // shows them.
-func (s *Sim) Log(user, room string) []server.Message {
+func (s *Sim) Log(user, room string) []chatapi.Message {
 	n := s.nodes[user]
 	if n == nil || n.cl == nil {
 		return nil
@@ -110,7 +112,7 @@ type Result struct {
 	Counterexample string `json:"counterexample,omitempty"`
 	// Pair is the causality counterexample: the message the author had
 	// seen, and the reply ordered before it.
-	Pair []server.Message `json:"pair,omitempty"`
+	Pair []chatapi.Message `json:"pair,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -214,7 +216,7 @@ func (s *Sim) roomMembers() map[string][]*node {
 	}
 	out := map[string][]*node{}
 	for _, room := range sortedSet(rooms) {
-		info, err := s.central.cen.Room(context.Background(), central.RoomQuery{Room: room})
+		info, err := s.central.cen.Room(context.Background(), centralapi.RoomQuery{Room: room})
 		if err != nil {
 			continue
 		}
@@ -245,7 +247,7 @@ func sortedRooms(m map[string][]*node) []string {
 	return out
 }
 
-func describe(m server.Message) string {
+func describe(m chatapi.Message) string {
 	return fmt.Sprintf("%s %q by %s (stamp %s)", m.ID, m.Text, m.From, m.Stamp)
 }
 
@@ -274,14 +276,14 @@ func (s *Sim) checkAgreement(members map[string][]*node) Result {
 	return res
 }
 
-func at(ms []server.Message, i int) string {
+func at(ms []chatapi.Message, i int) string {
 	if i >= len(ms) {
 		return "nothing (log ends)"
 	}
 	return describe(ms[i])
 }
 
-func firstDiff(a, b []server.Message) (int, bool) {
+func firstDiff(a, b []chatapi.Message) (int, bool) {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if a[i].Stamp != b[i].Stamp || a[i].ID != b[i].ID || a[i].From != b[i].From || a[i].Text != b[i].Text {
 			return i, false
@@ -342,7 +344,7 @@ func (s *Sim) checkCausality() Result {
 			if res.Counterexample == "" {
 				res.Counterexample = fmt.Sprintf("%s saw %s, then posted %s, which is ordered before it: %s's clock was behind %s's by more than the network delay",
 					p.user, describe(p.seen), describe(p.msg), p.msg.Stamp.Server, p.seen.Stamp.Server)
-				res.Pair = []server.Message{p.seen, p.msg}
+				res.Pair = []chatapi.Message{p.seen, p.msg}
 			}
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // This file writes a run's trace for people and tools: the raw event
@@ -168,7 +168,7 @@ func outSeconds(d time.Duration) string {
 
 // outStamp formats a stamp with its clock reading relative to Epoch in
 // seconds (to 0.1 ms): "4.2705/s2/1".
-func outStamp(st server.Stamp) string {
+func outStamp(st chatapi.Stamp) string {
 	return fmt.Sprintf("%.4f/%s/%d", time.Duration(st.Time-Epoch.UnixNano()).Seconds(), st.Server, st.Seq)
 }
 

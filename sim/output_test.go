@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/server"
 )
 
@@ -276,7 +278,7 @@ func TestWriteShiVizDuplicatesAndLosses(t *testing.T) {
 		{T: 2 * ms, Kind: "recv", Node: "s1", Peer: "u1", Call: 1, Method: "ChatServer.Post", Dup: true, VC: vclock{"u1": 1, "s1": 3}},
 		{T: 2 * ms, Kind: "reply", Node: "s1", Peer: "u1", Call: 1, Method: "ChatServer.Post", VC: vclock{"u1": 1, "s1": 4}},
 		{T: 3 * ms, Kind: "return", Node: "u1", Peer: "s1", Call: 1, Method: "ChatServer.Post", VC: vclock{"u1": 2, "s1": 4}},
-		{T: 3 * ms, Kind: "ack", Node: "u1", Room: "r", Text: "hi", From: "u1", ID: "a", Stamp: &server.Stamp{Time: 1, Server: "s1", Seq: 1}},
+		{T: 3 * ms, Kind: "ack", Node: "u1", Room: "r", Text: "hi", From: "u1", ID: "a", Stamp: &chatapi.Stamp{Time: 1, Server: "s1", Seq: 1}},
 		{T: 4 * ms, Kind: "send", Node: "s1", Peer: "s2", Call: 2, Method: "ChatPeer.Forward", VC: vclock{"u1": 1, "s1": 5}},
 		{T: 4 * ms, Kind: "drop", Node: "s1", Peer: "s2", Call: 2, Method: "ChatPeer.Forward"},
 		{T: 5 * ms, Kind: "send", Node: "s1", Peer: "s2", Call: 3, Method: "ChatPeer.Forward", VC: vclock{"u1": 1, "s1": 6}},

@@ -46,6 +46,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
@@ -756,7 +758,7 @@ func parseRooms(d *Directive) (func(*scenarioRun) (string, error), error) {
 func parseWho(d *Directive) (func(*scenarioRun) (string, error), error) {
 	room := d.Args[0]
 	return func(r *scenarioRun) (string, error) {
-		info, err := r.sim.central.cen.Room(context.Background(), central.RoomQuery{Room: room})
+		info, err := r.sim.central.cen.Room(context.Background(), centralapi.RoomQuery{Room: room})
 		if err != nil {
 			return fmt.Sprintf("central: %v\n", err), nil
 		}
@@ -844,7 +846,7 @@ func (r *scenarioRun) needNode(name string) error {
 // roomName resolves "@PEER" to user's direct room with PEER.
 func (r *scenarioRun) roomName(user, room string) string {
 	if peer, ok := strings.CutPrefix(room, "@"); ok {
-		return central.DirectRoomName(user, peer)
+		return centralapi.DirectRoomName(user, peer)
 	}
 	return room
 }

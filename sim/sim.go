@@ -12,6 +12,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
@@ -208,7 +210,7 @@ func (s *Sim) openCentral(n *node) error {
 	if err := t.Export(rmi.RegistryObjectName, reg); err != nil {
 		return err
 	}
-	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: t}}).Bind(context.Background(), central.ObjectName, rmi.Ref{Addr: centralAddr, Object: central.ObjectName}); err != nil {
+	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: t}}).Bind(context.Background(), centralapi.ObjectName, rmi.Ref{Addr: centralAddr, Object: centralapi.ObjectName}); err != nil {
 		return err
 	}
 	n.cen, n.table = cen, t
@@ -238,7 +240,7 @@ func (s *Sim) AddServer(name string, offset time.Duration, drift float64) error 
 func (s *Sim) startServer(n *node) error {
 	srv, err := server.Open(server.Config{
 		Name: n.name, Addr: n.name + ":7000", Dir: n.dir, Clock: n.clock, ClockMode: s.cfg.ClockMode,
-		Central: central.ClusterStub{Inv: s.clusterInvoker(n, s.central)},
+		Central: centralapi.ClusterStub{Inv: s.clusterInvoker(n, s.central)},
 		Connect: func(addr string) rmi.Invoker {
 			to := s.nodes[hostOf(addr)]
 			if to == nil {

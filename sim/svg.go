@@ -11,8 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/distchat/distchat/central"
-	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // SVGOptions shape the space-time diagram WriteSVG draws.
@@ -25,7 +25,7 @@ type SVGOptions struct {
 	// which was ordered before X. Their post, ack and deliver events are
 	// drawn in red, numbered, and explained beside the diagram. With
 	// neither From nor To set, the window is centred on them.
-	Highlight []server.Message
+	Highlight []chatapi.Message
 	// MaxEvents caps how many events are drawn (default 400); a longer
 	// trace is cut to a window of this many consecutive events, and the
 	// picture says so.
@@ -99,11 +99,11 @@ const (
 
 func svgCategoryOf(method string) svgCategory {
 	switch method {
-	case server.ObjectName + ".Post":
+	case chatapi.ObjectName + ".Post":
 		return svgCatPost
-	case server.PeerObjectName + ".Forward", server.PeerObjectName + ".Fetch":
+	case chatapi.PeerObjectName + ".Forward", chatapi.PeerObjectName + ".Fetch":
 		return svgCatPeer
-	case server.CallbackObjectName + ".Deliver":
+	case chatapi.CallbackObjectName + ".Deliver":
 		return svgCatDeliver
 	}
 	return svgCatOther
@@ -119,7 +119,7 @@ func (c svgCategory) name() string {
 
 // svgHighlight locates the counterexample's events in the trace.
 type svgHighlight struct {
-	x, y    server.Message
+	x, y    chatapi.Message
 	pair    bool         // both messages given
 	events  map[int]bool // events drawn in red
 	legs    map[int]bool // messages drawn in red, by sending event
@@ -276,11 +276,11 @@ func (d *svgDiagram) inferRoles() {
 		}
 		object, _, _ := strings.Cut(e.Method, ".")
 		switch object {
-		case central.ObjectName, server.ObjectName:
+		case centralapi.ObjectName, chatapi.ObjectName:
 			guess(e.Node, "user")
-		case central.ClusterObjectName, server.PeerObjectName:
+		case centralapi.ClusterObjectName, chatapi.PeerObjectName:
 			guess(e.Node, "chat server")
-		case server.CallbackObjectName:
+		case chatapi.CallbackObjectName:
 			guess(e.Node, "chat server")
 			guess(e.Peer, "user")
 		}
@@ -311,7 +311,7 @@ func (d *svgDiagram) findHighlight(legs []outLeg) {
 			recvOf[l.from] = l.to
 		}
 	}
-	mark := func(m server.Message) (post, ack, recv int) {
+	mark := func(m chatapi.Message) (post, ack, recv int) {
 		post, ack, recv = -1, -1, -1
 		for i := range d.ev {
 			e := &d.ev[i]
@@ -1268,7 +1268,7 @@ func (d *svgDiagram) panelText() []svgPanelLine {
 // clockOffset estimates how far the stamping server's clock was from
 // virtual time: the stamp's clock reading minus the virtual time its
 // Post request arrived.
-func (d *svgDiagram) clockOffset(recv int, st server.Stamp) (time.Duration, bool) {
+func (d *svgDiagram) clockOffset(recv int, st chatapi.Stamp) (time.Duration, bool) {
 	if recv < 0 || d.ev[recv].Node != st.Server {
 		return 0, false
 	}

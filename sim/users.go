@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
+
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
-	"github.com/distchat/distchat/server"
 )
 
 // observations are what the checkers need, gathered as the run goes.
@@ -24,10 +25,10 @@ type observations struct {
 type postObs struct {
 	user, room, text string
 	at               time.Duration
-	seen             server.Message // the latest message in the author's view of the room when posting
+	seen             chatapi.Message // the latest message in the author's view of the room when posting
 	hasSeen          bool
 	acked            bool
-	msg              server.Message
+	msg              chatapi.Message
 	err              string
 }
 
@@ -46,7 +47,7 @@ func (s *Sim) AddUser(user, home string) error {
 		Central: centralAddr, User: user, Password: password(user),
 		Clock: n.clock, Dial: s.dialer(n), Logger: s.cfg.Logger.With("node", user),
 		Rand: s.seeded(),
-		OnMessage: func(m server.Message) {
+		OnMessage: func(m chatapi.Message) {
 			s.obs.deliveries++
 			if s.cfg.Trace {
 				st := m.Stamp
@@ -64,7 +65,7 @@ func (s *Sim) login(n *node, cfg client.Config, signedUp bool, attempt int) {
 	s.task(n, "login", func(ctx context.Context) error {
 		if !signedUp {
 			_, err := client.SignUp(ctx, cfg)
-			if err != nil && !errors.Is(err, central.ErrUserExists) {
+			if err != nil && !errors.Is(err, centralapi.ErrUserExists) {
 				s.retryLogin(n, cfg, false, attempt)
 				return err
 			}
@@ -181,7 +182,7 @@ func (s *Sim) Create(user, room string) error {
 func (s *Sim) createOrJoin(user, room string) error {
 	return s.userTask(user, "create "+room, func(ctx context.Context, n *node) error {
 		_, err := n.cl.CreateRoom(ctx, room)
-		if errors.Is(err, central.ErrRoomExists) {
+		if errors.Is(err, centralapi.ErrRoomExists) {
 			_, err = n.cl.JoinRoom(ctx, room)
 		}
 		if err == nil {
@@ -218,7 +219,7 @@ func (s *Sim) Post(user, room, text string) error {
 	p := &postObs{user: user, room: room, text: text, at: s.Now()}
 	return s.userTask(user, "post", func(ctx context.Context, n *node) error {
 		s.obs.posts = append(s.obs.posts, p)
-		return s.say(ctx, n, p, func(ctx context.Context) (server.Message, error) { return n.cl.Say(ctx, room, text) })
+		return s.say(ctx, n, p, func(ctx context.Context) (chatapi.Message, error) { return n.cl.Say(ctx, room, text) })
 	})
 }
 
@@ -234,12 +235,12 @@ func (s *Sim) Direct(user, peer, text string) error {
 		}
 		p.room = room
 		n.joined[room] = true
-		return s.say(ctx, n, p, func(ctx context.Context) (server.Message, error) { return n.cl.Say(ctx, room, text) })
+		return s.say(ctx, n, p, func(ctx context.Context) (chatapi.Message, error) { return n.cl.Say(ctx, room, text) })
 	})
 }
 
 // say records what the author had seen, posts, and records the outcome.
-func (s *Sim) say(ctx context.Context, n *node, p *postObs, post func(context.Context) (server.Message, error)) error {
+func (s *Sim) say(ctx context.Context, n *node, p *postObs, post func(context.Context) (chatapi.Message, error)) error {
 	p.seen, p.hasSeen = n.cl.Last(p.room)
 	s.record(Event{Kind: "post", Node: n.name, Room: p.room, Text: p.text})
 	m, err := post(ctx)

@@ -1,11 +1,21 @@
-package server
+// Package chatapi is the remote interface of a chat server, the part of
+// the original's shared interface library that concerns chat servers:
+// [ChatServer] (what clients call), [Peer] (what chat servers call on each
+// other), [Callback] (what a client exports for its server to call back),
+// their argument and reply types, [Message] and its ordering [Stamp], the
+// error codes, and typed stubs.
+//
+// It imports only rmi and centralapi, so a client links no storage. The
+// implementation is package server.
+package chatapi
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
+
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -118,18 +128,18 @@ type ChatServer interface {
 	// empty Have it returns the whole history, page by page (More).
 	Sync(ctx context.Context, args SyncArgs) (SyncReply, error)
 	// CreateRoom creates a room with the caller as first member.
-	CreateRoom(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+	CreateRoom(ctx context.Context, args RoomArgs) (centralapi.RoomInfo, error)
 	// JoinRoom joins an existing room; its history then comes by Sync.
-	JoinRoom(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+	JoinRoom(ctx context.Context, args RoomArgs) (centralapi.RoomInfo, error)
 	// LeaveRoom leaves a room.
 	LeaveRoom(ctx context.Context, args RoomArgs) error
 	// Direct returns (creating on first use) the caller's direct room with
 	// another user.
-	Direct(ctx context.Context, args DirectArgs) (central.RoomInfo, error)
+	Direct(ctx context.Context, args DirectArgs) (centralapi.RoomInfo, error)
 	// ListRooms lists public rooms and the caller's direct rooms.
-	ListRooms(ctx context.Context, args TokenArgs) (central.ListReply, error)
+	ListRooms(ctx context.Context, args TokenArgs) (centralapi.ListReply, error)
 	// Who returns a room's members (members only for direct rooms).
-	Who(ctx context.Context, args RoomArgs) (central.RoomInfo, error)
+	Who(ctx context.Context, args RoomArgs) (centralapi.RoomInfo, error)
 }
 
 // Peer is the remote interface between chat servers (exported ClusterOnly).
@@ -315,13 +325,13 @@ func (s Stub) Sync(ctx context.Context, a SyncArgs) (r SyncReply, err error) {
 }
 
 // CreateRoom implements ChatServer.
-func (s Stub) CreateRoom(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+func (s Stub) CreateRoom(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
 	err = s.call(ctx, "CreateRoom", a, &r)
 	return r, err
 }
 
 // JoinRoom implements ChatServer.
-func (s Stub) JoinRoom(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+func (s Stub) JoinRoom(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
 	err = s.call(ctx, "JoinRoom", a, &r)
 	return r, err
 }
@@ -332,19 +342,19 @@ func (s Stub) LeaveRoom(ctx context.Context, a RoomArgs) error {
 }
 
 // Direct implements ChatServer.
-func (s Stub) Direct(ctx context.Context, a DirectArgs) (r central.RoomInfo, err error) {
+func (s Stub) Direct(ctx context.Context, a DirectArgs) (r centralapi.RoomInfo, err error) {
 	err = s.call(ctx, "Direct", a, &r)
 	return r, err
 }
 
 // ListRooms implements ChatServer.
-func (s Stub) ListRooms(ctx context.Context, a TokenArgs) (r central.ListReply, err error) {
+func (s Stub) ListRooms(ctx context.Context, a TokenArgs) (r centralapi.ListReply, err error) {
 	err = s.call(ctx, "ListRooms", a, &r)
 	return r, err
 }
 
 // Who implements ChatServer.
-func (s Stub) Who(ctx context.Context, a RoomArgs) (r central.RoomInfo, err error) {
+func (s Stub) Who(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
 	err = s.call(ctx, "Who", a, &r)
 	return r, err
 }

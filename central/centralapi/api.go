@@ -1,21 +1,14 @@
-// Package central is the central server of distchat: accounts, sessions,
-// the registry of live chat servers (with leases), placement of users on
-// chat servers, rooms and their members.
+// Package centralapi is the remote interface of the central server, the
+// part of the original's shared interface library that concerns central:
+// the [CentralServer] interface clients call (sign up, log in and be
+// redirected to a chat server, reset a password, log out), the [Cluster]
+// interface chat servers call (register and renew a lease, check sessions,
+// create, join and leave rooms, read a room's members for fan-out), their
+// argument and reply types, the error codes, and typed stubs.
 //
-// It exposes two remote interfaces. [CentralServer] is for clients (sign up,
-// log in and be redirected to a chat server, reset a password, log out).
-// [Cluster] is for chat servers only and requires the cluster secret: chat
-// servers register and renew a lease, check sessions, and create, join and
-// leave rooms on behalf of their users and read room membership for fan-out.
-//
-// Accounts (bcrypt hashes of the password and of the recovery code only),
-// sessions (stored under the SHA-256 of their token), rooms and memberships
-// are durable in one bbolt file. The live chat servers, their leases and
-// where each session is attached are kept in memory only: after a restart
-// of the central server, a chat server's RenewServer fails with
-// ErrUnknownServer and it registers again, presenting the sessions it holds
-// in RegisterArgs.Sessions.
-package central
+// It imports only rmi, so a client links no storage or password hashing.
+// The implementation is package central.
+package centralapi
 
 import (
 	"context"
@@ -34,6 +27,15 @@ const (
 // DirectPrefix starts the canonical name of every direct (1:1) room:
 // "dm:" + the two user names in sorted order, joined by ":".
 const DirectPrefix = "dm:"
+
+// DirectRoomName returns the canonical name of the direct room of users a
+// and b: DirectPrefix + the two names in sorted order, joined by ":".
+func DirectRoomName(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return DirectPrefix + a + ":" + b
+}
 
 // Errors returned by the central server. They keep their codes across the
 // wire: errors.Is(err, central.ErrNoSuchRoom) works on the caller's side.
