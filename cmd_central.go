@@ -8,11 +8,10 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
 

@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
 )

@@ -9,10 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server"
 )
 

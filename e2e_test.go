@@ -23,13 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Bounds on the end-to-end test's waits: every wait polls or blocks with

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // Recovery codes: 20 base32 characters (100 random bits), shown in four

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 func TestSignUp(t *testing.T) {

@@ -12,12 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
 

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // env is a Central under test with a mock clock.

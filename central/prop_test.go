@@ -8,12 +8,12 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 	"pgregory.net/rapid"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // TestMembershipProperties drives random create/join/leave/direct

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/distchat/distchat/rmi"
 )
 

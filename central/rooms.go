@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/distchat/distchat/central/centralapi"
 )
 
 // needUser fails with ErrNoSuchUser unless user has an account.

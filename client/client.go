@@ -15,12 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Conn is a connection to a remote process: an [rmi.Invoker] that can be

@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // login logs user in with a recorder wired to OnMessage and OnEvent.

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // This file is an in-memory distchat for the client's tests: a fake

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 	"golang.org/x/term"
+
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Session is what the terminal client needs of a logged-in user; [*Client]

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server/chatapi"
-
-	"github.com/benbjohnson/clock"
 )
 
 // fakeSession is an in-memory Session. Like a Client wired to a Feed, it

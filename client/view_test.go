@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/distchat/distchat/server/chatapi"
-
 	"pgregory.net/rapid"
+
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // genMessages draws a set of messages of one room as chat servers would

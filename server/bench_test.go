@@ -6,9 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // countingClient is a callback that only counts deliveries and calls.

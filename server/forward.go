@@ -6,9 +6,8 @@ import (
 	"maps"
 	"time"
 
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // forwarder carries this server's own messages to one other server. It

@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // testCluster wires a real central and real chat servers in one process

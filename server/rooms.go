@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server/chatapi"
-
-	"github.com/distchat/distchat/central"
 )
 
 // roomInfo returns the room's membership, from the cache while it is fresh

@@ -9,13 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Tuning knobs. They are constants rather than flags because the protocol's

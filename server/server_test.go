@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // twoServers sets up servers a and b with alice on a and bob on b, both in

@@ -7,9 +7,8 @@ import (
 	"sort"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // attachment is a session attached to this server, with its callback and

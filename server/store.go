@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Event is one line of the trace. Kinds:

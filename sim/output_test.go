@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // outputRun runs a traced workload and returns the simulation (closed at

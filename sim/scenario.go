@@ -46,11 +46,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server"
 )
 

@@ -12,12 +12,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central"
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/server/chatapi"
-
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // observations are what the checkers need, gathered as the run goes.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-
 	"github.com/distchat/distchat/rmi"
 )
 
