@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -34,8 +36,7 @@ import (
 // Bounds on the end-to-end test's waits: every wait polls or blocks with
 // one of these, none sleeps blindly.
 const (
-	e2eWait = 20 * time.Second      // a condition that should hold soon
-	e2ePoll = 20 * time.Millisecond // how often conditions are polled
+	e2eWait = 20 * time.Second // a condition that should hold soon
 )
 
 // TestEndToEnd builds the distchat binary and runs one central server and
@@ -214,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			wg.Wait()
 		}()
-		waitFor(t, "posts before the kill", func() (bool, string) {
+		rmitest.WaitForWhy(t, "posts before the kill", func() (bool, string) {
 			n := 0
 			for _, p := range posters {
 				n += p.ackedCount()
@@ -228,7 +229,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// Everyone, the killed server's users included, keeps posting:
 		// they failed over.
-		waitFor(t, "posts after the kill from every member", func() (bool, string) {
+		rmitest.WaitForWhy(t, "posts after the kill from every member", func() (bool, string) {
 			var behind []string
 			for i, p := range posters {
 				if p.ackedCount() < mark[i]+5 {
@@ -246,7 +247,7 @@ func TestEndToEnd(t *testing.T) {
 		for i, p := range posters {
 			mark[i] = p.ackedCount()
 		}
-		waitFor(t, "posts after the restart", func() (bool, string) {
+		rmitest.WaitForWhy(t, "posts after the restart", func() (bool, string) {
 			for i, p := range posters {
 				if p.ackedCount() < mark[i]+3 {
 					return false, p.u.name + " is behind"
@@ -264,7 +265,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("%d posts acknowledged around the crash; %d failed (not acknowledged)", len(acked), failedCount(posters))
 		// Every acknowledged post, exactly once, in every member's log, and
 		// all logs identical.
-		waitFor(t, "every acknowledged post in every log", func() (bool, string) {
+		rmitest.WaitForWhy(t, "every acknowledged post in every log", func() (bool, string) {
 			for _, u := range lobby {
 				counts := map[string]int{}
 				for _, m := range u.c.View("lobby") {
@@ -501,11 +502,11 @@ type cluster struct {
 	centralAddr string
 	serverNames []string
 	procs       map[string]*proc
-	logs        *syncBuffer // the in-process clients' logs
+	logs        *rmitest.SyncBuffer // the in-process clients' logs
 }
 
 func newCluster(t *testing.T) *cluster {
-	h := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}, logs: &syncBuffer{}}
+	h := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}, logs: &rmitest.SyncBuffer{}}
 	h.bin = buildBinary(t)
 	h.secret = filepath.Join(h.dir, "cluster.secret")
 	if err := os.WriteFile(h.secret, []byte(randomHex(t, 32)+"\n"), 0o600); err != nil {
@@ -799,7 +800,7 @@ func (u *e2eUser) waitTexts(t *testing.T, room string, texts ...string) {
 
 func waitTexts(t *testing.T, u *e2eUser, room string, texts ...string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s to see %d messages in %s", u.name, len(texts), room), func() (bool, string) {
+	rmitest.WaitForWhy(t, fmt.Sprintf("%s to see %d messages in %s", u.name, len(texts), room), func() (bool, string) {
 		have := textsOf(u.c.View(room))
 		for _, text := range texts {
 			if !slices.Contains(have, text) {
@@ -829,7 +830,7 @@ func postAndSee(t *testing.T, u *e2eUser, room, text string, members []*e2eUser)
 // all views are the same log.
 func waitIdentical(t *testing.T, room string, members []*e2eUser, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("identical logs of %s with %d messages", room, n), func() (bool, string) {
+	rmitest.WaitForWhy(t, fmt.Sprintf("identical logs of %s with %d messages", room, n), func() (bool, string) {
 		ref := members[0].c.View(room)
 		if len(ref) != n {
 			return false, fmt.Sprintf("%s has %d", members[0].name, len(ref))
@@ -991,25 +992,6 @@ func sendGarbage(t *testing.T, addr string) {
 	}
 }
 
-// waitFor polls cond every e2ePoll until it holds, failing the test after
-// e2eWait with cond's last explanation.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	tick := time.NewTicker(e2ePoll)
-	defer tick.Stop()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", e2eWait, what, why)
-		}
-		<-tick.C
-	}
-}
-
 // buildBinary builds distchat from this module into a temporary dir.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -1055,22 +1037,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -368,7 +370,7 @@ func TestSessionSweep(t *testing.T) {
 	for i := 0; i < 10 && e.countSessions() > 0; i++ {
 		e.clk.Add(time.Hour)
 	}
-	eventually(t, "sweep of expired sessions", func() bool { return e.countSessions() == 0 })
+	rmitest.WaitFor(t, "sweep of expired sessions", func() bool { return e.countSessions() == 0 })
 }
 
 func TestEndSession(t *testing.T) {
@@ -460,7 +462,7 @@ func TestOpenErrors(t *testing.T) {
 		{Dir: t.TempDir(), ServerLeaseTTL: -time.Second},
 		{Dir: file},
 	} {
-		cfg.Logger = discardLogger()
+		cfg.Logger = rmitest.QuietLogger()
 		if c, err := Open(cfg); err == nil {
 			c.Close()
 			t.Errorf("Open(%+v) succeeded", cfg)
@@ -469,7 +471,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestOpenDefaults(t *testing.T) {
-	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "new", "dir"), Logger: discardLogger(), PasswordCost: bcrypt.MinCost})
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "new", "dir"), Logger: rmitest.QuietLogger(), PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}

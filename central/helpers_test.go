@@ -1,14 +1,13 @@
 package central
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
@@ -23,33 +22,15 @@ type env struct {
 	dir string
 	clk *clock.Mock
 	c   *Central
-	log *syncBuffer
+	log *rmitest.SyncBuffer
 	mod func(*Config) // applied to every config, if set
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (log output).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
 
 func newEnvWith(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clk: clock.NewMock(), log: &syncBuffer{}, mod: mod}
+	e := &env{t: t, dir: t.TempDir(), clk: clock.NewMock(), log: &rmitest.SyncBuffer{}, mod: mod}
 	e.clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	e.open()
 	return e
@@ -177,22 +158,3 @@ func wantErr(t testing.TB, what string, err, want error) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
 	}
 }
-
-// eventually polls cond until it holds, failing after a bound. Lease
-// expiry callbacks of the mock clock run on their own goroutines.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

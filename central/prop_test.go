@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/benbjohnson/clock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
@@ -29,7 +31,7 @@ func TestMembershipProperties(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		c, err := Open(Config{Dir: dir, Clock: clock.NewMock(), Logger: discardLogger(), PasswordCost: bcrypt.MinCost})
+		c, err := Open(Config{Dir: dir, Clock: clock.NewMock(), Logger: rmitest.QuietLogger(), PasswordCost: bcrypt.MinCost})
 		if err != nil {
 			rt.Fatal(err)
 		}

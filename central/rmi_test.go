@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
@@ -13,7 +15,7 @@ import (
 // encoded and decoded).
 func TestExportOverLocal(t *testing.T) {
 	e := newEnv(t)
-	table := rmi.NewTable(discardLogger())
+	table := rmi.NewTable(rmitest.QuietLogger())
 	if err := e.c.Export(table); err != nil {
 		t.Fatal(err)
 	}

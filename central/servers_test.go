@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/distchat/distchat/central/centralapi"
 )
 
@@ -144,7 +146,7 @@ func TestLeaseExpiry(t *testing.T) {
 			t.Fatalf("renew s2 at step %d: %v", i, err)
 		}
 	}
-	eventually(t, "s1's lease to expire", func() bool {
+	rmitest.WaitFor(t, "s1's lease to expire", func() bool {
 		return reflect.DeepEqual(e.liveServers(), []string{"s2"})
 	})
 	_, err := e.c.RenewServer(ctx, centralapi.RenewArgs{Name: "s1"})

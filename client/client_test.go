@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
@@ -365,7 +367,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 		t.Fatalf("view of q before the gap delay: %v", texts(got))
 	}
 	w.clk.Add(defaultGapSyncDelay / 2)
-	waitFor(t, "the gap sync", func() bool { return len(ann.View("q")) == 2 })
+	rmitest.WaitFor(t, "the gap sync", func() bool { return len(ann.View("q")) == 2 })
 	if got := ann.View("q"); !slices.Equal(ids(got), ids(held)) {
 		t.Fatalf("view of q %v", texts(got))
 	}
@@ -377,7 +379,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.clk.Add(0)
-	waitFor(t, "the resync", func() bool { return len(ann.View("r")) == len(msgs)+1 })
+	rmitest.WaitFor(t, "the resync", func() bool { return len(ann.View("r")) == len(msgs)+1 })
 	if got := ann.View("r"); got[len(got)-1].ID != extra[0].ID || !sortedByStamp(got) {
 		t.Fatalf("after resync: %v", ids(got))
 	}
@@ -386,7 +388,7 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.clk.Add(0)
-	waitFor(t, "the resync of every room", func() bool { return len(ann.View("q")) == 3 })
+	rmitest.WaitFor(t, "the resync of every room", func() bool { return len(ann.View("q")) == 3 })
 	if got := ann.View("q"); got[2].ID != more[0].ID {
 		t.Fatalf("after resync: %v", texts(got))
 	}
@@ -430,7 +432,7 @@ func TestFailoverCatchesUpWithoutGapOrDuplicate(t *testing.T) {
 	// Her next ping finds the server gone: she moves to another server and
 	// catches up from her views' heads.
 	w.clk.Add(10 * time.Second) // the lease is 30s: pings every 10s
-	waitFor(t, "the failover", func() bool { return ann.Server() != "" && ann.Server() != "s1" && len(ann.View("r")) == 6 })
+	rmitest.WaitFor(t, "the failover", func() bool { return ann.Server() != "" && ann.Server() != "s1" && len(ann.View("r")) == 6 })
 	if got, want := ann.View("r"), bob.View("r"); !slices.Equal(ids(got), ids(want)) {
 		t.Fatalf("ann's log %v != bob's %v", texts(got), texts(want))
 	}
@@ -495,7 +497,7 @@ func TestFailoverFailureIsRetried(t *testing.T) {
 	w.restart("s2")
 	// The next ping tries again.
 	w.clk.Add(10 * time.Second)
-	waitFor(t, "the reconnect", func() bool { return ann.Server() == "s2" })
+	rmitest.WaitFor(t, "the reconnect", func() bool { return ann.Server() == "s2" })
 	if _, err := ann.Say(ctx, "r", "back"); err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +522,7 @@ func TestFailoverOnConnectionLoss(t *testing.T) {
 	}
 	// No ping is due: the lost connection alone moves ann at once.
 	w.clk.Add(0)
-	waitFor(t, "the failover", func() bool { return ann.Server() == "s2" && len(ann.View("r")) == 2 })
+	rmitest.WaitFor(t, "the failover", func() bool { return ann.Server() == "s2" && len(ann.View("r")) == 2 })
 	if w.server("s1").pings != 0 {
 		t.Fatal("pinged")
 	}
@@ -564,7 +566,7 @@ func TestOverTCP(t *testing.T) {
 	if _, err := bob.Say(ctx, "r", "while ann moves"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failover over TCP", func() bool {
+	rmitest.WaitFor(t, "the failover over TCP", func() bool {
 		w.clk.Add(0)
 		return ann.Server() == "s2" && len(ann.View("r")) == 2
 	})

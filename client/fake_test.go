@@ -774,19 +774,3 @@ func (r *recorder) messages() []chatapi.Message {
 	defer r.mu.Unlock()
 	return slices.Clone(r.msgs)
 }
-
-// waitFor polls cond until it holds, failing the test after a bound.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
 
@@ -129,32 +130,6 @@ func (f *fakeSession) saidLines() []string {
 	return slices.Clone(f.said)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) lines() []string {
-	out := strings.TrimSuffix(s.String(), "\n")
-	if out == "" {
-		return nil
-	}
-	return strings.Split(out, "\n")
-}
-
 func TestTerminalScriptJSON(t *testing.T) {
 	feed := NewFeed()
 	sess := newFakeSession(feed)
@@ -173,14 +148,14 @@ func TestTerminalScriptJSON(t *testing.T) {
 		"/quit",                 // stop here
 		"/say r after the quit", // never runs
 	}, "\n") + "\n"
-	var out, errOut syncBuffer
+	var out, errOut rmitest.SyncBuffer
 	err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut,
 		TermOptions{JSON: true, Clock: clock.NewMock(), Feed: feed})
 	if err != nil {
 		t.Fatalf("RunTerminal: %v", err)
 	}
 
-	errs := errOut.lines()
+	errs := errOut.Lines()
 	if len(errs) != 4 {
 		t.Fatalf("want 4 error lines, got %q", errs)
 	}
@@ -194,7 +169,7 @@ func TestTerminalScriptJSON(t *testing.T) {
 	}
 
 	var objs []map[string]any
-	for _, line := range out.lines() {
+	for _, line := range out.Lines() {
 		var o map[string]any
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			t.Fatalf("output line %q is not JSON: %v", line, err)
@@ -261,7 +236,7 @@ func TestTerminalScriptText(t *testing.T) {
 	sess := newFakeSession(feed)
 	// No /quit: the script ends at EOF. Comments and blank lines are skipped.
 	script := "# a comment\n\n/join lobby\n/say lobby hi there\n/history lobby\n/leave lobby\n/who nope\n/rooms\n/help\n"
-	var out, errOut syncBuffer
+	var out, errOut rmitest.SyncBuffer
 	if err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut, TermOptions{Feed: feed}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +250,7 @@ func TestTerminalScriptText(t *testing.T) {
 		"lobby (2 members) joined",
 		termHelp[0],
 	}
-	got := out.lines()
+	got := out.Lines()
 	if len(got) != 5+len(termHelp) {
 		t.Fatalf("output:\n%s", out.String())
 	}
@@ -287,7 +262,7 @@ func TestTerminalScriptText(t *testing.T) {
 	if !strings.HasPrefix(line, "[lobby] ") || !strings.HasSuffix(line, " ann: hi there") {
 		t.Fatalf("message line %q", line)
 	}
-	if e := errOut.lines(); len(e) != 1 || !strings.HasPrefix(e[0], "error: who is in nope") {
+	if e := errOut.Lines(); len(e) != 1 || !strings.HasPrefix(e[0], "error: who is in nope") {
 		t.Fatalf("errors %q", e)
 	}
 }
@@ -297,7 +272,7 @@ func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	sess := newFakeSession(feed)
 	clk := clock.NewMock()
 	in, inW := io.Pipe()
-	var out, errOut syncBuffer
+	var out, errOut rmitest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- RunTerminal(context.Background(), sess, in, &out, &errOut, TermOptions{Clock: clk, Feed: feed})
@@ -305,13 +280,13 @@ func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	if _, err := io.WriteString(inW, "/say lobby first\n/wait 5s\n/rooms\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first message", func() bool { return strings.Contains(out.String(), "ann: first") })
+	rmitest.WaitFor(t, "the first message", func() bool { return strings.Contains(out.String(), "ann: first") })
 
 	// A delivery arriving during the wait prints at once.
 	feed.Message(chatapi.Message{Room: "lobby", ID: "x", From: "bob", Text: "meanwhile", Stamp: chatapi.Stamp{Time: 1, Server: "s2", Seq: 1}})
-	waitFor(t, "the delivery during /wait", func() bool { return strings.Contains(out.String(), "bob: meanwhile") })
+	rmitest.WaitFor(t, "the delivery during /wait", func() bool { return strings.Contains(out.String(), "bob: meanwhile") })
 	feed.Event(chatapi.Event{Kind: chatapi.EventJoined, Room: "lobby", User: "cy"})
-	waitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "[lobby] * cy joined") })
+	rmitest.WaitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "[lobby] * cy joined") })
 
 	advanced := time.Duration(0)
 	for !strings.Contains(out.String(), "lobby (2 members)") {
@@ -337,7 +312,7 @@ func TestTerminalInteractive(t *testing.T) {
 	feed := NewFeed()
 	sess := newFakeSession(feed)
 	in := strings.NewReader("/join lobby\rhello\r/quit\r")
-	var out syncBuffer
+	var out rmitest.SyncBuffer
 	if err := RunTerminal(context.Background(), sess, in, &out, &out, TermOptions{Interactive: true, Feed: feed}); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +329,7 @@ func TestTerminalEndsWithContext(t *testing.T) {
 	in, inW := io.Pipe()
 	defer inW.Close()
 	done := make(chan error, 1)
-	var out syncBuffer
+	var out rmitest.SyncBuffer
 	go func() { done <- RunTerminal(ctx, newFakeSession(nil), in, &out, &out, TermOptions{}) }()
 	cancel()
 	if err := <-done; err != context.Canceled {

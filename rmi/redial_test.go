@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/benbjohnson/clock"
 )
 
@@ -52,7 +54,7 @@ func TestRedialer(t *testing.T) {
 	if err := ts.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "calls to fail with ErrConnect", func() bool {
+	rmitest.WaitFor(t, "calls to fail with ErrConnect", func() bool {
 		err := r.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil)
 		if err == nil || !IsUnreachable(err) {
 			t.Fatalf("call to a dead server: %v", err)
@@ -92,7 +94,7 @@ func TestRedialer(t *testing.T) {
 	if err := r.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
-	waitFor(t, "the server to see the close", func() bool { return ts2.srv.numConns() == 0 })
+	rmitest.WaitFor(t, "the server to see the close", func() bool { return ts2.srv.numConns() == 0 })
 }
 
 func TestRedialerRedialsAfterLostConnection(t *testing.T) {

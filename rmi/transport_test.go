@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/benbjohnson/clock"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/yamux"
@@ -191,22 +193,6 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds, failing the test after waitBound.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(waitBound)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func waitChan[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
 	select {
@@ -371,7 +357,7 @@ func TestHandshakeSecretMismatch(t *testing.T) {
 	if !errors.Is(err, ErrHandshake) {
 		t.Fatalf("server without secret: %v", err)
 	}
-	waitFor(t, "failed connections to end", func() bool {
+	rmitest.WaitFor(t, "failed connections to end", func() bool {
 		return withSecret.srv.numConns() == 0 && noSecret.srv.numConns() == 0
 	})
 }
@@ -479,7 +465,7 @@ func TestPeerOnCloseWhenClientCloses(t *testing.T) {
 	if err := c.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("call after Close: %v", err)
 	}
-	waitFor(t, "server to drop the connection", func() bool { return ts.srv.numConns() == 0 })
+	rmitest.WaitFor(t, "server to drop the connection", func() bool { return ts.srv.numConns() == 0 })
 }
 
 func TestClientOnCloseWhenServerGoes(t *testing.T) {
@@ -627,7 +613,7 @@ func TestGarbageIsRejected(t *testing.T) {
 		}
 		conn.Close()
 	}
-	waitFor(t, "garbage connections to be dropped", func() bool { return ts.srv.numConns() == 0 })
+	rmitest.WaitFor(t, "garbage connections to be dropped", func() bool { return ts.srv.numConns() == 0 })
 	c := dial(t, ts.addr, DialConfig{})
 	var out EchoArgs
 	if err := c.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, &out); err != nil {
@@ -646,7 +632,7 @@ func TestHalfSentMagic(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntilClosed(t, conn)
-	waitFor(t, "the stalled connection to be dropped", func() bool { return ts.srv.numConns() == 0 })
+	rmitest.WaitFor(t, "the stalled connection to be dropped", func() bool { return ts.srv.numConns() == 0 })
 }
 
 // handshaken dials the server and runs the client handshake by hand.
@@ -671,7 +657,7 @@ func TestHalfSentFrameAfterHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntilClosed(t, conn)
-	waitFor(t, "the silent connection to be dropped", func() bool { return ts.srv.numConns() == 0 })
+	rmitest.WaitFor(t, "the silent connection to be dropped", func() bool { return ts.srv.numConns() == 0 })
 }
 
 func TestStalledRequestClosesStream(t *testing.T) {
@@ -835,7 +821,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		_, _ = raw.Write([]byte("dist")) // stalls in the handshake
 		readUntilClosed(t, raw)
 	}()
-	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
+	rmitest.WaitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
 }
 
 func TestIdleHealthyConnectionSurvives(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -35,7 +37,7 @@ func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int
 			b.Fatal(err)
 		}
 		cc := &countingClient{}
-		cbt := rmi.NewTable(quietLogger())
+		cbt := rmi.NewTable(rmitest.QuietLogger())
 		if err := cbt.Export(chatapi.CallbackObjectName, cc); err != nil {
 			b.Fatal(err)
 		}
@@ -79,7 +81,7 @@ func postAll(b *testing.B, poster chatapi.Stub, tok, room string, senders int) {
 }
 
 func waitDelivered(b *testing.B, counters []*countingClient, want int64) {
-	eventually(b, "all deliveries", func() bool {
+	rmitest.WaitFor(b, "all deliveries", func() bool {
 		for _, c := range counters {
 			if c.n.Load() < want {
 				return false

@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
@@ -37,8 +37,6 @@ type testCluster struct {
 	peerID  atomic.Uint64
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
 	c := &testCluster{
@@ -46,7 +44,7 @@ func newTestCluster(t testing.TB) *testCluster {
 		servers: map[string]*Server{}, tables: map[string]*rmi.Table{},
 		down: map[string]bool{}, fwds: map[string]*atomic.Int64{},
 	}
-	c.ctable = rmi.NewTable(quietLogger())
+	c.ctable = rmi.NewTable(rmitest.QuietLogger())
 	c.openCentral()
 	t.Cleanup(func() {
 		c.mu.Lock()
@@ -65,7 +63,7 @@ func newTestCluster(t testing.TB) *testCluster {
 func (c *testCluster) openCentral() {
 	c.t.Helper()
 	cen, err := central.Open(central.Config{
-		Dir: c.dir + "/central", Clock: c.clk, Logger: quietLogger(),
+		Dir: c.dir + "/central", Clock: c.clk, Logger: rmitest.QuietLogger(),
 		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: time.Second,
 	})
 	if err != nil {
@@ -121,12 +119,12 @@ func (c *testCluster) startServer(name, mode string) *Server {
 		Name: name, Addr: addr, Dir: c.dir + "/" + name, Clock: c.clk, ClockMode: mode,
 		Central: centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer()}},
 		Connect: func(addr string) rmi.Invoker { return gate{c, addr} },
-		Logger:  quietLogger(),
+		Logger:  rmitest.QuietLogger(),
 	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	t := rmi.NewTable(quietLogger())
+	t := rmi.NewTable(rmitest.QuietLogger())
 	if err := s.Export(t); err != nil {
 		c.t.Fatal(err)
 	}
@@ -213,7 +211,7 @@ func (c *testCluster) login(user string) *testClient {
 func (c *testCluster) attach(user, token, server string) *testClient {
 	c.t.Helper()
 	tc := &testClient{t: c.t, c: c, user: user, token: token, server: server}
-	cbt := rmi.NewTable(quietLogger())
+	cbt := rmi.NewTable(rmitest.QuietLogger())
 	if err := cbt.Export(chatapi.CallbackObjectName, tc); err != nil {
 		c.t.Fatal(err)
 	}
@@ -281,22 +279,6 @@ func texts(ms []chatapi.Message) []string {
 		out[i] = m.Text
 	}
 	return out
-}
-
-// eventually polls cond every few milliseconds for up to 10 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func equal(a, b []string) bool {

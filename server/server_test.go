@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
+
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
@@ -45,7 +47,7 @@ func TestPostReachesMembersOnBothServers(t *testing.T) {
 	}
 	want := []string{"hello", "hi alice"}
 	for _, cl := range []*testClient{alice, bob} {
-		eventually(t, cl.user+" receives both", func() bool { return equal(cl.delivered("lobby"), want) })
+		rmitest.WaitFor(t, cl.user+" receives both", func() bool { return equal(cl.delivered("lobby"), want) })
 		if got := texts(cl.history("lobby")); !equal(got, want) {
 			t.Fatalf("%s history %q, want %q", cl.user, got, want)
 		}
@@ -80,7 +82,7 @@ func TestForwardOncePerServerNotPerMember(t *testing.T) {
 	before := c.forwards(other)
 	poster.say("big", "x", "to everyone")
 	for _, cl := range cls {
-		eventually(t, cl.user+" receives", func() bool { return len(cl.delivered("big")) == 1 })
+		rmitest.WaitFor(t, cl.user+" receives", func() bool { return len(cl.delivered("big")) == 1 })
 	}
 	if n := c.forwards(other) - before; n != 1 {
 		t.Fatalf("%d Forward calls to %s for one post to three members there; want 1", n, other)
@@ -134,7 +136,7 @@ func TestBadPostsGetClearErrors(t *testing.T) {
 func TestSenderComesFromSession(t *testing.T) {
 	_, alice, bob := twoServers(t, ClockHLC)
 	alice.say("lobby", "1", "who am i")
-	eventually(t, "bob receives", func() bool { return len(bob.delivered("lobby")) == 1 })
+	rmitest.WaitFor(t, "bob receives", func() bool { return len(bob.delivered("lobby")) == 1 })
 	if h := bob.history("lobby"); h[0].From != "alice" {
 		t.Fatalf("from %q, want alice", h[0].From)
 	}
@@ -148,7 +150,7 @@ func TestRetriedPostStoredOnce(t *testing.T) {
 		t.Fatalf("first %+v, retry %+v: want the retry to return the first stamp as a duplicate", r1, r2)
 	}
 	alice.say("lobby", "other", "twice?")
-	eventually(t, "bob gets 2", func() bool { return len(bob.delivered("lobby")) == 2 })
+	rmitest.WaitFor(t, "bob gets 2", func() bool { return len(bob.delivered("lobby")) == 2 })
 	if got := texts(bob.history("lobby")); !equal(got, []string{"once", "twice?"}) {
 		t.Fatalf("history %q", got)
 	}
@@ -187,7 +189,7 @@ func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
 	}
 	// New posts now reach carol live.
 	bob.say("lobby", "after", "after carol joined")
-	eventually(t, "carol gets live post", func() bool {
+	rmitest.WaitFor(t, "carol gets live post", func() bool {
 		d := carol.delivered("lobby")
 		return len(d) > 0 && d[len(d)-1] == "after carol joined"
 	})
@@ -210,7 +212,7 @@ func TestOutboxSurvivesDownPeerAndRestart(t *testing.T) {
 	if len(want) != 5 {
 		t.Fatalf("alice's server lost acknowledged posts after restart: %q", want)
 	}
-	eventually(t, "bob's server to receive the outbox", func() bool {
+	rmitest.WaitFor(t, "bob's server to receive the outbox", func() bool {
 		return equal(texts(bob2.history("lobby")), want)
 	})
 	// The restarted server continues its sequence.
@@ -239,11 +241,11 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	for i := 0; i < n; i++ {
 		alice.say("lobby", fmt.Sprint(i), fmt.Sprint(i))
 	}
-	eventually(t, "fast clients get everything", func() bool {
+	rmitest.WaitFor(t, "fast clients get everything", func() bool {
 		return len(alice.delivered("lobby")) == n && len(bob.delivered("lobby")) == n
 	})
 	close(release)
-	eventually(t, "slow client told to resync", func() bool {
+	rmitest.WaitFor(t, "slow client told to resync", func() bool {
 		slow.mu.Lock()
 		defer slow.mu.Unlock()
 		for _, e := range slow.events {
@@ -308,7 +310,7 @@ func TestAttachNeedsCallbackAndValidSession(t *testing.T) {
 	}
 	// Closing the connection detaches.
 	cl.peer.Close()
-	eventually(t, "detach on close", func() bool { _, err := c.servers["a"].attached(rep.Token); return err != nil })
+	rmitest.WaitFor(t, "detach on close", func() bool { _, err := c.servers["a"].attached(rep.Token); return err != nil })
 }
 
 func TestDirectRoom(t *testing.T) {
@@ -321,7 +323,7 @@ func TestDirectRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.say(info.Name, "d1", "psst")
-	eventually(t, "bob gets dm", func() bool { return equal(bob.delivered(info.Name), []string{"psst"}) })
+	rmitest.WaitFor(t, "bob gets dm", func() bool { return equal(bob.delivered(info.Name), []string{"psst"}) })
 	if _, err := carol.chat.Sync(ctx, chatapi.SyncArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("carol reads the dm: %v", err)
 	}
@@ -336,18 +338,18 @@ func TestDirectRoom(t *testing.T) {
 func TestCentralRestart(t *testing.T) {
 	c, alice, bob := twoServers(t, ClockHLC)
 	alice.say("lobby", "1", "before")
-	eventually(t, "bob gets first", func() bool { return len(bob.delivered("lobby")) == 1 })
+	rmitest.WaitFor(t, "bob gets first", func() bool { return len(bob.delivered("lobby")) == 1 })
 	c.restartCentral()
 	// The servers find central forgot them, register again with their
 	// sessions, and central again knows where everyone is.
-	eventually(t, "central relearns attachments", func() bool {
+	rmitest.WaitFor(t, "central relearns attachments", func() bool {
 		info, err := c.central.Room(context.Background(), centralapi.RoomQuery{Room: "lobby"})
 		return err == nil && len(info.Servers) == 2
 	})
 	// Membership caches may be stale; RoomChanged is not needed for
 	// delivery since membership did not change.
 	alice.say("lobby", "2", "after")
-	eventually(t, "bob gets second", func() bool { return equal(bob.delivered("lobby"), []string{"before", "after"}) })
+	rmitest.WaitFor(t, "bob gets second", func() bool { return equal(bob.delivered("lobby"), []string{"before", "after"}) })
 	// Sessions survived: logging in is not needed to keep posting.
 	bob.say("lobby", "3", "bob still here")
 }
