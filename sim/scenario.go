@@ -51,6 +51,7 @@ import (
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/sim/trace"
 )
 
 // ScenarioHelp is the reference of the scenario language, for people: the
@@ -850,9 +851,9 @@ func (r *scenarioRun) roomName(user, room string) string {
 	return room
 }
 
-// sinceEpoch formats a stamp time (UnixNano) relative to Epoch, with a
+// sinceEpoch formats a stamp time (UnixNano) relative to trace.Epoch, with a
 // sign and nanoseconds, e.g. +1.200345678s.
-func sinceEpoch(ns int64) string { return signedSeconds(time.Duration(ns - Epoch.UnixNano())) }
+func sinceEpoch(ns int64) string { return signedSeconds(time.Duration(ns - trace.Epoch.UnixNano())) }
 
 // signedSeconds formats d as +S.NNNNNNNNNs.
 func signedSeconds(d time.Duration) string {

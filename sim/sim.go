@@ -20,10 +20,8 @@ import (
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/sim/trace"
 )
-
-// Epoch is virtual time zero: every run starts its clocks here.
-var Epoch = time.Date(2019, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // Config sets up a simulation.
 type Config struct {
@@ -141,7 +139,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s := &Sim{
 		cfg:     cfg,
-		sched:   newScheduler(Epoch, cfg.Wall),
+		sched:   newScheduler(trace.Epoch, cfg.Wall),
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x6469737463686174)), // "distchat"
 		timers:  clock.New(),
 		nodes:   map[string]*node{},
