@@ -8,8 +8,11 @@ import (
 	"unicode/utf8"
 )
 
+// svgShort shortens a message text for a label.
 func svgShort(s string) string { return svgShortN(s, svgMaxText) }
 
+// svgShortN puts s on one line and cuts it to n runes, ending in "…"
+// when cut.
 func svgShortN(s string, n int) string {
 	s = oneLine(s)
 	if utf8.RuneCountInString(s) <= n {
@@ -19,6 +22,8 @@ func svgShortN(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// svgMethodShort is a method name without its object: "Post" for
+// "ChatServer.Post".
 func svgMethodShort(m string) string {
 	if i := strings.LastIndexByte(m, '.'); i >= 0 {
 		return m[i+1:]
@@ -71,6 +76,7 @@ func svgDur(d time.Duration) string {
 	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
+// svgSigned is svgDur with a sign: +3.2 ms, -1.25 s.
 func svgSigned(d time.Duration) string {
 	if d < 0 {
 		return svgDur(d)
