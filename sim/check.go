@@ -3,7 +3,8 @@ package sim
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,7 +185,7 @@ func (s *Sim) roomMembers() map[string][]*node {
 		}
 	}
 	out := map[string][]*node{}
-	for _, room := range sortedSet(rooms) {
+	for _, room := range slices.Sorted(maps.Keys(rooms)) {
 		info, err := s.central.cen.Room(context.Background(), centralapi.RoomQuery{Room: room})
 		if err != nil {
 			continue
@@ -198,24 +199,6 @@ func (s *Sim) roomMembers() map[string][]*node {
 	return out
 }
 
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedRooms(m map[string][]*node) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func describe(m chatapi.Message) string {
 	return fmt.Sprintf("%s %q by %s (stamp %s)", m.ID, m.Text, m.From, m.Stamp)
 }
@@ -223,7 +206,7 @@ func describe(m chatapi.Message) string {
 // checkAgreement: every member of a room holds the identical log.
 func (s *Sim) checkAgreement(members map[string][]*node) Result {
 	res := Result{Name: "agreement", OK: true}
-	for _, room := range sortedRooms(members) {
+	for _, room := range slices.Sorted(maps.Keys(members)) {
 		ns := members[room]
 		if len(ns) == 0 {
 			continue

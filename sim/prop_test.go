@@ -32,7 +32,9 @@ package sim
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -282,7 +284,7 @@ func (sc *propSchedule) interpret(raws []propRaw) []propStep {
 		srv := sc.Servers[raw.A%len(sc.Servers)].Name
 		switch k := raw.Kind; {
 		case k < 50 && len(member[user]) > 0:
-			rooms := sortedSet(member[user])
+			rooms := slices.Sorted(maps.Keys(member[user]))
 			steps = append(steps, propStep{At: at, Kind: "post", User: user, Room: rooms[raw.B%len(rooms)], Text: fmt.Sprintf("%s#%d", user, i+1)})
 		case k < 60:
 			// (Also a post by a user in no room yet.)

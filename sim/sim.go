@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -427,12 +428,7 @@ func (s *Sim) Now() time.Duration { return s.sched.now.Sub(s.sched.start) }
 // data directory is removed.
 func (s *Sim) Close() error {
 	s.sched.closing = true
-	ids := make([]uint64, 0, len(s.pending))
-	for id := range s.pending {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(s.pending)) {
 		if c := s.pending[id]; c != nil {
 			s.finish(c, nil, rmi.ErrClosed)
 		}
