@@ -9,16 +9,24 @@ import (
 	"github.com/distchat/distchat/rmi"
 )
 
-// centralAddr accepts HOST:PORT, HOST (port 1099) or rmi://HOST[:PORT][/NAME].
+// centralAddr accepts HOST:PORT, HOST (port 1099) or rmi://HOST[:PORT]/NAME.
+// An IPv6 HOST is written in brackets, with or without a port: [::1]:2000
+// or [::1].
 func centralAddr(s string) (string, error) {
 	if strings.HasPrefix(s, "rmi://") {
 		addr, _, err := rmi.ParseURL(s)
 		return addr, err
 	}
+	defaultPort := strconv.Itoa(rmi.DefaultPort)
+	switch {
+	case !strings.Contains(s, ":"):
+		// A host name or IPv4 address without a port.
+		return net.JoinHostPort(s, defaultPort), nil
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+		// A bracketed IPv6 address without a port.
+		return net.JoinHostPort(s[1:len(s)-1], defaultPort), nil
+	}
 	if _, _, err := net.SplitHostPort(s); err != nil {
-		if strings.Contains(err.Error(), "missing port") {
-			return net.JoinHostPort(s, strconv.Itoa(rmi.DefaultPort)), nil
-		}
 		return "", fmt.Errorf("central address %q: %w", s, err)
 	}
 	return s, nil

@@ -7,17 +7,32 @@ import (
 )
 
 func TestCentralAddr(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.5:2000":                       "10.0.0.5:2000",
-		"chat.example":                        "chat.example:1099",
-		"rmi://10.0.0.5:2000/CentralServer":   "10.0.0.5:2000",
-		"[::1]:1099":                          "[::1]:1099",
-		"rmi://chat.example/CentralServer":    "chat.example:1099",
-		"rmi://chat.example:77/CentralServer": "chat.example:77",
-	} {
-		got, err := centralAddr(in)
-		if err != nil || got != want {
-			t.Errorf("centralAddr(%q) = %q, %v; want %q", in, got, err, want)
+	cases := []struct {
+		in, want string // want "" means an error
+	}{
+		{"10.0.0.5:2000", "10.0.0.5:2000"},
+		{"chat.example", "chat.example:1099"},
+		{"10.0.0.5", "10.0.0.5:1099"},
+		{"[::1]:1099", "[::1]:1099"},
+		{"[::1]", "[::1]:1099"},
+		{"[fe80::1%eth0]", "[fe80::1%eth0]:1099"},
+		{"rmi://10.0.0.5:2000/CentralServer", "10.0.0.5:2000"},
+		{"rmi://chat.example/CentralServer", "chat.example:1099"},
+		{"rmi://chat.example:77/CentralServer", "chat.example:77"},
+		{"rmi://[::1]/CentralServer", "[::1]:1099"},
+		{"::1", ""},                // IPv6 without brackets
+		{"chat.example:77:78", ""}, // too many colons
+		{"[::1]x", ""},             // junk after the brackets
+		{"[::1", ""},               // no closing bracket
+		{"rmi://chat.example", ""}, // no /NAME
+	}
+	for _, c := range cases {
+		got, err := centralAddr(c.in)
+		switch {
+		case c.want == "" && err == nil:
+			t.Errorf("centralAddr(%q) = %q, want an error", c.in, got)
+		case c.want != "" && (err != nil || got != c.want):
+			t.Errorf("centralAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }
