@@ -12,6 +12,7 @@ import (
 
 	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/sim"
+	"github.com/distchat/distchat/sim/trace"
 )
 
 // errChecksFailed is the sim command's failure: a checker that must hold
@@ -178,17 +179,17 @@ func writeOutputs(s *sim.Sim, rep *sim.Report, tracePath, shivizPath, svgPath st
 		return f.Close()
 	}
 	events := s.Trace()
-	if err := write(tracePath, func(w io.Writer) error { return sim.WriteTrace(w, events) }); err != nil {
+	if err := write(tracePath, func(w io.Writer) error { return trace.WriteJSON(w, events) }); err != nil {
 		return err
 	}
-	if err := write(shivizPath, func(w io.Writer) error { return sim.WriteShiViz(w, events) }); err != nil {
+	if err := write(shivizPath, func(w io.Writer) error { return trace.WriteShiViz(w, events) }); err != nil {
 		return err
 	}
 	return write(svgPath, func(w io.Writer) error {
-		opt := sim.SVGOptions{Title: fmt.Sprintf("distchat sim: seed %d, %s clocks", rep.Seed, rep.ClockMode)}
+		opt := trace.SVGOptions{Title: fmt.Sprintf("distchat sim: seed %d, %s clocks", rep.Seed, rep.ClockMode)}
 		if !rep.Causality.OK {
 			opt.Highlight = rep.Causality.Pair
 		}
-		return sim.WriteSVG(w, events, s.Nodes(), opt)
+		return trace.WriteSVG(w, events, s.Nodes(), opt)
 	})
 }

@@ -3,18 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // testEnv returns an env with captured output and the given environment.
 func testEnv(vars map[string]string) (*env, *bytes.Buffer, *bytes.Buffer) {
@@ -95,77 +86,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestSecretFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "cluster.secret")
-	created, err := ensureSecretFile(path)
-	if err != nil || !created {
-		t.Fatalf("ensureSecretFile = %v, %v", created, err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
-	}
-	first, err := readSecretFile(path, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first) != 2*secretBytes {
-		t.Errorf("secret is %d hex digits, want %d", len(first), 2*secretBytes)
-	}
-	created, err = ensureSecretFile(path)
-	if err != nil || created {
-		t.Fatalf("second ensureSecretFile = %v, %v; want existing file kept", created, err)
-	}
-	again, _ := readSecretFile(path, discardLogger())
-	if !bytes.Equal(first, again) {
-		t.Error("existing secret was replaced")
-	}
-	short := filepath.Join(t.TempDir(), "short")
-	os.WriteFile(short, []byte("tiny\n"), 0o600)
-	if _, err := readSecretFile(short, discardLogger()); err == nil {
-		t.Error("a 4-byte secret was accepted")
-	}
-}
-
-func TestReadPassword(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "pw")
-	os.WriteFile(file, []byte("from the file\r\n"), 0o600)
-	e, _, _ := testEnv(map[string]string{"DISTCHAT_PASSWORD": "from the env"})
-	if pw, err := readPassword(e, file, "p", true); err != nil || pw != "from the file" {
-		t.Errorf("file: %q, %v", pw, err)
-	}
-	if pw, err := readPassword(e, "", "p", true); err != nil || pw != "from the env" {
-		t.Errorf("env: %q, %v", pw, err)
-	}
-	e, _, _ = testEnv(nil)
-	if _, err := readPassword(e, "", "p", true); err == nil || !strings.Contains(err.Error(), "DISTCHAT_PASSWORD") {
-		t.Errorf("no source and no terminal: %v", err)
-	}
-	if _, err := readPassword(e, filepath.Join(dir, "missing"), "p", false); err == nil {
-		t.Error("missing password file accepted")
-	}
-}
-
-func TestCentralAddr(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.5:2000":                       "10.0.0.5:2000",
-		"chat.example":                        "chat.example:1099",
-		"rmi://10.0.0.5:2000/CentralServer":   "10.0.0.5:2000",
-		"[::1]:1099":                          "[::1]:1099",
-		"rmi://chat.example/CentralServer":    "chat.example:1099",
-		"rmi://chat.example:77/CentralServer": "chat.example:77",
-	} {
-		got, err := centralAddr(in)
-		if err != nil || got != want {
-			t.Errorf("centralAddr(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-}
-
 func TestServerListens(t *testing.T) {
 	got, err := serverListens("", 2)
 	if err != nil || strings.Join(got, " ") != "127.0.0.1:0 127.0.0.1:0" {
@@ -177,29 +97,5 @@ func TestServerListens(t *testing.T) {
 	}
 	if _, err := serverListens("0.0.0.0:65535", 2); err == nil {
 		t.Error("ports past 65535 accepted")
-	}
-}
-
-func TestAdvertiseAddr(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	want := net.JoinHostPort("127.0.0.1", itoa(port))
-	if got, err := advertiseAddr(l, "127.0.0.1:0", "", ""); err != nil || got != want {
-		t.Errorf("explicit listen host: %q, %v; want %q", got, err, want)
-	}
-	if got, err := advertiseAddr(l, ":0", "", "127.0.0.1:1099"); err != nil || got != want {
-		t.Errorf("route towards loopback: %q, %v; want %q", got, err, want)
-	}
-	if got, err := advertiseAddr(l, ":0", "chat.example:9000", ""); err != nil || got != "chat.example:9000" {
-		t.Errorf("--advertise: %q, %v", got, err)
-	}
-	for _, bad := range []string{"0.0.0.0:9000", "chat.example", "chat.example:0"} {
-		if _, err := advertiseAddr(l, ":0", bad, ""); err == nil {
-			t.Errorf("--advertise %q accepted", bad)
-		}
 	}
 }

@@ -3,50 +3,21 @@ package sim
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/sim/trace"
 )
 
-// Event is one line of the trace. Kinds:
-//
-//	send     Node calls Method on Peer (Call identifies the call)
-//	recv     the request reaches the callee (Node) from the caller (Peer)
-//	reply    the callee (Node) sends its reply to the caller (Peer); Err if the method failed
-//	return   the reply reaches the caller (Node) from Peer
-//	refused  the caller (Node) learns Peer is down
-//	timeout  the caller (Node) gives up on the call to Peer
-//	drop     the network lost a request or reply from Node to Peer
-//	post     user Node starts posting Text to Room
-//	ack      user Node's post is acknowledged, with its Stamp
-//	deliver  user Node's view of Room gains a message (Stamp, From, ID, Text)
-//	login    user Node is logged in, on chat server Peer
-//	start, crash, restart  a chat server (Node) starts, crashes, restarts
-//	partition, heal, clockstep  network and clock faults (Text details them)
-//	error    an operation of Node failed (Text)
-//
-// VC is Node's vector clock after the event (communication events only).
-type Event struct {
-	// T is virtual time since the start.
-	T      time.Duration  `json:"t"`
-	Kind   string         `json:"kind"`
-	Node   string         `json:"node,omitempty"`
-	Peer   string         `json:"peer,omitempty"`
-	Call   uint64         `json:"call,omitempty"`
-	Method string         `json:"method,omitempty"`
-	Dup    bool           `json:"dup,omitempty"`
-	Err    string         `json:"err,omitempty"`
-	Room   string         `json:"room,omitempty"`
-	ID     string         `json:"id,omitempty"`
-	From   string         `json:"from,omitempty"`
-	Text   string         `json:"text,omitempty"`
-	Stamp  *chatapi.Stamp `json:"stamp,omitempty"`
-	VC     vclock         `json:"vc,omitempty"`
-}
+// Event is one line of the trace: what happened, where and when. The
+// simulator records events; package trace documents their kinds and
+// writes them out (as JSON lines, a ShiViz log or an SVG diagram).
+type Event = trace.Event
 
 func (s *Sim) record(e Event) {
 	if !s.cfg.Trace {
@@ -214,7 +185,7 @@ func (s *Sim) roomMembers() map[string][]*node {
 		}
 	}
 	out := map[string][]*node{}
-	for _, room := range sortedSet(rooms) {
+	for _, room := range slices.Sorted(maps.Keys(rooms)) {
 		info, err := s.central.cen.Room(context.Background(), centralapi.RoomQuery{Room: room})
 		if err != nil {
 			continue
@@ -228,24 +199,6 @@ func (s *Sim) roomMembers() map[string][]*node {
 	return out
 }
 
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedRooms(m map[string][]*node) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func describe(m chatapi.Message) string {
 	return fmt.Sprintf("%s %q by %s (stamp %s)", m.ID, m.Text, m.From, m.Stamp)
 }
@@ -253,7 +206,7 @@ func describe(m chatapi.Message) string {
 // checkAgreement: every member of a room holds the identical log.
 func (s *Sim) checkAgreement(members map[string][]*node) Result {
 	res := Result{Name: "agreement", OK: true}
-	for _, room := range sortedRooms(members) {
+	for _, room := range slices.Sorted(maps.Keys(members)) {
 		ns := members[room]
 		if len(ns) == 0 {
 			continue

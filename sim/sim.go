@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -20,10 +21,8 @@ import (
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/sim/trace"
 )
-
-// Epoch is virtual time zero: every run starts its clocks here.
-var Epoch = time.Date(2019, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // Config sets up a simulation.
 type Config struct {
@@ -141,7 +140,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s := &Sim{
 		cfg:     cfg,
-		sched:   newScheduler(Epoch, cfg.Wall),
+		sched:   newScheduler(trace.Epoch, cfg.Wall),
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x6469737463686174)), // "distchat"
 		timers:  clock.New(),
 		nodes:   map[string]*node{},
@@ -429,12 +428,7 @@ func (s *Sim) Now() time.Duration { return s.sched.now.Sub(s.sched.start) }
 // data directory is removed.
 func (s *Sim) Close() error {
 	s.sched.closing = true
-	ids := make([]uint64, 0, len(s.pending))
-	for id := range s.pending {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(s.pending)) {
 		if c := s.pending[id]; c != nil {
 			s.finish(c, nil, rmi.ErrClosed)
 		}

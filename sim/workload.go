@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -123,7 +125,7 @@ func (s *Sim) RunWorkload(w Workload) (*Report, error) {
 	memberOf := make([][]string, w.Clients)
 	for i := 0; i < w.Clients; i++ {
 		n := s.nodes[userName(i)]
-		memberOf[i] = sortedSet(n.joined)
+		memberOf[i] = slices.Sorted(maps.Keys(n.joined))
 	}
 	t := s.sched.now
 	for p := 0; p < w.Posts; p++ {
