@@ -52,6 +52,7 @@ type testAPI interface {
 	Block(ctx context.Context, a EchoArgs) error
 	Remaining(ctx context.Context, a EchoArgs) (time.Duration, error)
 	Deadline(ctx context.Context, a EchoArgs) (time.Time, error)
+	Overrun(ctx context.Context, a EchoArgs) (EchoArgs, error)
 	WhoAmI(ctx context.Context, a EchoArgs) (PeerInfo, error)
 	CallBack(ctx context.Context, a NotifyArgs) (string, error)
 	Watch(ctx context.Context, a EchoArgs) error
@@ -69,6 +70,7 @@ type testSvc struct {
 	release chan struct{} // Block returns when this is closed
 	closed  chan struct{} // closed by the OnClose hook Watch installs
 	once    sync.Once
+	mock    *clock.Mock // the clock Overrun moves on
 }
 
 func newTestSvc() *testSvc {
@@ -107,6 +109,13 @@ func (s *testSvc) Remaining(ctx context.Context, _ EchoArgs) (time.Duration, err
 func (s *testSvc) Deadline(ctx context.Context, _ EchoArgs) (time.Time, error) {
 	dl, _ := ctx.Deadline()
 	return dl, nil
+}
+
+// Overrun moves the mock clock on by overrunBy while it runs, and then
+// succeeds, ignoring its deadline.
+func (s *testSvc) Overrun(_ context.Context, a EchoArgs) (EchoArgs, error) {
+	s.mock.Add(overrunBy)
+	return a, nil
 }
 
 // Secret has the shape of a remote method but is not in testAPI, so it
