@@ -233,7 +233,7 @@ func ParseURL(s string) (addr, name string, err error) {
 		var err error
 		host, port, err = net.SplitHostPort(hostport)
 		if err != nil {
-			return bad(err.Error())
+			return "", "", fmt.Errorf("rmi: bad URL %q: %w", s, err)
 		}
 	}
 	if host == "" || strings.ContainsAny(host, " \t@?#[]") {
