@@ -280,8 +280,11 @@ func (t *sessionTransport) failed(cs *callStream, callErr error, r *reply) (*Res
 		return &Response{Failed: true, ErrMsg: string(se)}, nil
 	}
 	t.discard(cs)
-	if r.decodeErr != nil && !isIOError(r.decodeErr) {
-		return nil, fmt.Errorf("%w: decoding the response: %w", ErrMarshal, r.decodeErr)
+	if r.decodeErr != nil {
+		if !isIOError(r.decodeErr) {
+			return nil, fmt.Errorf("%w: decoding the response: %w", ErrMarshal, r.decodeErr)
+		}
+		callErr = r.decodeErr // net/rpc passed on only its text
 	}
 	t.mu.Lock()
 	closed := t.closed
