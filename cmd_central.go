@@ -103,7 +103,7 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		return nil, err
 	}
 	t := rmi.NewTable(o.log)
-	if err := t.Export(rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
+	if err := rmi.Export[rmi.RegistryService](t, rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
 		c.Close()
 		return nil, err
 	}

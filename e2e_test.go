@@ -693,7 +693,7 @@ func (h *cluster) rawPost(user, room, text string) error {
 	}
 	defer centralapi.Stub{Inv: cc}.Logout(ctx, centralapi.LogoutArgs{Token: lr.Token})
 	cb := rmi.NewTable(nil)
-	if err := cb.Export(chatapi.CallbackObjectName, discardCallback{}); err != nil {
+	if err := rmi.Export[chatapi.Callback](cb, chatapi.CallbackObjectName, discardCallback{}); err != nil {
 		return err
 	}
 	sc, err := rmi.Dial(ctx, lr.Server.Addr, rmi.DialConfig{Callbacks: cb})

@@ -224,10 +224,10 @@ func (c *Central) Close() error {
 // rmi.ClusterOnly. Each export carries only its own interface's methods, so
 // no cluster method is reachable without the cluster secret.
 func (c *Central) Export(t *rmi.Table) error {
-	if err := t.Export(centralapi.ObjectName, &publicAPI{c}); err != nil {
+	if err := rmi.Export[centralapi.CentralServer](t, centralapi.ObjectName, &publicAPI{c}); err != nil {
 		return fmt.Errorf("central: %w", err)
 	}
-	if err := t.Export(centralapi.ClusterObjectName, &clusterAPI{c}, rmi.ClusterOnly()); err != nil {
+	if err := rmi.Export[centralapi.Cluster](t, centralapi.ClusterObjectName, &clusterAPI{c}, rmi.ClusterOnly()); err != nil {
 		t.Unexport(centralapi.ObjectName)
 		return fmt.Errorf("central: %w", err)
 	}

@@ -387,7 +387,7 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 		pendingFull: map[string]bool{},
 		pendingGap:  map[string]bool{},
 	}
-	if err := c.calls.Export(chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
+	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
 		cancel()
 		_ = l.conn.Close()
 		return nil, fmt.Errorf("export callback object: %w", err)

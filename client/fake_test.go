@@ -90,7 +90,7 @@ func newWorld(t *testing.T, nServers int) *world {
 	ctx := context.Background()
 
 	reg := rmi.NewTable(nil)
-	if err := reg.Export(rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
+	if err := rmi.Export[rmi.RegistryService](reg, rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: reg}}).Bind(ctx, centralapi.ObjectName,
@@ -100,7 +100,7 @@ func newWorld(t *testing.T, nServers int) *world {
 	w.tables["reg:1099"] = reg
 
 	ct := rmi.NewTable(nil)
-	if err := ct.Export(centralapi.ObjectName, &fakeCentral{w: w}); err != nil {
+	if err := rmi.Export[centralapi.CentralServer](ct, centralapi.ObjectName, &fakeCentral{w: w}); err != nil {
 		t.Fatal(err)
 	}
 	w.tables["central:1099"] = ct
@@ -112,7 +112,7 @@ func newWorld(t *testing.T, nServers int) *world {
 			ids: map[string]map[postKey]chatapi.Stamp{}, attached: map[string]*rmi.Peer{},
 		}
 		st := rmi.NewTable(nil)
-		if err := st.Export(chatapi.ObjectName, s); err != nil {
+		if err := rmi.Export[chatapi.ChatServer](st, chatapi.ObjectName, s); err != nil {
 			t.Fatal(err)
 		}
 		w.tables[s.addr] = st
@@ -260,10 +260,10 @@ func (w *world) dial(ctx context.Context, addr string, callbacks *rmi.Table) (Co
 	}
 	var back rmi.Invoker
 	if callbacks != nil {
-		back = rmi.Local{Table: callbacks}
+		back = rmi.Local{Table: callbacks, Clock: w.clk}
 	}
 	peer := rmi.NewPeer(w.peerIDs.Add(1), "client", false, back)
-	c := &fakeConn{w: w, addr: addr, local: rmi.Local{Table: table, Peer: peer}, peer: peer}
+	c := &fakeConn{w: w, addr: addr, local: rmi.Local{Table: table, Peer: peer, Clock: w.clk}, peer: peer}
 	w.mu.Lock()
 	w.conns = append(w.conns, c)
 	w.mu.Unlock()

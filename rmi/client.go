@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/rpc"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +66,8 @@ func (c DialConfig) withDefaults() DialConfig {
 // ErrConnect (see Redialer for a reconnecting Invoker).
 type Client struct {
 	sess     *yamux.Session
-	caller   *caller
+	conn     *sessionTransport
+	calls    Caller
 	peer     *Peer // the server, as the callbacks see it
 	cbCancel context.CancelFunc
 }
@@ -83,9 +84,9 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	cancel()
 	if err != nil {
 		if dialTimedOut() {
-			err = fmt.Errorf("timed out after %v", cfg.ConnectTimeout)
+			err = fmt.Errorf("timed out after %v: %w", cfg.ConnectTimeout, err)
 		}
-		return nil, fmt.Errorf("rmi: dial %s: %w: %v", addr, ErrConnect, err)
+		return nil, fmt.Errorf("rmi: dial %s: %w: %w", addr, ErrConnect, err)
 	}
 
 	hctx, hsTimedOut, cancel := clockContext(ctx, cfg.Clock, cfg.HandshakeTimeout)
@@ -110,26 +111,28 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	sess, err := yamux.Client(newIdleConn(raw, cfg.Clock, DefaultIdleTimeout), yamuxConfig(log, keepAliveInterval))
 	if err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("rmi: dial %s: %w: %v", addr, ErrConnect, err)
+		return nil, fmt.Errorf("rmi: dial %s: %w: %w", addr, ErrConnect, err)
 	}
+	conn := newSessionTransport(sess, addr)
 	c := &Client{
-		sess:   sess,
-		caller: newCaller(sess, cfg.Clock, cfg.CallTimeout, addr),
+		sess:  sess,
+		conn:  conn,
+		calls: Caller{Transport: conn, Clock: cfg.Clock, CallTimeout: cfg.CallTimeout, Remote: addr},
 	}
 	c.peer = NewPeer(newPeerID(), raw.RemoteAddr().String(), hs.cluster, c)
 	cbctx, cbCancel := context.WithCancel(WithPeer(context.Background(), c.peer))
 	c.cbCancel = cbCancel
 
+	lim := streamLimits{clk: cfg.Clock, idle: DefaultIdleTimeout, maxBytes: DefaultMaxRequestBytes}
 	var rs *rpc.Server
 	if cfg.Callbacks != nil {
-		rs = newRPCServer(cbctx, cfg.Callbacks, cfg.Clock)
+		rs = newRPCServer(cbctx, cfg.Callbacks, lim)
 	}
-	lim := streamLimits{clk: cfg.Clock, idle: DefaultIdleTimeout, maxBytes: DefaultMaxRequestBytes}
 	go serveStreams(sess, rs, lim, log)
 	go func() {
 		<-sess.CloseChan()
 		log.Debug("rmi: connection closed")
-		c.caller.close()
+		c.conn.close()
 		c.cbCancel()
 		c.peer.Close()
 	}()
@@ -139,7 +142,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 
 // Invoke implements Invoker.
 func (c *Client) Invoke(ctx context.Context, object, method string, args, reply any) error {
-	return c.caller.Invoke(ctx, object, method, args, reply)
+	return c.calls.Invoke(ctx, object, method, args, reply)
 }
 
 // OnClose registers f to run (once) when the connection ends, whether by
@@ -149,7 +152,7 @@ func (c *Client) OnClose(f func()) { c.peer.OnClose(f) }
 // Close closes the connection. Later calls fail with ErrClosed; calls in
 // flight fail with ErrConnLost (wrapping ErrClosed too).
 func (c *Client) Close() error {
-	c.caller.shut()
+	c.conn.shut()
 	_ = c.sess.Close()
 	c.cbCancel()
 	c.peer.Close()
@@ -159,15 +162,13 @@ func (c *Client) Close() error {
 // lost reports whether the connection has ended.
 func (c *Client) lost() bool { return c.sess.IsClosed() }
 
-// caller makes calls over one yamux session (the client's connection, or
-// the server's side of it for Peer.Back) on a stream it opens lazily and
-// replaces if the stream dies while the session lives. It implements
-// Invoker.
-type caller struct {
-	sess        *yamux.Session
-	clk         clock.Clock
-	callTimeout time.Duration
-	remote      string
+// sessionTransport is the TCP Transport: it carries calls over one yamux
+// session (the client's connection, or the server's side of it for
+// Peer.Back) on a stream it opens lazily and replaces if the stream dies
+// while the session lives.
+type sessionTransport struct {
+	sess   *yamux.Session
+	remote string
 
 	mu     sync.Mutex
 	cur    *callStream
@@ -180,153 +181,125 @@ type callStream struct {
 	dead atomic.Bool
 }
 
-func newCaller(sess *yamux.Session, clk clock.Clock, callTimeout time.Duration, remote string) *caller {
-	return &caller{sess: sess, clk: clk, callTimeout: callTimeout, remote: remote}
+func newSessionTransport(sess *yamux.Session, remote string) *sessionTransport {
+	return &sessionTransport{sess: sess, remote: remote}
 }
 
 // shut makes later calls fail with ErrClosed (the owner closed it).
-func (c *caller) shut() { c.stop(ErrClosed) }
+func (t *sessionTransport) shut() { t.stop(ErrClosed) }
 
 // close makes later calls fail with ErrConnect (the connection ended).
-func (c *caller) close() {
-	c.stop(fmt.Errorf("%w: connection to %s has ended", ErrConnect, c.remote))
+func (t *sessionTransport) close() {
+	t.stop(fmt.Errorf("%w: connection to %s has ended", ErrConnect, t.remote))
 }
 
-func (c *caller) stop(err error) {
-	c.mu.Lock()
-	if c.closed == nil {
-		c.closed = err
+func (t *sessionTransport) stop(err error) {
+	t.mu.Lock()
+	if t.closed == nil {
+		t.closed = err
 	}
-	cur := c.cur
-	c.cur = nil
-	c.mu.Unlock()
+	cur := t.cur
+	t.cur = nil
+	t.mu.Unlock()
 	if cur != nil {
 		_ = cur.rc.Close()
 	}
 }
 
 // stream returns the live call stream, opening one if needed.
-func (c *caller) stream() (*callStream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed != nil {
-		return nil, c.closed
+func (t *sessionTransport) stream() (*callStream, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed != nil {
+		return nil, t.closed
 	}
-	if c.cur != nil && !c.cur.dead.Load() {
-		return c.cur, nil
+	if t.cur != nil && !t.cur.dead.Load() {
+		return t.cur, nil
 	}
-	if c.cur != nil {
-		_ = c.cur.rc.Close()
-		c.cur = nil
+	if t.cur != nil {
+		_ = t.cur.rc.Close()
+		t.cur = nil
 	}
-	if c.sess.IsClosed() {
-		return nil, fmt.Errorf("%w: connection to %s has ended", ErrConnect, c.remote)
+	if t.sess.IsClosed() {
+		return nil, fmt.Errorf("%w: connection to %s has ended", ErrConnect, t.remote)
 	}
-	st, err := c.sess.OpenStream()
+	st, err := t.sess.OpenStream()
 	if err != nil {
-		return nil, fmt.Errorf("%w: opening a stream to %s: %v", ErrConnect, c.remote, err)
+		return nil, fmt.Errorf("%w: opening a stream to %s: %w", ErrConnect, t.remote, err)
 	}
 	cs := &callStream{}
 	cs.rc = rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(closingStream{st}, newHandle()), dead: &cs.dead})
-	c.cur = cs
+	t.cur = cs
 	return cs, nil
 }
 
 // discard retires cs so that the next call opens a fresh stream.
-func (c *caller) discard(cs *callStream) {
+func (t *sessionTransport) discard(cs *callStream) {
 	cs.dead.Store(true)
-	c.mu.Lock()
-	if c.cur == cs {
-		c.cur = nil
+	t.mu.Lock()
+	if t.cur == cs {
+		t.cur = nil
 	}
-	c.mu.Unlock()
+	t.mu.Unlock()
 	_ = cs.rc.Close()
 }
 
-// Invoke implements Invoker.
-func (c *caller) Invoke(ctx context.Context, object, method string, args, reply any) error {
-	where := func() string { return fmt.Sprintf("rmi: %s.%s on %s", object, method, c.remote) }
-	if err := ctx.Err(); err != nil {
-		return c.ctxErr(where(), err)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = c.clk.WithTimeout(ctx, c.callTimeout)
-		defer cancel()
-	}
-	dl, _ := ctx.Deadline()
-	remaining := c.clk.Until(dl)
-	if remaining <= 0 {
-		return fmt.Errorf("%s: %w (%w)", where(), ErrTimeout, context.DeadlineExceeded)
-	}
-	b, err := Marshal(args)
+// RoundTrip implements Transport.
+func (t *sessionTransport) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
+	cs, err := t.stream()
 	if err != nil {
-		return fmt.Errorf("%s: encoding arguments: %w", where(), err)
+		return nil, err
 	}
-	cs, err := c.stream()
-	if err != nil {
-		return fmt.Errorf("%s: %w", where(), err)
-	}
-	req := &Request{Object: object, Method: method, Timeout: int64(remaining), Args: b}
-	resp := new(Response)
+	r := new(reply)
 	done := make(chan *rpc.Call, 1)
 	// Send from another goroutine: a write may block on flow control (the
 	// server stopped reading), and the deadline must still hold.
-	go cs.rc.Go(serviceMethod, req, resp, done)
+	go cs.rc.Go(serviceMethod, req, r, done)
 	select {
 	case call := <-done:
-		return c.outcome(cs, where, call.Error, resp, object, method, reply)
+		if call.Error != nil {
+			return t.failed(cs, call.Error, r)
+		}
+		if r.resp.Failed && (r.resp.ErrCode == ErrTooLarge.Code || r.resp.ErrCode == errBadRequest.Code) {
+			// The server could not read the request whole and ends the
+			// stream after answering.
+			t.discard(cs)
+		}
+		return &r.resp, nil
 	case <-ctx.Done():
-		return c.ctxErr(where(), ctx.Err())
+		return nil, ctx.Err()
 	}
 }
 
-func (c *caller) ctxErr(where string, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w (%w)", where, ErrTimeout, err)
-	}
-	return fmt.Errorf("%s: call abandoned, outcome unknown: %w", where, err)
-}
-
-// outcome classifies the end of a call.
-func (c *caller) outcome(cs *callStream, where func() string, callErr error, resp *Response, object, method string, reply any) error {
-	if callErr == nil {
-		if resp.Failed && resp.ErrCode == timeoutCode {
-			return fmt.Errorf("%s: %w (%w): the method gave up: %s", where(), ErrTimeout, context.DeadlineExceeded, resp.ErrMsg)
-		}
-		if resp.Failed {
-			return &RemoteError{Code: resp.ErrCode, Message: resp.ErrMsg, Object: object, Method: method}
-		}
-		if err := DecodeReply(resp.Result, reply); err != nil {
-			return fmt.Errorf("%s: decoding result: %w", where(), err)
-		}
-		return nil
-	}
+// failed explains a call on cs that net/rpc failed with callErr.
+func (t *sessionTransport) failed(cs *callStream, callErr error, r *reply) (*Response, error) {
 	var se rpc.ServerError
 	if errors.As(callErr, &se) {
-		msg := string(se)
-		switch {
-		case strings.HasPrefix(msg, tooLargePrefix):
-			// The server closes the stream after this.
-			c.discard(cs)
-			return &RemoteError{Code: ErrTooLarge.Code, Message: msg, Object: object, Method: method}
-		case strings.HasPrefix(msg, badRequestPrefix):
-			c.discard(cs)
-			return fmt.Errorf("%s: %w: server could not decode the request: %s", where(), ErrMarshal, msg)
-		default:
-			return &RemoteError{Message: msg, Object: object, Method: method}
+		// The server's net/rpc could not run the call; its only account
+		// of why is the text.
+		return &Response{Failed: true, ErrMsg: string(se)}, nil
+	}
+	t.discard(cs)
+	if r.decodeErr != nil {
+		if !isIOError(r.decodeErr) {
+			return nil, fmt.Errorf("%w: decoding the response: %w", ErrMarshal, r.decodeErr)
 		}
+		callErr = r.decodeErr // net/rpc passed on only its text
 	}
-	c.discard(cs)
-	if strings.HasPrefix(callErr.Error(), "reading body") {
-		return fmt.Errorf("%s: %w: decoding response: %v", where(), ErrMarshal, callErr)
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
 	if errors.Is(closed, ErrClosed) {
 		// Closed by its owner while the call was in flight.
-		return fmt.Errorf("%s: %w: %w", where(), ErrConnLost, ErrClosed)
+		return nil, fmt.Errorf("%w: %w", ErrConnLost, ErrClosed)
 	}
-	return fmt.Errorf("%s: %w: %v", where(), ErrConnLost, callErr)
+	return nil, fmt.Errorf("%w: %w", ErrConnLost, callErr)
+}
+
+// isIOError reports whether err came from the stream rather than from
+// decoding what was read.
+func isIOError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }

@@ -28,7 +28,7 @@ func newHandle() *codec.MsgpackHandle {
 func Marshal(v any) ([]byte, error) {
 	var b []byte
 	if err := codec.NewEncoderBytes(&b, handle).Encode(v); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMarshal, err)
+		return nil, fmt.Errorf("%w: %w", ErrMarshal, err)
 	}
 	return b, nil
 }
@@ -36,7 +36,7 @@ func Marshal(v any) ([]byte, error) {
 // Unmarshal decodes b into v with the rmi msgpack handle.
 func Unmarshal(b []byte, v any) error {
 	if err := codec.NewDecoderBytes(b, handle).Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMarshal, err)
+		return fmt.Errorf("%w: %w", ErrMarshal, err)
 	}
 	return nil
 }

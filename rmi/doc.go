@@ -4,30 +4,70 @@
 //
 // The pieces mirror Java RMI:
 //
+//   - A remote interface is a Go interface whose every method is a remote
+//     method: func(ctx context.Context, args A) (R, error) or
+//     func(ctx context.Context, args A) error.
 //   - A [Table] holds exported remote objects by name (Java's object table).
-//     A remote method is any exported method of the form
-//     func(ctx context.Context, args A) (R, error) or func(ctx context.Context, args A) error.
-//   - An [Invoker] makes calls on remote objects. [*Client] is the TCP
-//     implementation; [Local] is an in-memory one for tests, and the
-//     simulator supplies its own. Typed stubs (for example central.Stub) wrap
-//     an Invoker and implement a remote interface method by method.
+//     [Export] publishes an object as one remote interface, named
+//     explicitly (rmi.Export[chatapi.ChatServer](t, name, srv)): exactly
+//     that interface's methods become callable, never another method of
+//     the object's type (a call to one fails with [ErrNoSuchMethod]).
+//   - An [Invoker] makes calls on remote objects. A typed stub wraps an
+//     Invoker and implements a remote interface, one line per method:
+//     [Call] for methods with a result, Invoker.Invoke with a nil reply for
+//     the others. (rmitest.CheckStub proves a stub calls the right remote
+//     method for every method of its interface.)
 //   - A [Server] accepts connections, authenticates the peer (optionally
-//     with a shared cluster secret), and dispatches calls into its Table.
+//     with a shared cluster secret), and runs their calls on its Table.
 //   - Callbacks travel over the caller's own connection: a client that dials
 //     with DialConfig.Callbacks exports objects that the server can call back
 //     through [Peer.Back], so callbacks work even when the client cannot
 //     accept inbound connections.
-//   - The registry (Bind, Rebind, Unbind, Lookup, List) names remote objects
-//     at rmi://host:port/name, default port 1099.
+//   - The registry ([Registry], exported as a [RegistryService]; Bind,
+//     Rebind, Unbind, Lookup, List) names remote objects at
+//     rmi://host:port/name, default port 1099.
 //   - [Leases] expire remote references that are not renewed, the way Java's
 //     distributed garbage collector does.
+//
+// # One call path
+//
+// Every call, whatever carries it, goes through the same two halves, and a
+// [Transport] between them only moves bytes:
+//
+//	caller: Caller.Invoke --Request--> Transport --> Table.Handle: callee
+//	        (classify)    <--Response--           <--
+//
+// [Caller] gives a call without a deadline one of its CallTimeout, fails
+// at once a call whose deadline has passed, encodes the argument, and
+// sends the caller's remaining time in the [Request]. [Table.Handle]
+// rejects arguments over the size cap with [ErrTooLarge], runs the method
+// under the caller's remaining time measured on the callee's own clock
+// (so the two clocks need not agree), recovers a panic as [ErrPanic], and
+// encodes the result, or the error with its code, in the [Response]. A
+// method that returns after its deadline has passed, whatever it returns,
+// is answered as timed out, so the caller sees [ErrTimeout] just as if its
+// own timer had fired first. Caller then classifies the outcome.
+//
+// There are three transports. [Client] (and Peer.Back) carry requests over
+// TCP, as net/rpc calls; [Local] hands them to a Table in the same process,
+// the callee in its own goroutine, seeing only the caller's Peer and
+// deadline, as over a network; and the simulator (package sim) delivers
+// them through its simulated network in virtual time, reading deadlines on
+// each node's clock. A transport's RoundTrip stops waiting when the
+// caller's context ends.
+//
+// # Errors
 //
 // Errors are classified so callers can react correctly: [ErrConnect] (the
 // call never left), [ErrMarshal] (it could not be encoded or decoded),
 // [ErrTimeout] and [ErrConnLost] (the outcome is unknown: at-most-once
 // semantics, so retry only idempotent methods), and [*RemoteError] (the
 // remote method ran and returned an application error, whose [Error] code
-// survives the wire so errors.Is works on the caller's side).
+// survives the wire so errors.Is works on the caller's side). The
+// classification uses only types and codes: context errors, the package's
+// sentinel errors, and the codes in Response (including the rmi layer's
+// own, such as a request over the size cap), never the text of an error.
+// Errors wrap their causes, so errors.Is and errors.As see through them.
 //
 // # Wire protocol
 //
@@ -38,7 +78,10 @@
 // multiplexed with yamux: the client opens a stream for its calls, and the
 // server opens one back to the client for callbacks. Each stream carries
 // net/rpc with the go-msgpack GoRpc codec and one service, "RMI", whose
-// Invoke method takes a [Request] and returns a [Response].
+// Invoke method takes a [Request] and returns a [Response]. A request the
+// server cannot read whole (over ServerConfig.MaxRequestBytes, or not
+// decodable) is answered with an error code and ends its stream; the
+// client then opens a fresh one.
 //
 // Every wait is bounded: the dial (DialConfig.ConnectTimeout), the
 // handshake (HandshakeTimeout on both sides), each call (its context's

@@ -142,8 +142,9 @@ func serverHandshake(conn io.ReadWriter, secret []byte) (handshakeResult, error)
 // clientHandshake runs the client side on conn; the caller bounds it in
 // time by closing conn. Errors wrap ErrHandshake.
 func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handshakeResult, error) {
+	// fail's format may wrap the causes with %w.
 	fail := func(format string, a ...any) (handshakeResult, error) {
-		return handshakeResult{}, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, a...))
+		return handshakeResult{}, fmt.Errorf("%w: "+format, append([]any{ErrHandshake}, a...)...)
 	}
 	var fc byte
 	if callbacks {
@@ -154,14 +155,14 @@ func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handsha
 	}
 	nc, err := newNonce()
 	if err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	hello := make([]byte, 0, len(protoMagic)+1+nonceLen)
 	hello = append(hello, protoMagic...)
 	hello = append(hello, fc)
 	hello = append(hello, nc...)
 	if _, err := conn.Write(hello); err != nil {
-		return fail("sending hello: %v", err)
+		return fail("sending hello: %w", err)
 	}
 	magic := make([]byte, len(protoMagic))
 	if n, err := io.ReadFull(conn, magic); err != nil || string(magic) != protoMagic {
@@ -173,13 +174,13 @@ func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handsha
 			return fail("server said: %s", strings.TrimSpace(s))
 		}
 		if err != nil {
-			return fail("reading server hello: %v", err)
+			return fail("reading server hello: %w", err)
 		}
 		return fail("peer is not an rmi server")
 	}
 	rest := make([]byte, 1+nonceLen)
 	if _, err := io.ReadFull(conn, rest); err != nil {
-		return fail("reading server hello: %v", err)
+		return fail("reading server hello: %w", err)
 	}
 	fs, ns := rest[0], rest[1:]
 	res := handshakeResult{}
@@ -189,19 +190,19 @@ func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handsha
 		}
 		mac := make([]byte, macLen)
 		if _, err := io.ReadFull(conn, mac); err != nil {
-			return fail("reading server proof: %v", err)
+			return fail("reading server proof: %w", err)
 		}
 		if !hmac.Equal(mac, proof(secret, serverLabel, nc, ns, fc, fs)) {
 			return fail("server failed to prove the cluster secret (secrets differ?)")
 		}
 		if _, err := conn.Write(proof(secret, clientLabel, nc, ns, fc, fs)); err != nil {
-			return fail("sending proof: %v", err)
+			return fail("sending proof: %w", err)
 		}
 		res.cluster = true
 	}
 	line, err := readLine(conn, "")
 	if err != nil {
-		return fail("reading status: %v", err)
+		return fail("reading status: %w", err)
 	}
 	if line != "OK" {
 		return fail("server said: %s", line)

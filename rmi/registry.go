@@ -31,11 +31,29 @@ type Ref struct {
 // String returns the reference as an rmi URL.
 func (r Ref) String() string { return "rmi://" + r.Addr + "/" + r.Object }
 
+// RegistryService is the remote interface of a Registry.
+type RegistryService interface {
+	// Bind binds a.Name to a.Ref; ErrAlreadyBound if the name is taken.
+	Bind(ctx context.Context, a BindArgs) error
+	// Rebind binds a.Name to a.Ref, replacing any binding.
+	Rebind(ctx context.Context, a BindArgs) error
+	// Unbind removes the binding of a.Name; ErrNotBound if there is none.
+	Unbind(ctx context.Context, a NameArgs) error
+	// Lookup returns the reference bound to a.Name; ErrNotBound if none.
+	Lookup(ctx context.Context, a NameArgs) (Ref, error)
+	// List returns the bound names, sorted.
+	List(ctx context.Context, a ListArgs) ([]string, error)
+}
+
+var _ RegistryService = (*Registry)(nil)
+
 // Registry maps names to remote object references, like Java's
-// rmiregistry. Export it under RegistryObjectName. Lookup and List are
-// open to anyone; Bind, Rebind and Unbind only to cluster peers and
-// in-process callers (no Peer in the context); others get
-// ErrUnauthorized. It is safe for concurrent use.
+// rmiregistry. Lookup and List are open to anyone; Bind, Rebind and Unbind
+// only to cluster peers and in-process callers (no Peer in the context);
+// others get ErrUnauthorized. It is safe for concurrent use. Export it as
+// a RegistryService under RegistryObjectName:
+//
+//	rmi.Export[rmi.RegistryService](t, rmi.RegistryObjectName, rmi.NewRegistry())
 type Registry struct {
 	mu    sync.Mutex
 	names map[string]Ref
@@ -145,7 +163,9 @@ func (r *Registry) List(ctx context.Context, _ ListArgs) ([]string, error) {
 	return names, nil
 }
 
-// RegistryStub calls a remote Registry through Inv.
+// RegistryStub calls a remote Registry through Inv. Its methods take the
+// name and reference themselves rather than RegistryService's argument
+// structs, like Java's java.rmi.Naming.
 type RegistryStub struct {
 	// Inv reaches the process that exports the Registry.
 	Inv Invoker
@@ -168,16 +188,12 @@ func (s RegistryStub) Unbind(ctx context.Context, name string) error {
 
 // Lookup returns the reference bound to name; ErrNotBound if there is none.
 func (s RegistryStub) Lookup(ctx context.Context, name string) (Ref, error) {
-	var ref Ref
-	err := s.Inv.Invoke(ctx, RegistryObjectName, "Lookup", NameArgs{Name: name}, &ref)
-	return ref, err
+	return Call[Ref](ctx, s.Inv, RegistryObjectName, "Lookup", NameArgs{Name: name})
 }
 
 // List returns the bound names, sorted.
 func (s RegistryStub) List(ctx context.Context) ([]string, error) {
-	var names []string
-	err := s.Inv.Invoke(ctx, RegistryObjectName, "List", ListArgs{}, &names)
-	return names, err
+	return Call[[]string](ctx, s.Inv, RegistryObjectName, "List", ListArgs{})
 }
 
 // ParseURL splits an rmi URL into the registry's address ("host:port") and
@@ -217,7 +233,7 @@ func ParseURL(s string) (addr, name string, err error) {
 		var err error
 		host, port, err = net.SplitHostPort(hostport)
 		if err != nil {
-			return bad(err.Error())
+			return "", "", fmt.Errorf("rmi: bad URL %q: %w", s, err)
 		}
 	}
 	if host == "" || strings.ContainsAny(host, " \t@?#[]") {

@@ -9,7 +9,7 @@ import (
 
 func TestRegistryInProcess(t *testing.T) {
 	tab := NewTable(quietLog())
-	if err := tab.Export(RegistryObjectName, NewRegistry()); err != nil {
+	if err := Export[RegistryService](tab, RegistryObjectName, NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	// Local with no Peer is an in-process caller: allowed to mutate.
@@ -64,7 +64,7 @@ func TestRegistryInProcess(t *testing.T) {
 func TestRegistryOverTCP(t *testing.T) {
 	secret := []byte("cluster")
 	ts := startServer(t, ServerConfig{ClusterSecret: secret}, func(tab *Table) {
-		if err := tab.Export(RegistryObjectName, NewRegistry()); err != nil {
+		if err := Export[RegistryService](tab, RegistryObjectName, NewRegistry()); err != nil {
 			t.Fatal(err)
 		}
 	})

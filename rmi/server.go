@@ -219,10 +219,10 @@ func (s *Server) serveConn(sc *serverConn) {
 	}
 
 	peer := NewPeer(newPeerID(), addr, hs.cluster, nil)
-	var back *caller
+	var back *sessionTransport
 	if hs.callbacks {
-		back = newCaller(sess, s.cfg.Clock, DefaultCallTimeout, addr)
-		peer.Back = back
+		back = newSessionTransport(sess, addr)
+		peer.Back = Caller{Transport: back, Clock: s.cfg.Clock, CallTimeout: DefaultCallTimeout, Remote: addr}
 	}
 	log = log.With("peer", peer.ID)
 	log.Debug("rmi: connection open", "cluster", hs.cluster, "callbacks", hs.callbacks)
@@ -232,7 +232,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveStreams(sess, newRPCServer(ctx, s.table, s.cfg.Clock), lim, log)
+		serveStreams(sess, newRPCServer(ctx, s.table, lim), lim, log)
 	}()
 
 	<-sess.CloseChan()

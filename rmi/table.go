@@ -2,12 +2,16 @@ package rmi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // ExportOption changes how an object is exported.
@@ -17,8 +21,8 @@ type ExportOption func(*exported)
 // secret; others get ErrUnauthorized.
 func ClusterOnly() ExportOption { return func(e *exported) { e.clusterOnly = true } }
 
-// Table holds the objects a process exports, by name, and dispatches calls
-// to their methods. It is safe for concurrent use.
+// Table holds the objects a process exports, by name, and runs calls on
+// their methods. It is safe for concurrent use.
 type Table struct {
 	mu      sync.RWMutex
 	objects map[string]*exported
@@ -32,14 +36,14 @@ type exported struct {
 }
 
 type method struct {
-	fn        reflect.Value // bound method
+	fn        reflect.Value // the implementation's method
 	argType   reflect.Type
-	replyType reflect.Type // nil when the method returns only an error
+	hasResult bool // false when the method returns only an error
 }
 
 var (
-	ctxType = reflect.TypeOf((*context.Context)(nil)).Elem()
-	errType = reflect.TypeOf((*error)(nil)).Elem()
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
 )
 
 // NewTable returns an empty table. A nil logger means slog.Default().
@@ -50,41 +54,36 @@ func NewTable(log *slog.Logger) *Table {
 	return &Table{objects: map[string]*exported{}, log: log}
 }
 
-// Export makes obj's remote methods callable under name. A remote method is
-// an exported method of the form func(context.Context, A) (R, error) or
-// func(context.Context, A) error; other methods are ignored. Export fails if
-// obj has no remote methods or name is taken.
-func (t *Table) Export(name string, obj any, opts ...ExportOption) error {
+// Export makes impl callable in t under name as the remote interface I,
+// which must be an interface type: exactly I's methods become callable,
+// never another method of impl's type. Every method of I must be a remote
+// method, func(context.Context, A) (R, error) or
+// func(context.Context, A) error. Export fails if I is not such an
+// interface, impl is nil, or name is taken. Name I explicitly:
+//
+//	rmi.Export[chatapi.ChatServer](t, chatapi.ObjectName, srv)
+func Export[I any](t *Table, name string, impl I, opts ...ExportOption) error {
+	it := reflect.TypeFor[I]()
+	if it.Kind() != reflect.Interface {
+		return fmt.Errorf("rmi: export %q: %v is not an interface type; export an object as its remote interface", name, it)
+	}
+	if it.NumMethod() == 0 {
+		return fmt.Errorf("rmi: export %q: interface %v has no methods", name, it)
+	}
+	impv := reflect.ValueOf(impl)
+	if !impv.IsValid() {
+		return fmt.Errorf("rmi: export %q: nil %v", name, it)
+	}
 	e := &exported{name: name, methods: map[string]*method{}}
 	for _, o := range opts {
 		o(e)
 	}
-	v := reflect.ValueOf(obj)
-	ty := v.Type()
-	for i := 0; i < ty.NumMethod(); i++ {
-		m := ty.Method(i)
-		ft := m.Type // includes receiver
-		if ft.NumIn() != 3 || ft.In(1) != ctxType {
-			continue
+	for i := range it.NumMethod() {
+		m := it.Method(i)
+		if err := checkRemote(m); err != nil {
+			return fmt.Errorf("rmi: export %q: %v.%s: %w", name, it, m.Name, err)
 		}
-		var replyType reflect.Type
-		switch ft.NumOut() {
-		case 1:
-			if ft.Out(0) != errType {
-				continue
-			}
-		case 2:
-			if ft.Out(1) != errType {
-				continue
-			}
-			replyType = ft.Out(0)
-		default:
-			continue
-		}
-		e.methods[m.Name] = &method{fn: v.Method(i), argType: ft.In(2), replyType: replyType}
-	}
-	if len(e.methods) == 0 {
-		return fmt.Errorf("rmi: export %q: %T has no remote methods", name, obj)
+		e.methods[m.Name] = &method{fn: impv.MethodByName(m.Name), argType: m.Type.In(1), hasResult: m.Type.NumOut() == 2}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -92,6 +91,21 @@ func (t *Table) Export(name string, obj any, opts ...ExportOption) error {
 		return fmt.Errorf("rmi: export %q: %w", name, ErrAlreadyBound)
 	}
 	t.objects[name] = e
+	return nil
+}
+
+// checkRemote reports why m, a method of an interface, is not a remote
+// method, or nil.
+func checkRemote(m reflect.Method) error {
+	ft := m.Type
+	switch {
+	case !m.IsExported():
+		return errors.New("a remote method must be exported")
+	case ft.NumIn() != 2 || ft.In(0) != ctxType || ft.IsVariadic():
+		return errors.New("a remote method takes (context.Context, args)")
+	case ft.NumOut() < 1 || ft.NumOut() > 2 || ft.Out(ft.NumOut()-1) != errType:
+		return errors.New("a remote method returns (result, error) or error")
+	}
 	return nil
 }
 
@@ -111,16 +125,54 @@ func (t *Table) Names() []string {
 	for n := range t.objects {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }
 
-// Dispatch decodes args (msgpack), calls method on the object exported as
-// object, and returns the encoded result. ctx should carry the caller's Peer
-// (see WithPeer); a missing Peer counts as an unauthenticated caller. A
-// panic in the method is recovered and returned as ErrPanic. Transports,
-// including the simulator's, deliver every call through Dispatch.
-func (t *Table) Dispatch(ctx context.Context, object, methodName string, args []byte) (reply []byte, err error) {
+// Handle runs one call on t and returns the response to send back: the
+// callee's half of every call, whatever transport carried it. It rejects
+// a request whose arguments exceed maxBytes (if positive) with
+// ErrTooLarge, runs the method under the caller's remaining time
+// (req.Timeout) measured on clk, and reports a method that returned after
+// that deadline had passed as timed out, whatever it returned: the caller
+// sees ErrTimeout, as if its own timer had fired first. ctx should carry
+// the caller's Peer (see WithPeer); a missing Peer counts as an
+// unauthenticated caller. A panic in the method is recovered and returned
+// as ErrPanic.
+func (t *Table) Handle(ctx context.Context, clk clock.Clock, maxBytes int, req *Request) *Response {
+	resp := new(Response)
+	t.handle(ctx, clk, maxBytes, req, resp)
+	return resp
+}
+
+// handle is Handle writing into resp.
+func (t *Table) handle(ctx context.Context, clk clock.Clock, maxBytes int, req *Request, resp *Response) {
+	if maxBytes > 0 && len(req.Args) > maxBytes {
+		resp.fail(tooLarge(maxBytes))
+		return
+	}
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = clk.WithTimeout(ctx, time.Duration(req.Timeout))
+		defer cancel()
+	}
+	out, err := t.dispatch(ctx, req.Object, req.Method, req.Args)
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		resp.ErrCode, resp.ErrMsg, resp.Failed = timeoutCode, "the deadline passed while the method ran", true
+		if err != nil {
+			resp.ErrMsg += ": " + err.Error()
+		}
+	case err != nil:
+		resp.fail(err)
+	default:
+		resp.Result = out
+	}
+}
+
+// dispatch decodes args, calls methodName on the object exported as
+// object, and returns the encoded result.
+func (t *Table) dispatch(ctx context.Context, object, methodName string, args []byte) (reply []byte, err error) {
 	t.mu.RLock()
 	e := t.objects[object]
 	t.mu.RUnlock()
@@ -138,7 +190,7 @@ func (t *Table) Dispatch(ctx context.Context, object, methodName string, args []
 	}
 	argp := reflect.New(m.argType)
 	if err := Unmarshal(args, argp.Interface()); err != nil {
-		return nil, fmt.Errorf("%s.%s: %w: %v", object, methodName, ErrBadArgs, err)
+		return nil, fmt.Errorf("%s.%s: %w: %w", object, methodName, ErrBadArgs, err)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -151,54 +203,8 @@ func (t *Table) Dispatch(ctx context.Context, object, methodName string, args []
 	if errv := out[len(out)-1]; !errv.IsNil() {
 		return nil, errv.Interface().(error)
 	}
-	if m.replyType == nil {
+	if !m.hasResult {
 		return nil, nil
 	}
 	return Marshal(out[0].Interface())
-}
-
-// Local is an in-memory Invoker that calls straight into a Table, encoding
-// and decoding arguments exactly as a network transport would (so caller
-// and callee share no memory). It is for tests and single-process wiring.
-type Local struct {
-	Table *Table
-	// Peer is attached to each call's context; nil means an
-	// unauthenticated caller with no callbacks.
-	Peer *Peer
-}
-
-// Invoke implements Invoker.
-func (l Local) Invoke(ctx context.Context, object, method string, args, reply any) error {
-	b, err := Marshal(args)
-	if err != nil {
-		return err
-	}
-	if l.Peer != nil {
-		ctx = WithPeer(ctx, l.Peer)
-	}
-	out, err := l.Table.Dispatch(ctx, object, method, b)
-	if err != nil {
-		if gaveUpAtDeadline(ctx, err) {
-			// As over TCP: the caller's deadline passed while the method ran.
-			return fmt.Errorf("rmi: %s.%s: %w (%w): the method gave up: %v", object, method, ErrTimeout, context.DeadlineExceeded, err)
-		}
-		return RemoteErrorOf(object, method, err)
-	}
-	return DecodeReply(out, reply)
-}
-
-// RemoteErrorOf converts an error returned by Dispatch into what the caller
-// sees: a *RemoteError carrying the error's code and text.
-func RemoteErrorOf(object, method string, err error) *RemoteError {
-	code, msg := toWire(err)
-	return &RemoteError{Code: code, Message: msg, Object: object, Method: method}
-}
-
-// DecodeReply decodes an encoded result into reply; a nil reply or empty
-// result is a no-op.
-func DecodeReply(b []byte, reply any) error {
-	if reply == nil || len(b) == 0 {
-		return nil
-	}
-	return Unmarshal(b, reply)
 }

@@ -44,12 +44,33 @@ type PeerInfo struct {
 
 type NotifyArgs struct{ Text string }
 
+// testAPI is the remote interface testSvc is exported as.
+type testAPI interface {
+	Echo(ctx context.Context, a EchoArgs) (EchoArgs, error)
+	Fail(ctx context.Context, a EchoArgs) error
+	Panic(ctx context.Context, a EchoArgs) error
+	Block(ctx context.Context, a EchoArgs) error
+	Remaining(ctx context.Context, a EchoArgs) (time.Duration, error)
+	Deadline(ctx context.Context, a EchoArgs) (time.Time, error)
+	Overrun(ctx context.Context, a EchoArgs) (EchoArgs, error)
+	WhoAmI(ctx context.Context, a EchoArgs) (PeerInfo, error)
+	CallBack(ctx context.Context, a NotifyArgs) (string, error)
+	Watch(ctx context.Context, a EchoArgs) error
+	Size(ctx context.Context, b []byte) (int, error)
+}
+
+// cbAPI is the remote interface of a client's callback object.
+type cbAPI interface {
+	Notify(ctx context.Context, a NotifyArgs) (string, error)
+}
+
 // testSvc is the remote object the transport tests call.
 type testSvc struct {
 	started chan struct{} // Block sends when it starts
 	release chan struct{} // Block returns when this is closed
 	closed  chan struct{} // closed by the OnClose hook Watch installs
 	once    sync.Once
+	mock    *clock.Mock // the clock Overrun moves on
 }
 
 func newTestSvc() *testSvc {
@@ -82,6 +103,25 @@ func (s *testSvc) Remaining(ctx context.Context, _ EchoArgs) (time.Duration, err
 		return 0, nil
 	}
 	return time.Until(dl), nil
+}
+
+// Deadline returns the deadline the method runs under (zero if none).
+func (s *testSvc) Deadline(ctx context.Context, _ EchoArgs) (time.Time, error) {
+	dl, _ := ctx.Deadline()
+	return dl, nil
+}
+
+// Overrun moves the mock clock on by overrunBy while it runs, and then
+// succeeds, ignoring its deadline.
+func (s *testSvc) Overrun(_ context.Context, a EchoArgs) (EchoArgs, error) {
+	s.mock.Add(overrunBy)
+	return a, nil
+}
+
+// Secret has the shape of a remote method but is not in testAPI, so it
+// must not be callable.
+func (s *testSvc) Secret(_ context.Context, a EchoArgs) (EchoArgs, error) {
+	return EchoArgs{S: "leaked " + a.S}, nil
 }
 
 func (s *testSvc) WhoAmI(ctx context.Context, _ EchoArgs) (PeerInfo, error) {
@@ -149,7 +189,7 @@ func startServerOn(t testing.TB, l net.Listener, cfg ServerConfig, setup func(*T
 	t.Helper()
 	tab := NewTable(quietLog())
 	svc := newTestSvc()
-	if err := tab.Export("svc", svc); err != nil {
+	if err := Export[testAPI](tab, "svc", svc); err != nil {
 		t.Fatal(err)
 	}
 	if setup != nil {
@@ -322,7 +362,7 @@ func TestMarshalFailure(t *testing.T) {
 func TestClusterOnly(t *testing.T) {
 	secret := []byte("s3cret")
 	ts := startServer(t, ServerConfig{ClusterSecret: secret}, func(tab *Table) {
-		if err := tab.Export("admin", newTestSvc(), ClusterOnly()); err != nil {
+		if err := Export[testAPI](tab, "admin", newTestSvc(), ClusterOnly()); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -407,7 +447,7 @@ func TestCallbacksOverClientConnection(t *testing.T) {
 	ts := startServer(t, ServerConfig{}, nil)
 	cbTab := NewTable(quietLog())
 	cb := &cbSvc{}
-	if err := cbTab.Export("cb", cb); err != nil {
+	if err := Export[cbAPI](cbTab, "cb", cb); err != nil {
 		t.Fatal(err)
 	}
 	// The client has no listener: the callback must come back over the
@@ -688,7 +728,7 @@ func TestStalledRequestClosesStream(t *testing.T) {
 		t.Fatal("the whole session died; only the stream should have")
 	}
 	// The session still carries calls.
-	caller := newCaller(sess, clock.New(), waitBound, ts.addr)
+	caller := Caller{Transport: newSessionTransport(sess, ts.addr), CallTimeout: waitBound}
 	var out EchoArgs
 	if err := caller.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
 		t.Fatalf("session unusable after a stalled stream: %+v %v", out, err)
@@ -768,7 +808,7 @@ func TestServerDeadlineUsesInjectedClock(t *testing.T) {
 func TestLocalTimeoutMatchesTCP(t *testing.T) {
 	tab := NewTable(quietLog())
 	svc := newTestSvc()
-	if err := tab.Export("svc", svc); err != nil {
+	if err := Export[testAPI](tab, "svc", svc); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -787,7 +827,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		ts := startServer(t, ServerConfig{HandshakeTimeout: 500 * time.Millisecond, MaxRequestBytes: 4096}, nil)
 		defer ts.srv.Close()
 		cbTab := NewTable(quietLog())
-		if err := cbTab.Export("cb", &cbSvc{}); err != nil {
+		if err := Export[cbAPI](cbTab, "cb", &cbSvc{}); err != nil {
 			t.Fatal(err)
 		}
 		c, err := Dial(ctxT(t), ts.addr, DialConfig{Callbacks: cbTab, Logger: quietLog()})

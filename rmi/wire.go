@@ -51,13 +51,20 @@ const (
 	// stream; further requests wait, so a flood cannot pile up goroutines.
 	maxInflightPerStream = 256
 
-	// Wire error texts the client recognises in net/rpc server errors.
-	tooLargePrefix = "rmi: request too large"
-	// timeoutCode marks a method that failed because the caller's deadline
-	// passed while it ran.
-	timeoutCode      = "rmi.timeout"
-	badRequestPrefix = "rmi: bad request encoding"
+	// timeoutCode is the Response.ErrCode of a method that returned after
+	// the caller's deadline had passed; the caller sees ErrTimeout.
+	timeoutCode = "rmi.timeout"
 )
+
+// errBadRequest is what a server answers to a request it could not decode
+// (not even its envelope); the caller sees ErrMarshal. Like a request over
+// the size cap, it ends the stream it came on.
+var errBadRequest = NewError("rmi.bad_request", "request could not be decoded")
+
+// tooLarge is the error of a request over the size cap of maxBytes.
+func tooLarge(maxBytes int) error {
+	return fmt.Errorf("rmi: request larger than %d bytes: %w", maxBytes, ErrTooLarge)
+}
 
 // pastDeadline is an instant long gone; setting it as a stream deadline
 // makes blocked and future I/O on the stream fail at once.
@@ -74,6 +81,11 @@ type Request struct {
 	Timeout int64
 	// Args is the msgpack encoding of the method's argument.
 	Args []byte
+
+	// unread, set only by a server's codec (it is never encoded), says
+	// why the request could not be read whole; the server answers it
+	// with this error instead of running a method.
+	unread error
 }
 
 // Response is the wire form of a call's outcome: the reply of the RMI
@@ -88,51 +100,37 @@ type Response struct {
 	Failed bool
 }
 
+// fail records err, a method's error, in r.
+func (r *Response) fail(err error) {
+	r.Failed = true
+	r.ErrCode, r.ErrMsg = toWire(err)
+}
+
 // rmiService is registered with net/rpc (one instance per connection, so
-// it knows its caller) and dispatches every call into a Table.
+// it knows its caller) and hands every request to a Table.
 type rmiService struct {
-	table *Table
-	ctx   context.Context // carries the Peer; canceled when the connection ends
-	clk   clock.Clock
+	table    *Table
+	ctx      context.Context // carries the Peer; canceled when the connection ends
+	clk      clock.Clock
+	maxBytes int
 }
 
 // Invoke is the only net/rpc method: it runs one remote method call.
 // Application errors travel in resp; the returned error is always nil.
 func (s *rmiService) Invoke(req *Request, resp *Response) error {
-	ctx := s.ctx
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = s.clk.WithTimeout(ctx, time.Duration(req.Timeout))
-		defer cancel()
-	}
-	out, err := s.table.Dispatch(ctx, req.Object, req.Method, req.Args)
-	if err != nil {
-		resp.Failed = true
-		resp.ErrCode, resp.ErrMsg = toWire(err)
-		if gaveUpAtDeadline(ctx, err) {
-			// The caller sees ErrTimeout, as if its own timer had fired
-			// before the reply came.
-			resp.ErrCode = timeoutCode
-		}
+	if req.unread != nil {
+		resp.fail(req.unread)
 		return nil
 	}
-	resp.Result = out
+	s.table.handle(s.ctx, s.clk, s.maxBytes, req, resp)
 	return nil
 }
 
-// gaveUpAtDeadline reports whether err, returned by a method run under
-// ctx, only says that ctx's deadline passed (it carries no application
-// error code).
-func gaveUpAtDeadline(ctx context.Context, err error) bool {
-	code, _ := toWire(err)
-	return code == "" && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil
-}
-
-// newRPCServer returns a net/rpc server whose RMI service dispatches into t
-// with ctx (which carries the caller's Peer).
-func newRPCServer(ctx context.Context, t *Table, clk clock.Clock) *rpc.Server {
+// newRPCServer returns a net/rpc server whose RMI service hands requests
+// to t with ctx (which carries the caller's Peer).
+func newRPCServer(ctx context.Context, t *Table, lim streamLimits) *rpc.Server {
 	rs := rpc.NewServer()
-	if err := rs.RegisterName(serviceName, &rmiService{table: t, ctx: ctx, clk: clk}); err != nil {
+	if err := rs.RegisterName(serviceName, &rmiService{table: t, ctx: ctx, clk: lim.clk, maxBytes: lim.maxBytes}); err != nil {
 		// Registration only fails if rmiService's method set is wrong,
 		// which is a bug in this package.
 		panic(fmt.Sprintf("rmi: registering service: %v", err))
@@ -172,15 +170,6 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 		}()
 	}
 	wg.Wait()
-}
-
-// errRequestTooLarge is what a request over the size cap fails with; its
-// text reaches the client as a net/rpc server error.
-type errRequestTooLarge struct{ max int }
-
-// Error returns the text the client recognises by tooLargePrefix.
-func (e errRequestTooLarge) Error() string {
-	return fmt.Sprintf("%s: more than %d bytes", tooLargePrefix, e.max)
 }
 
 // serverCodec wraps go-msgpack's GoRpc server codec for one stream. It caps
@@ -246,19 +235,30 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 	return nil
 }
 
-// ReadRequestBody implements rpc.ServerCodec.
+// ReadRequestBody implements rpc.ServerCodec. A request body over the
+// size cap, or one that does not decode, is handed on marked unread, so
+// that the caller gets an answer (ErrTooLarge or errBadRequest); the
+// stream is out of step after it, so nothing more is read from it.
 func (c *serverCodec) ReadRequestBody(body any) error {
 	err := c.ServerCodec.ReadRequestBody(body)
 	c.rd.end()
 	if err == nil {
 		return nil
 	}
-	if err2 := c.rd.failure(); err2 != nil {
-		return err2
+	fail := c.rd.failure()
+	switch {
+	case fail == nil:
+		fail = fmt.Errorf("%w: %w", errBadRequest, err)
+	case !errors.Is(fail, ErrTooLarge):
+		return fail // stalled: the stream is closed under it
 	}
-	// The stream may be out of step now: refuse anything after this.
-	c.rd.poison(err)
-	return fmt.Errorf("%s: %v", badRequestPrefix, err)
+	c.rd.poison(fail)
+	req, ok := body.(*Request)
+	if !ok {
+		return fail
+	}
+	*req = Request{unread: fail}
+	return nil
 }
 
 // WriteResponse implements rpc.ServerCodec.
@@ -337,7 +337,7 @@ func (r *requestReader) failure() error {
 	defer r.mu.Unlock()
 	switch {
 	case r.tooLarge:
-		return errRequestTooLarge{r.lim.maxBytes}
+		return tooLarge(r.lim.maxBytes)
 	case r.stalled:
 		return fmt.Errorf("rmi: request stalled for %v", r.lim.idle)
 	}
@@ -369,7 +369,7 @@ func (r *requestReader) room() (int, error) {
 	}
 	left := r.lim.maxBytes - r.n
 	if left <= 0 {
-		err := errRequestTooLarge{r.lim.maxBytes}
+		err := tooLarge(r.lim.maxBytes)
 		r.mu.Lock()
 		r.tooLarge = true
 		r.mu.Unlock()
@@ -478,13 +478,30 @@ func (c clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	return err
 }
 
-// ReadResponseBody implements rpc.ClientCodec.
+// ReadResponseBody implements rpc.ClientCodec. net/rpc reports a body
+// that failed to decode only as text, so the error is also kept in the
+// call's reply, where the caller can examine it.
 func (c clientCodec) ReadResponseBody(body any) error {
-	err := c.ClientCodec.ReadResponseBody(body)
+	r, _ := body.(*reply) // nil for a net/rpc error, whose body is skipped
+	var dst any
+	if r != nil {
+		dst = &r.resp
+	}
+	err := c.ClientCodec.ReadResponseBody(dst)
 	if err != nil {
 		c.dead.Store(true)
+		if r != nil {
+			r.decodeErr = err
+		}
 	}
 	return err
+}
+
+// reply is what the net/rpc reply of a call points to: the decoded
+// Response, or why it could not be decoded.
+type reply struct {
+	resp      Response
+	decodeErr error
 }
 
 // idleConn closes the connection when no Read has been started for the

@@ -38,7 +38,7 @@ func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int
 		}
 		cc := &countingClient{}
 		cbt := rmi.NewTable(rmitest.QuietLogger())
-		if err := cbt.Export(chatapi.CallbackObjectName, cc); err != nil {
+		if err := rmi.Export[chatapi.Callback](cbt, chatapi.CallbackObjectName, cc); err != nil {
 			b.Fatal(err)
 		}
 		peer := rmi.NewPeer(c.peerID.Add(1), u, false, rmi.Local{Table: cbt})

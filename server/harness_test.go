@@ -212,7 +212,7 @@ func (c *testCluster) attach(user, token, server string) *testClient {
 	c.t.Helper()
 	tc := &testClient{t: c.t, c: c, user: user, token: token, server: server}
 	cbt := rmi.NewTable(rmitest.QuietLogger())
-	if err := cbt.Export(chatapi.CallbackObjectName, tc); err != nil {
+	if err := rmi.Export[chatapi.Callback](cbt, chatapi.CallbackObjectName, tc); err != nil {
 		c.t.Fatal(err)
 	}
 	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt})

@@ -178,10 +178,10 @@ func (s *Server) Name() string { return s.name }
 // Export exports the server's remote objects into t: ChatServer for
 // clients under ObjectName, and Peer, cluster-only, under PeerObjectName.
 func (s *Server) Export(t *rmi.Table) error {
-	if err := t.Export(chatapi.ObjectName, s); err != nil {
+	if err := rmi.Export[chatapi.ChatServer](t, chatapi.ObjectName, s); err != nil {
 		return err
 	}
-	return t.Export(chatapi.PeerObjectName, &peerAPI{s}, rmi.ClusterOnly())
+	return rmi.Export[chatapi.Peer](t, chatapi.PeerObjectName, &peerAPI{s}, rmi.ClusterOnly())
 }
 
 // PeerAPI returns the server's server-to-server interface (what Export

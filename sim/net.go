@@ -173,7 +173,7 @@ type call struct {
 	method   string
 	wake     chan struct{}
 	done     bool
-	out      []byte
+	resp     *rmi.Response
 	err      error
 	sentAt   time.Time
 	vc       vclock
@@ -181,9 +181,10 @@ type call struct {
 }
 
 // invoker is a simulated connection from one node to objects on another.
-// It implements rmi.Invoker exactly as the TCP client does: arguments are
-// encoded, dispatched through the callee's rmi.Table, and results and
-// errors decoded and classified.
+// It is an rmi.Transport: behind rmi.Caller on the caller's node and
+// rmi.Table.Handle on the callee's, exactly as TCP is, it only moves the
+// encoded request and response, with the network's delays, losses and
+// duplicates, in virtual time.
 type invoker struct {
 	sim  *Sim
 	from *node
@@ -198,52 +199,53 @@ type invoker struct {
 	inc   int
 }
 
-// Invoke implements rmi.Invoker. It must be called from a task.
+// Invoke implements rmi.Invoker. It must be called from a task. Deadlines
+// are read on the caller's node clock.
 func (iv *invoker) Invoke(ctx context.Context, object, method string, args, reply any) error {
+	return rmi.Caller{Transport: iv, Clock: iv.from.clock, Remote: iv.to.name}.Invoke(ctx, object, method, args, reply)
+}
+
+// RoundTrip implements rmi.Transport. It parks the calling task until the
+// reply arrives, the connection is refused, or the caller's deadline
+// (req.Timeout of its node's time) passes in virtual time.
+func (iv *invoker) RoundTrip(ctx context.Context, req *rmi.Request) (*rmi.Response, error) {
 	s := iv.sim
 	sc := s.sched
 	if sc.closing {
-		return rmi.ErrClosed
+		return nil, rmi.ErrClosed
 	}
 	if iv.bound && (iv.to.inc != iv.inc || !iv.to.up) {
-		return fmt.Errorf("connection to %s: %w", iv.to.name, rmi.ErrConnLost)
+		return nil, fmt.Errorf("connection to %s: %w", iv.to.name, rmi.ErrConnLost)
 	}
-	b, err := rmi.Marshal(args)
-	if err != nil {
-		return err
-	}
-	timeout := 30 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = iv.from.clock.toVirtual(dl.Sub(iv.from.clock.Now()))
-	}
+	timeout := iv.from.clock.toVirtual(time.Duration(req.Timeout))
 	s.callSeq++
-	c := &call{id: s.callSeq, from: iv.from, to: iv.to, object: object, method: method, wake: make(chan struct{}),
+	c := &call{id: s.callSeq, from: iv.from, to: iv.to, object: req.Object, method: req.Method, wake: make(chan struct{}),
 		sentAt: sc.now, parkedAt: iv.from.inc}
 	c.vc = iv.from.tick()
 	s.pending[c.id] = c
 	if s.cfg.Trace {
-		s.record(Event{Kind: "send", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: object + "." + method, VC: c.vc})
+		s.record(Event{Kind: "send", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: c.name(), VC: c.vc})
 	}
-	iv.sendRequest(c, b, false)
+	iv.sendRequest(c, req, false)
 	if s.rng.Float64() < s.net.link(iv.from.name, iv.to.name).Dup {
-		iv.sendRequest(c, b, true)
+		iv.sendRequest(c, req, true)
 	}
-	sc.after(timeout, iv.from, func() { s.finish(c, nil, fmt.Errorf("%s.%s to %s: %w", object, method, iv.to.name, rmi.ErrTimeout)) })
+	sc.after(timeout, iv.from, func() { s.finish(c, nil, fmt.Errorf("no reply from %s: %w", iv.to.name, context.DeadlineExceeded)) })
 	sc.park(c.wake)
-	if c.err != nil {
-		return c.err
-	}
-	return rmi.DecodeReply(c.out, reply)
+	return c.resp, c.err
 }
 
+// name names c's method for the trace.
+func (c *call) name() string { return c.object + "." + c.method }
+
 // sendRequest sends c's request; the callee runs it as a task and sends
-// the reply back through the network.
-func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
+// the response back through the network.
+func (iv *invoker) sendRequest(c *call, req *rmi.Request, dup bool) {
 	s := iv.sim
 	delay, ok := s.net.fate(iv.from.name, iv.to.name)
 	if !ok {
 		if s.cfg.Trace {
-			s.record(Event{Kind: "drop", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: c.object + "." + c.method})
+			s.record(Event{Kind: "drop", Node: iv.from.name, Peer: iv.to.name, Call: c.id, Method: c.name()})
 		}
 		return
 	}
@@ -257,7 +259,7 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 					err := fmt.Errorf("%s is down: %w", to.name, rmi.ErrConnect)
 					if !c.done {
 						if s.cfg.Trace {
-							s.record(Event{Kind: "refused", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, Err: err.Error()})
+							s.record(Event{Kind: "refused", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.name(), Err: err.Error()})
 						}
 					}
 					s.finish(c, nil, err)
@@ -271,27 +273,24 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 		}
 		vc := to.recv(c.vc)
 		if s.cfg.Trace {
-			s.record(Event{Kind: "recv", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Dup: dup})
+			s.record(Event{Kind: "recv", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.name(), VC: vc, Dup: dup})
 		}
 		inc := to.inc
 		s.sched.runTask(func() {
-			ctx := rmi.WithPeer(context.Background(), iv.peer)
-			out, err := table.Dispatch(ctx, c.object, c.method, args)
-			if err != nil {
-				err = rmi.RemoteErrorOf(c.object, c.method, err)
-			}
+			// The callee runs under the caller's deadline, on its own clock.
+			resp := table.Handle(rmi.WithPeer(context.Background(), iv.peer), to.clock, rmi.DefaultMaxRequestBytes, req)
 			// The reply leaves only if the callee is still the same process.
 			if !to.up || to.inc != inc {
 				return
 			}
 			rvc := to.tick()
 			if s.cfg.Trace {
-				s.record(Event{Kind: "reply", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method, VC: rvc, Err: errText(err)})
+				s.record(Event{Kind: "reply", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.name(), VC: rvc, Err: c.errText(resp)})
 			}
 			delay, ok := s.net.fate(to.name, iv.from.name)
 			if !ok {
 				if s.cfg.Trace {
-					s.record(Event{Kind: "drop", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.object + "." + c.method})
+					s.record(Event{Kind: "drop", Node: to.name, Peer: iv.from.name, Call: c.id, Method: c.name()})
 				}
 				return
 			}
@@ -299,35 +298,37 @@ func (iv *invoker) sendRequest(c *call, args []byte, dup bool) {
 				if !c.done && c.from.up && c.from.inc == c.parkedAt {
 					vc := iv.from.recv(rvc)
 					if s.cfg.Trace {
-						s.record(Event{Kind: "return", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.object + "." + c.method, VC: vc, Err: errText(err)})
+						s.record(Event{Kind: "return", Node: c.from.name, Peer: to.name, Call: c.id, Method: c.name(), VC: vc, Err: c.errText(resp)})
 					}
 				}
-				s.finish(c, out, err)
+				s.finish(c, resp, nil)
 			})
 		})
 	})
 }
 
-func errText(err error) string {
-	if err == nil {
+// errText is the trace's account of a response: the remote error's text,
+// or "" for a result.
+func (c *call) errText(resp *rmi.Response) string {
+	if !resp.Failed {
 		return ""
 	}
-	return err.Error()
+	return (&rmi.RemoteError{Code: resp.ErrCode, Message: resp.ErrMsg, Object: c.object, Method: c.method}).Error()
 }
 
 // finish completes a call once (reply, refusal or timeout) and wakes the
 // caller, unless the caller's node crashed meanwhile: then the parked
 // goroutine is abandoned, as the process it belonged to is gone.
-func (s *Sim) finish(c *call, out []byte, err error) {
+func (s *Sim) finish(c *call, resp *rmi.Response, err error) {
 	if c.done {
 		return
 	}
 	c.done = true
-	c.out, c.err = out, err
+	c.resp, c.err = resp, err
 	delete(s.pending, c.id)
-	if errors.Is(err, rmi.ErrTimeout) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		if s.cfg.Trace {
-			s.record(Event{Kind: "timeout", Node: c.from.name, Peer: c.to.name, Call: c.id, Method: c.object + "." + c.method})
+			s.record(Event{Kind: "timeout", Node: c.from.name, Peer: c.to.name, Call: c.id, Method: c.name()})
 		}
 	}
 	if !c.from.up || c.from.inc != c.parkedAt {

@@ -205,7 +205,7 @@ func (s *Sim) openCentral(n *node) error {
 		return err
 	}
 	reg := rmi.NewRegistry()
-	if err := t.Export(rmi.RegistryObjectName, reg); err != nil {
+	if err := rmi.Export[rmi.RegistryService](t, rmi.RegistryObjectName, reg); err != nil {
 		return err
 	}
 	if err := (rmi.RegistryStub{Inv: rmi.Local{Table: t}}).Bind(context.Background(), centralapi.ObjectName, rmi.Ref{Addr: centralAddr, Object: centralapi.ObjectName}); err != nil {

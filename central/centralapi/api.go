@@ -275,114 +275,92 @@ type UserRoomsReply struct {
 // Stub implements CentralServer by calling a remote central server.
 type Stub struct{ Inv rmi.Invoker }
 
-func (s Stub) call(ctx context.Context, method string, args, reply any) error {
-	return s.Inv.Invoke(ctx, ObjectName, method, args, reply)
-}
-
 // SignUp implements CentralServer.
-func (s Stub) SignUp(ctx context.Context, a SignUpArgs) (r SignUpReply, err error) {
-	err = s.call(ctx, "SignUp", a, &r)
-	return r, err
+func (s Stub) SignUp(ctx context.Context, a SignUpArgs) (SignUpReply, error) {
+	return rmi.Call[SignUpReply](ctx, s.Inv, ObjectName, "SignUp", a)
 }
 
 // Login implements CentralServer.
-func (s Stub) Login(ctx context.Context, a LoginArgs) (r LoginReply, err error) {
-	err = s.call(ctx, "Login", a, &r)
-	return r, err
+func (s Stub) Login(ctx context.Context, a LoginArgs) (LoginReply, error) {
+	return rmi.Call[LoginReply](ctx, s.Inv, ObjectName, "Login", a)
 }
 
 // Reassign implements CentralServer.
-func (s Stub) Reassign(ctx context.Context, a ReassignArgs) (r LoginReply, err error) {
-	err = s.call(ctx, "Reassign", a, &r)
-	return r, err
+func (s Stub) Reassign(ctx context.Context, a ReassignArgs) (LoginReply, error) {
+	return rmi.Call[LoginReply](ctx, s.Inv, ObjectName, "Reassign", a)
 }
 
 // ResetPassword implements CentralServer.
-func (s Stub) ResetPassword(ctx context.Context, a ResetArgs) (r ResetReply, err error) {
-	err = s.call(ctx, "ResetPassword", a, &r)
-	return r, err
+func (s Stub) ResetPassword(ctx context.Context, a ResetArgs) (ResetReply, error) {
+	return rmi.Call[ResetReply](ctx, s.Inv, ObjectName, "ResetPassword", a)
 }
 
 // Logout implements CentralServer.
 func (s Stub) Logout(ctx context.Context, a LogoutArgs) error {
-	return s.call(ctx, "Logout", a, nil)
+	return s.Inv.Invoke(ctx, ObjectName, "Logout", a, nil)
 }
 
 // ClusterStub implements Cluster by calling a remote central server.
 type ClusterStub struct{ Inv rmi.Invoker }
 
-func (s ClusterStub) call(ctx context.Context, method string, args, reply any) error {
-	return s.Inv.Invoke(ctx, ClusterObjectName, method, args, reply)
-}
-
 // RegisterServer implements Cluster.
-func (s ClusterStub) RegisterServer(ctx context.Context, a RegisterArgs) (r RegisterReply, err error) {
-	err = s.call(ctx, "RegisterServer", a, &r)
-	return r, err
+func (s ClusterStub) RegisterServer(ctx context.Context, a RegisterArgs) (RegisterReply, error) {
+	return rmi.Call[RegisterReply](ctx, s.Inv, ClusterObjectName, "RegisterServer", a)
 }
 
 // RenewServer implements Cluster.
-func (s ClusterStub) RenewServer(ctx context.Context, a RenewArgs) (r RenewReply, err error) {
-	err = s.call(ctx, "RenewServer", a, &r)
-	return r, err
+func (s ClusterStub) RenewServer(ctx context.Context, a RenewArgs) (RenewReply, error) {
+	return rmi.Call[RenewReply](ctx, s.Inv, ClusterObjectName, "RenewServer", a)
 }
 
 // UnregisterServer implements Cluster.
 func (s ClusterStub) UnregisterServer(ctx context.Context, a UnregisterArgs) error {
-	return s.call(ctx, "UnregisterServer", a, nil)
+	return s.Inv.Invoke(ctx, ClusterObjectName, "UnregisterServer", a, nil)
 }
 
 // CheckSession implements Cluster.
-func (s ClusterStub) CheckSession(ctx context.Context, a SessionArgs) (r SessionInfo, err error) {
-	err = s.call(ctx, "CheckSession", a, &r)
-	return r, err
+func (s ClusterStub) CheckSession(ctx context.Context, a SessionArgs) (SessionInfo, error) {
+	return rmi.Call[SessionInfo](ctx, s.Inv, ClusterObjectName, "CheckSession", a)
 }
 
 // EndSession implements Cluster.
 func (s ClusterStub) EndSession(ctx context.Context, a SessionArgs) error {
-	return s.call(ctx, "EndSession", a, nil)
+	return s.Inv.Invoke(ctx, ClusterObjectName, "EndSession", a, nil)
 }
 
 // CreateRoom implements Cluster.
-func (s ClusterStub) CreateRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
-	err = s.call(ctx, "CreateRoom", a, &r)
-	return r, err
+func (s ClusterStub) CreateRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return rmi.Call[RoomInfo](ctx, s.Inv, ClusterObjectName, "CreateRoom", a)
 }
 
 // JoinRoom implements Cluster.
-func (s ClusterStub) JoinRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
-	err = s.call(ctx, "JoinRoom", a, &r)
-	return r, err
+func (s ClusterStub) JoinRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return rmi.Call[RoomInfo](ctx, s.Inv, ClusterObjectName, "JoinRoom", a)
 }
 
 // LeaveRoom implements Cluster.
-func (s ClusterStub) LeaveRoom(ctx context.Context, a RoomArgs) (r RoomInfo, err error) {
-	err = s.call(ctx, "LeaveRoom", a, &r)
-	return r, err
+func (s ClusterStub) LeaveRoom(ctx context.Context, a RoomArgs) (RoomInfo, error) {
+	return rmi.Call[RoomInfo](ctx, s.Inv, ClusterObjectName, "LeaveRoom", a)
 }
 
 // DirectRoom implements Cluster.
-func (s ClusterStub) DirectRoom(ctx context.Context, a DirectArgs) (r RoomInfo, err error) {
-	err = s.call(ctx, "DirectRoom", a, &r)
-	return r, err
+func (s ClusterStub) DirectRoom(ctx context.Context, a DirectArgs) (RoomInfo, error) {
+	return rmi.Call[RoomInfo](ctx, s.Inv, ClusterObjectName, "DirectRoom", a)
 }
 
 // Room implements Cluster.
-func (s ClusterStub) Room(ctx context.Context, a RoomQuery) (r RoomInfo, err error) {
-	err = s.call(ctx, "Room", a, &r)
-	return r, err
+func (s ClusterStub) Room(ctx context.Context, a RoomQuery) (RoomInfo, error) {
+	return rmi.Call[RoomInfo](ctx, s.Inv, ClusterObjectName, "Room", a)
 }
 
 // ListRooms implements Cluster.
-func (s ClusterStub) ListRooms(ctx context.Context, a UserArgs) (r ListReply, err error) {
-	err = s.call(ctx, "ListRooms", a, &r)
-	return r, err
+func (s ClusterStub) ListRooms(ctx context.Context, a UserArgs) (ListReply, error) {
+	return rmi.Call[ListReply](ctx, s.Inv, ClusterObjectName, "ListRooms", a)
 }
 
 // UserRooms implements Cluster.
-func (s ClusterStub) UserRooms(ctx context.Context, a UserArgs) (r UserRoomsReply, err error) {
-	err = s.call(ctx, "UserRooms", a, &r)
-	return r, err
+func (s ClusterStub) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
+	return rmi.Call[UserRoomsReply](ctx, s.Inv, ClusterObjectName, "UserRooms", a)
 }
 
 var (

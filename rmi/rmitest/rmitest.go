@@ -1,7 +1,8 @@
 // Package rmitest holds the small helpers every distchat test shares:
 // bounded polling for a condition, a log buffer safe for concurrent
-// writers, and a logger that discards everything. It imports nothing of
-// chat, so any package's tests, internal or external, may use it.
+// writers, a logger that discards everything, and a check that a typed
+// stub matches its remote interface. It imports nothing of chat, not even
+// rmi, so any package's tests, internal or external, may use it.
 package rmitest
 
 import (

@@ -295,82 +295,72 @@ type DeliverArgs struct {
 // Stub implements ChatServer by calling a remote chat server.
 type Stub struct{ Inv rmi.Invoker }
 
-func (s Stub) call(ctx context.Context, method string, args, reply any) error {
-	return s.Inv.Invoke(ctx, ObjectName, method, args, reply)
-}
-
 // Attach implements ChatServer.
-func (s Stub) Attach(ctx context.Context, a AttachArgs) (r AttachReply, err error) {
-	err = s.call(ctx, "Attach", a, &r)
-	return r, err
+func (s Stub) Attach(ctx context.Context, a AttachArgs) (AttachReply, error) {
+	return rmi.Call[AttachReply](ctx, s.Inv, ObjectName, "Attach", a)
 }
 
 // Ping implements ChatServer.
-func (s Stub) Ping(ctx context.Context, a TokenArgs) error { return s.call(ctx, "Ping", a, nil) }
+func (s Stub) Ping(ctx context.Context, a TokenArgs) error {
+	return s.Inv.Invoke(ctx, ObjectName, "Ping", a, nil)
+}
 
 // Detach implements ChatServer.
-func (s Stub) Detach(ctx context.Context, a TokenArgs) error { return s.call(ctx, "Detach", a, nil) }
+func (s Stub) Detach(ctx context.Context, a TokenArgs) error {
+	return s.Inv.Invoke(ctx, ObjectName, "Detach", a, nil)
+}
 
 // Post implements ChatServer.
-func (s Stub) Post(ctx context.Context, a PostArgs) (r PostReply, err error) {
-	err = s.call(ctx, "Post", a, &r)
-	return r, err
+func (s Stub) Post(ctx context.Context, a PostArgs) (PostReply, error) {
+	return rmi.Call[PostReply](ctx, s.Inv, ObjectName, "Post", a)
 }
 
 // Sync implements ChatServer.
-func (s Stub) Sync(ctx context.Context, a SyncArgs) (r SyncReply, err error) {
-	err = s.call(ctx, "Sync", a, &r)
-	return r, err
+func (s Stub) Sync(ctx context.Context, a SyncArgs) (SyncReply, error) {
+	return rmi.Call[SyncReply](ctx, s.Inv, ObjectName, "Sync", a)
 }
 
 // CreateRoom implements ChatServer.
-func (s Stub) CreateRoom(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
-	err = s.call(ctx, "CreateRoom", a, &r)
-	return r, err
+func (s Stub) CreateRoom(ctx context.Context, a RoomArgs) (centralapi.RoomInfo, error) {
+	return rmi.Call[centralapi.RoomInfo](ctx, s.Inv, ObjectName, "CreateRoom", a)
 }
 
 // JoinRoom implements ChatServer.
-func (s Stub) JoinRoom(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
-	err = s.call(ctx, "JoinRoom", a, &r)
-	return r, err
+func (s Stub) JoinRoom(ctx context.Context, a RoomArgs) (centralapi.RoomInfo, error) {
+	return rmi.Call[centralapi.RoomInfo](ctx, s.Inv, ObjectName, "JoinRoom", a)
 }
 
 // LeaveRoom implements ChatServer.
 func (s Stub) LeaveRoom(ctx context.Context, a RoomArgs) error {
-	return s.call(ctx, "LeaveRoom", a, nil)
+	return s.Inv.Invoke(ctx, ObjectName, "LeaveRoom", a, nil)
 }
 
 // Direct implements ChatServer.
-func (s Stub) Direct(ctx context.Context, a DirectArgs) (r centralapi.RoomInfo, err error) {
-	err = s.call(ctx, "Direct", a, &r)
-	return r, err
+func (s Stub) Direct(ctx context.Context, a DirectArgs) (centralapi.RoomInfo, error) {
+	return rmi.Call[centralapi.RoomInfo](ctx, s.Inv, ObjectName, "Direct", a)
 }
 
 // ListRooms implements ChatServer.
-func (s Stub) ListRooms(ctx context.Context, a TokenArgs) (r centralapi.ListReply, err error) {
-	err = s.call(ctx, "ListRooms", a, &r)
-	return r, err
+func (s Stub) ListRooms(ctx context.Context, a TokenArgs) (centralapi.ListReply, error) {
+	return rmi.Call[centralapi.ListReply](ctx, s.Inv, ObjectName, "ListRooms", a)
 }
 
 // Who implements ChatServer.
-func (s Stub) Who(ctx context.Context, a RoomArgs) (r centralapi.RoomInfo, err error) {
-	err = s.call(ctx, "Who", a, &r)
-	return r, err
+func (s Stub) Who(ctx context.Context, a RoomArgs) (centralapi.RoomInfo, error) {
+	return rmi.Call[centralapi.RoomInfo](ctx, s.Inv, ObjectName, "Who", a)
 }
 
 // PeerStub implements Peer by calling another chat server.
 type PeerStub struct{ Inv rmi.Invoker }
 
 // Forward implements Peer.
-func (s PeerStub) Forward(ctx context.Context, a ForwardArgs) (r ForwardReply, err error) {
-	err = s.Inv.Invoke(ctx, PeerObjectName, "Forward", a, &r)
-	return r, err
+func (s PeerStub) Forward(ctx context.Context, a ForwardArgs) (ForwardReply, error) {
+	return rmi.Call[ForwardReply](ctx, s.Inv, PeerObjectName, "Forward", a)
 }
 
 // Fetch implements Peer.
-func (s PeerStub) Fetch(ctx context.Context, a FetchArgs) (r FetchReply, err error) {
-	err = s.Inv.Invoke(ctx, PeerObjectName, "Fetch", a, &r)
-	return r, err
+func (s PeerStub) Fetch(ctx context.Context, a FetchArgs) (FetchReply, error) {
+	return rmi.Call[FetchReply](ctx, s.Inv, PeerObjectName, "Fetch", a)
 }
 
 // RoomChanged implements Peer.

@@ -1,0 +1,243 @@
+package rmi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/yamux"
+)
+
+// The tests in this file call the same remote object over each transport
+// and check that the shared pipeline (Caller, Table.Handle) makes them
+// behave alike.
+
+// overrunBy is how far testSvc.Overrun moves the clock, and further than
+// the deadlines of these tests; it stays under DefaultIdleTimeout, so the
+// TCP connection survives it.
+const overrunBy = 20 * time.Second
+
+// route is one way to reach a testSvc exported as "svc".
+type route struct {
+	name string
+	inv  Invoker
+	svc  *testSvc
+}
+
+// syncTransport is a fake Transport that runs each request in the
+// caller's goroutine, as the simulator does: the callee's deadline comes
+// from the request alone, and the caller waits however long the method
+// takes.
+type syncTransport struct {
+	table    *Table
+	clk      clock.Clock
+	maxBytes int
+}
+
+// RoundTrip implements Transport.
+func (s syncTransport) RoundTrip(_ context.Context, req *Request) (*Response, error) {
+	return s.table.Handle(context.Background(), s.clk, s.maxBytes, req), nil
+}
+
+// routes returns the ways to call a testSvc: over TCP, through Local, and
+// through syncTransport. Every end reads time on mock and caps requests at
+// maxBytes.
+func routes(t *testing.T, mock *clock.Mock, maxBytes int) []route {
+	t.Helper()
+	table := func() (*Table, *testSvc) {
+		tab := NewTable(quietLog())
+		svc := newTestSvc()
+		svc.mock = mock
+		if err := Export[testAPI](tab, "svc", svc); err != nil {
+			t.Fatal(err)
+		}
+		return tab, svc
+	}
+	ts := startServer(t, ServerConfig{Clock: mock, MaxRequestBytes: maxBytes, IdleTimeout: 100 * overrunBy}, nil)
+	ts.svc.mock = mock
+	localTab, localSvc := table()
+	fakeTab, fakeSvc := table()
+	return []route{
+		{"tcp", dial(t, ts.addr, DialConfig{Clock: mock}), ts.svc},
+		{"local", Local{Table: localTab, Clock: mock, MaxRequestBytes: maxBytes}, localSvc},
+		{"fake", Caller{Transport: syncTransport{fakeTab, mock, maxBytes}, Clock: mock}, fakeSvc},
+	}
+}
+
+func TestCalleeSeesCallersDeadline(t *testing.T) {
+	mock := clock.NewMock()
+	for _, r := range routes(t, mock, DefaultMaxRequestBytes) {
+		ctx, cancel := mock.WithTimeout(context.Background(), 42*time.Second)
+		want, _ := ctx.Deadline()
+		var got time.Time
+		err := r.inv.Invoke(ctx, "svc", "Deadline", EchoArgs{}, &got)
+		cancel()
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%s: callee's deadline %v (%v), want the caller's %v", r.name, got, err, want)
+		}
+		// A call without a deadline gets the default call timeout, and
+		// the callee that too.
+		want = mock.Now().Add(DefaultCallTimeout)
+		if err := r.inv.Invoke(context.Background(), "svc", "Deadline", EchoArgs{}, &got); err != nil || !got.Equal(want) {
+			t.Errorf("%s: callee's deadline %v (%v) without one, want %v", r.name, got, err, want)
+		}
+	}
+}
+
+// classify describes err by the predicates callers use.
+type classified struct {
+	timeout, deadline, unknown, unreachable, remote bool
+}
+
+func classify(err error) classified {
+	var re *RemoteError
+	return classified{
+		timeout:     errors.Is(err, ErrTimeout),
+		deadline:    errors.Is(err, context.DeadlineExceeded),
+		unknown:     IsOutcomeUnknown(err),
+		unreachable: IsUnreachable(err),
+		remote:      errors.As(err, &re),
+	}
+}
+
+func TestDeadlineOverrunIsTheSameErrorEverywhere(t *testing.T) {
+	want := classified{timeout: true, deadline: true, unknown: true, unreachable: true}
+	mock := clock.NewMock()
+	for _, r := range routes(t, mock, DefaultMaxRequestBytes) {
+		// A method that ignores its deadline and succeeds after it.
+		ctx, cancel := mock.WithTimeout(context.Background(), overrunBy/2)
+		var out EchoArgs
+		err := r.inv.Invoke(ctx, "svc", "Overrun", EchoArgs{N: 1}, &out)
+		cancel()
+		if got := classify(err); got != want {
+			t.Errorf("%s: a method that succeeded after the deadline: %v, classified %+v, want %+v", r.name, err, got, want)
+		}
+
+		// A method that gives up when its deadline passes.
+		ctx, cancel = mock.WithTimeout(context.Background(), overrunBy/2)
+		errc := make(chan error, 1)
+		go func() { errc <- r.inv.Invoke(ctx, "svc", "Block", EchoArgs{}, nil) }()
+		waitChan(t, r.name+": Block to start", r.svc.started)
+		mock.Add(overrunBy)
+		err = waitChan(t, r.name+": the call to end", errc)
+		cancel()
+		if got := classify(err); got != want {
+			t.Errorf("%s: a method that gave up at the deadline: %v, classified %+v, want %+v", r.name, err, got, want)
+		}
+	}
+}
+
+func TestOversizeArgsRejectedTheSameWayEverywhere(t *testing.T) {
+	const maxBytes = 4096
+	for _, r := range routes(t, clock.NewMock(), maxBytes) {
+		var n int
+		err := r.inv.Invoke(context.Background(), "svc", "Size", make([]byte, 16*maxBytes), &n)
+		var re *RemoteError
+		if !errors.Is(err, ErrTooLarge) || !errors.As(err, &re) || re.Code != ErrTooLarge.Code || re.Object != "svc" || re.Method != "Size" {
+			t.Errorf("%s: oversize arguments: %#v", r.name, err)
+		}
+		if IsUnreachable(err) || IsOutcomeUnknown(err) {
+			t.Errorf("%s: oversize arguments misclassified: %v", r.name, err)
+		}
+		if err := r.inv.Invoke(context.Background(), "svc", "Size", make([]byte, maxBytes/2), &n); err != nil || n != maxBytes/2 {
+			t.Errorf("%s: a call within the cap after an oversize one: %d %v", r.name, n, err)
+		}
+	}
+}
+
+func TestOnlyTheInterfaceIsCallable(t *testing.T) {
+	for _, r := range routes(t, clock.NewMock(), DefaultMaxRequestBytes) {
+		var out EchoArgs
+		// Secret has a remote method's shape, but testAPI lacks it.
+		if err := r.inv.Invoke(context.Background(), "svc", "Secret", EchoArgs{S: "x"}, &out); !errors.Is(err, ErrNoSuchMethod) || out.S != "" {
+			t.Errorf("%s: calling a method outside the interface: %q %v", r.name, out.S, err)
+		}
+		if err := r.inv.Invoke(context.Background(), "svc", "Echo", EchoArgs{S: "x"}, &out); err != nil || out.S != "x!" {
+			t.Errorf("%s: calling an interface method: %q %v", r.name, out.S, err)
+		}
+	}
+}
+
+// notRemote has a method that is not a remote method.
+type notRemote interface {
+	Echo(ctx context.Context, a EchoArgs) (EchoArgs, error)
+	Close() error
+}
+
+type closingSvc struct{ *testSvc }
+
+func (closingSvc) Close() error { return nil }
+
+func TestExportNeedsARemoteInterface(t *testing.T) {
+	tab := NewTable(quietLog())
+	svc := newTestSvc()
+	if err := Export(tab, "svc", svc); err == nil {
+		t.Error("exported a concrete type")
+	}
+	if err := Export[notRemote](tab, "svc", closingSvc{svc}); err == nil {
+		t.Error("exported an interface with a method that is not remote")
+	}
+	if err := Export[testAPI](tab, "svc", nil); err == nil {
+		t.Error("exported nil")
+	}
+	if err := Export[any](tab, "svc", svc); err == nil {
+		t.Error("exported an interface without methods")
+	}
+	if got := tab.Names(); len(got) != 0 {
+		t.Fatalf("failed exports left %v in the table", got)
+	}
+	if err := Export[testAPI](tab, "svc", svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := Export[testAPI](tab, "svc", svc); !errors.Is(err, ErrAlreadyBound) {
+		t.Errorf("exported a name twice: %v", err)
+	}
+}
+
+// A failed Dial keeps the cause of its failure.
+func TestDialKeepsTheCause(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, err = Dial(ctxT(t), addr, DialConfig{Logger: quietLog()})
+	var opErr *net.OpError
+	if !errors.Is(err, ErrConnect) || !errors.As(err, &opErr) {
+		t.Fatalf("dial to a closed port: %v lost its *net.OpError", err)
+	}
+}
+
+// A request the server cannot decode is answered with a code the caller
+// classifies as ErrMarshal (not by net/rpc's text), and ends only its
+// stream.
+func TestUndecodableRequestIsErrMarshal(t *testing.T) {
+	ts := startServer(t, ServerConfig{}, nil)
+	sess, err := yamux.Client(handshaken(t, ts.addr), yamuxConfig(quietLog(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	cs, err := newSessionTransport(sess, ts.addr).stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := new(reply)
+	if err := cs.rc.Call(serviceMethod, "not a Request", r); err != nil {
+		t.Fatal(err)
+	}
+	err = Caller{}.outcome("svc", "Echo", &r.resp, nil)
+	if !errors.Is(err, ErrMarshal) || r.resp.ErrCode != errBadRequest.Code {
+		t.Fatalf("undecodable request: %+v, classified %v", r.resp, err)
+	}
+	// The session still carries calls, on a fresh stream.
+	var out EchoArgs
+	fresh := Caller{Transport: newSessionTransport(sess, ts.addr)}
+	if err := fresh.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("after an undecodable request: %+v %v", out, err)
+	}
+}
