@@ -115,7 +115,7 @@ func TestLoginFollowsRegistryAndRedirect(t *testing.T) {
 	if _, err := w.Central().JoinRoom(ctx, centralapi.RoomArgs{User: "ann", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	w.syncLimit = 2 // history comes in pages
+	w.pageSyncs(2) // history comes in pages
 
 	c, rec := login(t, w, "ann")
 	if got, want := w.dialed("ann"), []string{"registry:1099", w.CentralAddr(), w.Addr("server-2")}; !slices.Equal(got, want) {

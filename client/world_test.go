@@ -130,6 +130,13 @@ func (r *recordingConn) Invoke(ctx context.Context, object, method string, args,
 	return nil
 }
 
+// pageSyncs makes the clients ask for pages of at most n messages.
+func (w *world) pageSyncs(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.syncLimit = n
+}
+
 // loseReply makes user's next successful call of method run then (say,
 // crash the server) and fail as if its reply was lost with the connection.
 func (w *world) loseReply(user, method string, then func()) {

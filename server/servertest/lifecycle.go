@@ -120,7 +120,8 @@ func (c *Cluster) takeDown(s *chatServer, then ...func()) {
 // without stopping it, as a network failure would: dialing it fails, calls
 // on open connections to it fail as lost (the connections stay open), and
 // it can reach neither central nor the other servers nor its clients'
-// callbacks.
+// callbacks. With Options.TCP it affects the in-memory ways only: a
+// client connected over TCP still reaches the server.
 func (c *Cluster) SetUnreachable(name string, unreachable bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

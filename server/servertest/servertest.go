@@ -18,14 +18,18 @@
 //	cfg := client.Config{
 //		Central: c.RegistryAddr(), User: "ann", Password: c.Password("ann"),
 //		Dial: func(ctx context.Context, addr string, cb *rmi.Table) (client.Conn, error) {
-//			return c.Dial(ctx, addr, cb)
+//			conn, err := c.Dial(ctx, addr, cb)
+//			if err != nil {
+//				return nil, err // not conn: a nil *Conn is not a nil client.Conn
+//			}
+//			return conn, nil
 //		},
 //	}
 //
-// (Dial returns a *Conn; a Dialer that returns it as an interface should
-// check the error first, as a nil *Conn is not a nil interface.)
-//
-// The package uses only the exported API of package server and central.
+// The package uses only the exported API of package server and central,
+// and does not import the client: the client's own tests use it. Package
+// server's internal tests cannot (it imports server); its external tests
+// and the end-to-end tests can.
 package servertest
 
 import (
