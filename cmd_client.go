@@ -13,6 +13,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/client/term"
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -39,9 +40,13 @@ from stdin, which makes it scriptable:
 With --json every delivered message (and each /history line) prints as one
 JSON object per line with the fields type, room, id, from, text, time
 (RFC 3339, UTC), server, seq and stamp (Unix ns); command results print as
-{"type":"ok",...}. Errors print to stderr, one line each, and the next
-command runs. If its chat server dies, the client moves to another one and
-catches up, with no gap and no duplicate.
+{"type":"ok",...}. Members joining and leaving a room print as "bob joined
+lobby" ({"type":"event","kind":"joined",...}). Errors print to stderr, one
+line each, and the next command runs. If its chat server dies, the client
+moves to another one and catches up, with no gap and no duplicate; that
+prints as two lines, "connection to server-2 lost; reconnecting…" and
+"back, on server-3" ({"type":"status","status":"lost"|"back","server":...}),
+and the details go to the log (--log-level debug).
 
 The password comes from --password-file, else DISTCHAT_PASSWORD, else a
 prompt on the terminal. The exit status is 1 if the login fails.`
@@ -73,11 +78,11 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	clk := clock.New()
-	feed := client.NewFeed()
+	feed := term.NewFeed()
 	cfg := client.Config{
 		Central: *centralFlag, User: *user, Password: pw, Clock: clk, Logger: log,
 		Dial:      client.TCPDialer(rmi.DialConfig{Clock: clk, Logger: log}),
-		OnMessage: feed.Message, OnEvent: feed.Event,
+		OnMessage: feed.Message, OnEvent: feed.Event, OnStatus: feed.Status,
 	}
 	lctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	c, err := client.Login(lctx, cfg)
@@ -96,7 +101,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	}()
 	if interactive {
 		fmt.Fprintf(e.stdout, "logged in as %s on chat server %s; /help lists the commands\n", c.User(), c.Server())
-		restore, err := client.MakeRaw(e.stdinFD)
+		restore, err := term.MakeRaw(e.stdinFD)
 		if err != nil {
 			return err
 		}
@@ -106,7 +111,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 			restore()
 		}()
 	}
-	err = client.RunTerminal(ctx, c, e.stdin, e.stdout, e.stderr, client.TermOptions{
+	err = term.Run(ctx, c, e.stdin, e.stdout, e.stderr, term.Options{
 		JSON: *jsonOut, Interactive: interactive, Clock: clk, Feed: feed,
 	})
 	if errors.Is(err, context.Canceled) {
@@ -118,7 +123,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && client.IsTerminal(int(f.Fd()))
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // crlfWriter writes to w, turning "\n" into "\r\n" while raw is set (the

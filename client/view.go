@@ -1,8 +1,9 @@
 package client
 
 import (
+	"maps"
+	"slices"
 	"sort"
-	"sync"
 
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -69,7 +70,7 @@ type SettledViolation struct {
 }
 
 // View is one room's log as a client shows it: the messages sorted by
-// stamp ([server.Stamp.Compare]), with late arrivals inserted in their
+// stamp ([chatapi.Stamp.Compare]), with late arrivals inserted in their
 // place, so that every client holding the same set of messages shows the
 // same log whatever order they arrived in.
 //
@@ -79,11 +80,10 @@ type SettledViolation struct {
 // storing it): two messages with the same (From, ID) are shown once, at the
 // smaller stamp. Both copies still count as present for [View.Have].
 //
-// A View is safe for concurrent use.
+// A View is a plain value with no lock, no I/O and no clock: a [Client]
+// guards its views with its own lock. It is not safe for concurrent use.
 type View struct {
-	room string
-
-	mu      sync.Mutex
+	room    string
 	log     []chatapi.Message // visible messages, sorted by stamp
 	origins map[string]*originState
 	shown   map[postKey]chatapi.Stamp // stamp at which each post is shown
@@ -122,8 +122,6 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 	if m.Room == "" {
 		m.Room = v.room
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if !v.markPresent(m.Stamp) {
 		v.stats.Duplicates++
 		return Duplicate
@@ -214,10 +212,27 @@ func (v *View) remove(s chatapi.Stamp) {
 	}
 }
 
+// insertAll inserts msgs, taking an empty Room as the view's, and
+// returns the messages newly shown (in order, for Config.OnMessage) and
+// how many were new at all (shown or collapsed: not duplicates).
+func (v *View) insertAll(msgs []chatapi.Message) (shown []chatapi.Message, fresh int) {
+	for _, m := range msgs {
+		if m.Room == "" {
+			m.Room = v.room
+		}
+		switch v.Insert(m) {
+		case Added:
+			fresh++
+			shown = append(shown, m)
+		case Collapsed, Replaced:
+			fresh++
+		}
+	}
+	return shown, fresh
+}
+
 // Messages returns a copy of the visible log in stamp order.
 func (v *View) Messages() []chatapi.Message {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	out := make([]chatapi.Message, len(v.log))
 	copy(out, v.log)
 	return out
@@ -226,8 +241,6 @@ func (v *View) Messages() []chatapi.Message {
 // Settle records that the room is settled up to stamp time t (a point
 // only moves forward).
 func (v *View) Settle(t int64) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if t > v.settled {
 		v.settled = t
 		v.stats.Settles++
@@ -238,16 +251,12 @@ func (v *View) Settle(t int64) {
 // nothing is): the messages of the log with a stamp time at or below it
 // are final, in their final order.
 func (v *View) Settled() int64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	return v.settled
 }
 
 // FirstSettledViolation returns the first message that arrived inside the
 // settled prefix, if any did.
 func (v *View) FirstSettledViolation() (SettledViolation, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.firstViolation == nil {
 		return SettledViolation{}, false
 	}
@@ -256,8 +265,6 @@ func (v *View) FirstSettledViolation() (SettledViolation, bool) {
 
 // Last returns the visible message with the largest stamp, if any.
 func (v *View) Last() (chatapi.Message, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if len(v.log) == 0 {
 		return chatapi.Message{}, false
 	}
@@ -266,18 +273,14 @@ func (v *View) Last() (chatapi.Message, bool) {
 
 // Len returns the number of visible messages.
 func (v *View) Len() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	return len(v.log)
 }
 
 // Have returns, for each origin server with a message in the view, the
 // highest n such that that origin's messages 1..n are all present: what
-// [server.SyncArgs].Have wants. Origins with no contiguous prefix (message
+// [chatapi.SyncArgs].Have wants. Origins with no contiguous prefix (message
 // 1 missing) are left out.
 func (v *View) Have() map[string]uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	have := make(map[string]uint64, len(v.origins))
 	for name, o := range v.origins {
 		if o.head > 0 {
@@ -289,8 +292,6 @@ func (v *View) Have() map[string]uint64 {
 
 // Head returns Have()[origin] without copying the map.
 func (v *View) Head(origin string) uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	if o := v.origins[origin]; o != nil {
 		return o.head
 	}
@@ -300,8 +301,6 @@ func (v *View) Head(origin string) uint64 {
 // Gaps reports whether some origin has a message present above a missing
 // one: a hole that a Sync should fill.
 func (v *View) Gaps() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	for _, o := range v.origins {
 		if len(o.above) > 0 {
 			return true
@@ -313,22 +312,182 @@ func (v *View) Gaps() bool {
 // Max returns the largest stamp present in the view (shown or collapsed),
 // or the zero stamp if it is empty.
 func (v *View) Max() chatapi.Stamp {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	return v.max
 }
 
 // Stats returns the view's insertion counters.
 func (v *View) Stats() ViewStats {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	return v.stats
 }
 
 // Reorders returns how many times a message was inserted above one already
 // present (Stats().Reordered).
 func (v *View) Reorders() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	return v.stats.Reordered
+}
+
+// roomSet is the client's rooms as it knows them: which ones the user is a
+// member of, which ones it left in this session, the view of each, and
+// which views still wait for a completed Sync. Like View it is a plain
+// value with no lock, no I/O and no clock: the [Client] calls it under its
+// lock and carries out what it returns (callbacks to make, syncs to
+// schedule).
+type roomSet struct {
+	member   map[string]bool  // rooms the user is a member of
+	left     map[string]bool  // rooms left in this session: late deliveries are dropped
+	unsynced map[string]bool  // rooms whose catch-up Sync has not completed
+	views    map[string]*View // kept after leaving (frozen), so a rejoin catches up from there
+}
+
+func newRoomSet() *roomSet {
+	return &roomSet{
+		member:   map[string]bool{},
+		left:     map[string]bool{},
+		unsynced: map[string]bool{},
+		views:    map[string]*View{},
+	}
+}
+
+// names returns the rooms the user is a member of, sorted.
+func (s *roomSet) names() []string { return slices.Sorted(maps.Keys(s.member)) }
+
+// view returns room's view, creating it if needed.
+func (s *roomSet) view(room string) *View {
+	v := s.views[room]
+	if v == nil {
+		v = NewView(room)
+		s.views[room] = v
+	}
+	return v
+}
+
+// join records that the user is a member of room and returns its view.
+func (s *roomSet) join(room string) *View {
+	s.member[room] = true
+	delete(s.left, room)
+	return s.view(room)
+}
+
+// leave records that the user left room. Its view is kept, frozen: late
+// deliveries are dropped, and rejoining catches up from where it stopped
+// and reports no message twice.
+func (s *roomSet) leave(room string) {
+	delete(s.member, room)
+	s.left[room] = true
+}
+
+// markUnsynced records that room must complete a Sync before settled
+// notices count for it: until then older messages may still come.
+func (s *roomSet) markUnsynced(room string) { s.unsynced[room] = true }
+
+// markSynced records that a Sync of room has completed.
+func (s *roomSet) markSynced(room string) { delete(s.unsynced, room) }
+
+// markAllUnsynced marks every view unsynced: the client is attaching to a
+// chat server, which may send settled notices before the rooms caught up.
+func (s *roomSet) markAllUnsynced() {
+	for room := range s.views {
+		s.markUnsynced(room)
+	}
+}
+
+// attached resets the membership to rooms, the rooms a chat server's
+// Attach reported, each with a view and unsynced until caught up.
+func (s *roomSet) attached(rooms []string) {
+	s.member = map[string]bool{}
+	for _, r := range rooms {
+		s.join(r)
+		s.markUnsynced(r)
+	}
+}
+
+// seen returns the largest stamp in any view: what a post tells the
+// server its author has seen.
+func (s *roomSet) seen() chatapi.Stamp {
+	var max chatapi.Stamp
+	for _, v := range s.views {
+		if m := v.Max(); max.Less(m) {
+			max = m
+		}
+	}
+	return max
+}
+
+// delivered is what the Client must carry out after [roomSet.deliver].
+type delivered struct {
+	shown []chatapi.Message // newly shown messages, in arrival order: for OnMessage
+	full  []string          // rooms to sync in full, in this order (may repeat)
+	gaps  []string          // rooms with a hole, to sync if it is still open later
+}
+
+// deliver applies a delivery from the chat server to user's rooms: it
+// inserts the messages into their views (a message of a room unknown until
+// now makes the user a member, since the server delivers only to members;
+// one of a room left in this session is dropped), follows the events that
+// concern the user, and applies the settled notices.
+//
+// A room seen for the first time, a room the user was told it joined and
+// a room named by a resync event are synced in full; a resync event
+// without a room means every room. A room where a message arrived before
+// an earlier one of the same origin has a hole, which a Sync fills if it
+// stays open.
+func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
+	var d delivered
+	for _, m := range args.Messages {
+		if m.Room == "" || s.left[m.Room] {
+			continue
+		}
+		if !s.member[m.Room] {
+			s.member[m.Room] = true
+			d.full = append(d.full, m.Room)
+		}
+		v := s.view(m.Room)
+		if v.Insert(m) == Added {
+			d.shown = append(d.shown, m)
+		}
+		if v.Head(m.Stamp.Server) < m.Stamp.Seq {
+			d.gaps = append(d.gaps, m.Room)
+		}
+	}
+	resyncAll := false
+	for _, e := range args.Events {
+		switch {
+		case e.Kind == chatapi.EventResync && e.Room != "":
+			d.full = append(d.full, e.Room)
+		case e.Kind == chatapi.EventResync:
+			resyncAll = true
+		case e.Kind == chatapi.EventJoined && e.User == user && e.Room != "":
+			s.join(e.Room)
+			d.full = append(d.full, e.Room)
+		case e.Kind == chatapi.EventLeft && e.User == user && e.Room != "":
+			s.leave(e.Room)
+		}
+	}
+	for _, r := range d.full {
+		s.markUnsynced(r)
+	}
+	if resyncAll {
+		for r := range s.member {
+			s.markUnsynced(r)
+		}
+		d.full = s.names()
+	}
+	for _, room := range slices.Sorted(maps.Keys(args.Settled)) {
+		s.settle(room, args.Settled[room])
+	}
+	return d
+}
+
+// settle applies a settled notice: room is settled up to stamp time t. It
+// counts only for a room that has completed its catch-up Sync and whose
+// view has no hole: the server's promise covers what it delivered, and a
+// Sync under way, or one that fills a hole, may still bring older
+// messages. It reports whether the notice counted.
+func (s *roomSet) settle(room string, t int64) bool {
+	v := s.views[room]
+	if v == nil || s.unsynced[room] || v.Gaps() {
+		return false
+	}
+	v.Settle(t)
+	return true
 }

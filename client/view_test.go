@@ -236,3 +236,177 @@ func TestViewLast(t *testing.T) {
 		t.Fatalf("last = %v %v, want b", m, ok)
 	}
 }
+
+func TestViewSettle(t *testing.T) {
+	v := NewView("r")
+	msg := func(id string, tm int64, seq uint64) chatapi.Message {
+		return chatapi.Message{Room: "r", ID: id, From: "ann", Stamp: chatapi.Stamp{Time: tm, Server: "s1", Seq: seq}}
+	}
+	steps := []struct {
+		name        string
+		settle      int64            // if not 0, Settle(settle)
+		insert      *chatapi.Message // else Insert(*insert)
+		wantSettled int64
+		wantSettles int
+		wantViol    int
+		wantFirst   string // id of the first violation, if any
+	}{
+		{name: "nothing settled yet", insert: ptr(msg("a", 5, 1))},
+		{name: "a notice settles", settle: 10, wantSettled: 10, wantSettles: 1},
+		{name: "the point never moves back", settle: 7, wantSettled: 10, wantSettles: 1},
+		{name: "the same point again changes nothing", settle: 10, wantSettled: 10, wantSettles: 1},
+		{name: "a message above the point is fine", insert: ptr(msg("b", 12, 2)), wantSettled: 10, wantSettles: 1},
+		{name: "a message at the point violates it", insert: ptr(msg("c", 10, 3)), wantSettled: 10, wantSettles: 1, wantViol: 1, wantFirst: "c"},
+		{name: "the first violation is kept", insert: ptr(msg("d", 3, 4)), wantSettled: 10, wantSettles: 1, wantViol: 2, wantFirst: "c"},
+		{name: "a duplicate is no violation", insert: ptr(msg("a", 5, 1)), wantSettled: 10, wantSettles: 1, wantViol: 2, wantFirst: "c"},
+		{name: "the point moves on", settle: 20, wantSettled: 20, wantSettles: 2, wantViol: 2, wantFirst: "c"},
+	}
+	for _, s := range steps {
+		if s.settle != 0 {
+			v.Settle(s.settle)
+		} else {
+			v.Insert(*s.insert)
+		}
+		st := v.Stats()
+		first, ok := v.FirstSettledViolation()
+		if v.Settled() != s.wantSettled || st.Settles != s.wantSettles || st.SettledViolations != s.wantViol ||
+			ok != (s.wantFirst != "") || first.Message.ID != s.wantFirst {
+			t.Fatalf("%s: settled %d, stats %+v, first violation %+v (%v)", s.name, v.Settled(), st, first, ok)
+		}
+		if ok && first.Settled != 10 {
+			t.Fatalf("%s: the first violation arrived under %d, want 10", s.name, first.Settled)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestRoomSetDeliver runs the room set, the client's pure core, through
+// deliveries one step at a time: what it shows, which syncs it asks for,
+// which rooms the user is in, and when a settled notice counts.
+func TestRoomSetDeliver(t *testing.T) {
+	m := func(room, id string, seq uint64, tm int64) chatapi.Message {
+		return chatapi.Message{Room: room, ID: id, From: "bob", Stamp: chatapi.Stamp{Time: tm, Server: "s1", Seq: seq}}
+	}
+	ev := func(kind, room, user string) chatapi.Event { return chatapi.Event{Kind: kind, Room: room, User: user} }
+	type step struct {
+		name        string
+		synced      []string // rooms whose Sync completes before the delivery
+		args        chatapi.DeliverArgs
+		wantShown   []string // ids
+		wantFull    []string
+		wantGaps    []string
+		wantMembers []string
+		wantSettled map[string]int64
+	}
+	steps := []step{{
+		name:        "a message of an unknown room: the user is a member now, and the room needs a full sync",
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("r", "a", 1, 10)}},
+		wantShown:   []string{"a"},
+		wantFull:    []string{"r"},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 0},
+	}, {
+		name:        "a settled notice does not count before the room's sync completed",
+		args:        chatapi.DeliverArgs{Settled: map[string]int64{"r": 100}},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 0},
+	}, {
+		name:        "it counts once the sync completed",
+		synced:      []string{"r"},
+		args:        chatapi.DeliverArgs{Settled: map[string]int64{"r": 100}},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 100},
+	}, {
+		name:        "a message past a hole is shown, the hole asks for a sync, and settled notices wait",
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("r", "c", 3, 300)}, Settled: map[string]int64{"r": 200}},
+		wantShown:   []string{"c"},
+		wantGaps:    []string{"r"},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 100},
+	}, {
+		name:        "the hole filled, the notice counts",
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("r", "b", 2, 200)}, Settled: map[string]int64{"r": 200}},
+		wantShown:   []string{"b"},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 200},
+	}, {
+		name:        "a duplicate shows nothing",
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("r", "a", 1, 10)}},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"r": 200},
+	}, {
+		name:        "told it joined q: a member, synced in full; its notices wait",
+		args:        chatapi.DeliverArgs{Events: []chatapi.Event{ev(chatapi.EventJoined, "q", "ann")}, Settled: map[string]int64{"q": 50}},
+		wantFull:    []string{"q"},
+		wantMembers: []string{"q", "r"},
+		wantSettled: map[string]int64{"q": 0, "r": 200},
+	}, {
+		name:        "someone else joining or leaving changes nothing",
+		args:        chatapi.DeliverArgs{Events: []chatapi.Event{ev(chatapi.EventJoined, "r", "cy"), ev(chatapi.EventLeft, "q", "cy")}},
+		wantMembers: []string{"q", "r"},
+		wantSettled: map[string]int64{"q": 0, "r": 200},
+	}, {
+		name:        "told it left q: a late message of q is dropped",
+		args:        chatapi.DeliverArgs{Events: []chatapi.Event{ev(chatapi.EventLeft, "q", "ann")}},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"q": 0, "r": 200},
+	}, {
+		name:        "(the late message)",
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("q", "x", 1, 60)}},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"q": 0, "r": 200},
+	}, {
+		name:        "a resync of r: synced in full, and its notices wait again",
+		args:        chatapi.DeliverArgs{Events: []chatapi.Event{ev(chatapi.EventResync, "r", "")}, Settled: map[string]int64{"r": 300}},
+		wantFull:    []string{"r"},
+		wantMembers: []string{"r"},
+		wantSettled: map[string]int64{"q": 0, "r": 200},
+	}, {
+		name:        "a resync without a room: every room the user is in",
+		synced:      []string{"r"},
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("p", "y", 1, 70)}, Events: []chatapi.Event{ev(chatapi.EventResync, "", "")}},
+		wantShown:   []string{"y"},
+		wantFull:    []string{"p", "r"},
+		wantMembers: []string{"p", "r"},
+		wantSettled: map[string]int64{"p": 0, "r": 200},
+	}}
+	s := newRoomSet()
+	for _, st := range steps {
+		for _, r := range st.synced {
+			s.markSynced(r)
+		}
+		d := s.deliver("ann", st.args)
+		if got := ids(d.shown); !slices.Equal(got, st.wantShown) {
+			t.Fatalf("%s: shown %v, want %v", st.name, got, st.wantShown)
+		}
+		if !slices.Equal(d.full, st.wantFull) || !slices.Equal(d.gaps, st.wantGaps) {
+			t.Fatalf("%s: full syncs %v, gap syncs %v; want %v, %v", st.name, d.full, d.gaps, st.wantFull, st.wantGaps)
+		}
+		if got := s.names(); !slices.Equal(got, st.wantMembers) {
+			t.Fatalf("%s: member of %v, want %v", st.name, got, st.wantMembers)
+		}
+		for room, want := range st.wantSettled {
+			if got := s.view(room).Settled(); got != want {
+				t.Fatalf("%s: %s settled at %d, want %d", st.name, room, got, want)
+			}
+		}
+	}
+	if got := s.seen(); got != (chatapi.Stamp{Time: 300, Server: "s1", Seq: 3}) {
+		t.Fatalf("seen %v, want the largest stamp held", got)
+	}
+	// Attaching again: membership is what the server says, and every room
+	// waits for its sync.
+	s.markAllUnsynced()
+	s.attached([]string{"q", "r"})
+	if got := s.names(); !slices.Equal(got, []string{"q", "r"}) || s.left["q"] {
+		t.Fatalf("after attach: member of %v, left %v", got, s.left)
+	}
+	if s.settle("r", 400) || s.settle("p", 400) || s.settle("q", 400) {
+		t.Fatal("a settled notice counted before the catch-up")
+	}
+	s.markSynced("r")
+	if !s.settle("r", 400) || s.view("r").Settled() != 400 {
+		t.Fatal("a settled notice did not count after the catch-up")
+	}
+}

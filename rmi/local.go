@@ -18,10 +18,14 @@ type Local struct {
 	// Peer is attached to each call's context; nil means an
 	// unauthenticated caller with no callbacks.
 	Peer *Peer
-	// Clock reads the caller's deadlines and times the callee, as
-	// DialConfig.Clock and ServerConfig.Clock do over TCP. Nil means the
-	// real clock.
+	// Clock is the caller's clock: it reads the caller's deadlines, as
+	// DialConfig.Clock does over TCP. Nil means the real clock.
 	Clock clock.Clock
+	// CalleeClock times the method under the caller's remaining time, as
+	// ServerConfig.Clock does over TCP. Nil means Clock. Set it when caller
+	// and callee keep different clocks (a test's client on a mock clock
+	// calling servers on the real one).
+	CalleeClock clock.Clock
 	// MaxRequestBytes caps the encoded arguments of one call, as
 	// ServerConfig.MaxRequestBytes does. Zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int
@@ -34,7 +38,10 @@ func (l Local) Invoke(ctx context.Context, object, method string, args, reply an
 
 // RoundTrip implements Transport.
 func (l Local) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
-	clk := l.Clock
+	clk := l.CalleeClock
+	if clk == nil {
+		clk = l.Clock
+	}
 	if clk == nil {
 		clk = realClock
 	}

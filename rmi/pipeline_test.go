@@ -241,3 +241,25 @@ func TestUndecodableRequestIsErrMarshal(t *testing.T) {
 		t.Fatalf("after an undecodable request: %+v %v", out, err)
 	}
 }
+
+// TestLocalAcrossClocks calls from a caller on one mock clock to a callee
+// on another, hours apart: the callee gets the caller's remaining time,
+// measured on its own clock, as over TCP.
+func TestLocalAcrossClocks(t *testing.T) {
+	caller, callee := clock.NewMock(), clock.NewMock()
+	caller.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	callee.Set(caller.Now().Add(7 * time.Hour))
+	tab := NewTable(quietLog())
+	svc := newTestSvc()
+	svc.mock = callee
+	if err := Export[testAPI](tab, "svc", svc); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caller.WithTimeout(context.Background(), 42*time.Second)
+	defer cancel()
+	var got time.Time
+	err := Local{Table: tab, Clock: caller, CalleeClock: callee}.Invoke(ctx, "svc", "Deadline", EchoArgs{}, &got)
+	if want := callee.Now().Add(42 * time.Second); err != nil || !got.Equal(want) {
+		t.Fatalf("callee's deadline %v (%v), want %v on its own clock", got, err, want)
+	}
+}

@@ -1,8 +1,9 @@
-package client
+package term
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -149,8 +151,8 @@ func TestTerminalScriptJSON(t *testing.T) {
 		"/say r after the quit", // never runs
 	}, "\n") + "\n"
 	var out, errOut rmitest.SyncBuffer
-	err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut,
-		TermOptions{JSON: true, Clock: clock.NewMock(), Feed: feed})
+	err := Run(context.Background(), sess, strings.NewReader(script), &out, &errOut,
+		Options{JSON: true, Clock: clock.NewMock(), Feed: feed})
 	if err != nil {
 		t.Fatalf("RunTerminal: %v", err)
 	}
@@ -237,7 +239,7 @@ func TestTerminalScriptText(t *testing.T) {
 	// No /quit: the script ends at EOF. Comments and blank lines are skipped.
 	script := "# a comment\n\n/join lobby\n/say lobby hi there\n/history lobby\n/leave lobby\n/who nope\n/rooms\n/help\n"
 	var out, errOut rmitest.SyncBuffer
-	if err := RunTerminal(context.Background(), sess, strings.NewReader(script), &out, &errOut, TermOptions{Feed: feed}); err != nil {
+	if err := Run(context.Background(), sess, strings.NewReader(script), &out, &errOut, Options{Feed: feed}); err != nil {
 		t.Fatal(err)
 	}
 	msgs, _ := sess.History(context.Background(), "lobby")
@@ -248,10 +250,10 @@ func TestTerminalScriptText(t *testing.T) {
 		line,
 		"left room lobby",
 		"lobby (2 members) joined",
-		termHelp[0],
+		help[0],
 	}
 	got := out.Lines()
-	if len(got) != 5+len(termHelp) {
+	if len(got) != 5+len(help) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	for i, w := range wantPrefix {
@@ -275,7 +277,7 @@ func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	var out, errOut rmitest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- RunTerminal(context.Background(), sess, in, &out, &errOut, TermOptions{Clock: clk, Feed: feed})
+		done <- Run(context.Background(), sess, in, &out, &errOut, Options{Clock: clk, Feed: feed})
 	}()
 	if _, err := io.WriteString(inW, "/say lobby first\n/wait 5s\n/rooms\n"); err != nil {
 		t.Fatal(err)
@@ -286,7 +288,11 @@ func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	feed.Message(chatapi.Message{Room: "lobby", ID: "x", From: "bob", Text: "meanwhile", Stamp: chatapi.Stamp{Time: 1, Server: "s2", Seq: 1}})
 	rmitest.WaitFor(t, "the delivery during /wait", func() bool { return strings.Contains(out.String(), "bob: meanwhile") })
 	feed.Event(chatapi.Event{Kind: chatapi.EventJoined, Room: "lobby", User: "cy"})
-	rmitest.WaitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "[lobby] * cy joined") })
+	rmitest.WaitFor(t, "the event during /wait", func() bool { return strings.Contains(out.String(), "cy joined lobby") })
+	feed.Status(client.Status{Kind: client.Lost, Server: "s1", Err: errors.New("gone")})
+	rmitest.WaitFor(t, "the status line during /wait", func() bool {
+		return strings.Contains(out.String(), "connection to s1 lost; reconnecting…")
+	})
 
 	advanced := time.Duration(0)
 	for !strings.Contains(out.String(), "lobby (2 members)") {
@@ -313,7 +319,7 @@ func TestTerminalInteractive(t *testing.T) {
 	sess := newFakeSession(feed)
 	in := strings.NewReader("/join lobby\rhello\r/quit\r")
 	var out rmitest.SyncBuffer
-	if err := RunTerminal(context.Background(), sess, in, &out, &out, TermOptions{Interactive: true, Feed: feed}); err != nil {
+	if err := Run(context.Background(), sess, in, &out, &out, Options{Interactive: true, Feed: feed}); err != nil {
 		t.Fatal(err)
 	}
 	if got := sess.saidLines(); !slices.Equal(got, []string{"lobby: hello"}) {
@@ -330,9 +336,70 @@ func TestTerminalEndsWithContext(t *testing.T) {
 	defer inW.Close()
 	done := make(chan error, 1)
 	var out rmitest.SyncBuffer
-	go func() { done <- RunTerminal(ctx, newFakeSession(nil), in, &out, &out, TermOptions{}) }()
+	go func() { done <- Run(ctx, newFakeSession(nil), in, &out, &out, Options{}) }()
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("RunTerminal = %v, want context.Canceled", err)
+	}
+}
+
+// arrivals queues, before a script runs, what a client hands the terminal
+// while the user types: others joining and leaving, a lost connection, a
+// message, the connection back. It returns the message.
+func arrivals(feed *Feed) chatapi.Message {
+	m := chatapi.Message{Room: "lobby", ID: "x", From: "bob", Text: "made it", Stamp: chatapi.Stamp{Time: 7, Server: "s3", Seq: 1}}
+	feed.Event(chatapi.Event{Kind: chatapi.EventJoined, Room: "lobby", User: "bob"})
+	feed.Event(chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
+	feed.Status(client.Status{Kind: client.Lost, Server: "s2", Err: errors.New("ping: rmi: connection lost: EOF")})
+	feed.Message(m)
+	feed.Status(client.Status{Kind: client.Back, Server: "s3"})
+	feed.Event(chatapi.Event{Kind: chatapi.EventLeft, Room: "lobby", User: "cy"})
+	return m
+}
+
+func TestTerminalShowsMembersAndConnection(t *testing.T) {
+	feed := NewFeed()
+	m := arrivals(feed)
+	var out, errOut rmitest.SyncBuffer
+	if err := Run(context.Background(), newFakeSession(feed), strings.NewReader("/rooms\n"), &out, &errOut, Options{Feed: feed}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"bob joined lobby",
+		"connection to s2 lost; reconnecting…",
+		FormatMessage(m),
+		"back, on s3",
+		"cy left lobby",
+		"lobby (2 members) joined",
+	}
+	if got := out.Lines(); !slices.Equal(got, want) {
+		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Why the connection was lost is for the log, not the chat.
+	if e := errOut.String(); e != "" {
+		t.Fatalf("errors: %q", e)
+	}
+}
+
+func TestTerminalShowsMembersAndConnectionJSON(t *testing.T) {
+	feed := NewFeed()
+	arrivals(feed)
+	var out, errOut rmitest.SyncBuffer
+	if err := Run(context.Background(), newFakeSession(feed), strings.NewReader(""), &out, &errOut, Options{JSON: true, Feed: feed}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"type":"event","kind":"joined","room":"lobby","user":"bob"}`,
+		`{"type":"event","kind":"resync","room":"lobby"}`,
+		`{"type":"status","status":"lost","server":"s2"}`,
+		`{"type":"message","room":"lobby","id":"x","from":"bob","text":"made it","time":"1970-01-01T00:00:00.000000007Z","server":"s3","seq":1,"stamp":7}`,
+		`{"type":"status","status":"back","server":"s3"}`,
+		`{"type":"event","kind":"left","room":"lobby","user":"cy"}`,
+	}
+	if got := out.Lines(); !slices.Equal(got, want) {
+		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if e := errOut.String(); e != "" {
+		t.Fatalf("errors: %q", e)
 	}
 }

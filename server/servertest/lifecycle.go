@@ -1,0 +1,179 @@
+package servertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server"
+)
+
+// Start opens chat server name on its data directory (keeping what it
+// stored before a Crash or Stop), serves it and registers it with
+// central, which may then place users there. New starts every server.
+func (c *Cluster) Start(name string) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.mustServer(name)
+	running, addr := s.srv != nil, s.addr
+	c.mu.Unlock()
+	if running {
+		c.t.Fatalf("servertest: %s is already running", name)
+	}
+	var l net.Listener
+	if c.opts.TCP {
+		// The same port as before, if it had one: the address central
+		// and the other servers know stays valid.
+		var err error
+		if l, err = net.Listen("tcp", addr); err != nil {
+			c.t.Fatalf("servertest: %s: listen: %v", name, err)
+		}
+		addr = l.Addr().String()
+	}
+	srv, err := server.Open(server.Config{
+		Name: name, Addr: addr, Dir: c.dir + "/" + name,
+		Clock: c.opts.Clock, ClockMode: c.opts.ClockMode, Settled: c.opts.Settled,
+		Central: centralapi.ClusterStub{Inv: &link{c: c, from: name}},
+		Connect: func(to string) rmi.Invoker { return &link{c: c, from: name, to: to} },
+		Logger:  c.log,
+	})
+	if err != nil {
+		c.t.Fatalf("servertest: open %s: %v", name, err)
+	}
+	table := rmi.NewTable(c.log)
+	if err := srv.Export(table); err != nil {
+		c.t.Fatalf("servertest: export %s: %v", name, err)
+	}
+	var rs *rmi.Server
+	if l != nil {
+		rs = rmi.NewServer(table, rmi.ServerConfig{Clock: c.opts.Clock, Logger: c.log})
+		go func() { _ = rs.Serve(l) }()
+	}
+	c.mu.Lock()
+	s.srv, s.table, s.tcp, s.addr = srv, table, rs, addr
+	c.byAddr[addr] = s
+	c.mu.Unlock()
+	if err := srv.Start(context.Background()); err != nil {
+		c.t.Fatalf("servertest: start %s: %v", name, err)
+	}
+}
+
+// Crash stops chat server name abruptly, as kill -9 would: it stops
+// answering, its clients' connections break (their OnClose hooks run) and
+// it is closed. Central is not told: it keeps the server as live until
+// its lease (LeaseTTL) runs out. What the server acknowledged is durable
+// and back after Start.
+func (c *Cluster) Crash(name string) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.mustServer(name)
+	c.mu.Unlock()
+	c.takeDown(s)
+}
+
+// Stop stops chat server name cleanly, as SIGTERM would: it is closed and
+// unregistered at central, so central places no one there, and then its
+// clients' connections end.
+func (c *Cluster) Stop(name string) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.mustServer(name)
+	c.mu.Unlock()
+	c.takeDown(s, func() {
+		if err := c.central.UnregisterServer(context.Background(), centralapi.UnregisterArgs{Name: name}); err != nil {
+			c.t.Errorf("servertest: unregister %s: %v", name, err)
+		}
+	})
+}
+
+// takeDown marks s down, closes it, runs then (if any), and ends the
+// connections clients have to it.
+func (c *Cluster) takeDown(s *chatServer, then ...func()) {
+	c.mu.Lock()
+	srv, rs := s.srv, s.tcp
+	s.srv, s.table, s.tcp = nil, nil, nil
+	var conns []*Conn
+	for k := range c.conns {
+		if k.server == s {
+			conns = append(conns, k)
+		}
+	}
+	c.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	_ = srv.Close()
+	for _, f := range then {
+		f()
+	}
+	for _, k := range conns {
+		k.end(true)
+	}
+	if rs != nil {
+		_ = rs.Close()
+	}
+}
+
+// SetUnreachable makes chat server name unreachable (or reachable again)
+// without stopping it, as a network failure would: dialing it fails, calls
+// on open connections to it fail as lost (the connections stay open), and
+// it can reach neither central nor the other servers nor its clients'
+// callbacks. With Options.TCP it affects the in-memory ways only: a
+// client connected over TCP still reaches the server.
+func (c *Cluster) SetUnreachable(name string, unreachable bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustServer(name).unreachable = unreachable
+}
+
+// Disconnect cuts chat servers a and b off from each other (both ways);
+// each still reaches central, the other servers and its clients.
+func (c *Cluster) Disconnect(a, b string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustServer(a)
+	c.mustServer(b)
+	c.cut[[2]string{a, b}] = true
+	c.cut[[2]string{b, a}] = true
+}
+
+// Reconnect undoes Disconnect(a, b).
+func (c *Cluster) Reconnect(a, b string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cut, [2]string{a, b})
+	delete(c.cut, [2]string{b, a})
+}
+
+// link is how a chat server reaches central (to == "") or another chat
+// server (to is its address): in memory, as a cluster member, failing as
+// an unreachable host would while either end is down or cut off.
+type link struct {
+	c        *Cluster
+	from, to string
+}
+
+// Invoke implements rmi.Invoker.
+func (l *link) Invoke(ctx context.Context, object, method string, args, reply any) error {
+	c := l.c
+	c.mu.Lock()
+	from := c.servers[l.from]
+	table, dest := c.ctable, "central"
+	ok := from.up()
+	if l.to != "" {
+		to := c.byAddr[l.to]
+		table, dest = nil, l.to
+		if to.up() && !c.cut[[2]string{l.from, to.name}] {
+			table = to.table
+		}
+		ok = ok && table != nil
+	}
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("servertest: %s cannot reach %s: %w", l.from, dest, rmi.ErrConnect)
+	}
+	peer := rmi.NewPeer(c.peerIDs.Add(1), l.from, true, nil)
+	return rmi.Local{Table: table, Peer: peer, Clock: c.opts.Clock}.Invoke(ctx, object, method, args, reply)
+}
