@@ -150,7 +150,7 @@ func BenchmarkFanOutRemote(b *testing.B) {
 			a := c.startServer("a", ClockHLC)
 			c.startServer("b", ClockHLC)
 			a.mu.Lock()
-			a.forwardBatch = batch
+			a.out.batch = batch
 			a.mu.Unlock()
 			poster, tok, _ := benchUsers(b, c, "a", "p", 1, "bench", true)
 			_, _, counters := benchUsers(b, c, "b", "m", members, "bench", false)

@@ -9,15 +9,14 @@ import (
 
 // commitReq is one caller's share of a group commit.
 type commitReq struct {
-	msgs    []chatapi.Message
-	last    int64    // a watermark to make durable (meta "last")
-	known   []string // the known chat servers to record
-	own     bool     // msgs were stamped here (record dedupe entries)
-	cursors map[string]map[string]uint64
-	done    chan struct{}
-	err     error
-	isNew   []bool
-	heads   map[string]map[string]uint64
+	msgs  []chatapi.Message
+	last  int64    // a watermark to make durable (meta "last")
+	known []string // the known chat servers to record
+	own   bool     // msgs were stamped here (record dedupe entries)
+	done  chan struct{}
+	err   error
+	isNew []bool
+	heads map[string]map[string]uint64
 }
 
 // committer group-commits: while one caller (the leader) writes a batch,
@@ -27,10 +26,12 @@ type commitReq struct {
 type committer struct {
 	st *store
 	// after runs in the leader after each successful batch, before the
-	// batch's callers return, so fan-out starts once data is durable.
+	// batch's callers return, so fan-out starts once data is durable
+	// (Server.committed).
 	after func([]*commitReq)
 	// extra, if set, returns state to write along with the next batch
-	// (forwarding cursors, which need no commit of their own).
+	// (forwarding cursors, which need no commit of their own:
+	// Server.takeDirtyCursors).
 	extra func() map[string]map[string]uint64
 
 	// commits counts transactions written (for benchmarks: commits per
@@ -113,16 +114,6 @@ func (c *committer) write(batch []*commitReq) error {
 				wb.last = m.Stamp.Time
 			}
 		}
-		for dest, rooms := range r.cursors {
-			if wb.cursors[dest] == nil {
-				wb.cursors[dest] = map[string]uint64{}
-			}
-			for room, seq := range rooms {
-				if seq > wb.cursors[dest][room] {
-					wb.cursors[dest][room] = seq
-				}
-			}
-		}
 	}
 	c.commits.Add(1)
 	if err := c.st.commit(wb); err != nil {
@@ -135,4 +126,60 @@ func (c *committer) write(batch []*commitReq) error {
 		i += len(r.msgs)
 	}
 	return nil
+}
+
+// committed runs in the committing leader once a batch is durable, and
+// hands it on: the new messages of each room go to its local members
+// (deliver.go), and own ones to the outbox for the room's other servers
+// (fanout.go). Stamps stored from elsewhere move the stamper's clock.
+func (s *Server) committed(batch []*commitReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byRoom := map[string][]chatapi.Message{}
+	var order []string
+	ownRooms := map[string]bool{}
+	for _, q := range batch {
+		for i, m := range q.msgs {
+			if !q.isNew[i] {
+				continue
+			}
+			if _, ok := byRoom[m.Room]; !ok {
+				order = append(order, m.Room)
+			}
+			byRoom[m.Room] = append(byRoom[m.Room], m)
+			if r := s.room(m.Room); !q.own && !r.members.valid {
+				// Messages of a room whose members we do not know (a
+				// RoomChanged that never came): learn them, so local
+				// members get them.
+				s.refreshSoonLocked(r)
+			}
+			if q.own {
+				ownRooms[m.Room] = true
+				s.out.stored(m.Room, m.Stamp.Seq) // durable now: the forwarders may send it
+			} else {
+				s.stamper.observe(m.Stamp.Time)
+			}
+		}
+		for room, hs := range q.heads {
+			r := s.room(room)
+			for origin, h := range hs {
+				if h > r.heads[origin] {
+					r.heads[origin] = h
+				}
+			}
+		}
+	}
+	for _, room := range order {
+		s.deliverLocked(room, byRoom[room])
+		if ownRooms[room] {
+			s.dispatchLocked(s.room(room))
+		}
+	}
+}
+
+// takeDirtyCursors hands the committer the forwarding cursors to write.
+func (s *Server) takeDirtyCursors() map[string]map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.takeDirty()
 }

@@ -7,23 +7,67 @@
 // on, forwards the message once to each of those servers (Peer.Forward),
 // and delivers it to its own attached members through their callbacks.
 //
+// # Follow a post
+//
+// Each file has one job, and a post flows forward through them:
+//
+//   - post.go: Post validates the post, stamps it (the stamper) and hands
+//     it to the committer.
+//   - commit.go: the committer group-commits it; committed then hands the
+//     durable batch on, to fan-out and to local delivery.
+//   - fanout.go: dispatchLocked and runForwarder forward it once to each
+//     other server of the room's members; on that server Forward stores it
+//     through its own committer, whose committed hands it on.
+//   - deliver.go: deliverLocked queues it for every local member, and pump
+//     sends each client's queue in Deliver callbacks.
+//
+// # Cores
+//
+// The decisions are plain types with no lock, no I/O and no clock of their
+// own (time is an argument), each with table tests: the server takes its
+// lock, calls a core, and carries out what the core returns (store writes,
+// remote calls after releasing the lock, timers through its clock).
+//
+//   - stamp.go: stamper, the stamp times (wall or hlc).
+//   - outbox.go: outbox, what each other server is owed, what one Forward
+//     carries, what an acknowledgement releases, the cursors to write, the
+//     watermarks to send.
+//   - settled.go: settledTracker, the watermarks of every server and the
+//     settled point of each room (the protocol is described there).
+//   - members.go: roomMembers, one room's cached membership and when it is
+//     stale.
+//
+// # The other files
+//
+//   - server.go: Config, Open, Start, Close, and the timers (after).
+//   - cluster.go: registration and lease at central, the live servers.
+//   - session.go: Attach, Ping, Detach, and the attachments.
+//   - rooms.go: membership from central, room operations, RoomChanged.
+//   - catchup.go: Sync, Fetch, catch-up from peers and anti-entropy.
+//   - heartbeat.go: this server's watermark, and settled notices.
+//   - store.go: the bbolt file.
+//
+// # Throughput
+//
 // The hot path is built for throughput:
 //
 //   - group commit: concurrent posts and forwards share one bbolt
 //     transaction and one fsync (committer);
 //   - batched forwarding: one forwarder per destination server drains every
-//     room's pending messages into one Forward call (forwarder);
+//     room's pending messages into one Forward call (outbox);
 //   - batched callbacks: each attached client has a bounded queue drained by
 //     one delivery task into one Deliver call per batch; a client that falls
 //     too far behind loses its queue and is told to resync, so a slow reader
 //     never stalls a room (attachment);
 //   - no lock is held across a remote call.
 //
-// Durability: a post is acknowledged only after it is in the server's bbolt
-// file. Each room's own messages are forwarded to each destination with a
-// durable cursor (the outbox), retried until acknowledged; receivers drop
-// duplicates by (room, origin server, seq). A server that gains members in a
-// room pulls the room's history from every live server (Peer.Fetch), and
+// # Durability
+//
+// A post is acknowledged only after it is in the server's bbolt file. Each
+// room's own messages are forwarded to each destination with a durable
+// cursor (the outbox), retried until acknowledged; receivers drop
+// duplicates by (room, origin server, seq). A server that gains members in
+// a room pulls the room's history from every live server (Peer.Fetch), and
 // rooms with local members are re-checked against all live servers
 // periodically (anti-entropy), so a message reaches everyone who needs it
 // even across crashes and membership changes.

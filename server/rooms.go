@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/distchat/distchat/central"
@@ -26,12 +28,12 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 		s.mu.Lock()
 		var gen uint64
 		if r := s.rooms[name]; r != nil {
-			if !fresh && r.infoValid && s.clk.Since(r.infoAt) < roomInfoTTL {
-				info = r.info
+			if !fresh && r.members.fresh(s.clk.Now()) {
+				info = r.members.info
 				s.mu.Unlock()
 				return info, nil
 			}
-			gen = r.gen
+			gen = r.members.gen
 		}
 		s.mu.Unlock()
 		cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
@@ -42,8 +44,9 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 			return info, err
 		}
 		s.mu.Lock()
-		if r := s.room(name); r.gen == gen {
-			s.setInfoLocked(r, info)
+		r := s.room(name)
+		if ch, ok := r.members.install(gen, info, s.clk.Now()); ok {
+			s.membersChangedLocked(r, ch)
 			s.mu.Unlock()
 			return info, nil
 		}
@@ -53,39 +56,17 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 	return info, nil
 }
 
-// setInfoLocked installs fresh membership for r: it updates which local
-// attachments receive the room, tells them who joined or left, and
-// dispatches pending messages to any new destination server.
-func (s *Server) setInfoLocked(r *room, info centralapi.RoomInfo) {
-	old := map[string]bool{}
-	if r.infoValid {
-		for _, m := range r.info.Members {
-			old[m.User] = true
-		}
-	}
-	r.info, r.infoValid, r.infoAt = info, true, s.clk.Now()
-	now := map[string]bool{}
-	for _, m := range info.Members {
-		now[m.User] = true
-	}
-	var events []chatapi.Event
-	for _, m := range info.Members {
-		if len(old) > 0 && !old[m.User] {
-			events = append(events, chatapi.Event{Kind: chatapi.EventJoined, Room: r.name, User: m.User})
-		}
-	}
-	for u := range old {
-		if !now[u] {
-			events = append(events, chatapi.Event{Kind: chatapi.EventLeft, Room: r.name, User: u})
-		}
-	}
-	sort.Slice(events, func(i, j int) bool { return events[i].User < events[j].User })
+// membersChangedLocked carries out what installing fresh membership for r
+// changed: it updates which local attachments receive the room, tells them
+// who joined or left, and dispatches pending messages to any new
+// destination server.
+func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 	// Local attachments follow the membership. One that gains the room
 	// here (its user joined elsewhere, or this server learned of the room
 	// only now) is told it joined, so its client adds the room and syncs
 	// it: messages stored before it was added were never queued to it.
 	for _, a := range s.sortedAttachments() {
-		if now[a.user] {
+		if isMember(r.members.info, a.user) {
 			if !a.rooms[r.name] {
 				s.addLocalLocked(a, r)
 				a.enqueueLocked(s, nil, []chatapi.Event{{Kind: chatapi.EventJoined, Room: r.name, User: a.user}})
@@ -94,26 +75,17 @@ func (s *Server) setInfoLocked(r *room, info centralapi.RoomInfo) {
 			s.removeLocalLocked(a, r.name)
 		}
 	}
-	if len(events) > 0 {
-		for _, a := range sortedAtts(s.local[r.name]) {
-			a.enqueueLocked(s, nil, events)
+	if len(ch.events) > 0 {
+		for _, a := range slices.SortedFunc(maps.Keys(s.local[r.name]), byUser) {
+			a.enqueueLocked(s, nil, ch.events)
 		}
 		for _, a := range s.sortedAttachments() {
-			if old[a.user] && !now[a.user] {
-				a.enqueueLocked(s, nil, events)
+			if ch.left[a.user] {
+				a.enqueueLocked(s, nil, ch.events)
 			}
 		}
 	}
 	s.dispatchLocked(r)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // addLocalLocked makes a receive room r's messages. When the room had no
@@ -142,12 +114,6 @@ func (s *Server) removeLocalLocked(a *attachment, room string) {
 	delete(a.rooms, room)
 }
 
-// invalidateLocked forgets r's membership; the next use refreshes it.
-func (s *Server) invalidateLocked(r *room) {
-	r.gen++
-	r.infoValid = false
-}
-
 // refreshSoonLocked refreshes r's membership in the background and then
 // dispatches its pending messages.
 func (s *Server) refreshSoonLocked(r *room) {
@@ -162,7 +128,7 @@ func (s *Server) refreshSoonLocked(r *room) {
 		if err != nil {
 			s.log.Warn("refresh room membership", "room", r.name, "err", err)
 			if !errors.Is(err, centralapi.ErrNoSuchRoom) {
-				s.after(s.retryWait(1), func() {
+				s.after(retryWait(1), func() {
 					s.mu.Lock()
 					s.refreshSoonLocked(r)
 					s.mu.Unlock()
@@ -230,7 +196,7 @@ func (s *Server) notifyServers(ctx context.Context, infos ...centralapi.RoomInfo
 			}
 		}
 	}
-	for _, name := range sortedKeysS(byServer) {
+	for _, name := range slices.Sorted(maps.Keys(byServer)) {
 		s.mu.Lock()
 		stub := s.forwarder(name, addrs[name]).stubLocked()
 		s.mu.Unlock()
@@ -241,15 +207,6 @@ func (s *Server) notifyServers(ctx context.Context, infos ...centralapi.RoomInfo
 			s.log.Debug("notify room change", "peer", name, "err", err)
 		}
 	}
-}
-
-func sortedKeysS[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // roomOp runs a membership change at central for the session's user and
@@ -270,8 +227,8 @@ func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.C
 	// through the generation-checked read, which is at least as new as
 	// this invalidation.
 	s.mu.Lock()
-	prev := s.room(info.Name).info
-	s.invalidateLocked(s.room(info.Name))
+	prev := s.room(info.Name).members.info
+	s.room(info.Name).members.invalidate()
 	s.mu.Unlock()
 	latest, err := s.roomInfo(ctx, info.Name, true)
 	if err != nil {
@@ -339,4 +296,18 @@ func (s *Server) Who(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomIn
 		return centralapi.RoomInfo{}, fmt.Errorf("room %q: %w", a.Room, centralapi.ErrNotMember)
 	}
 	return info, nil
+}
+
+// RoomChanged implements Peer: forget the rooms' membership and read it
+// again from central, so the next fan-out goes to the right servers.
+func (p *peerAPI) RoomChanged(ctx context.Context, args chatapi.RoomChangedArgs) error {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range args.Rooms {
+		r := s.room(name)
+		r.members.invalidate()
+		s.refreshSoonLocked(r)
+	}
+	return nil
 }

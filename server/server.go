@@ -1,11 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,6 +70,11 @@ type Config struct {
 
 // Server is a chat server. It implements ChatServer; its Peer interface is
 // exported separately by Export.
+//
+// Its decisions are taken by plain cores with no lock, no I/O and no clock
+// of their own (stamper, outbox, settledTracker, and roomMembers in each
+// room): the server takes s.mu, calls a core, and carries out what it
+// returns, making remote calls only after releasing s.mu.
 type Server struct {
 	cfg     Config
 	name    string
@@ -81,39 +88,28 @@ type Server struct {
 	mu           sync.Mutex
 	closed       bool
 	started      bool
-	stamper      *stamper
+	stamper      *stamper        // stamp times (stamp.go)
+	out          *outbox         // what each other server is owed (outbox.go)
+	settled      *settledTracker // watermarks and settled points (settled.go)
 	rooms        map[string]*room
 	atts         map[string]*attachment          // by session token
 	local        map[string]map[*attachment]bool // room -> attachments whose user is a member
 	peers        map[string]*forwarder           // other servers by name
-	cursors      map[string]map[string]uint64    // dest -> room -> own seq acknowledged
 	posting      map[string]bool                 // user\x00id of posts being stamped
 	live         []centralapi.ServerInfo         // live servers, from central
 	timers       map[*clock.Timer]bool           // armed timers, stopped by Close
 	renewWait    time.Duration                   // lease renewal period
 	maxQueue     int                             // per-client delivery queue bound
-	inflight     int                             // own posts stamped but not yet durable
-	wm           map[string]map[string]int64     // room -> origin server -> watermark received
-	wmDefault    map[string]int64                // origin server -> watermark for rooms it has no messages in
-	settledSent  map[string]int64                // room -> settled point last told to clients
-	known        map[string]bool                 // every chat server ever seen (persisted)
-	knownDirty   bool                            // known changed since written
 	deliverBatch int                             // messages per Deliver callback
-	forwardBatch int                             // messages per Forward call
-	dirty        map[string]map[string]uint64    // cursors not yet written
-	flushing     bool                            // a cursor flush is scheduled
+	inflight     int                             // own posts stamped but not yet durable
 }
 
 // room is what the server knows of one room.
 type room struct {
 	name       string
-	info       centralapi.RoomInfo
-	infoValid  bool
-	infoAt     time.Time
-	gen        uint64 // bumped by each invalidation
-	refreshing bool
+	members    roomMembers       // cached membership (members.go)
+	refreshing bool              // a membership refresh is scheduled or running
 	stampSeq   uint64            // last seq stamped here (maybe not yet durable)
-	ownSeq     uint64            // last seq stamped here and durable
 	heads      map[string]uint64 // contiguous head per origin
 	synced     bool              // caught up from peers since it gained local members
 	catchingUp bool              // a background catch-up is running
@@ -148,24 +144,24 @@ func Open(cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
+	durable := map[string]uint64{}
+	for name, rd := range ls.rooms {
+		durable[name] = rd.ownSeq
+	}
 	s := &Server{
 		cfg: cfg, name: cfg.Name, clk: cfg.Clock, log: cfg.Logger.With("server", cfg.Name),
 		central: cfg.Central, st: st, stamper: stp,
-		rooms: map[string]*room{}, atts: map[string]*attachment{}, local: map[string]map[*attachment]bool{},
-		peers: map[string]*forwarder{}, cursors: ls.cursors, posting: map[string]bool{},
-		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue,
-		deliverBatch: defaultDeliverBatch, forwardBatch: defaultForwardBatch,
+		out:     newOutbox(defaultForwardBatch, durable, ls.cursors),
+		settled: newSettledTracker(cfg.Name, ls.known),
+		rooms:   map[string]*room{}, atts: map[string]*attachment{}, local: map[string]map[*attachment]bool{},
+		peers: map[string]*forwarder{}, posting: map[string]bool{},
+		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
 	}
 	for name, rd := range ls.rooms {
 		r := s.room(name)
-		r.stampSeq, r.ownSeq, r.heads = rd.ownSeq, rd.ownSeq, rd.heads
+		r.stampSeq, r.heads = rd.ownSeq, rd.heads
 	}
-	s.commit = &committer{st: st, after: s.afterCommit, extra: s.takeDirtyCursors}
-	s.wm, s.wmDefault, s.settledSent = map[string]map[string]int64{}, map[string]int64{}, map[string]int64{}
-	s.known = map[string]bool{cfg.Name: true}
-	for _, n := range ls.known {
-		s.known[n] = true
-	}
+	s.commit = &committer{st: st, after: s.committed, extra: s.takeDirtyCursors}
 	s.leases = rmi.NewLeases(s.clk, s.attachmentExpired)
 	return s, nil
 }
@@ -188,6 +184,11 @@ func (s *Server) Export(t *rmi.Table) error {
 // exports as PeerObjectName), for in-process wiring and tests.
 func (s *Server) PeerAPI() chatapi.Peer { return &peerAPI{s} }
 
+// peerAPI is the Peer interface of a Server, exported cluster-only. Its
+// methods live with their jobs: Forward in fanout.go, Fetch in
+// catchup.go, RoomChanged in rooms.go.
+type peerAPI struct{ s *Server }
+
 // Start registers the server with central and starts its background work
 // (lease renewal, forwarding of anything left in the outbox, anti-entropy).
 func (s *Server) Start(ctx context.Context) error {
@@ -198,7 +199,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	// Resume forwarding whatever the outbox may still hold.
 	for _, r := range s.sortedRooms() {
-		if r.ownSeq > 0 {
+		if s.out.has(r.name) {
 			s.dispatchLocked(r)
 		}
 	}
@@ -253,7 +254,7 @@ func (s *Server) after(d time.Duration, f func()) {
 func (s *Server) room(name string) *room {
 	r := s.rooms[name]
 	if r == nil {
-		r = &room{name: name, heads: map[string]uint64{}}
+		r = &room{name: name, members: roomMembers{room: name}, heads: map[string]uint64{}}
 		s.rooms[name] = r
 	}
 	return r
@@ -261,142 +262,5 @@ func (s *Server) room(name string) *room {
 
 // sortedRooms lists rooms by name (deterministic iteration). Callers hold s.mu.
 func (s *Server) sortedRooms() []*room {
-	rs := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rs = append(rs, r)
-	}
-	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
-	return rs
-}
-
-// register (re-)registers with central and records the live servers. It
-// presents the sessions attached here, so that after central forgot this
-// server (a restart, or an expired lease) it knows where they are again;
-// sessions central no longer accepts are detached.
-func (s *Server) register(ctx context.Context) error {
-	s.mu.Lock()
-	atts := s.sortedAttachments()
-	s.mu.Unlock()
-	tokens := make([]string, len(atts))
-	for i, a := range atts {
-		tokens[i] = a.token
-	}
-	ctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	rep, err := s.central.RegisterServer(ctx, centralapi.RegisterArgs{Name: s.name, Addr: s.cfg.Addr, HTTP: s.cfg.HTTP, Sessions: tokens})
-	if err != nil {
-		return fmt.Errorf("register with central: %w", err)
-	}
-	s.mu.Lock()
-	s.renewWait = rep.LeaseTTL / 3
-	if s.renewWait <= 0 {
-		s.renewWait = time.Second
-	}
-	s.setLiveLocked(rep.Servers, true)
-	rejected := map[string]bool{}
-	for _, t := range rep.Rejected {
-		rejected[t] = true
-	}
-	s.mu.Unlock()
-	for _, a := range atts {
-		if rejected[a.token] {
-			s.detach(a, "session no longer valid")
-		}
-	}
-	return nil
-}
-
-// renew renews the lease at central; after central forgot us (restart or
-// expiry) it registers again and re-presents every attached session.
-//
-// Each attempt waits at most a sixth of the lease (renewals are sent every
-// third), and a failed one is retried after a second, so several lost
-// renewals in a row fit in one lease.
-func (s *Server) renew() {
-	s.mu.Lock()
-	wait := s.renewWait / 2
-	s.mu.Unlock()
-	ctx, cancel := s.clk.WithTimeout(context.Background(), max(wait, 100*time.Millisecond))
-	defer cancel()
-	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name})
-	switch {
-	case err == nil:
-		s.mu.Lock()
-		s.setLiveLocked(rep.Servers, false)
-		wait = s.renewWait
-		s.mu.Unlock()
-	case errors.Is(err, centralapi.ErrUnknownServer):
-		s.log.Warn("central forgot this server; registering again")
-		if err := s.register(context.Background()); err != nil {
-			s.log.Warn("register again", "err", err)
-			wait = time.Second
-			break
-		}
-		s.mu.Lock()
-		wait = s.renewWait
-		s.mu.Unlock()
-	default:
-		s.log.Warn("renew lease at central", "err", err)
-		wait = time.Second
-	}
-	s.mu.Lock()
-	s.after(wait, s.renew)
-	s.mu.Unlock()
-}
-
-// setLiveLocked records central's list of live servers; when a server
-// appears, rooms with local members are caught up from it.
-func (s *Server) setLiveLocked(servers []centralapi.ServerInfo, force bool) {
-	known := map[string]bool{}
-	for _, sv := range s.live {
-		known[sv.Name] = true
-	}
-	newcomer := false
-	for _, sv := range servers {
-		if sv.Name == s.name {
-			continue
-		}
-		if !known[sv.Name] {
-			newcomer = true
-		}
-		if !s.known[sv.Name] {
-			s.known[sv.Name] = true
-			s.knownDirty = true
-		}
-		s.forwarder(sv.Name, sv.Addr)
-	}
-	changed := newcomer || len(servers) != len(s.live)
-	s.live = servers
-	if changed || force {
-		// Cached memberships name servers as central saw them; with the
-		// set of live servers changed (or central having forgotten us),
-		// they may be wrong: read them again, now for rooms that matter.
-		for _, r := range s.sortedRooms() {
-			s.invalidateLocked(r)
-			if r.ownSeq > 0 || len(s.local[r.name]) > 0 {
-				s.refreshSoonLocked(r)
-			}
-		}
-	}
-	if newcomer && s.started {
-		s.after(0, s.antiEntropy)
-	}
-}
-
-// livePeers returns the other live servers, sorted by name.
-func (s *Server) livePeers() []*forwarder {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.livePeersLocked()
-}
-
-// livePeersLocked is livePeers for callers holding s.mu.
-func (s *Server) livePeersLocked() []*forwarder {
-	var out []*forwarder
-	for _, sv := range s.live {
-		if sv.Name != s.name {
-			out = append(out, s.forwarder(sv.Name, sv.Addr))
-		}
-	}
-	return out
+	return slices.SortedFunc(maps.Values(s.rooms), func(a, b *room) int { return cmp.Compare(a.name, b.name) })
 }

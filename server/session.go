@@ -1,10 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -20,7 +21,7 @@ type attachment struct {
 	peer  *rmi.Peer
 	rooms map[string]bool
 
-	// Guarded by Server.mu.
+	// The delivery queue (deliver.go), guarded by Server.mu.
 	queue   []chatapi.Message
 	events  []chatapi.Event
 	sending bool // a delivery task is running
@@ -29,89 +30,6 @@ type attachment struct {
 	// (all those queued before the latest notice) have been delivered.
 	settled     map[string]int64
 	settledMark int
-}
-
-// enqueueLocked queues messages and events for the client and starts its
-// delivery task. A client whose queue would pass the bound loses the queue
-// and is told to resync those rooms instead: it never holds up anyone else,
-// and it loses nothing, since Sync brings back whatever it missed.
-func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []chatapi.Event) {
-	if a.gone || (len(msgs) == 0 && len(events) == 0) {
-		return
-	}
-	if len(a.queue)+len(msgs) > s.maxQueue {
-		rooms := map[string]bool{}
-		for _, m := range a.queue {
-			rooms[m.Room] = true
-		}
-		for _, m := range msgs {
-			rooms[m.Room] = true
-		}
-		a.queue = nil
-		a.settled, a.settledMark = nil, 0 // they covered what was dropped
-		for _, r := range sortedKeys(rooms) {
-			a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
-		}
-		s.log.Warn("client too slow; dropped its queue and asked it to resync", "user", a.user, "rooms", len(rooms))
-	} else {
-		a.queue = append(a.queue, msgs...)
-	}
-	a.events = append(a.events, events...)
-	if !a.sending {
-		a.sending = true
-		s.after(0, func() { s.pump(a) })
-	}
-}
-
-// pump delivers the attachment's queue in batches until it is empty. One
-// pump runs per attachment, so a slow client slows only itself.
-func (s *Server) pump(a *attachment) {
-	for {
-		s.mu.Lock()
-		if a.gone || (len(a.queue) == 0 && len(a.events) == 0 && len(a.settled) == 0) {
-			a.sending = false
-			s.mu.Unlock()
-			return
-		}
-		n := min(len(a.queue), s.deliverBatch)
-		batch := chatapi.DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
-		if a.settled != nil {
-			if n >= a.settledMark {
-				batch.Settled, a.settled, a.settledMark = a.settled, nil, 0
-			} else {
-				a.settledMark -= n
-			}
-		}
-		a.queue = a.queue[n:]
-		if len(a.queue) == 0 {
-			a.queue = nil
-		}
-		a.events = nil
-		s.mu.Unlock()
-		ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
-		err := a.cb.Deliver(ctx, batch)
-		cancel()
-		if err != nil {
-			var re *rmi.RemoteError
-			if errors.As(err, &re) {
-				// The client ran and refused the batch: tell it to resync
-				// those rooms (Sync brings the messages back), and go on.
-				s.log.Warn("client rejected delivery", "user", a.user, "err", err)
-				rooms := map[string]bool{}
-				for _, m := range batch.Messages {
-					rooms[m.Room] = true
-				}
-				s.mu.Lock()
-				for _, r := range sortedKeys(rooms) {
-					a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
-				}
-				s.mu.Unlock()
-				continue
-			}
-			s.detach(a, fmt.Sprintf("delivery failed: %v", err))
-			return
-		}
-	}
 }
 
 // attached returns the attachment of a session token.
@@ -161,7 +79,7 @@ func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.A
 	for _, name := range ur.Rooms {
 		r := s.room(name)
 		s.addLocalLocked(a, r)
-		s.invalidateLocked(r) // the user is now reachable here
+		r.members.invalidate() // the user is now reachable here
 	}
 	s.mu.Unlock()
 	s.leases.Grant(args.Token, attachTTL)
@@ -248,33 +166,14 @@ func (s *Server) dropLocked(a *attachment) {
 	}
 }
 
-// sortedAtts orders a set of attachments by user then token, so background
-// work starts in a deterministic order.
-func sortedAtts(set map[*attachment]bool) []*attachment {
-	out := make([]*attachment, 0, len(set))
-	for a := range set {
-		out = append(out, a)
-	}
-	sortAtts(out)
-	return out
-}
-
-func sortAtts(as []*attachment) {
-	sort.Slice(as, func(i, j int) bool {
-		if as[i].user != as[j].user {
-			return as[i].user < as[j].user
-		}
-		return as[i].token < as[j].token
-	})
+// byUser orders attachments by user then token, so background work
+// starts in a deterministic order.
+func byUser(a, b *attachment) int {
+	return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.token, b.token))
 }
 
 // sortedAttachments lists every attachment in deterministic order.
 // Callers hold s.mu.
 func (s *Server) sortedAttachments() []*attachment {
-	out := make([]*attachment, 0, len(s.atts))
-	for _, a := range s.atts {
-		out = append(out, a)
-	}
-	sortAtts(out)
-	return out
+	return slices.SortedFunc(maps.Values(s.atts), byUser)
 }

@@ -1,5 +1,10 @@
 package server
 
+import (
+	"maps"
+	"slices"
+)
+
 // Settled prefixes.
 //
 // Every heartbeatEvery each server makes a promise, its watermark W: it
@@ -27,117 +32,101 @@ package server
 // whose clock is behind the others could stamp below a point already
 // settled; settled prefixes therefore assume a fixed set of chat servers,
 // as the original system had.
+//
+// settledTracker below is the core that does the arithmetic; the outbox
+// (outbox.go) decides which watermark each peer gets, and heartbeat.go
+// makes the promises and delivers the notices.
 
-// heartbeat makes and sends this server's watermark.
-func (s *Server) heartbeat() {
-	s.mu.Lock()
-	if s.inflight > 0 {
-		// A post is between stamping and durable; try again shortly.
-		s.after(heartbeatEvery/10, s.heartbeat)
-		s.mu.Unlock()
-		return
-	}
-	w := max(s.stamper.last, s.clk.Now().UnixNano())
-	s.stamper.last = w
-	durable := map[string]uint64{}
-	for _, r := range s.sortedRooms() {
-		durable[r.name] = r.ownSeq
-		// A room of ours whose membership is stale may have gained a
-		// destination (a notification was lost): refreshing it dispatches
-		// our messages there, after which our watermark covers it.
-		if r.ownSeq > 0 && (!r.infoValid || s.clk.Since(r.infoAt) >= roomInfoTTL) {
-			s.refreshSoonLocked(r)
-		}
-	}
-	var known []string
-	if s.knownDirty {
-		known = sortedKeys(s.known)
-		s.knownDirty = false
-	}
-	s.mu.Unlock()
-
-	// The promise is durable before anyone is told.
-	if err := s.commit.submit(&commitReq{last: w, known: known}); err != nil {
-		s.log.Warn("store watermark", "err", err)
-		s.mu.Lock()
-		s.after(heartbeatEvery, s.heartbeat)
-		s.mu.Unlock()
-		return
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Our own messages reach our members at commit: our promise covers
-	// every room here.
-	s.wmDefault[s.name] = max(s.wmDefault[s.name], w)
-	for _, f := range s.livePeersLocked() {
-		wm := map[string]int64{"": w}
-		for _, r := range s.sortedRooms() {
-			if durable[r.name] == 0 {
-				continue // nothing of ours in this room: the default covers it
-			}
-			if s.cursors[f.name][r.name] >= durable[r.name] {
-				wm[r.name] = w
-			} else {
-				wm[r.name] = 0 // it lacks some of ours: no promise yet
-			}
-		}
-		f.wm = wm // supersedes any unsent one
-		s.kickLocked(f)
-	}
-	s.recomputeSettledLocked()
-	s.after(heartbeatEvery, s.heartbeat)
+// settledTracker is the settled-prefix core: the watermarks this server
+// holds from every chat server it knows, the settled point of each room
+// (their minimum), and the point last told to the room's members. It is a
+// plain value with no lock, no I/O and no clock: the server calls it under
+// its lock and queues the notices it returns.
+type settledTracker struct {
+	self       string
+	known      map[string]bool             // every chat server ever seen, self included
+	knownDirty bool                        // known changed since takeKnown
+	wm         map[string]map[string]int64 // room -> server -> watermark received
+	wmDefault  map[string]int64            // server -> watermark for rooms it has no messages in
+	told       map[string]int64            // room -> settled point last told to members
 }
 
-// applyWatermarks records the watermarks a Forward carried: the entry ""
-// is the sender's watermark for every room it has no messages in, and
-// each other entry its watermark for one room (0: none yet).
-func (s *Server) applyWatermarks(from string, wms map[string]int64) {
-	if len(wms) == 0 || !validServerName(from) || from == s.name {
-		return
+// settledNotice tells a room's members it is settled up to at.
+type settledNotice struct {
+	room string
+	at   int64
+}
+
+// newSettledTracker returns a tracker for server self that knows the
+// servers read from disk.
+func newSettledTracker(self string, known []string) *settledTracker {
+	t := &settledTracker{
+		self: self, known: map[string]bool{self: true},
+		wm: map[string]map[string]int64{}, wmDefault: map[string]int64{}, told: map[string]int64{},
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.known[from] {
-		s.known[from] = true
-		s.knownDirty = true
+	for _, n := range known {
+		t.known[n] = true
 	}
+	return t
+}
+
+// learn adds a chat server to the known set; from now on the settled
+// point waits for its watermark.
+func (t *settledTracker) learn(server string) {
+	if !t.known[server] {
+		t.known[server] = true
+		t.knownDirty = true
+	}
+}
+
+// takeKnown returns the known servers, sorted, if they changed since the
+// last call (to be written to disk), else nil.
+func (t *settledTracker) takeKnown() []string {
+	if !t.knownDirty {
+		return nil
+	}
+	t.knownDirty = false
+	return slices.Sorted(maps.Keys(t.known))
+}
+
+// promise records this server's own watermark w, which covers every room:
+// its own messages reach its members at commit.
+func (t *settledTracker) promise(w int64) {
+	t.wmDefault[t.self] = max(t.wmDefault[t.self], w)
+}
+
+// receive records the watermarks another server sent: the entry "" is its
+// watermark for every room it has no messages in, and each other entry
+// its watermark for one room (0: none yet). Watermarks never move back.
+// It reports whether anything was recorded (an empty set, or one from
+// self, is ignored).
+func (t *settledTracker) receive(from string, wms map[string]int64) bool {
+	if len(wms) == 0 || from == t.self {
+		return false
+	}
+	t.learn(from)
 	for room, w := range wms {
 		if room == "" {
-			s.wmDefault[from] = max(s.wmDefault[from], w)
+			t.wmDefault[from] = max(t.wmDefault[from], w)
 			continue
 		}
-		if s.wm[room] == nil {
-			s.wm[room] = map[string]int64{}
+		if t.wm[room] == nil {
+			t.wm[room] = map[string]int64{}
 		}
-		s.wm[room][from] = max(s.wm[room][from], w)
+		t.wm[room][from] = max(t.wm[room][from], w)
 	}
-	s.recomputeSettledLocked()
+	return true
 }
 
-// recomputeSettledLocked tells the members of every room with local
-// members whose settled point moved. Callers hold s.mu.
-func (s *Server) recomputeSettledLocked() {
-	for _, room := range sortedKeysS(s.local) {
-		settled, ok := s.settledLocked(room)
-		if !ok || settled <= s.settledSent[room] {
-			continue
-		}
-		s.settledSent[room] = settled
-		for _, a := range sortedAtts(s.local[room]) {
-			a.enqueueSettledLocked(s, room, settled)
-		}
-	}
-}
-
-// settledLocked is the minimum, over every chat server known, of its
-// watermark for room; ok is false while some server has promised nothing.
-func (s *Server) settledLocked(room string) (settled int64, ok bool) {
+// point is the settled point of room: the minimum, over every known chat
+// server, of its watermark for the room. ok is false while some server
+// has promised nothing.
+func (t *settledTracker) point(room string) (settled int64, ok bool) {
 	first := true
-	for name := range s.known {
-		v, explicit := s.wm[room][name]
+	for name := range t.known {
+		v, explicit := t.wm[room][name]
 		if !explicit {
-			v = s.wmDefault[name]
+			v = t.wmDefault[name]
 		}
 		if v == 0 {
 			return 0, false
@@ -149,46 +138,18 @@ func (s *Server) settledLocked(room string) (settled int64, ok bool) {
 	return settled, !first
 }
 
-// enqueueSettledLocked queues a settled notice behind every message queued
-// so far.
-func (a *attachment) enqueueSettledLocked(s *Server, room string, t int64) {
-	if a.gone {
-		return
-	}
-	if a.settled == nil {
-		a.settled = map[string]int64{}
-	}
-	a.settled[room] = max(a.settled[room], t)
-	a.settledMark = len(a.queue)
-	if !a.sending {
-		a.sending = true
-		s.after(0, func() { s.pump(a) })
-	}
-}
-
-// takeWatermarks returns the watermarks to send f with its next Forward.
-// Callers hold s.mu.
-func (f *forwarder) takeWatermarks() map[string]int64 {
-	wm := f.wm
-	f.wm = nil
-	return wm
-}
-
-// restoreWatermarks puts back watermarks a failed Forward did not deliver.
-// Callers hold s.mu.
-func (f *forwarder) restoreWatermarks(wm map[string]int64) {
-	for r, w := range wm {
-		if f.wm == nil {
-			f.wm = map[string]int64{}
+// advance returns a notice for each of rooms (in the order given) whose
+// settled point moved past what its members were last told, and records
+// it as told.
+func (t *settledTracker) advance(rooms []string) []settledNotice {
+	var out []settledNotice
+	for _, room := range rooms {
+		settled, ok := t.point(room)
+		if !ok || settled <= t.told[room] {
+			continue
 		}
-		f.wm[r] = max(f.wm[r], w)
+		t.told[room] = settled
+		out = append(out, settledNotice{room, settled})
 	}
-}
-
-// Settled returns the settled point this server last told the room's
-// members, or 0 (for tests and diagnostics).
-func (s *Server) Settled(room string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.settledSent[room]
+	return out
 }

@@ -14,13 +14,16 @@ const (
 	ClockHLC = "hlc"
 )
 
-// stamper hands out stamp times. It is not safe for concurrent use; the
-// server calls it under its lock.
+// stamper is the stamping core: it decides the time of each stamp. It is a
+// plain value with no lock and no clock of its own: the server calls it
+// under its lock and passes the wall clock in.
 type stamper struct {
 	mode string
-	last int64 // the largest time handed out or (in hlc mode) observed
+	last int64 // the largest time handed out, promised or (in hlc mode) observed
 }
 
+// newStamper returns a stamper in mode ("" is ClockHLC) that stamps above
+// last, the largest time this server handed out or promised before.
 func newStamper(mode string, last int64) (*stamper, error) {
 	switch mode {
 	case "":
@@ -33,9 +36,11 @@ func newStamper(mode string, last int64) (*stamper, error) {
 }
 
 // next returns the time for a new stamp given the wall clock now and the
-// largest time the author has seen. Times strictly increase per server, so
-// each origin's stream of a room is in stamp order.
+// largest time the author has seen (capped at now+maxFuture; ignored in
+// wall mode). Times strictly increase per server, so each origin's stream
+// of a room is in stamp order.
 func (s *stamper) next(now, seen int64) int64 {
+	seen = min(seen, now+int64(maxFuture))
 	t := now
 	if s.mode == ClockHLC && seen >= t {
 		t = seen + 1
@@ -53,4 +58,11 @@ func (s *stamper) observe(t int64) {
 	if s.mode == ClockHLC && t > s.last {
 		s.last = t
 	}
+}
+
+// promise returns a watermark, the larger of now and every time handed out
+// so far, and stamps only above it from now on (see settled.go).
+func (s *stamper) promise(now int64) int64 {
+	s.last = max(s.last, now)
+	return s.last
 }

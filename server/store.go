@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -384,17 +383,4 @@ func (st *store) ownRange(room, self string, from, to uint64, limit int) ([]chat
 		return nil
 	})
 	return out, err
-}
-
-// roomNames lists the rooms this server holds messages of, sorted.
-func (st *store) roomNames() ([]string, error) {
-	var names []string
-	err := st.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRooms).ForEachBucket(func(k []byte) error {
-			names = append(names, string(k))
-			return nil
-		})
-	})
-	sort.Strings(names)
-	return names, err
 }

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// Fan-out between servers. The sending side hands a room's durable own
+// messages to the forwarder of every server its members are on, and each
+// forwarder drains its destination's share of the outbox (outbox.go) into
+// Forward calls, one at a time. The receiving side's Forward stores what
+// arrives through the committer, which hands it to local delivery.
+
+// forwarder is the connection to one other server; what it is owed and
+// when it sends is the outbox's to decide.
+type forwarder struct {
+	name string
+	addr string
+	inv  rmi.Invoker
+}
+
+// forwarder returns the forwarder of a server, creating it or following an
+// address change. Callers hold s.mu.
+func (s *Server) forwarder(name, addr string) *forwarder {
+	f := s.peers[name]
+	if f == nil {
+		f = &forwarder{name: name}
+		s.peers[name] = f
+	}
+	if addr != "" && addr != f.addr {
+		f.addr = addr
+		f.inv = s.cfg.Connect(addr)
+	}
+	return f
+}
+
+// stubLocked returns the stub for f's server. Callers hold s.mu.
+func (f *forwarder) stubLocked() chatapi.PeerStub { return chatapi.PeerStub{Inv: f.inv} }
+
+// dispatchLocked hands r's unacknowledged own messages to the forwarder of
+// every server its members are on. Membership must be current: after an
+// invalidation it is refreshed first. Callers hold s.mu.
+func (s *Server) dispatchLocked(r *room) {
+	if !r.members.fresh(s.clk.Now()) {
+		s.refreshSoonLocked(r) // calls back here via membersChangedLocked
+		if !r.members.valid {
+			return
+		}
+	}
+	for _, sv := range r.members.destinations(s.name) {
+		f := s.forwarder(sv.Name, sv.Addr)
+		if f.inv != nil && s.out.owe(f.name, r.name) {
+			s.kickLocked(f)
+		}
+	}
+}
+
+// kickLocked starts f's forwarding task unless it runs or waits to retry.
+// Callers hold s.mu.
+func (s *Server) kickLocked(f *forwarder) {
+	if s.out.kick(f.name) {
+		s.after(0, func() { s.runForwarder(f) })
+	}
+}
+
+// runForwarder sends what the outbox has for f in batches (several rooms
+// per Forward call) until nothing remains, advancing the cursors on each
+// acknowledgement. On failure it backs off and tries again later.
+func (s *Server) runForwarder(f *forwarder) {
+	for {
+		s.mu.Lock()
+		spans, wm, ok := s.out.next(f.name)
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		stub := f.stubLocked()
+		limit := s.out.batch
+		s.mu.Unlock()
+
+		var msgs []chatapi.Message
+		var err error
+		for _, sp := range spans {
+			var ms []chatapi.Message
+			if ms, err = s.st.ownRange(sp.room, s.name, sp.from, sp.to, limit); err != nil {
+				break
+			}
+			msgs = append(msgs, ms...)
+		}
+		if err == nil && (len(msgs) > 0 || len(wm) > 0) {
+			ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
+			_, err = stub.Forward(ctx, chatapi.ForwardArgs{From: s.name, Messages: msgs, Watermarks: wm})
+			cancel()
+		}
+		if err != nil {
+			s.mu.Lock()
+			wait := s.out.failed(f.name, wm)
+			s.after(wait, func() {
+				s.mu.Lock()
+				s.out.retry(f.name)
+				s.kickLocked(f)
+				s.mu.Unlock()
+			})
+			s.mu.Unlock()
+			s.log.Debug("forward failed; will retry", "peer", f.name, "in", wait, "err", err)
+			return
+		}
+		s.mu.Lock()
+		if s.out.sent(f.name, spans, msgs) {
+			// Cursors ride along with the next group commit, or with this
+			// flush a second later when nothing else is written.
+			s.after(time.Second, s.flushCursors)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// flushCursors writes the forwarding cursors (takeDirtyCursors) in a
+// commit of their own.
+func (s *Server) flushCursors() {
+	if err := s.commit.submit(&commitReq{}); err != nil {
+		s.log.Warn("store forwarding cursors", "err", err)
+	}
+}
+
+// Forward implements Peer: the receiving side of fan-out. The messages are
+// stored (and so handed to local delivery by committed); then the
+// watermarks they carried apply, since what they cover is durable here.
+func (p *peerAPI) Forward(ctx context.Context, args chatapi.ForwardArgs) (chatapi.ForwardReply, error) {
+	n, err := p.s.storeForeign(args.Messages)
+	if err == nil {
+		p.s.applyWatermarks(args.From, args.Watermarks)
+	}
+	return chatapi.ForwardReply{Stored: n}, err
+}
+
+// storeForeign durably stores messages that came from elsewhere (Forward
+// or a catch-up) and reports how many were new. Newly stored ones reach
+// local members through committed. A gap in an origin's stream starts a
+// catch-up of that room.
+func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	if err := validForwarded(ms); err != nil {
+		return 0, err
+	}
+	req := &commitReq{msgs: ms}
+	if err := s.commit.submit(req); err != nil {
+		return 0, fmt.Errorf("%w: %w", chatapi.ErrStorage, err)
+	}
+	n := 0
+	for _, ok := range req.isNew {
+		if ok {
+			n++
+		}
+	}
+	s.mu.Lock()
+	for _, m := range ms {
+		if r := s.rooms[m.Room]; r != nil && m.Stamp.Seq > r.heads[m.Stamp.Server] {
+			s.catchUpSoonLocked(r)
+			break
+		}
+	}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// validForwarded checks messages arriving from another server.
+func validForwarded(ms []chatapi.Message) error {
+	if len(ms) > 4*chatapi.MaxSyncLimit {
+		return fmt.Errorf("%d messages in one batch: %w", len(ms), rmi.ErrTooLarge)
+	}
+	for _, m := range ms {
+		if !validRoomName(m.Room) || m.Stamp.Seq == 0 || !validServerName(m.Stamp.Server) || len(m.Text) > chatapi.MaxText ||
+			!validID(m.ID) || len(m.From) > 64 {
+			return fmt.Errorf("malformed message %q in room %q from %q: %w", m.ID, m.Room, m.Stamp.Server, rmi.ErrBadArgs)
+		}
+	}
+	return nil
+}
