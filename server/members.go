@@ -30,8 +30,8 @@ type roomMembers struct {
 // memberChange is what installing new membership changed.
 type memberChange struct {
 	// events tell who joined and who left, ordered by user. Joins are
-	// reported only against a valid, non-empty earlier membership; with
-	// none, every member would look new.
+	// reported only against a non-empty earlier membership; with none
+	// (the room's first fetch here), every member would look new.
 	events []chatapi.Event
 	// left holds the users who are no longer members.
 	left map[string]bool
@@ -57,11 +57,13 @@ func (m *roomMembers) install(gen uint64, info centralapi.RoomInfo, now time.Tim
 	if gen != m.gen {
 		return memberChange{}, false
 	}
+	// Compare with the last membership installed, even if it was
+	// invalidated since: every join and leave invalidates the room before
+	// the fetch that reflects it, and that fetch is what must tell the
+	// other members.
 	old := map[string]bool{}
-	if m.valid {
-		for _, u := range m.info.Members {
-			old[u.User] = true
-		}
+	for _, u := range m.info.Members {
+		old[u.User] = true
 	}
 	m.info, m.valid, m.at = info, true, now
 	current := map[string]bool{}

@@ -93,7 +93,16 @@ func TestMembersInstallChanges(t *testing.T) {
 			events: []chatapi.Event{joined("alice"), left("bob"), joined("carol")}, left: []string{"bob"},
 		},
 		{name: "no joins against an empty room", before: new(roomOf()), after: roomOf("alice")},
-		{name: "nothing against invalidated membership", before: new(roomOf("alice", "bob")), invalidate: true, after: roomOf("alice")},
+		// A join or leave invalidates the room before the fetch that
+		// reflects it: that fetch still tells the change.
+		{
+			name: "a leave after invalidation", before: new(roomOf("alice", "bob")), invalidate: true, after: roomOf("alice"),
+			events: []chatapi.Event{left("bob")}, left: []string{"bob"},
+		},
+		{
+			name: "a join after invalidation", before: new(roomOf("alice")), invalidate: true, after: roomOf("alice", "bob"),
+			events: []chatapi.Event{joined("bob")},
+		},
 		{name: "no change", before: new(roomOf("alice")), after: roomOf("alice")},
 	}
 	for _, tc := range cases {

@@ -69,7 +69,10 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 		if isMember(r.members.info, a.user) {
 			if !a.rooms[r.name] {
 				s.addLocalLocked(a, r)
-				a.enqueueLocked(s, nil, []chatapi.Event{{Kind: chatapi.EventJoined, Room: r.name, User: a.user}})
+				joined := chatapi.Event{Kind: chatapi.EventJoined, Room: r.name, User: a.user}
+				if !slices.Contains(ch.events, joined) { // else it comes with ch.events below
+					a.enqueueLocked(s, nil, []chatapi.Event{joined})
+				}
 			}
 		} else {
 			s.removeLocalLocked(a, r.name)
