@@ -130,7 +130,7 @@ func (c *committer) write(batch []*commitReq) error {
 
 // committed runs in the committing leader once a batch is durable, and
 // hands it on: the new messages of each room go to its local members
-// (deliver.go), and own ones to the outbox for the room's other servers
+// (fanout.go), and own ones to the outbox for the room's other servers
 // (fanout.go). Stamps stored from elsewhere move the stamper's clock.
 func (s *Server) committed(batch []*commitReq) {
 	s.mu.Lock()

@@ -15,11 +15,12 @@
 //     it to the committer.
 //   - commit.go: the committer group-commits it; committed then hands the
 //     durable batch on, to fan-out and to local delivery.
-//   - fanout.go: dispatchLocked and runForwarder forward it once to each
-//     other server of the room's members; on that server Forward stores it
-//     through its own committer, whose committed hands it on.
-//   - deliver.go: deliverLocked queues it for every local member, and pump
-//     sends each client's queue in Deliver callbacks.
+//   - fanout.go: the message goes out to every member. dispatchLocked and
+//     runForwarder forward it once to each other server of the room's
+//     members; there, Forward stores it through that server's committer,
+//     whose committed hands it back here: deliverLocked queues it for every
+//     local member, and pump sends each client's queue in Deliver
+//     callbacks.
 //
 // # Cores
 //

@@ -21,7 +21,7 @@ type attachment struct {
 	peer  *rmi.Peer
 	rooms map[string]bool
 
-	// The delivery queue (deliver.go), guarded by Server.mu.
+	// The delivery queue (fanout.go), guarded by Server.mu.
 	queue   []chatapi.Message
 	events  []chatapi.Event
 	sending bool // a delivery task is running
