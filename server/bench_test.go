@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -6,33 +6,37 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/distchat/distchat/rmi/rmitest"
-
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/rmitest"
+	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/servertest"
 )
 
 // countingClient is a callback that only counts deliveries and calls.
 type countingClient struct{ n, calls atomic.Int64 }
 
+// Deliver implements chatapi.Callback.
 func (c *countingClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	c.n.Add(int64(len(a.Messages)))
 	c.calls.Add(1)
 	return nil
 }
 
-// benchUsers logs in members users, all placed on server, in one room
-// created by the first; it returns the first user's stub and token and
-// every user's counter.
-func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int, room string, create bool) (chatapi.Stub, string, []*countingClient) {
+// benchUsers logs in members users, all placed on chat server name, in
+// one room created by the first; it returns the first user's stub and
+// token and every user's counter.
+func benchUsers(b *testing.B, c *servertest.Cluster, name, prefix string, members int, room string, create bool) (chatapi.Stub, string, []*countingClient) {
 	ctx := context.Background()
 	var counters []*countingClient
 	var first chatapi.Stub
 	var firstTok string
 	for i := 0; i < members; i++ {
 		u := fmt.Sprintf("%s%03d", prefix, i)
-		c.signup(u)
-		rep, err := c.central.Login(ctx, loginArgs(u))
+		c.AddUser(u)
+		c.Place(u, name)
+		rep, err := c.Central().Login(ctx, centralapi.LoginArgs{User: u, Password: c.Password(u)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -41,11 +45,11 @@ func benchUsers(b *testing.B, c *testCluster, server, prefix string, members int
 		if err := rmi.Export[chatapi.Callback](cbt, chatapi.CallbackObjectName, cc); err != nil {
 			b.Fatal(err)
 		}
-		peer := rmi.NewPeer(c.peerID.Add(1), u, false, rmi.Local{Table: cbt})
-		c.mu.Lock()
-		table := c.tables[server+":1"]
-		c.mu.Unlock()
-		stub := chatapi.Stub{Inv: rmi.Local{Table: table, Peer: peer}}
+		conn, err := c.Dial(ctx, rep.Server.Addr, cbt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stub := chatapi.Stub{Inv: conn}
 		if _, err := stub.Attach(ctx, chatapi.AttachArgs{Token: rep.Token}); err != nil {
 			b.Fatal(err)
 		}
@@ -98,15 +102,15 @@ func waitDelivered(b *testing.B, counters []*countingClient, want int64) {
 func BenchmarkPost(b *testing.B) {
 	for _, senders := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
-			c := newTestCluster(b)
-			s := c.startServer("a", ClockHLC)
-			poster, tok, _ := benchUsers(b, c, "a", "u", 1, "bench", true)
-			before := s.commit.commits.Load()
+			c := servertest.New(b, servertest.Options{})
+			s := c.Server("server-1")
+			poster, tok, _ := benchUsers(b, c, "server-1", "u", 1, "bench", true)
+			before := s.Commits()
 			b.ResetTimer()
 			postAll(b, poster, tok, "bench", senders)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
-			b.ReportMetric(float64(s.commit.commits.Load()-before)/float64(b.N), "commits/post")
+			b.ReportMetric(float64(s.Commits()-before)/float64(b.N), "commits/post")
 		})
 	}
 }
@@ -116,15 +120,13 @@ func BenchmarkPost(b *testing.B) {
 // not (1): batching cuts callbacks per delivery and raises deliveries/s.
 func BenchmarkFanOutLocal(b *testing.B) {
 	const members = 100
-	for _, batch := range []int{1, defaultDeliverBatch} {
+	for _, batch := range []int{1, server.DefaultDeliverBatch} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			c := newTestCluster(b)
-			s := c.startServer("a", ClockHLC)
-			s.mu.Lock()
-			s.deliverBatch = batch
-			s.maxQueue = 1 << 30 // measure batching, not resync
-			s.mu.Unlock()
-			poster, tok, counters := benchUsers(b, c, "a", "u", members, "bench", true)
+			c := servertest.New(b, servertest.Options{})
+			s := c.Server("server-1")
+			s.SetDeliverBatch(batch)
+			s.SetMaxQueue(1 << 30) // measure batching, not resync
+			poster, tok, counters := benchUsers(b, c, "server-1", "u", members, "bench", true)
 			b.ResetTimer()
 			postAll(b, poster, tok, "bench", 16)
 			waitDelivered(b, counters, int64(b.N))
@@ -144,23 +146,19 @@ func BenchmarkFanOutLocal(b *testing.B) {
 // posts (512) or not (1).
 func BenchmarkFanOutRemote(b *testing.B) {
 	const members = 50
-	for _, batch := range []int{1, defaultForwardBatch} {
+	for _, batch := range []int{1, server.DefaultForwardBatch} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			c := newTestCluster(b)
-			a := c.startServer("a", ClockHLC)
-			c.startServer("b", ClockHLC)
-			a.mu.Lock()
-			a.out.batch = batch
-			a.mu.Unlock()
-			poster, tok, _ := benchUsers(b, c, "a", "p", 1, "bench", true)
-			_, _, counters := benchUsers(b, c, "b", "m", members, "bench", false)
-			before := c.forwards("b")
+			c := servertest.New(b, servertest.Options{Servers: 2})
+			c.Server("server-1").SetForwardBatch(batch)
+			poster, tok, _ := benchUsers(b, c, "server-1", "p", 1, "bench", true)
+			_, _, counters := benchUsers(b, c, "server-2", "m", members, "bench", false)
+			before := c.Forwards("server-2")
 			b.ResetTimer()
 			postAll(b, poster, tok, "bench", 16)
 			waitDelivered(b, counters, int64(b.N))
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
-			b.ReportMetric(float64(c.forwards("b")-before)/float64(b.N), "forwards/post")
+			b.ReportMetric(float64(c.Forwards("server-2")-before)/float64(b.N), "forwards/post")
 		})
 	}
 }

@@ -1,102 +1,79 @@
-package server
+package server_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/distchat/distchat/rmi/rmitest"
-
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/rmitest"
+	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/servertest"
 )
 
-// twoServers sets up servers a and b with alice on a and bob on b, both in
-// room "lobby".
-func twoServers(t *testing.T, mode string) (*testCluster, *testClient, *testClient) {
-	c := newTestCluster(t)
-	c.startServer("a", mode)
-	c.startServer("b", mode)
-	c.signup("alice")
-	c.signup("bob")
-	alice := c.login("alice")
-	bob := c.login("bob")
-	if alice.server == bob.server {
-		t.Fatalf("both placed on %s; central should balance", alice.server)
-	}
-	if _, err := alice.chat.CreateRoom(context.Background(), chatapi.RoomArgs{Token: alice.token, Room: "lobby"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.chat.JoinRoom(context.Background(), chatapi.RoomArgs{Token: bob.token, Room: "lobby"}); err != nil {
-		t.Fatal(err)
-	}
-	return c, alice, bob
-}
-
 func TestPostReachesMembersOnBothServers(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
-	r1 := alice.say("lobby", "m1", "hello")
-	r2 := bob.say("lobby", "m2", "hi alice")
-	if r1.Stamp.Server != alice.server || r1.Stamp.Seq != 1 || r2.Stamp.Server != bob.server || r2.Stamp.Seq != 1 {
+	_, alice, bob := twoServers(t, server.ClockHLC)
+	r1 := say(t, alice, "lobby", "m1", "hello")
+	r2 := say(t, bob, "lobby", "m2", "hi alice")
+	if r1.Stamp.Server != alice.Server || r1.Stamp.Seq != 1 || r2.Stamp.Server != bob.Server || r2.Stamp.Seq != 1 {
 		t.Fatalf("stamps %v %v: want each stamped by its first server with seq 1", r1.Stamp, r2.Stamp)
 	}
 	want := []string{"hello", "hi alice"}
-	for _, cl := range []*testClient{alice, bob} {
-		rmitest.WaitFor(t, cl.user+" receives both", func() bool { return equal(cl.delivered("lobby"), want) })
-		if got := texts(cl.history("lobby")); !equal(got, want) {
-			t.Fatalf("%s history %q, want %q", cl.user, got, want)
+	for _, cl := range []*servertest.RawClient{alice, bob} {
+		rmitest.WaitFor(t, cl.User+" receives both", func() bool { return slices.Equal(delivered(cl, "lobby"), want) })
+		if got := texts(history(t, cl, "lobby")); !slices.Equal(got, want) {
+			t.Fatalf("%s history %q, want %q", cl.User, got, want)
 		}
 	}
-	_ = c
 }
 
 func TestForwardOncePerServerNotPerMember(t *testing.T) {
-	c := newTestCluster(t)
-	c.startServer("a", ClockHLC)
-	c.startServer("b", ClockHLC)
+	c := servertest.New(t, servertest.Options{Servers: 2})
 	users := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
-	var cls []*testClient
+	var cls []*servertest.RawClient
 	for _, u := range users {
-		c.signup(u)
-		cls = append(cls, c.login(u))
+		c.AddUser(u)
+		cls = append(cls, c.Login(u, ""))
 	}
 	ctx := context.Background()
-	if _, err := cls[0].chat.CreateRoom(ctx, chatapi.RoomArgs{Token: cls[0].token, Room: "big"}); err != nil {
+	if _, err := cls[0].Chat.CreateRoom(ctx, chatapi.RoomArgs{Token: cls[0].Token, Room: "big"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, cl := range cls[1:] {
-		if _, err := cl.chat.JoinRoom(ctx, chatapi.RoomArgs{Token: cl.token, Room: "big"}); err != nil {
+		if _, err := cl.Chat.JoinRoom(ctx, chatapi.RoomArgs{Token: cl.Token, Room: "big"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	poster := cls[0]
-	other := "a"
-	if poster.server == "a" {
-		other = "b"
+	other := "server-1"
+	if poster.Server == "server-1" {
+		other = "server-2"
 	}
-	before := c.forwards(other)
-	poster.say("big", "x", "to everyone")
+	before := c.Forwards(other)
+	say(t, poster, "big", "x", "to everyone")
 	for _, cl := range cls {
-		rmitest.WaitFor(t, cl.user+" receives", func() bool { return len(cl.delivered("big")) == 1 })
+		rmitest.WaitFor(t, cl.User+" receives", func() bool { return len(delivered(cl, "big")) == 1 })
 	}
-	if n := c.forwards(other) - before; n != 1 {
+	if n := c.Forwards(other) - before; n != 1 {
 		t.Fatalf("%d Forward calls to %s for one post to three members there; want 1", n, other)
 	}
 }
 
 func TestBadPostsGetClearErrors(t *testing.T) {
-	c, alice, _ := twoServers(t, ClockHLC)
-	c.signup("carol")
-	carol := c.login("carol")
+	c, alice, _ := twoServers(t, server.ClockHLC)
+	c.AddUser("carol")
+	carol := c.Login("carol", "")
 	ctx := context.Background()
 	cases := []struct {
 		name string
-		cl   *testClient
+		cl   *servertest.RawClient
 		args chatapi.PostArgs
 		want error
 	}{
@@ -112,52 +89,56 @@ func TestBadPostsGetClearErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := tc.args
-			a.Token = tc.cl.token
+			a.Token = tc.cl.Token
 			if tc.want == chatapi.ErrNotAttached {
 				a.Token = "forged"
 			}
-			_, err := tc.cl.chat.Post(ctx, a)
+			_, err := tc.cl.Chat.Post(ctx, a)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
 	}
 	// Nothing above was stored, and the room still works.
-	alice.say("lobby", "ok", "still works")
-	if got := texts(alice.history("lobby")); !equal(got, []string{"still works"}) {
+	say(t, alice, "lobby", "ok", "still works")
+	if got := texts(history(t, alice, "lobby")); !slices.Equal(got, []string{"still works"}) {
 		t.Fatalf("history %q", got)
 	}
 	// Non-members cannot read either.
-	if _, err := carol.chat.Sync(ctx, chatapi.SyncArgs{Token: carol.token, Room: "lobby"}); !errors.Is(err, centralapi.ErrNotMember) {
+	if _, err := carol.Chat.Sync(ctx, chatapi.SyncArgs{Token: carol.Token, Room: "lobby"}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("non-member sync: %v", err)
 	}
 }
 
 func TestSenderComesFromSession(t *testing.T) {
-	_, alice, bob := twoServers(t, ClockHLC)
-	alice.say("lobby", "1", "who am i")
-	rmitest.WaitFor(t, "bob receives", func() bool { return len(bob.delivered("lobby")) == 1 })
-	if h := bob.history("lobby"); h[0].From != "alice" {
+	_, alice, bob := twoServers(t, server.ClockHLC)
+	say(t, alice, "lobby", "1", "who am i")
+	rmitest.WaitFor(t, "bob receives", func() bool { return len(delivered(bob, "lobby")) == 1 })
+	if h := history(t, bob, "lobby"); h[0].From != "alice" {
 		t.Fatalf("from %q, want alice", h[0].From)
 	}
 }
 
 func TestRetriedPostStoredOnce(t *testing.T) {
-	_, alice, bob := twoServers(t, ClockHLC)
-	r1 := alice.say("lobby", "same-id", "once")
-	r2 := alice.say("lobby", "same-id", "once")
+	_, alice, bob := twoServers(t, server.ClockHLC)
+	r1 := say(t, alice, "lobby", "same-id", "once")
+	r2 := say(t, alice, "lobby", "same-id", "once")
 	if !r2.Duplicate || r2.Stamp != r1.Stamp || r1.Duplicate {
 		t.Fatalf("first %+v, retry %+v: want the retry to return the first stamp as a duplicate", r1, r2)
 	}
-	alice.say("lobby", "other", "twice?")
-	rmitest.WaitFor(t, "bob gets 2", func() bool { return len(bob.delivered("lobby")) == 2 })
-	if got := texts(bob.history("lobby")); !equal(got, []string{"once", "twice?"}) {
+	say(t, alice, "lobby", "other", "twice?")
+	rmitest.WaitFor(t, "bob gets 2", func() bool { return len(delivered(bob, "lobby")) == 2 })
+	if got := texts(history(t, bob, "lobby")); !slices.Equal(got, []string{"once", "twice?"}) {
 		t.Fatalf("history %q", got)
 	}
 }
 
 func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
+	// The third server joins the cluster only after the room has a
+	// history.
+	c := servertest.New(t, servertest.Options{Servers: 3})
+	c.Stop("server-3")
+	alice, bob := inLobby(t, c)
 	var want []string
 	for i := 0; i < 25; i++ {
 		cl := alice
@@ -165,21 +146,21 @@ func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
 			cl = bob
 		}
 		text := fmt.Sprintf("m%02d", i)
-		cl.say("lobby", text, text)
+		say(t, cl, "lobby", text, text)
 		want = append(want, text)
 	}
-	c.startServer("c", ClockHLC)
-	c.signup("carol")
-	carol := c.login("carol")
-	if carol.server != "c" {
-		t.Fatalf("carol on %s, want the empty server c", carol.server)
+	c.Start("server-3")
+	c.AddUser("carol")
+	carol := c.Login("carol", "")
+	if carol.Server != "server-3" {
+		t.Fatalf("carol on %s, want the empty server-3", carol.Server)
 	}
-	if _, err := carol.chat.JoinRoom(context.Background(), chatapi.RoomArgs{Token: carol.token, Room: "lobby"}); err != nil {
+	if _, err := carol.Chat.JoinRoom(context.Background(), chatapi.RoomArgs{Token: carol.Token, Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	got := carol.history("lobby")
-	ref := alice.history("lobby")
-	if !equal(texts(got), texts(ref)) || len(got) != len(want) {
+	got := history(t, carol, "lobby")
+	ref := history(t, alice, "lobby")
+	if !slices.Equal(texts(got), texts(ref)) || len(got) != len(want) {
 		t.Fatalf("late joiner history %q\nwant (alice's) %q", texts(got), texts(ref))
 	}
 	for i := range got {
@@ -188,96 +169,84 @@ func TestLateJoinerOnThirdServerGetsFullHistory(t *testing.T) {
 		}
 	}
 	// New posts now reach carol live.
-	bob.say("lobby", "after", "after carol joined")
+	say(t, bob, "lobby", "after", "after carol joined")
 	rmitest.WaitFor(t, "carol gets live post", func() bool {
-		d := carol.delivered("lobby")
+		d := delivered(carol, "lobby")
 		return len(d) > 0 && d[len(d)-1] == "after carol joined"
 	})
 }
 
 func TestOutboxSurvivesDownPeerAndRestart(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
+	c, alice, bob := twoServers(t, server.ClockHLC)
 	// Take bob's server down, post, restart the poster too: the durable
 	// outbox must still get the messages to bob's server when it returns.
-	c.crash(bob.server)
+	c.Crash(bob.Server)
 	for i := 0; i < 5; i++ {
-		alice.say("lobby", fmt.Sprint(i), fmt.Sprint("while down ", i))
+		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint("while down ", i))
 	}
-	c.crash(alice.server)
-	c.startServer(alice.server, ClockHLC)
-	c.startServer(bob.server, ClockHLC)
-	bob2 := c.attach("bob", bob.token, bob.server)
-	alice2 := c.attach("alice", alice.token, alice.server)
-	want := texts(alice2.history("lobby"))
+	c.Crash(alice.Server)
+	c.Start(alice.Server)
+	c.Start(bob.Server)
+	bob2 := c.Attach("bob", bob.Token, bob.Server)
+	alice2 := c.Attach("alice", alice.Token, alice.Server)
+	want := texts(history(t, alice2, "lobby"))
 	if len(want) != 5 {
 		t.Fatalf("alice's server lost acknowledged posts after restart: %q", want)
 	}
 	rmitest.WaitFor(t, "bob's server to receive the outbox", func() bool {
-		return equal(texts(bob2.history("lobby")), want)
+		return slices.Equal(texts(history(t, bob2, "lobby")), want)
 	})
 	// The restarted server continues its sequence.
-	if r := alice2.say("lobby", "next", "next"); r.Stamp.Seq != 6 {
+	if r := say(t, alice2, "lobby", "next", "next"); r.Stamp.Seq != 6 {
 		t.Fatalf("seq after restart %d, want 6", r.Stamp.Seq)
 	}
 }
 
 func TestSlowClientDoesNotStallOthers(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
+	c, alice, bob := twoServers(t, server.ClockHLC)
 	// A second session of bob on alice's server that never returns from
 	// Deliver until released.
-	rep, err := c.central.Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: "password-bob"})
+	rep, err := c.Central().Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: c.Password("bob")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.servers[alice.server].mu.Lock()
-	c.servers[alice.server].maxQueue = 50
-	c.servers[alice.server].mu.Unlock()
-	slow := c.attach("bob", rep.Token, alice.server)
-	release := make(chan struct{})
-	slow.mu.Lock()
-	slow.block = release
-	slow.mu.Unlock()
+	c.Server(alice.Server).SetMaxQueue(50)
+	slow := c.Attach("bob", rep.Token, alice.Server)
+	release := slow.Hold()
 	n := 150
 	for i := 0; i < n; i++ {
-		alice.say("lobby", fmt.Sprint(i), fmt.Sprint(i))
+		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint(i))
 	}
 	rmitest.WaitFor(t, "fast clients get everything", func() bool {
-		return len(alice.delivered("lobby")) == n && len(bob.delivered("lobby")) == n
+		return len(delivered(alice, "lobby")) == n && len(delivered(bob, "lobby")) == n
 	})
-	close(release)
+	release()
 	rmitest.WaitFor(t, "slow client told to resync", func() bool {
-		slow.mu.Lock()
-		defer slow.mu.Unlock()
-		for _, e := range slow.events {
-			if e.Kind == chatapi.EventResync && e.Room == "lobby" {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(slow.Events(), chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
 	})
 	// And what it missed is all there for its Sync.
-	if got := len(slow.history("lobby")); got != n {
+	if got := len(history(t, slow, "lobby")); got != n {
 		t.Fatalf("slow client's history has %d messages, want %d", got, n)
 	}
 }
 
 func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
-	for _, mode := range []string{ClockWall, ClockHLC} {
+	for _, mode := range []string{server.ClockWall, server.ClockHLC} {
 		t.Run(mode, func(t *testing.T) {
 			_, alice, bob := twoServers(t, mode)
-			q := alice.say("lobby", "q", "question")
+			q := say(t, alice, "lobby", "q", "question")
 			// A client whose server clock is behind: it has seen a stamp
 			// 30s in the future.
 			future := chatapi.Stamp{Time: q.Stamp.Time + int64(30*time.Second), Server: "zz", Seq: 1}
-			r, err := bob.chat.Post(context.Background(), chatapi.PostArgs{Token: bob.token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
+			r, err := bob.Chat.Post(context.Background(), chatapi.PostArgs{Token: bob.Token, Room: "lobby", ID: "r", Text: "answer", Seen: future})
 			if err != nil {
 				t.Fatal(err)
 			}
 			after := future.Less(r.Stamp)
-			if mode == ClockHLC && !after {
+			if mode == server.ClockHLC && !after {
 				t.Fatalf("hlc: reply %v not after seen %v", r.Stamp, future)
 			}
-			if mode == ClockWall && after {
+			if mode == server.ClockWall && after {
 				t.Fatalf("wall: reply %v unexpectedly after seen %v (wall mode ignores Seen)", r.Stamp, future)
 			}
 		})
@@ -285,77 +254,85 @@ func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
 }
 
 func TestAttachNeedsCallbackAndValidSession(t *testing.T) {
-	c := newTestCluster(t)
-	c.startServer("a", ClockHLC)
-	c.signup("alice")
-	rep, err := c.central.Login(context.Background(), centralapi.LoginArgs{User: "alice", Password: "password-alice"})
+	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{})
+	c.AddUser("alice")
+	rep, err := c.Central().Login(ctx, centralapi.LoginArgs{User: "alice", Password: c.Password("alice")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	table := c.tables["a:1"]
-	c.mu.Unlock()
-	noCB := chatapi.Stub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(99, "x", false, nil)}}
-	if _, err := noCB.Attach(context.Background(), chatapi.AttachArgs{Token: rep.Token}); !errors.Is(err, chatapi.ErrNoCallback) {
+	// A connection that exports no callbacks.
+	plain, err := c.Dial(ctx, c.Addr("server-1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCB := chatapi.Stub{Inv: plain}
+	if _, err := noCB.Attach(ctx, chatapi.AttachArgs{Token: rep.Token}); !errors.Is(err, chatapi.ErrNoCallback) {
 		t.Fatalf("attach without callback: %v", err)
 	}
-	cl := c.attach("alice", rep.Token, "a")
-	if _, err := cl.chat.Attach(context.Background(), chatapi.AttachArgs{Token: "forged"}); !errors.Is(err, centralapi.ErrBadSession) {
+	cl := c.Attach("alice", rep.Token, "server-1")
+	if _, err := cl.Chat.Attach(ctx, chatapi.AttachArgs{Token: "forged"}); !errors.Is(err, centralapi.ErrBadSession) {
 		t.Fatalf("attach with forged token: %v", err)
 	}
 	// Peer methods are cluster-only.
-	pub := chatapi.PeerStub{Inv: rmi.Local{Table: table, Peer: rmi.NewPeer(100, "x", false, nil)}}
-	if _, err := pub.Forward(context.Background(), chatapi.ForwardArgs{From: "evil", Messages: []chatapi.Message{{Room: "r", ID: "1", From: "alice", Text: "forged", Stamp: chatapi.Stamp{Time: 1, Server: "evil", Seq: 1}}}}); !errors.Is(err, rmi.ErrUnauthorized) {
+	pub := chatapi.PeerStub{Inv: plain}
+	if _, err := pub.Forward(ctx, chatapi.ForwardArgs{From: "evil", Messages: []chatapi.Message{{Room: "r", ID: "1", From: "alice", Text: "forged", Stamp: chatapi.Stamp{Time: 1, Server: "evil", Seq: 1}}}}); !errors.Is(err, rmi.ErrUnauthorized) {
 		t.Fatalf("forward without cluster secret: %v", err)
 	}
-	// Closing the connection detaches.
-	cl.peer.Close()
-	rmitest.WaitFor(t, "detach on close", func() bool { _, err := c.servers["a"].attached(rep.Token); return err != nil })
+	// Closing the connection detaches: the session is no longer attached
+	// there, whoever asks.
+	if err := noCB.Ping(ctx, chatapi.TokenArgs{Token: rep.Token}); err != nil {
+		t.Fatalf("ping while attached: %v", err)
+	}
+	cl.Conn.Close()
+	rmitest.WaitFor(t, "detach on close", func() bool {
+		return errors.Is(noCB.Ping(ctx, chatapi.TokenArgs{Token: rep.Token}), chatapi.ErrNotAttached)
+	})
 }
 
 func TestDirectRoom(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
-	c.signup("carol")
-	carol := c.login("carol")
+	c, alice, bob := twoServers(t, server.ClockHLC)
+	c.AddUser("carol")
+	carol := c.Login("carol", "")
 	ctx := context.Background()
-	info, err := alice.chat.Direct(ctx, chatapi.DirectArgs{Token: alice.token, Peer: "bob"})
+	info, err := alice.Chat.Direct(ctx, chatapi.DirectArgs{Token: alice.Token, Peer: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.say(info.Name, "d1", "psst")
-	rmitest.WaitFor(t, "bob gets dm", func() bool { return equal(bob.delivered(info.Name), []string{"psst"}) })
-	if _, err := carol.chat.Sync(ctx, chatapi.SyncArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
+	say(t, alice, info.Name, "d1", "psst")
+	rmitest.WaitFor(t, "bob gets dm", func() bool { return slices.Equal(delivered(bob, info.Name), []string{"psst"}) })
+	if _, err := carol.Chat.Sync(ctx, chatapi.SyncArgs{Token: carol.Token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("carol reads the dm: %v", err)
 	}
-	if _, err := carol.chat.Who(ctx, chatapi.RoomArgs{Token: carol.token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
+	if _, err := carol.Chat.Who(ctx, chatapi.RoomArgs{Token: carol.Token, Room: info.Name}); !errors.Is(err, centralapi.ErrNotMember) {
 		t.Fatalf("carol lists the dm: %v", err)
 	}
-	if len(carol.delivered(info.Name)) != 0 {
+	if len(delivered(carol, info.Name)) != 0 {
 		t.Fatal("carol received a dm")
 	}
 }
 
 func TestCentralRestart(t *testing.T) {
-	c, alice, bob := twoServers(t, ClockHLC)
-	alice.say("lobby", "1", "before")
-	rmitest.WaitFor(t, "bob gets first", func() bool { return len(bob.delivered("lobby")) == 1 })
-	c.restartCentral()
+	c, alice, bob := twoServers(t, server.ClockHLC)
+	say(t, alice, "lobby", "1", "before")
+	rmitest.WaitFor(t, "bob gets first", func() bool { return len(delivered(bob, "lobby")) == 1 })
+	c.RestartCentral()
 	// The servers find central forgot them, register again with their
 	// sessions, and central again knows where everyone is.
 	rmitest.WaitFor(t, "central relearns attachments", func() bool {
-		info, err := c.central.Room(context.Background(), centralapi.RoomQuery{Room: "lobby"})
+		info, err := c.Central().Room(context.Background(), centralapi.RoomQuery{Room: "lobby"})
 		return err == nil && len(info.Servers) == 2
 	})
 	// Membership caches may be stale; RoomChanged is not needed for
 	// delivery since membership did not change.
-	alice.say("lobby", "2", "after")
-	rmitest.WaitFor(t, "bob gets second", func() bool { return equal(bob.delivered("lobby"), []string{"before", "after"}) })
+	say(t, alice, "lobby", "2", "after")
+	rmitest.WaitFor(t, "bob gets second", func() bool { return slices.Equal(delivered(bob, "lobby"), []string{"before", "after"}) })
 	// Sessions survived: logging in is not needed to keep posting.
-	bob.say("lobby", "3", "bob still here")
+	say(t, bob, "lobby", "3", "bob still here")
 }
 
 func TestConcurrentRetriesStoreOnce(t *testing.T) {
-	_, alice, _ := twoServers(t, ClockHLC)
+	_, alice, _ := twoServers(t, server.ClockHLC)
 	for round := 0; round < 20; round++ {
 		id := fmt.Sprintf("retry-%d", round)
 		var wg sync.WaitGroup
@@ -364,7 +341,7 @@ func TestConcurrentRetriesStoreOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := alice.chat.Post(context.Background(), chatapi.PostArgs{Token: alice.token, Room: "lobby", ID: id, Text: "once"})
+				r, err := alice.Chat.Post(context.Background(), chatapi.PostArgs{Token: alice.Token, Room: "lobby", ID: id, Text: "once"})
 				if err == nil {
 					stamps <- r.Stamp
 				} else if !errors.Is(err, chatapi.ErrInProgress) {
@@ -383,49 +360,44 @@ func TestConcurrentRetriesStoreOnce(t *testing.T) {
 			}
 		}
 	}
-	if n := len(alice.history("lobby")); n != 20 {
+	if n := len(history(t, alice, "lobby")); n != 20 {
 		t.Fatalf("history has %d messages, want 20 (one per id)", n)
 	}
 }
 
 func TestMadeUpRoomsLeaveNoState(t *testing.T) {
-	c, alice, _ := twoServers(t, ClockHLC)
-	s := c.servers[alice.server]
-	s.mu.Lock()
-	before := len(s.rooms)
-	s.mu.Unlock()
+	c, alice, _ := twoServers(t, server.ClockHLC)
+	s := c.Server(alice.Server)
+	before := s.RoomEntries()
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		room := fmt.Sprintf("nowhere-%d", i)
-		if _, err := alice.chat.Who(ctx, chatapi.RoomArgs{Token: alice.token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
+		if _, err := alice.Chat.Who(ctx, chatapi.RoomArgs{Token: alice.Token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Fatalf("who %s: %v", room, err)
 		}
-		if _, err := alice.chat.Sync(ctx, chatapi.SyncArgs{Token: alice.token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
+		if _, err := alice.Chat.Sync(ctx, chatapi.SyncArgs{Token: alice.Token, Room: room}); !errors.Is(err, centralapi.ErrNoSuchRoom) {
 			t.Fatalf("sync %s: %v", room, err)
 		}
 	}
-	if _, err := alice.chat.Sync(ctx, chatapi.SyncArgs{Token: alice.token, Room: strings.Repeat("x", 1<<16)}); !errors.Is(err, centralapi.ErrBadName) {
+	if _, err := alice.Chat.Sync(ctx, chatapi.SyncArgs{Token: alice.Token, Room: strings.Repeat("x", 1<<16)}); !errors.Is(err, centralapi.ErrBadName) {
 		t.Fatalf("sync with a 64 KiB room name: %v", err)
 	}
-	s.mu.Lock()
-	after := len(s.rooms)
-	s.mu.Unlock()
-	if after != before {
+	if after := s.RoomEntries(); after != before {
 		t.Fatalf("room table grew from %d to %d entries on lookups of rooms that do not exist", before, after)
 	}
 }
 
 func TestSeenIsCapped(t *testing.T) {
-	_, alice, _ := twoServers(t, ClockHLC)
+	_, alice, _ := twoServers(t, server.ClockHLC)
 	// A client claiming to have seen a stamp two hours ahead moves the
-	// server's clock by at most maxFuture.
+	// server's clock by at most MaxFuture.
 	now := time.Now().UnixNano()
 	far := chatapi.Stamp{Time: now + int64(2*time.Hour), Server: "zz", Seq: 1}
-	r, err := alice.chat.Post(context.Background(), chatapi.PostArgs{Token: alice.token, Room: "lobby", ID: "far", Text: "x", Seen: far})
+	r, err := alice.Chat.Post(context.Background(), chatapi.PostArgs{Token: alice.Token, Room: "lobby", ID: "far", Text: "x", Seen: far})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := time.Duration(r.Stamp.Time - now); got > maxFuture+10*time.Second {
-		t.Fatalf("stamp %v ahead of now; want at most about %v", got, maxFuture)
+	if got := time.Duration(r.Stamp.Time - now); got > server.MaxFuture+10*time.Second {
+		t.Fatalf("stamp %v ahead of now; want at most about %v", got, server.MaxFuture)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 // Start opens chat server name on its data directory (keeping what it
@@ -82,7 +83,7 @@ func (c *Cluster) Stop(name string) {
 	s := c.mustServer(name)
 	c.mu.Unlock()
 	c.takeDown(s, func() {
-		if err := c.central.UnregisterServer(context.Background(), centralapi.UnregisterArgs{Name: name}); err != nil {
+		if err := c.Central().UnregisterServer(context.Background(), centralapi.UnregisterArgs{Name: name}); err != nil {
 			c.t.Errorf("servertest: unregister %s: %v", name, err)
 		}
 	})
@@ -116,6 +117,20 @@ func (c *Cluster) takeDown(s *chatServer, then ...func()) {
 	}
 }
 
+// RestartCentral closes central and opens it again on its data, as after
+// a crash: it keeps accounts, sessions and rooms, and forgets which chat
+// servers are live and who is attached where until the chat servers, at
+// their next lease renewal, register again with their sessions.
+func (c *Cluster) RestartCentral() {
+	c.t.Helper()
+	c.ctable.Unexport(centralapi.ObjectName)
+	c.ctable.Unexport(centralapi.ClusterObjectName)
+	if err := c.Central().Close(); err != nil {
+		c.t.Fatalf("servertest: close central: %v", err)
+	}
+	c.openCentral()
+}
+
 // SetUnreachable makes chat server name unreachable (or reachable again)
 // without stopping it, as a network failure would: dialing it fails, calls
 // on open connections to it fail as lost (the connections stay open), and
@@ -147,6 +162,16 @@ func (c *Cluster) Reconnect(a, b string) {
 	delete(c.cut, [2]string{b, a})
 }
 
+// Forwards returns how many Forward calls (chatapi.Peer) the other chat
+// servers have made to chat server name that reached it, over all its
+// restarts: the fan-out sends one per destination server, not one per
+// member there.
+func (c *Cluster) Forwards(name string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mustServer(name).forwards
+}
+
 // link is how a chat server reaches central (to == "") or another chat
 // server (to is its address): in memory, as a cluster member, failing as
 // an unreachable host would while either end is down or cut off.
@@ -169,6 +194,9 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 			table = to.table
 		}
 		ok = ok && table != nil
+		if ok && object == chatapi.PeerObjectName && method == "Forward" {
+			to.forwards++
+		}
 	}
 	c.mu.Unlock()
 	if !ok {

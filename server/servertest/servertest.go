@@ -8,10 +8,13 @@
 // for clients that dial with rmi.Dial.
 //
 // A test can crash, stop and restart a chat server (its data survives),
-// make one unreachable, cut two chat servers off from each other, choose
-// where central places a user, and connect a client with [Cluster.Dial],
-// which exports the client's callback table on the connection so that the
-// chat server's deliveries reach it:
+// restart central, make a chat server unreachable, cut two chat servers
+// off from each other, count the Forward calls a chat server receives,
+// and choose where central places a user. A test of the chat server
+// attaches a [RawClient] with [Cluster.Login], which records what the
+// server delivers. A real client connects with [Cluster.Dial], which
+// exports the client's callback table on the connection so that the chat
+// server's deliveries reach it:
 //
 //	c := servertest.New(t, servertest.Options{Servers: 2})
 //	c.AddUser("ann")
@@ -29,7 +32,7 @@
 // The package uses only the exported API of package server and central,
 // and does not import the client: the client's own tests use it. Package
 // server's internal tests cannot (it imports server); its external tests
-// and the end-to-end tests can.
+// (package server_test) and the end-to-end tests can.
 package servertest
 
 import (
@@ -94,7 +97,6 @@ type Cluster struct {
 	opts    Options
 	dir     string
 	log     *slog.Logger
-	central *central.Central
 	ctable  *rmi.Table // central's objects
 	rtable  *rmi.Table // the registry
 	regAddr string
@@ -102,6 +104,7 @@ type Cluster struct {
 	peerIDs atomic.Uint64
 
 	mu      sync.Mutex
+	central *central.Central
 	servers map[string]*chatServer // by name
 	byAddr  map[string]*chatServer
 	conns   map[*Conn]bool     // open connections from clients
@@ -118,6 +121,7 @@ type chatServer struct {
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
 	unreachable bool
+	forwards    int64 // Forward calls that reached it from other chat servers
 }
 
 // up reports whether the chat server runs and can be reached.
@@ -150,18 +154,8 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(c.close)
 
-	cen, err := central.Open(central.Config{
-		Dir: c.dir + "/central", Clock: opts.Clock, Logger: opts.Logger,
-		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: LeaseTTL, Prefer: c.preferred,
-	})
-	if err != nil {
-		t.Fatalf("servertest: open central: %v", err)
-	}
-	c.central = cen
 	c.ctable = rmi.NewTable(opts.Logger)
-	if err := cen.Export(c.ctable); err != nil {
-		t.Fatalf("servertest: %v", err)
-	}
+	c.openCentral()
 	c.rtable = rmi.NewTable(opts.Logger)
 	if err := rmi.Export[rmi.RegistryService](c.rtable, rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
 		t.Fatalf("servertest: %v", err)
@@ -190,6 +184,25 @@ func New(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// openCentral opens central on its data directory and exports it into
+// c.ctable.
+func (c *Cluster) openCentral() {
+	c.t.Helper()
+	cen, err := central.Open(central.Config{
+		Dir: c.dir + "/central", Clock: c.opts.Clock, Logger: c.log,
+		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: LeaseTTL, Prefer: c.preferred,
+	})
+	if err != nil {
+		c.t.Fatalf("servertest: open central: %v", err)
+	}
+	if err := cen.Export(c.ctable); err != nil {
+		c.t.Fatalf("servertest: %v", err)
+	}
+	c.mu.Lock()
+	c.central = cen
+	c.mu.Unlock()
+}
+
 // serveTCP serves table on a new loopback listener at addr and returns
 // the listener's address.
 func (c *Cluster) serveTCP(table *rmi.Table, addr string) string {
@@ -211,7 +224,7 @@ func (c *Cluster) close() {
 	c.mu.Lock()
 	conns := slices.Collect(maps.Keys(c.conns))
 	servers := slices.Collect(maps.Values(c.servers))
-	tcp := c.tcp
+	tcp, cen := c.tcp, c.central
 	c.mu.Unlock()
 	for _, k := range conns {
 		k.end(false)
@@ -222,8 +235,8 @@ func (c *Cluster) close() {
 	for _, rs := range tcp {
 		_ = rs.Close()
 	}
-	if c.central != nil {
-		_ = c.central.Close()
+	if cen != nil {
+		_ = cen.Close()
 	}
 }
 
@@ -238,8 +251,13 @@ func (c *Cluster) CentralAddr() string { return c.cenAddr }
 // Clock is the cluster's clock (Options.Clock).
 func (c *Cluster) Clock() clock.Clock { return c.opts.Clock }
 
-// Central is the central server, for calls a test makes directly.
-func (c *Cluster) Central() *central.Central { return c.central }
+// Central is the central server, for calls a test makes directly. After
+// RestartCentral it is the new one.
+func (c *Cluster) Central() *central.Central {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.central
+}
 
 // Servers returns the chat servers' names, sorted.
 func (c *Cluster) Servers() []string {
@@ -279,7 +297,7 @@ func (c *Cluster) Password(user string) string { return "password-" + user }
 func (c *Cluster) AddUser(user string) string {
 	c.t.Helper()
 	pw := c.Password(user)
-	if _, err := c.central.SignUp(context.Background(), centralapi.SignUpArgs{User: user, Password: pw}); err != nil {
+	if _, err := c.Central().SignUp(context.Background(), centralapi.SignUpArgs{User: user, Password: pw}); err != nil {
 		c.t.Fatalf("servertest: sign up %s: %v", user, err)
 	}
 	return pw
