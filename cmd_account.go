@@ -143,6 +143,6 @@ func accountConfig(e *env, tf trustFlags, central, user string, log *slog.Logger
 	clk := clock.New()
 	return client.Config{
 		Central: central, User: user, Clock: clk, Logger: log,
-		Dial: tlsDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
+		Dial: client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
 	}, nil
 }

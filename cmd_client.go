@@ -96,7 +96,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	feed := term.NewFeed()
 	cfg := client.Config{
 		Central: *centralFlag, User: *user, Password: pw, Clock: clk, Logger: log,
-		Dial:      tlsDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
+		Dial:      client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
 		OnMessage: feed.Message, OnEvent: feed.Event, OnStatus: feed.Status,
 	}
 	lctx, cancel := context.WithTimeout(ctx, loginTimeout)

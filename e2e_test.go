@@ -560,7 +560,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Dial = tlsDialer(rmi.DialConfig{CallTimeout: 10 * time.Second}, upTrust.ClientConfig)
+		cfg.Dial = client.TLSDialer(rmi.DialConfig{CallTimeout: 10 * time.Second}, upTrust.ClientConfig)
 		// The cluster's own CA does not verify up's servers.
 		wrong := h.clientConfig("zed", password("zed"), nil)
 		wrong.Central = addr
@@ -791,7 +791,7 @@ func (h *cluster) clientConfig(user, pw string, u *e2eUser) client.Config {
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test_user", user)
 	cfg := client.Config{
 		Central: h.centralAddr, User: user, Password: pw, Clock: clk, Logger: log,
-		Dial:         tlsDialer(rmi.DialConfig{Clock: clk, Logger: log, CallTimeout: 10 * time.Second}, h.trust.ClientConfig),
+		Dial:         client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log, CallTimeout: 10 * time.Second}, h.trust.ClientConfig),
 		PingInterval: 250 * time.Millisecond,
 	}
 	if u != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +8,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/pki"
-	"github.com/distchat/distchat/rmi"
 )
 
 // This file sets up TLS for the commands: the names a server's certificate
@@ -86,21 +82,6 @@ func (tf trustFlags) trust(e *env, central string) (*pki.ClientTrust, error) {
 		o.KnownCentrals = filepath.Join(dir, "distchat", "known_centrals")
 	}
 	return pki.NewClientTrust(o)
-}
-
-// tlsDialer returns a client Dialer that connects with rmi.Dial using cfg,
-// over TLS verified by tlsFor(addr).
-func tlsDialer(cfg rmi.DialConfig, tlsFor func(addr string) *tls.Config) client.Dialer {
-	return func(ctx context.Context, addr string, callbacks *rmi.Table) (client.Conn, error) {
-		dc := cfg
-		dc.Callbacks = callbacks
-		dc.TLS = tlsFor(addr)
-		c, err := rmi.Dial(ctx, addr, dc)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
 }
 
 // loadCA loads the cluster CA kept beside the cluster secret, creating it
