@@ -156,7 +156,7 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 	}
 	srv := rmi.NewServer(t, rmi.ServerConfig{
 		Clock: o.clock, Logger: o.log, ClusterSecret: o.secret,
-		TLS: o.ca.ServerConfig(certHosts(addr, o.listen, o.certHosts)),
+		TLS: o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts)).ServerConfig(),
 	})
 	cp := &centralProc{c: c, srv: srv, addr: addr, serveErr: make(chan error, 1)}
 	go func() { cp.serveErr <- srv.Serve(l) }()

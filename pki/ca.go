@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -50,9 +49,6 @@ type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	clk  clock.Clock
-
-	mu   sync.Mutex
-	self *tls.Certificate // the central server's own certificate, see ServerConfig
 }
 
 // LoadOrCreateCA loads the CA from dir (ca.crt and ca.key), creating both
@@ -170,50 +166,6 @@ func (ca *CA) sign(name string, pub any, dns []string, ips []net.IP) ([]byte, er
 		return nil, fmt.Errorf("signing a certificate for %s: %w", name, err)
 	}
 	return der, nil
-}
-
-// ServerConfig returns the TLS configuration of the central server: its own
-// certificate, signed by the CA for hosts (host names and IPs), issued now
-// and again whenever it is due for renewal; the CA in the chain it sends,
-// so that clients can pin it; and client certificates verified against the
-// CA when presented.
-func (ca *CA) ServerConfig(hosts []string) *tls.Config {
-	dns, ips := splitHosts(hosts)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  pool,
-		Time:       ca.clk.Now,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return ca.selfCertificate(dns, ips)
-		},
-	}
-}
-
-// selfCertificate returns the central server's certificate, issuing a new
-// one first if there is none or it is due for renewal.
-func (ca *CA) selfCertificate(dns []string, ips []net.IP) (*tls.Certificate, error) {
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	if ca.self != nil && !needsRenewal(ca.self.Leaf, ca.clk.Now()) {
-		return ca.self, nil
-	}
-	key, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	der, err := ca.sign("central", &key.PublicKey, dns, ips)
-	if err != nil {
-		return nil, err
-	}
-	c, err := tlsCertificate(der, ca.cert, key)
-	if err != nil {
-		return nil, err
-	}
-	ca.self = c
-	return c, nil
 }
 
 // tlsCertificate assembles a certificate chain (leaf, then the CA) with

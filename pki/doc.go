@@ -4,7 +4,7 @@
 //   - The central server keeps a cluster certificate authority, [CA]
 //     (ca.crt, and ca.key with mode 0600, beside the cluster secret),
 //     created on first run. It certifies itself for its own host names and
-//     IPs ([CA.ServerConfig]) and signs the chat servers' certificate
+//     IPs ([CA.CentralCert]) and signs the chat servers' certificate
 //     requests ([CA.Issue]); the central package serves that to chat
 //     servers that prove the cluster secret.
 //   - A chat server is a [Member]: it keeps its key, its certificate and

@@ -215,7 +215,7 @@ func TestCentralCertificateRenewed(t *testing.T) {
 	clk := clock.NewMock()
 	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ca, _ := newTestCA(t, clk)
-	cfg := ca.ServerConfig([]string{"127.0.0.1", "central.example"})
+	cfg := ca.CentralCert([]string{"127.0.0.1", "central.example"}).ServerConfig()
 	first, err := cfg.GetCertificate(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestCentralCertificateRenewed(t *testing.T) {
 func TestClientTrustOnFirstUse(t *testing.T) {
 	clk := clock.New()
 	ca, _ := newTestCA(t, clk)
-	central := ca.ServerConfig([]string{"127.0.0.1"})
+	central := ca.CentralCert([]string{"127.0.0.1"}).ServerConfig()
 	known := filepath.Join(t.TempDir(), "distchat", "known_centrals")
 	const addr = "127.0.0.1:1099"
 	newTrust := func(notice *bytes.Buffer) *ClientTrust {
@@ -273,7 +273,7 @@ func TestClientTrustOnFirstUse(t *testing.T) {
 		t.Fatalf("second run: %v, notice %q", err, notice.String())
 	}
 	// A central server with another CA at that address is refused.
-	impostor := otherCA.ServerConfig([]string{"127.0.0.1"})
+	impostor := otherCA.CentralCert([]string{"127.0.0.1"}).ServerConfig()
 	_, _, err := handshake(t, withName(newTrust(&notice).ClientConfig(addr), "central"), impostor)
 	if !errors.Is(err, ErrCAChanged) || !strings.Contains(err.Error(), known) {
 		t.Fatalf("changed CA: %v", err)
@@ -287,11 +287,32 @@ func TestClientTrustWithCAFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := handshake(t, withName(tr.ClientConfig("127.0.0.1:1099"), "c"), ca.ServerConfig([]string{"127.0.0.1"})); err != nil {
+	if _, _, err := handshake(t, withName(tr.ClientConfig("127.0.0.1:1099"), "c"), ca.CentralCert([]string{"127.0.0.1"}).ServerConfig()); err != nil {
 		t.Fatal(err)
 	}
 	other, _ := newTestCA(t, clk)
-	if _, _, err := handshake(t, withName(tr.ClientConfig("127.0.0.1:1099"), "c"), other.ServerConfig([]string{"127.0.0.1"})); err == nil {
+	if _, _, err := handshake(t, withName(tr.ClientConfig("127.0.0.1:1099"), "c"), other.CentralCert([]string{"127.0.0.1"}).ServerConfig()); err == nil {
 		t.Fatal("a central server of another CA was accepted")
+	}
+}
+
+// TestCentralDialsMembers: central, calling a chat server, verifies it
+// against the CA and presents its own certificate (mutual TLS).
+func TestCentralDialsMembers(t *testing.T) {
+	clk := clock.New()
+	ca, _ := newTestCA(t, clk)
+	chat := member(t, ca, clk, "s1", "127.0.0.1")
+	cc := ca.CentralCert([]string{"127.0.0.1"})
+	_, ss, err := handshake(t, cc.ClientConfig("127.0.0.1:7000"), chat.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss.VerifiedChains) == 0 || ss.PeerCertificates[0].Subject.CommonName != "central" {
+		t.Fatalf("the chat server did not verify central's certificate: %+v", ss.PeerCertificates)
+	}
+	other, _ := newTestCA(t, clk)
+	rogue := member(t, other, clk, "s1", "127.0.0.1")
+	if _, _, err := handshake(t, cc.ClientConfig("127.0.0.1:7000"), rogue.ServerConfig()); err == nil {
+		t.Fatal("central accepted a chat server of another CA")
 	}
 }
