@@ -106,7 +106,8 @@ type centralOptions struct {
 type centralProc struct {
 	c        *central.Central
 	srv      *rmi.Server
-	addr     string // advertised address, bound in the registry
+	cert     *pki.CentralCert // central's certificate: cert.ClientConfig(addr) dials a chat server
+	addr     string           // advertised address, bound in the registry
 	serveErr chan error
 }
 
@@ -154,11 +155,9 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		c.Close()
 		return nil, fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err)
 	}
-	srv := rmi.NewServer(t, rmi.ServerConfig{
-		Clock: o.clock, Logger: o.log, ClusterSecret: o.secret,
-		TLS: o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts)).ServerConfig(),
-	})
-	cp := &centralProc{c: c, srv: srv, addr: addr, serveErr: make(chan error, 1)}
+	cert := o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts))
+	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
+	cp := &centralProc{c: c, srv: srv, cert: cert, addr: addr, serveErr: make(chan error, 1)}
 	go func() { cp.serveErr <- srv.Serve(l) }()
 	o.log.Info("central server up", "listen", l.Addr().String(), "advertised", addr, "data", o.dir)
 	return cp, nil
