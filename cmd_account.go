@@ -20,7 +20,10 @@ const accountTimeout = 30 * time.Second
 
 const passwordSources = `The password comes from --password-file, else the DISTCHAT_PASSWORD
 environment variable, else a prompt on the terminal (typed twice, not
-echoed). Passwords are 8 to 1024 bytes; user names are 1-32 of a-z 0-9 _ . -`
+echoed). Passwords are 8 to 1024 bytes; user names are 1-32 of a-z 0-9 _ . -
+
+The connection is TLS 1.3; the server is verified against --ca, or the
+cluster CA is trusted on first use and pinned, as for 'client'.`
 
 const signupDescription = `Creates an account at the central server and prints its recovery code:
 the one way to set a new password if this one is forgotten.
@@ -33,6 +36,7 @@ func runSignup(ctx context.Context, e *env, args []string) error {
 	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
 	user := f.String("user", "", "user `NAME` (required)")
 	pwFile := f.String("password-file", "", "read the password from `FILE`")
+	tf := addTrustFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -43,13 +47,16 @@ func runSignup(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pw, err := readPassword(e, *pwFile, "Password for "+*user, true)
+	cfg, err := accountConfig(e, tf, *centralFlag, *user, log)
 	if err != nil {
+		return err
+	}
+	if cfg.Password, err = readPassword(e, *pwFile, "Password for "+*user, true); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, accountTimeout)
 	defer cancel()
-	code, err := client.SignUp(ctx, accountConfig(*centralFlag, *user, pw, log))
+	code, err := client.SignUp(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -76,6 +83,7 @@ func runResetPassword(ctx context.Context, e *env, args []string) error {
 	code := f.String("recovery-code", "", "the account's recovery `CODE`")
 	codeFile := f.String("recovery-code-file", "", "read the recovery code from `FILE`")
 	pwFile := f.String("password-file", "", "read the new password from `FILE`")
+	tf := addTrustFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -98,13 +106,18 @@ func runResetPassword(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg, err := accountConfig(e, tf, *centralFlag, *user, log)
+	if err != nil {
+		return err
+	}
 	pw, err := readPassword(e, *pwFile, "New password for "+*user, true)
 	if err != nil {
 		return err
 	}
+	cfg.Password = pw
 	ctx, cancel := context.WithTimeout(ctx, accountTimeout)
 	defer cancel()
-	next, err := client.ResetPassword(ctx, accountConfig(*centralFlag, *user, pw, log), *code, pw)
+	next, err := client.ResetPassword(ctx, cfg, *code, pw)
 	if err != nil {
 		return err
 	}
@@ -115,12 +128,21 @@ The old code no longer works. Keep this one somewhere safe.
 	return nil
 }
 
-// accountConfig is the client configuration for talking to central as
-// user over TCP.
-func accountConfig(centralAddr, user, password string, log *slog.Logger) client.Config {
+// accountConfig is the client configuration (without the password) for
+// talking to the central server at central as user, over TLS verified as
+// tf says.
+func accountConfig(e *env, tf trustFlags, central, user string, log *slog.Logger) (client.Config, error) {
+	caddr, err := centralAddr(central)
+	if err != nil {
+		return client.Config{}, usagef("--central: %v", err)
+	}
+	trust, err := tf.trust(e, caddr)
+	if err != nil {
+		return client.Config{}, err
+	}
 	clk := clock.New()
 	return client.Config{
-		Central: centralAddr, User: user, Password: password, Clock: clk, Logger: log,
-		Dial: client.TCPDialer(rmi.DialConfig{Clock: clk, Logger: log}),
-	}
+		Central: central, User: user, Clock: clk, Logger: log,
+		Dial: client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
+	}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -25,6 +26,13 @@ Chat servers must prove the cluster secret to use the cluster interface.
 If --cluster-secret-file does not exist it is created (32 random bytes,
 hex, mode 0600); copy it to every machine that runs 'distchat server'.
 
+Every connection is TLS 1.3. Beside the secret file, central keeps the
+cluster CA (ca.crt, and ca.key with mode 0600), created on first run. It
+certifies central itself (for the advertised host, this machine's host
+name and addresses, and --cert-host) and every chat server that proves
+the secret. Clients pin the CA on first use, or take a copy of ca.crt
+with --ca; central prints the CA's fingerprint when it starts.
+
 The address put in the registry is --advertise, else the --listen host if
 it is a specific address, else the IP of this machine's default route.`
 
@@ -34,7 +42,8 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	listen := f.String("listen", ":1099", "`HOST:PORT` to listen on (RMI registry and central server)")
 	advertise := f.String("advertise", "", "`HOST:PORT` clients and chat servers should use (default: see above)")
 	data := f.String("data", "", "data directory `DIR` (required)")
-	secretFile := f.String("cluster-secret-file", "", "cluster secret `FILE`, created if absent (default DIR/cluster.secret)")
+	secretFile := f.String("cluster-secret-file", "", "cluster secret `FILE`, created if absent (default DIR/cluster.secret); the cluster CA is kept beside it")
+	extraHosts := f.StringSlice("cert-host", nil, "another `NAME` or IP clients use to reach central, for its certificate (repeatable)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -59,9 +68,14 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	clk := clock.New()
+	ca, err := loadCA(e, *secretFile, clk)
+	if err != nil {
+		return err
+	}
 	cp, err := startCentral(ctx, centralOptions{
 		dir: *data, listen: *listen, advertise: *advertise, secret: secret,
-		clock: clock.New(), log: log,
+		ca: ca, certHosts: *extraHosts, clock: clk, log: log,
 	})
 	if err != nil {
 		return err
@@ -82,6 +96,8 @@ type centralOptions struct {
 	listen    string
 	advertise string
 	secret    []byte
+	ca        *pki.CA  // the cluster CA: central's certificate, and the chat servers'
+	certHosts []string // more names for central's certificate
 	clock     clock.Clock
 	log       *slog.Logger
 }
@@ -90,7 +106,8 @@ type centralOptions struct {
 type centralProc struct {
 	c        *central.Central
 	srv      *rmi.Server
-	addr     string // advertised address, bound in the registry
+	cert     *pki.CentralCert // central's certificate: cert.ClientConfig(addr) dials a chat server
+	addr     string           // advertised address, bound in the registry
 	serveErr chan error
 }
 
@@ -108,6 +125,10 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		return nil, err
 	}
 	if err := c.Export(t); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := central.NewCertIssuer(o.ca, o.log).Export(t); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -134,8 +155,9 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		c.Close()
 		return nil, fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err)
 	}
-	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret})
-	cp := &centralProc{c: c, srv: srv, addr: addr, serveErr: make(chan error, 1)}
+	cert := o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts))
+	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
+	cp := &centralProc{c: c, srv: srv, cert: cert, addr: addr, serveErr: make(chan error, 1)}
 	go func() { cp.serveErr <- srv.Serve(l) }()
 	o.log.Info("central server up", "listen", l.Addr().String(), "advertised", addr, "data", o.dir)
 	return cp, nil

@@ -49,7 +49,13 @@ prints as two lines, "connection to server-2 lost; reconnecting…" and
 and the details go to the log (--log-level debug).
 
 The password comes from --password-file, else DISTCHAT_PASSWORD, else a
-prompt on the terminal. The exit status is 1 if the login fails.`
+prompt on the terminal. The exit status is 1 if the login fails.
+
+Every connection is TLS 1.3, and every server must show a certificate
+signed by the cluster CA: the CA given with --ca (a copy of central's
+ca.crt), or else the one central showed on the first connection to its
+address, whose fingerprint is printed then and pinned in the
+known-centrals file, as SSH does; a different CA later is refused.`
 
 // runClient is the "client" subcommand.
 func runClient(ctx context.Context, e *env, args []string) error {
@@ -58,6 +64,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	user := f.String("user", "", "user `NAME` (required)")
 	jsonOut := f.Bool("json", false, "print messages and results as JSON lines")
 	pwFile := f.String("password-file", "", "read the password from `FILE`")
+	tf := addTrustFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -73,6 +80,14 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	caddr, err := centralAddr(*centralFlag)
+	if err != nil {
+		return usagef("--central: %v", err)
+	}
+	trust, err := tf.trust(e, caddr)
+	if err != nil {
+		return err
+	}
 	pw, err := readPassword(e, *pwFile, "Password for "+*user, false)
 	if err != nil {
 		return err
@@ -81,7 +96,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	feed := term.NewFeed()
 	cfg := client.Config{
 		Central: *centralFlag, User: *user, Password: pw, Clock: clk, Logger: log,
-		Dial:      client.TCPDialer(rmi.DialConfig{Clock: clk, Logger: log}),
+		Dial:      client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
 		OnMessage: feed.Message, OnEvent: feed.Event, OnStatus: feed.Status,
 	}
 	lctx, cancel := context.WithTimeout(ctx, loginTimeout)

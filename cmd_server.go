@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server"
 )
@@ -25,6 +27,15 @@ callback object they export on their own connection.
 
 The cluster secret file must be the central server's (copy it over); it
 proves to central and to the other chat servers that this one belongs.
+
+Every connection is TLS 1.3. When it registers, the chat server asks
+central for a certificate (for its advertised host, this machine's host
+name and addresses, and --cert-host), signed by the cluster CA, and keeps
+it with its key and the CA in DIR (server.crt, server.key, ca.crt); it
+renews it before it expires. It presents it to the other chat servers,
+which require it (mutual TLS). On its very first contact central is
+authenticated by the cluster secret, proved on that TLS session; from
+then on by the CA in DIR/ca.crt.
 
 Clock modes: "hlc" (default) orders a reply after what its author had
 seen even with skewed clocks; "wall" stamps with the wall clock only, as
@@ -45,6 +56,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	secretFile := f.String("cluster-secret-file", "", "the cluster secret `FILE`, as on the central server (required)")
 	clockMode := f.String("clock", server.ClockHLC, "stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
+	extraHosts := f.StringSlice("cert-host", nil, "another `NAME` or IP others use to reach this server, for its certificate (repeatable)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -68,7 +80,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	sp, err := startChatServer(serverOptions{
 		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
-		secret: secret, clockMode: *clockMode, settled: *settled, clock: clock.New(), log: log,
+		secret: secret, clockMode: *clockMode, settled: *settled, certHosts: *extraHosts, clock: clock.New(), log: log,
 	})
 	if err != nil {
 		return err
@@ -102,6 +114,7 @@ type serverOptions struct {
 	secret    []byte
 	clockMode string
 	settled   bool
+	certHosts []string // more names for the server's certificate
 	clock     clock.Clock
 	log       *slog.Logger
 }
@@ -117,6 +130,7 @@ type serverProc struct {
 	log        *slog.Logger
 	cluster    centralapi.Cluster
 	centralInv *rmi.Redialer
+	certs      *certKeeper
 	serveErr   chan error
 
 	mu         sync.Mutex
@@ -136,17 +150,34 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		l.Close()
 		return nil, err
 	}
-	dial := rmi.DialConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret}
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
+	}
+	member, err := pki.OpenMember(o.dir, o.clock)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
+	}
+	// Every dial carries the secret, and TLS that verifies the other end
+	// against the cluster CA and presents this server's certificate.
+	dial := func(addr string) *rmi.Redialer {
+		return rmi.NewRedialer(addr, rmi.DialConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: member.ClientConfig(addr)})
+	}
 	sp := &serverProc{
 		name: o.name, listenAddr: l.Addr().String(), addr: addr, clk: o.clock, log: o.log,
-		centralInv: rmi.NewRedialer(o.central, dial), serveErr: make(chan error, 1),
+		centralInv: dial(o.central), serveErr: make(chan error, 1),
 	}
 	sp.cluster = centralapi.ClusterStub{Inv: sp.centralInv}
+	sp.certs = &certKeeper{
+		member: member, ca: centralapi.CAStub{Inv: sp.centralInv}, name: o.name, dir: o.dir,
+		hosts: certHosts(addr, o.listen, o.certHosts), clk: o.clock, log: o.log,
+	}
 	s, err := server.Open(server.Config{
 		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
 		Connect: func(addr string) rmi.Invoker {
-			r := rmi.NewRedialer(addr, dial)
+			r := dial(addr)
 			sp.mu.Lock()
 			sp.peers = append(sp.peers, r)
 			sp.mu.Unlock()
@@ -166,19 +197,27 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		sp.centralInv.Close()
 		return nil, err
 	}
-	sp.srv = rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret})
+	sp.srv = rmi.NewServer(t, rmi.ServerConfig{
+		Clock: o.clock, Logger: o.log, ClusterSecret: o.secret,
+		TLS: member.ServerConfig(), RequireClusterCert: true,
+	})
 	go func() { sp.serveErr <- sp.srv.Serve(l) }()
 	return sp, nil
 }
 
-// register registers the chat server with central and starts its
-// background work, retrying (with back-off up to 5s) while central cannot
-// be reached, until ctx ends. Other failures (the cluster secret refused,
-// a bad name or address) end it at once.
+// register gets the chat server's certificate from central (if it needs
+// one), registers the chat server and starts its background work,
+// retrying (with back-off up to 5s) while central cannot be reached, until
+// ctx ends. Other failures (the cluster secret refused, central's
+// certificate not signed by the cluster CA, a bad name or address) end it
+// at once.
 func (p *serverProc) register(ctx context.Context) error {
 	wait := 250 * time.Millisecond
 	for {
-		err := p.s.Start(ctx)
+		err := p.certs.ensure(ctx)
+		if err == nil {
+			err = p.s.Start(ctx)
+		}
 		if err == nil {
 			p.mu.Lock()
 			p.registered = true
@@ -205,6 +244,7 @@ func (p *serverProc) register(ctx context.Context) error {
 // gone (so its users are placed elsewhere at once, not after its lease
 // expires).
 func (p *serverProc) Close() error {
+	p.certs.close()
 	err := errors.Join(p.srv.Close(), p.s.Close())
 	p.mu.Lock()
 	registered := p.registered

@@ -12,6 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/server"
 )
 
@@ -20,13 +21,15 @@ servers, each chat server named server-1..server-N with its own data
 directory, all under --data:
 
   DIR/cluster.secret   the cluster secret (created if absent, mode 0600)
+  DIR/ca.crt, ca.key   the cluster CA (created if absent; the key mode 0600)
   DIR/central/         the central server's central.db
-  DIR/server-N/        chat server N's server.db
+  DIR/server-N/        chat server N's server.db, its key and certificate
 
 The central server listens on --listen; the chat servers on 127.0.0.1 with
 any free port, or on consecutive ports from --server-listen. The processes
-talk over real TCP connections, exactly as when they run on separate
-machines. Stop with Ctrl-C (SIGINT) or SIGTERM.`
+talk over real TCP connections with TLS 1.3, exactly as when they run on
+separate machines; clients trust the cluster CA on first use (or take
+--ca DIR/ca.crt). Stop with Ctrl-C (SIGINT) or SIGTERM.`
 
 // maxUpServers caps --servers.
 const maxUpServers = 64
@@ -69,8 +72,12 @@ func runUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	clk := clock.New()
+	ca, err := loadCA(e, secretFile, clk)
+	if err != nil {
+		return err
+	}
 	cp, err := startCentral(ctx, centralOptions{
-		dir: filepath.Join(*data, "central"), listen: *listen, secret: secret, clock: clk, log: log,
+		dir: filepath.Join(*data, "central"), listen: *listen, secret: secret, ca: ca, clock: clk, log: log,
 	})
 	if err != nil {
 		return err
@@ -102,6 +109,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	w := e.stdout
 	fmt.Fprintf(w, "distchat is up (data in %s, clock %s).\n", *data, *clockMode)
 	fmt.Fprintf(w, "  central server  %s   (registry rmi://%s/%s)\n", cp.addr, cp.addr, centralapi.ObjectName)
+	fmt.Fprintf(w, "  cluster CA      %s   (%s)\n", ca.Fingerprint(), filepath.Join(*data, pki.CACertFile))
 	for _, sp := range servers {
 		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
 	}
@@ -109,8 +117,9 @@ func runUp(ctx context.Context, e *env, args []string) error {
 In another terminal, sign up a user and connect a client:
   %[1]s signup --central %[2]s --user alice
   %[1]s client --central %[2]s --user alice
-Then type /help. Press Ctrl-C here to stop.
-`, e.prog, cp.addr)
+The first connection trusts the cluster CA above and pins it (or give
+--ca %[3]s). Then type /help. Press Ctrl-C here to stop.
+`, e.prog, cp.addr, filepath.Join(*data, pki.CACertFile))
 
 	select {
 	case <-ctx.Done():

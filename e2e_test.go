@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -344,7 +346,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}()
 		for _, addr := range addrs {
-			sendGarbage(t, addr)
+			sendGarbage(t, addr, h.trust.ClientConfig(addr))
 			// A connection that says nothing and stays open must not stop
 			// the server from serving others.
 			c, err := net.Dial("tcp", addr)
@@ -369,6 +371,96 @@ func TestEndToEnd(t *testing.T) {
 		postAndSee(t, u, "lobby", "from the restarted server", append(slices.Clone(lobby), u))
 	})
 
+	t.Run("tls/every port is TLS 1.3; plaintext, strangers and a changed CA are refused", func(t *testing.T) {
+		addrs := map[string]string{"central": h.centralAddr}
+		for _, s := range h.serverNames {
+			addrs[s] = h.procs[s].addr
+		}
+		secret, err := os.ReadFile(h.secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherDir := t.TempDir()
+		if _, _, err := pki.LoadOrCreateCA(otherDir, clock.New()); err != nil {
+			t.Fatal(err)
+		}
+		otherCA := filepath.Join(otherDir, pki.CACertFile)
+		stranger, err := pki.NewClientTrust(pki.TrustOptions{Central: h.centralAddr, CAFile: otherCA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		openssl, _ := exec.LookPath("openssl")
+		tctx, cancel := context.WithTimeout(ctx, e2eWait)
+		defer cancel()
+		for name, addr := range addrs {
+			tc, err := tls.Dial("tcp", addr, h.trust.ClientConfig(addr))
+			if err != nil {
+				t.Fatalf("%s: TLS: %v", name, err)
+			}
+			if v := tc.ConnectionState().Version; v != tls.VersionTLS13 {
+				t.Errorf("%s negotiated %s, want TLS 1.3", name, tls.VersionName(v))
+			}
+			tc.Close()
+			if openssl != "" {
+				cmd := exec.CommandContext(tctx, openssl, "s_client", "-connect", addr, "-brief", "-CAfile", h.ca)
+				cmd.Stdin = strings.NewReader("")
+				if out, _ := cmd.CombinedOutput(); !bytes.Contains(out, []byte("TLSv1.3")) {
+					t.Errorf("%s: openssl s_client shows no TLS 1.3:\n%s", name, out)
+				}
+			}
+			// Plaintext (the protocol's own hello) is refused.
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(append([]byte(rmiMagic+"\x00"), make([]byte, 32)...))
+			c.SetReadDeadline(time.Now().Add(e2eWait))
+			got, err := io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || bytes.Contains(got, []byte("distchat-rmi")) {
+				t.Errorf("%s: plaintext hello answered %q (%v), want the connection refused", name, got, err)
+			}
+			c.Close()
+			// A client that trusts another CA refuses the server.
+			if _, err := rmi.Dial(tctx, addr, rmi.DialConfig{TLS: stranger.ClientConfig(addr)}); !errors.Is(err, rmi.ErrHandshake) {
+				t.Errorf("%s: a client trusting another CA: %v, want ErrHandshake", name, err)
+			}
+		}
+		// Chat servers give cluster rights only with a certificate of the
+		// cluster CA (mutual TLS), not for the secret alone.
+		for _, s := range h.serverNames {
+			addr := h.procs[s].addr
+			_, err := rmi.Dial(tctx, addr, rmi.DialConfig{ClusterSecret: bytes.TrimSpace(secret), TLS: h.trust.ClientConfig(addr)})
+			if !errors.Is(err, rmi.ErrHandshake) || !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("%s: the secret without a certificate: %v", s, err)
+			}
+			for _, f := range []string{pki.MemberCertFile, pki.CACertFile} {
+				if !fileExists(filepath.Join(h.dir, s, f)) {
+					t.Errorf("%s has no %s", s, f)
+				}
+			}
+		}
+		// The binary refuses a central server not certified by --ca, and
+		// one whose CA is not the one pinned for its address.
+		run := func(args ...string) (string, error) {
+			cmd := exec.CommandContext(tctx, h.bin, args...)
+			cmd.Env = h.env("DISTCHAT_PASSWORD=" + password("mallory"))
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := run("signup", "--central", h.centralAddr, "--user", "mallory", "--ca", otherCA); err == nil || !strings.Contains(out, "certificate") {
+			t.Errorf("signup with another cluster's CA: %v\n%s", err, out)
+		}
+		known := filepath.Join(t.TempDir(), "known_centrals")
+		if err := os.WriteFile(known, []byte(h.centralAddr+" SHA256:"+strings.Repeat("A", 43)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := run("signup", "--central", h.centralAddr, "--user", "mallory", "--known-centrals", known); err == nil || !strings.Contains(out, "cluster CA has changed") {
+			t.Errorf("signup with another CA pinned: %v\n%s", err, out)
+		}
+		postAndSee(t, lobby[0], "lobby", "after the TLS probes", lobby)
+	})
+
 	t.Run("g/scriptable terminal client", func(t *testing.T) {
 		script := strings.Join([]string{
 			"/join lobby",
@@ -380,8 +472,8 @@ func TestEndToEnd(t *testing.T) {
 		}, "\n") + "\n"
 		tctx, cancel := context.WithTimeout(ctx, e2eWait)
 		defer cancel()
-		cmd := exec.CommandContext(tctx, h.bin, "client", "--central", h.centralAddr, "--user", outsider.name, "--json")
-		cmd.Env = append(os.Environ(), "DISTCHAT_PASSWORD="+password(outsider.name))
+		cmd := exec.CommandContext(tctx, h.bin, "client", "--central", h.centralAddr, "--user", outsider.name, "--json", "--ca", h.ca)
+		cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(outsider.name))
 		cmd.Stdin = strings.NewReader(script)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -453,14 +545,28 @@ func TestEndToEnd(t *testing.T) {
 		if strings.Join(servers, " ") != "server-1 server-2" {
 			t.Fatalf("up printed chat servers %v", servers)
 		}
-		st, err := os.Stat(filepath.Join(data, "cluster.secret"))
-		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Fatalf("cluster secret: %v, %v", st, err)
+		for _, f := range []string{"cluster.secret", pki.CAKeyFile, filepath.Join("server-1", pki.MemberKeyFile)} {
+			st, err := os.Stat(filepath.Join(data, f))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v, %v", f, st, err)
+			}
 		}
 		ctx, cancel := context.WithTimeout(ctx, e2eWait)
 		defer cancel()
 		cfg := h.clientConfig("zed", password("zed"), nil)
 		cfg.Central = addr
+		// A client on the same machine takes the CA from the data dir.
+		upTrust, err := pki.NewClientTrust(pki.TrustOptions{Central: addr, CAFile: filepath.Join(data, pki.CACertFile)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Dial = client.TLSDialer(rmi.DialConfig{CallTimeout: 10 * time.Second}, upTrust.ClientConfig)
+		// The cluster's own CA does not verify up's servers.
+		wrong := h.clientConfig("zed", password("zed"), nil)
+		wrong.Central = addr
+		if _, err := client.SignUp(ctx, wrong); err == nil {
+			t.Fatal("up's central server verified against another cluster's CA")
+		}
 		if _, err := client.SignUp(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -499,6 +605,9 @@ type cluster struct {
 	bin         string
 	dir         string
 	secret      string
+	ca          string // the cluster CA, ca.crt beside the secret
+	caPrint     string // its fingerprint, as central printed it
+	trust       *pki.ClientTrust
 	centralAddr string
 	serverNames []string
 	procs       map[string]*proc
@@ -525,7 +634,13 @@ func newCluster(t *testing.T) *cluster {
 	})
 	c := h.start("central", "central", "--listen", "127.0.0.1:0", "--data", filepath.Join(h.dir, "central"),
 		"--cluster-secret-file", h.secret, "--log-level", "debug")
+	h.caPrint = c.waitLine(t, regexp.MustCompile(`^cluster CA fingerprint (SHA256:\S+):`))[1]
 	h.centralAddr = c.waitLine(t, regexp.MustCompile(`^central server listening on (\S+) `))[1]
+	h.ca = filepath.Join(h.dir, pki.CACertFile)
+	var err error
+	if h.trust, err = pki.NewClientTrust(pki.TrustOptions{Central: h.centralAddr, CAFile: h.ca}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("chat-%d", i)
 		h.serverNames = append(h.serverNames, name)
@@ -552,6 +667,7 @@ func (h *cluster) start(name string, args ...string) *proc {
 		h.t.Fatal(err)
 	}
 	cmd := exec.Command(h.bin, args...)
+	cmd.Env = h.env()
 	cmd.Stderr = f
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -616,6 +732,18 @@ func (h *cluster) terminate(name string) {
 
 func password(user string) string { return "pw-of-" + user + "-long-enough" }
 
+// env is the environment of the processes the test runs, plus extra: the
+// known-centrals file of the clients that trust on first use lives in the
+// test's directory.
+func (h *cluster) env(extra ...string) []string {
+	return append(append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(h.dir, "config")), extra...)
+}
+
+// knownCentrals is the file where the binary's clients pin CAs.
+func (h *cluster) knownCentrals() string {
+	return filepath.Join(h.dir, "config", "distchat", "known_centrals")
+}
+
 // signupAll signs users up with the binary, concurrently.
 func (h *cluster) signupAll(names []string) {
 	h.t.Helper()
@@ -628,7 +756,7 @@ func (h *cluster) signupAll(names []string) {
 			ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, h.bin, "signup", "--central", h.centralAddr, "--user", n)
-			cmd.Env = append(os.Environ(), "DISTCHAT_PASSWORD="+password(n))
+			cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(n))
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				errs[i] = fmt.Errorf("signup %s: %v\n%s", n, err, out)
@@ -645,6 +773,16 @@ func (h *cluster) signupAll(names []string) {
 			h.t.Fatal(err)
 		}
 	}
+	// They trusted the cluster CA on first use and pinned it.
+	b, err := os.ReadFile(h.knownCentrals())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line != h.centralAddr+" "+h.caPrint {
+			h.t.Fatalf("known centrals line %q, want %q", line, h.centralAddr+" "+h.caPrint)
+		}
+	}
 }
 
 // clientConfig is an in-process client's configuration.
@@ -653,7 +791,7 @@ func (h *cluster) clientConfig(user, pw string, u *e2eUser) client.Config {
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test_user", user)
 	cfg := client.Config{
 		Central: h.centralAddr, User: user, Password: pw, Clock: clk, Logger: log,
-		Dial:         client.TCPDialer(rmi.DialConfig{Clock: clk, Logger: log, CallTimeout: 10 * time.Second}),
+		Dial:         client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log, CallTimeout: 10 * time.Second}, h.trust.ClientConfig),
 		PingInterval: 250 * time.Millisecond,
 	}
 	if u != nil {
@@ -682,7 +820,7 @@ func (h *cluster) login(user string) *e2eUser {
 func (h *cluster) rawPost(user, room, text string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 	defer cancel()
-	cc, err := rmi.Dial(ctx, h.centralAddr, rmi.DialConfig{})
+	cc, err := rmi.Dial(ctx, h.centralAddr, rmi.DialConfig{TLS: h.trust.ClientConfig(h.centralAddr)})
 	if err != nil {
 		return err
 	}
@@ -696,7 +834,7 @@ func (h *cluster) rawPost(user, room, text string) error {
 	if err := rmi.Export[chatapi.Callback](cb, chatapi.CallbackObjectName, discardCallback{}); err != nil {
 		return err
 	}
-	sc, err := rmi.Dial(ctx, lr.Server.Addr, rmi.DialConfig{Callbacks: cb})
+	sc, err := rmi.Dial(ctx, lr.Server.Addr, rmi.DialConfig{Callbacks: cb, TLS: h.trust.ClientConfig(lr.Server.Addr)})
 	if err != nil {
 		return err
 	}
@@ -946,8 +1084,9 @@ const rmiMagic = "distchat-rmi/1\n"
 
 // sendGarbage sends what is not the protocol to addr, each on its own
 // connection that it then closes: random bytes, an HTTP request, a
-// handshake cut short, and a correct handshake followed by half a frame.
-func sendGarbage(t *testing.T, addr string) {
+// handshake cut short, and a correct TLS and rmi handshake (TLS with
+// tlsConfig) followed by half a frame.
+func sendGarbage(t *testing.T, addr string, tlsConfig *tls.Config) {
 	t.Helper()
 	junk := make([]byte, 4096)
 	rand.Read(junk)
@@ -973,12 +1112,16 @@ func sendGarbage(t *testing.T, addr string) {
 
 	// A well-formed handshake (no secret, no callbacks), then the first
 	// 6 bytes of a 12-byte multiplexer frame header, then hang up.
-	c, err := net.DialTimeout("tcp", addr, e2eWait)
+	raw, err := net.DialTimeout("tcp", addr, e2eWait)
 	if err != nil {
 		t.Fatalf("%s: %v", addr, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(e2eWait))
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(e2eWait))
+	c := tls.Client(raw, tlsConfig)
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("%s: TLS handshake: %v", addr, err)
+	}
 	hello := append([]byte(rmiMagic+"\x00"), junk[:32]...)
 	if _, err := c.Write(hello); err != nil {
 		t.Fatalf("%s: handshake: %v", addr, err)

@@ -26,7 +26,10 @@ type Config struct {
 	User, Password string
 	// Clock is the only source of time; default clock.New().
 	Clock clock.Clock
-	// Dial opens connections; default TCPDialer(rmi.DialConfig{Clock: Clock, Logger: Logger}).
+	// Dial opens connections; default TCPDialer(rmi.DialConfig{Clock: Clock,
+	// Logger: Logger}), which is plaintext: distchat's servers speak only
+	// TLS, so give a TLSDialer for them (the plaintext default serves
+	// tests and in-process servers).
 	Dial Dialer
 	// Logger receives the client's logs; default slog.Default().
 	Logger *slog.Logger

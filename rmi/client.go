@@ -2,6 +2,7 @@ package rmi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,13 +32,21 @@ type DialConfig struct {
 	// Callbacks, if set, holds objects the server may call back over this
 	// connection (the server sees them as Peer.Back).
 	Callbacks *Table
+	// TLS, if set, runs the connection over TLS with this configuration:
+	// its RootCAs (or VerifyConnection) verify the server, and its client
+	// certificate, if any, is presented for mutual TLS. MinVersion is
+	// raised to TLS 1.3, and ServerName defaults to the host of the
+	// address dialed. A cluster secret's proofs are then bound to the TLS
+	// session. Without TLS the connection is plaintext: for tests and
+	// in-process use only.
+	TLS *tls.Config
 	// ConnectTimeout bounds the TCP dial. Default DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// CallTimeout bounds a call whose context has no deadline. Default
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
-	// HandshakeTimeout bounds the protocol handshake after the TCP
-	// connection is made. Default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the TLS and protocol handshakes after the
+	// TCP connection is made. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 }
 
@@ -72,10 +81,11 @@ type Client struct {
 	cbCancel context.CancelFunc
 }
 
-// Dial connects to the rmi server at addr ("host:port"), runs the
-// handshake and returns a Client. Failures wrap ErrConnect; handshake
-// failures (wrong protocol, cluster secret mismatch) also wrap
-// ErrHandshake.
+// Dial connects to the rmi server at addr ("host:port"), runs the TLS
+// handshake (if cfg.TLS is set) and the protocol handshake, and returns a
+// Client. Failures wrap ErrConnect; handshake failures (wrong protocol, a
+// server certificate that does not verify, cluster secret mismatch) also
+// wrap ErrHandshake.
 func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	cfg = cfg.withDefaults()
 	dctx, dialTimedOut, cancel := clockContext(ctx, cfg.Clock, cfg.ConnectTimeout)
@@ -91,7 +101,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 
 	hctx, hsTimedOut, cancel := clockContext(ctx, cfg.Clock, cfg.HandshakeTimeout)
 	stop := context.AfterFunc(hctx, func() { _ = raw.Close() })
-	hs, err := clientHandshake(raw, cfg.ClusterSecret, cfg.Callbacks != nil)
+	tconn, hs, err := clientHandshakes(raw, addr, cfg)
 	if !stop() && err == nil {
 		err = fmt.Errorf("%w: interrupted", ErrHandshake)
 	}
@@ -108,7 +118,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	}
 
 	log := cfg.Logger.With("remote", addr)
-	sess, err := yamux.Client(newIdleConn(raw, cfg.Clock, DefaultIdleTimeout), yamuxConfig(log, keepAliveInterval))
+	sess, err := yamux.Client(newIdleConn(tconn, cfg.Clock, DefaultIdleTimeout), yamuxConfig(log, keepAliveInterval))
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("rmi: dial %s: %w: %w", addr, ErrConnect, err)
@@ -138,6 +148,23 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	}()
 	log.Debug("rmi: connected", "cluster", hs.cluster)
 	return c, nil
+}
+
+// clientHandshakes runs the TLS handshake, if cfg asks for TLS, and the
+// protocol handshake on raw. It returns the connection to carry the
+// session: raw, or the TLS connection over it.
+func clientHandshakes(raw net.Conn, addr string, cfg DialConfig) (net.Conn, handshakeResult, error) {
+	conn := raw
+	var binding []byte
+	if cfg.TLS != nil {
+		tc, b, err := clientTLS(raw, cfg.TLS, addr)
+		if err != nil {
+			return nil, handshakeResult{}, err
+		}
+		conn, binding = tc, b
+	}
+	hs, err := clientHandshake(conn, cfg.ClusterSecret, cfg.Callbacks != nil, binding)
+	return conn, hs, err
 }
 
 // Invoke implements Invoker.

@@ -17,8 +17,10 @@
 //     [Call] for methods with a result, Invoker.Invoke with a nil reply for
 //     the others. (rmitest.CheckStub proves a stub calls the right remote
 //     method for every method of its interface.)
-//   - A [Server] accepts connections, authenticates the peer (optionally
-//     with a shared cluster secret), and runs their calls on its Table.
+//   - A [Server] accepts connections (over TLS 1.3), authenticates the
+//     peer (optionally with a shared cluster secret bound to the TLS
+//     session, and a client certificate), and runs their calls on its
+//     Table.
 //   - Callbacks travel over the caller's own connection: a client that dials
 //     with DialConfig.Callbacks exports objects that the server can call back
 //     through [Peer.Back], so callbacks work even when the client cannot
@@ -71,10 +73,14 @@
 //
 // # Wire protocol
 //
-// A connection is TCP. It opens with a handshake: a magic line naming the
-// protocol and version, random nonces both ways and, when the client has a
-// cluster secret, HMAC-SHA256 proofs of it in both directions; the server
-// ends it with "OK" or a one-line "ERR" reason. The connection is then
+// A connection is TCP and, when ServerConfig.TLS and DialConfig.TLS are
+// set (as distchat always sets them), TLS 1.3 over it: the server refuses
+// anything else, plaintext bytes included, by failing the TLS handshake
+// and closing the connection. Inside, it opens with a handshake: a magic
+// line naming the protocol and version, random nonces both ways and, when
+// the client has a cluster secret, HMAC-SHA256 proofs of it in both
+// directions; the server ends it with "OK" or a one-line "ERR" reason.
+// The connection is then
 // multiplexed with yamux: the client opens a stream for its calls, and the
 // server opens one back to the client for callbacks. Each stream carries
 // net/rpc with the go-msgpack GoRpc codec and one service, "RMI", whose
@@ -83,8 +89,28 @@
 // decodable) is answered with an error code and ends its stream; the
 // client then opens a fresh one.
 //
+// # Security
+//
+// TLS gives confidentiality and integrity: a man in the middle who relays
+// a session can neither read it nor inject into it (a tampered record
+// ends the connection), and one who terminates TLS with a certificate of
+// his own fails the client's verification (DialConfig.TLS's RootCAs, or
+// its VerifyConnection for trust on first use). Cluster rights rest on the
+// cluster secret, proved with HMACs that cover the TLS session's exported
+// keying material (RFC 9266 channel binding): a proof is valid on the one
+// TLS session it was made on, so relaying a real member's handshake into
+// another session fails on both sides. That is what lets a chat server's
+// first contact with central accept central's certificate unverified: the
+// secret authenticates central on that very session. Where
+// ServerConfig.RequireClusterCert is set (chat servers between them), a
+// cluster peer must also present a client certificate signed by the
+// cluster CA (mutual TLS): it needs both the secret and a certificate
+// central issued. Plain clients present no certificate and prove no
+// secret; they authenticate the server by its certificate and themselves
+// by their session token.
+//
 // Every wait is bounded: the dial (DialConfig.ConnectTimeout), the
-// handshake (HandshakeTimeout on both sides), each call (its context's
+// handshakes, TLS and protocol (HandshakeTimeout on both sides), each call (its context's
 // deadline, else DialConfig.CallTimeout; the server runs the method under
 // the caller's remaining deadline), and the server's reads
 // (ServerConfig.IdleTimeout: a connection that receives nothing, or a

@@ -21,9 +21,14 @@ import (
 // nonces are nonceLen random bytes. The proofs are sent only when the
 // client sets flagSecret and the server has a secret: each is
 // HMAC-SHA256(secret, label | client nonce | server nonce | client flags |
-// server flags) with a label per direction, so neither can be replayed or
-// reflected. A client with a secret refuses a server that cannot prove it;
-// a server marks the peer as Cluster only when the client proved it.
+// server flags | channel binding) with a label per direction, so neither
+// can be replayed or reflected. The channel binding is the TLS session's
+// exported keying material (tls.go), empty without TLS: a proof made on one
+// TLS session fails on any other, so a man in the middle who relays the
+// handshake between two sessions of his own gains nothing. A client with a
+// secret refuses a server that cannot prove it; a server marks the peer as
+// Cluster only when the client proved it (and, if the server requires it,
+// presented a certificate signed by the cluster CA).
 const (
 	protoMagic  = "distchat-rmi/1\n"
 	nonceLen    = 32
@@ -56,12 +61,13 @@ func newNonce() ([]byte, error) {
 	return b, nil
 }
 
-func proof(secret []byte, label string, nc, ns []byte, fc, fs byte) []byte {
+func proof(secret []byte, label string, nc, ns []byte, fc, fs byte, binding []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(label))
 	m.Write(nc)
 	m.Write(ns)
 	m.Write([]byte{fc, fs})
+	m.Write(binding)
 	return m.Sum(nil)
 }
 
@@ -90,7 +96,10 @@ func readLine(r io.Reader, prefix string) (string, error) {
 
 // serverHandshake runs the server side on conn; the caller bounds it in
 // time by closing conn. On a bad magic it tells the peer so in one line.
-func serverHandshake(conn io.ReadWriter, secret []byte) (handshakeResult, error) {
+// binding is the TLS channel binding (nil without TLS); certMissing says
+// that a client proving the secret is to be refused for want of a cluster
+// certificate.
+func serverHandshake(conn io.ReadWriter, secret, binding []byte, certMissing bool) (handshakeResult, error) {
 	hello := make([]byte, len(protoMagic)+1+nonceLen)
 	if _, err := io.ReadFull(conn, hello[:len(protoMagic)]); err != nil {
 		return handshakeResult{}, fmt.Errorf("reading magic: %w", err)
@@ -118,7 +127,7 @@ func serverHandshake(conn io.ReadWriter, secret []byte) (handshakeResult, error)
 	out = append(out, fs)
 	out = append(out, ns...)
 	if prove {
-		out = append(out, proof(secret, serverLabel, nc, ns, fc, fs)...)
+		out = append(out, proof(secret, serverLabel, nc, ns, fc, fs, binding)...)
 	}
 	if _, err := conn.Write(out); err != nil {
 		return handshakeResult{}, fmt.Errorf("writing hello: %w", err)
@@ -129,9 +138,13 @@ func serverHandshake(conn io.ReadWriter, secret []byte) (handshakeResult, error)
 		if _, err := io.ReadFull(conn, mac); err != nil {
 			return handshakeResult{}, fmt.Errorf("reading client proof: %w", err)
 		}
-		if !hmac.Equal(mac, proof(secret, clientLabel, nc, ns, fc, fs)) {
+		if !hmac.Equal(mac, proof(secret, clientLabel, nc, ns, fc, fs, binding)) {
 			writeLine(conn, "ERR "+errBadProof.Error())
 			return handshakeResult{}, errBadProof
+		}
+		if certMissing {
+			writeLine(conn, "ERR "+errNoClusterCert.Error())
+			return handshakeResult{}, errNoClusterCert
 		}
 		res.cluster = true
 	}
@@ -140,8 +153,9 @@ func serverHandshake(conn io.ReadWriter, secret []byte) (handshakeResult, error)
 }
 
 // clientHandshake runs the client side on conn; the caller bounds it in
-// time by closing conn. Errors wrap ErrHandshake.
-func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handshakeResult, error) {
+// time by closing conn. binding is the TLS channel binding (nil without
+// TLS). Errors wrap ErrHandshake.
+func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool, binding []byte) (handshakeResult, error) {
 	// fail's format may wrap the causes with %w.
 	fail := func(format string, a ...any) (handshakeResult, error) {
 		return handshakeResult{}, fmt.Errorf("%w: "+format, append([]any{ErrHandshake}, a...)...)
@@ -192,10 +206,10 @@ func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool) (handsha
 		if _, err := io.ReadFull(conn, mac); err != nil {
 			return fail("reading server proof: %w", err)
 		}
-		if !hmac.Equal(mac, proof(secret, serverLabel, nc, ns, fc, fs)) {
-			return fail("server failed to prove the cluster secret (secrets differ?)")
+		if !hmac.Equal(mac, proof(secret, serverLabel, nc, ns, fc, fs, binding)) {
+			return fail("server failed to prove the cluster secret (secrets differ, or a man in the middle?)")
 		}
-		if _, err := conn.Write(proof(secret, clientLabel, nc, ns, fc, fs)); err != nil {
+		if _, err := conn.Write(proof(secret, clientLabel, nc, ns, fc, fs, binding)); err != nil {
 			return fail("sending proof: %w", err)
 		}
 		res.cluster = true

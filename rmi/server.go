@@ -2,6 +2,7 @@ package rmi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,8 +24,21 @@ type ServerConfig struct {
 	// ClusterSecret, if set, lets clients prove they belong to the cluster;
 	// those that do are Peer.Cluster and may call ClusterOnly objects.
 	ClusterSecret []byte
-	// HandshakeTimeout bounds the handshake of a new connection. Default
-	// DefaultHandshakeTimeout.
+	// TLS, if set, makes every connection TLS 1.3 (MinVersion is raised to
+	// it): its Certificates or GetCertificate give the server's
+	// certificate; with ClientAuth tls.VerifyClientCertIfGiven and
+	// ClientCAs, clients may present a certificate for mutual TLS. A peer
+	// that does not speak TLS (plaintext bytes, an older TLS version) fails
+	// the TLS handshake and is disconnected. Without TLS the server speaks
+	// plaintext: for tests and in-process use only.
+	TLS *tls.Config
+	// RequireClusterCert, with TLS, grants Cluster only to a client that
+	// proves the cluster secret and also presents a certificate that
+	// verifies against TLS.ClientCAs (mutual TLS); a client that proves
+	// the secret without one is refused. Without TLS no client is Cluster.
+	RequireClusterCert bool
+	// HandshakeTimeout bounds the handshakes (TLS and protocol) of a new
+	// connection. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that receives nothing for this long
 	// (healthy connections exchange keepalives well within it), and closes
@@ -52,6 +66,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.TLS != nil {
+		c.TLS = tls13(c.TLS)
 	}
 	return c
 }
@@ -185,7 +202,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	log := s.log.With("remote", addr)
 
 	hsTimer := s.cfg.Clock.AfterFunc(s.cfg.HandshakeTimeout, func() { _ = raw.Close() })
-	hs, err := serverHandshake(raw, s.cfg.ClusterSecret)
+	conn, hs, err := s.handshakes(raw)
 	if !hsTimer.Stop() && err == nil {
 		err = errors.New("handshake timed out")
 	}
@@ -194,6 +211,8 @@ func (s *Server) serveConn(sc *serverConn) {
 		switch {
 		case errors.Is(err, errBadProof):
 			log.Warn("rmi: client failed the cluster secret proof; closed")
+		case errors.Is(err, errNoClusterCert):
+			log.Warn("rmi: client proved the cluster secret without a cluster certificate; closed")
 		case errors.Is(err, errBadMagic):
 			log.Debug("rmi: not an rmi client; closed")
 		default:
@@ -203,7 +222,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	}
 
 	keepAlive := max(min(keepAliveInterval, s.cfg.IdleTimeout/3), time.Millisecond)
-	sess, err := yamux.Server(newIdleConn(raw, s.cfg.Clock, s.cfg.IdleTimeout), yamuxConfig(log, keepAlive))
+	sess, err := yamux.Server(newIdleConn(conn, s.cfg.Clock, s.cfg.IdleTimeout), yamuxConfig(log, keepAlive))
 	if err != nil {
 		_ = raw.Close()
 		log.Error("rmi: starting session", "err", err)
@@ -245,6 +264,25 @@ func (s *Server) serveConn(sc *serverConn) {
 	peer.Close()
 	<-done
 	log.Debug("rmi: connection closed")
+}
+
+// handshakes runs the TLS handshake, if the server speaks TLS, and the
+// protocol handshake on raw. It returns the connection to carry the
+// session: raw, or the TLS connection over it.
+func (s *Server) handshakes(raw net.Conn) (net.Conn, handshakeResult, error) {
+	conn := raw
+	var binding []byte
+	certOK := false
+	if s.cfg.TLS != nil {
+		tc, b, ok, err := serverTLS(raw, s.cfg.TLS)
+		if err != nil {
+			return nil, handshakeResult{}, err
+		}
+		conn, binding, certOK = tc, b, ok
+	}
+	certMissing := s.cfg.RequireClusterCert && !certOK
+	hs, err := serverHandshake(conn, s.cfg.ClusterSecret, binding, certMissing)
+	return conn, hs, err
 }
 
 // Close stops accepting, closes every connection (so their Peers' OnClose

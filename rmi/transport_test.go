@@ -683,7 +683,7 @@ func handshaken(t *testing.T, addr string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	if _, err := clientHandshake(conn, nil, false); err != nil {
+	if _, err := clientHandshake(conn, nil, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	return conn

@@ -16,4 +16,7 @@ func TestStubs(t *testing.T) {
 	rmitest.CheckStub(t, centralapi.ClusterObjectName, func(inv rmitest.Invoker) centralapi.Cluster {
 		return centralapi.ClusterStub{Inv: inv}
 	})
+	rmitest.CheckStub(t, centralapi.CAObjectName, func(inv rmitest.Invoker) centralapi.CertAuthority {
+		return centralapi.CAStub{Inv: inv}
+	})
 }
