@@ -12,8 +12,8 @@ import (
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/pki"
 )
 
 const centralDescription = `Runs the central server: the RMI registry (where clients look up

@@ -12,7 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/pki"
+	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/server"
 )
 

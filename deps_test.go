@@ -42,6 +42,7 @@ func TestPackageGraph(t *testing.T) {
 	own := func(p string) bool { return strings.HasPrefix(p, module) }
 	allowed := map[string][]string{
 		module + "/rmi":                {},
+		module + "/rmi/pki":            {},
 		module + "/central/centralapi": {module + "/rmi"},
 		module + "/server/chatapi":     {module + "/rmi", module + "/central/centralapi"},
 	}

@@ -30,8 +30,8 @@ import (
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
-	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/server/chatapi"
 )
 

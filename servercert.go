@@ -12,8 +12,8 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/pki"
 )
 
 // certRetry is how long a chat server waits to try again after a failed

@@ -11,7 +11,7 @@ import (
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/pki"
+	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 

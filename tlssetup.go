@@ -8,7 +8,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
-	"github.com/distchat/distchat/pki"
+	"github.com/distchat/distchat/rmi/pki"
 )
 
 // This file sets up TLS for the commands: the names a server's certificate

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/pki"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/pki"
 )
 
 // CertIssuer is the cluster's certificate authority as a remote object: it
