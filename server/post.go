@@ -78,6 +78,11 @@ func (s *Server) Post(ctx context.Context, args chatapi.PostArgs) (chatapi.PostR
 		release()
 		return chatapi.PostReply{}, chatapi.ErrShuttingDown
 	}
+	if err := s.storageCheckLocked(); err != nil {
+		s.mu.Unlock()
+		release()
+		return chatapi.PostReply{}, err
+	}
 	r := s.room(args.Room)
 	r.stampSeq++
 	m := chatapi.Message{
