@@ -8,8 +8,8 @@
 // for clients that dial with rmi.Dial.
 //
 // A test can crash, stop and restart a chat server (its data survives),
-// make one unreachable, cut two chat servers off from each other, choose
-// where central places a user, and connect a client with [Cluster.Dial],
+// make one unreachable, fill its disk, cut two chat servers off from each
+// other, choose where central places a user, and connect a client with [Cluster.Dial],
 // which exports the client's callback table on the connection so that the
 // chat server's deliveries reach it:
 //
@@ -118,6 +118,7 @@ type chatServer struct {
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
 	unreachable bool
+	diskFull    bool // its writes fail (DiskFull)
 }
 
 // up reports whether the chat server runs and can be reached.
