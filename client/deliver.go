@@ -26,7 +26,8 @@ var _ chatapi.Callback = (*callbackObject)(nil)
 // it returned: OnMessage for each message newly shown, OnEvent for each
 // event, and the syncs it asks for (a room seen for the first time, a
 // resync event, a hole), scheduled on the clock; after a move event, a
-// probe of the server (which fails over when the server refuses the ping).
+// probe of the server shortly after (which fails over when the server
+// refuses the ping).
 // It makes no remote call.
 func (c *Client) deliver(args chatapi.DeliverArgs) {
 	c.cbMu.Lock()
@@ -56,7 +57,10 @@ func (c *Client) deliver(args chatapi.DeliverArgs) {
 		c.scheduleSync(r, true)
 	}
 	if d.move {
-		c.clk.AfterFunc(0, c.probe)
+		// Not at once: a call of the client's own that failed for the same
+		// reason is likely moving it already, and a second failover
+		// started meanwhile would fail that call with ErrReconnecting.
+		c.clk.AfterFunc(moveDelay, c.probe)
 	}
 }
 

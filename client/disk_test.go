@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi/rmitest"
@@ -24,7 +25,16 @@ func TestClientsMoveWhenServerDiskFills(t *testing.T) {
 	w.Place("bob", "server-2")
 	ann, _ := login(t, w, "ann")
 	bob, _ := login(t, w, "bob")
-	cy, cyRec := login(t, w, "cy")
+	// cy never pings: only the server's move event can move her.
+	cyRec := &recorder{}
+	cfg := w.cfg("cy")
+	cfg.PingInterval = time.Hour
+	cfg.OnStatus = cyRec.onStatus
+	cy, err := Login(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cy.Close() })
 	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +55,10 @@ func TestClientsMoveWhenServerDiskFills(t *testing.T) {
 	if n := w.count("ann", "central", "Reassign"); n != 1 {
 		t.Fatalf("Reassign called %d times", n)
 	}
-	// cy posts nothing and no ping is due: the server's move event alone
-	// moves her (though central would prefer server-1 for her).
+	// cy posts nothing: the server's move event moves her, shortly after
+	// (though central would prefer server-1 for her).
 	rmitest.WaitFor(t, "cy's move", func() bool {
-		w.clk.Add(0)
+		w.clk.Add(moveDelay)
 		return cy.Server() == "server-2" && len(cyRec.status()) == 2
 	})
 	st := cyRec.status()
