@@ -46,10 +46,10 @@ type committer struct {
 	queue []*commitReq
 	busy  bool
 	// fail is the error of the write that failed: from then on every
-	// write is refused at once, until resumeLocked clears it (storage.go probes
-	// the disk first). So nothing is written, and nothing acknowledged,
-	// while the disk is failing, and nothing written after a failure
-	// depends on in-memory state the failed batch left behind.
+	// write is refused at once, until resumeLocked clears it (storage.go
+	// probes the disk first). So nothing is written, and nothing
+	// acknowledged, while the disk is failing, and nothing written after
+	// a failure depends on in-memory state the failed batch left behind.
 	fail error
 }
 

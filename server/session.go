@@ -52,10 +52,7 @@ func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.A
 	if p == nil || p.Back == nil {
 		return chatapi.AttachReply{}, chatapi.ErrNoCallback
 	}
-	s.mu.Lock()
-	err := s.storageCheckLocked() // clients are to go elsewhere (storage.go)
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.storageCheck(); err != nil { // clients are to go elsewhere
 		return chatapi.AttachReply{}, err
 	}
 	// Attach makes several calls of its own; each gets a short bound, so
@@ -115,10 +112,7 @@ func (s *Server) Ping(ctx context.Context, args chatapi.TokenArgs) error {
 	if _, err := s.attached(args.Token); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	err := s.storageCheckLocked()
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.storageCheck(); err != nil {
 		return err
 	}
 	if err := s.leases.Renew(args.Token, attachTTL); err != nil {

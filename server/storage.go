@@ -28,6 +28,8 @@ import (
 // told. Posts stamped before the failure were refused and never stored, so
 // each room's stamp counter is set back from the data file, as Open does:
 // this server's seqs in a room stay gap-free.
+
+// The probes' back-off.
 const (
 	probeFirst = 100 * time.Millisecond // the first probe after a failure
 	probeMax   = 10 * time.Second       // the longest wait between probes
@@ -107,9 +109,10 @@ func (s *Server) resumeStorageLocked(ls *loadedState) bool {
 	return true
 }
 
-// storageCheckLocked returns chatapi.ErrStorage while storage is failing.
-// Callers hold s.mu.
-func (s *Server) storageCheckLocked() error {
+// storageCheck returns chatapi.ErrStorage while storage is failing.
+func (s *Server) storageCheck() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.storageErr != nil {
 		return chatapi.ErrStorage
 	}
