@@ -34,23 +34,15 @@ type testCluster struct {
 	tables  map[string]*rmi.Table // by server address
 	down    map[string]bool       // server addresses that refuse calls
 	fwds    map[string]*atomic.Int64
-	disks   map[string]*disk // by server name (storage_test.go)
 	peerID  atomic.Uint64
 }
 
 func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
-	return newTestClusterClock(t, clock.New())
-}
-
-// newTestClusterClock is newTestCluster on the clock clk (central's and
-// every server's).
-func newTestClusterClock(t testing.TB, clk clock.Clock) *testCluster {
-	t.Helper()
 	c := &testCluster{
-		t: t, clk: clk, dir: t.TempDir(),
+		t: t, clk: clock.New(), dir: t.TempDir(),
 		servers: map[string]*Server{}, tables: map[string]*rmi.Table{},
-		down: map[string]bool{}, fwds: map[string]*atomic.Int64{}, disks: map[string]*disk{},
+		down: map[string]bool{}, fwds: map[string]*atomic.Int64{},
 	}
 	c.ctable = rmi.NewTable(rmitest.QuietLogger())
 	c.openCentral()
@@ -116,26 +108,18 @@ func (g gate) Invoke(ctx context.Context, object, method string, args, reply any
 	if method == "Forward" {
 		n.Add(1)
 	}
-	return rmi.Local{Table: table, Peer: g.c.clusterPeer(), Clock: g.c.clk}.Invoke(ctx, object, method, args, reply)
+	return rmi.Local{Table: table, Peer: g.c.clusterPeer()}.Invoke(ctx, object, method, args, reply)
 }
 
 // startServer opens (or reopens, keeping its data) and starts a server.
 func (c *testCluster) startServer(name, mode string) *Server {
 	c.t.Helper()
 	addr := name + ":1"
-	c.mu.Lock()
-	d := c.disks[name]
-	if d == nil {
-		d = &disk{clk: c.clk}
-		c.disks[name] = d
-	}
-	c.mu.Unlock()
 	s, err := Open(Config{
 		Name: name, Addr: addr, Dir: c.dir + "/" + name, Clock: c.clk, ClockMode: mode,
-		Central:    centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer(), Clock: c.clk}},
-		Connect:    func(addr string) rmi.Invoker { return gate{c, addr} },
-		Logger:     rmitest.QuietLogger(),
-		WriteFault: d.fault,
+		Central: centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer()}},
+		Connect: func(addr string) rmi.Invoker { return gate{c, addr} },
+		Logger:  rmitest.QuietLogger(),
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -231,11 +215,11 @@ func (c *testCluster) attach(user, token, server string) *testClient {
 	if err := rmi.Export[chatapi.Callback](cbt, chatapi.CallbackObjectName, tc); err != nil {
 		c.t.Fatal(err)
 	}
-	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt, Clock: c.clk})
+	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt})
 	c.mu.Lock()
 	table := c.tables[server+":1"]
 	c.mu.Unlock()
-	tc.chat = chatapi.Stub{Inv: rmi.Local{Table: table, Peer: tc.peer, Clock: c.clk}}
+	tc.chat = chatapi.Stub{Inv: rmi.Local{Table: table, Peer: tc.peer}}
 	if _, err := tc.chat.Attach(context.Background(), chatapi.AttachArgs{Token: token}); err != nil {
 		c.t.Fatal(err)
 	}

@@ -8,8 +8,8 @@
 // for clients that dial with rmi.Dial.
 //
 // A test can crash, stop and restart a chat server (its data survives),
-// make one unreachable, fill its disk, cut two chat servers off from each
-// other, choose where central places a user, and connect a client with [Cluster.Dial],
+// make one unreachable, cut two chat servers off from each other, choose
+// where central places a user, and connect a client with [Cluster.Dial],
 // which exports the client's callback table on the connection so that the
 // chat server's deliveries reach it:
 //
@@ -114,11 +114,11 @@ type Cluster struct {
 // Cluster.mu.
 type chatServer struct {
 	name, addr  string
+	diskFull    bool           // its writes fail (DiskFull)
 	srv         *server.Server // nil while down
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
 	unreachable bool
-	diskFull    bool // its writes fail (DiskFull)
 }
 
 // up reports whether the chat server runs and can be reached.
