@@ -11,9 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
-	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
@@ -112,24 +110,12 @@ func TestEndToEndDiskFull(t *testing.T) {
 	// The idle user moves too, and central places no one on the failing
 	// server, though it is now the least loaded.
 	rmitest.WaitFor(t, idle.name+" to leave "+full, func() bool { return idle.c.Server() != "" && idle.c.Server() != full })
-	cc, err := rmi.Dial(ctx, h.centralAddr, rmi.DialConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	central := centralapi.Stub{Inv: cc}
-	placed := func(user string) string {
-		lr, err := central.Login(ctx, centralapi.LoginArgs{User: user, Password: password(user)})
-		if err != nil {
-			t.Fatalf("login %s: %v", user, err)
-		}
-		if err := central.Logout(ctx, centralapi.LogoutArgs{Token: lr.Token}); err != nil {
-			t.Fatalf("logout %s: %v", user, err)
-		}
-		return lr.Server.Name
-	}
-	if s := placed("ivy"); s == full {
+	ivy := h.login("ivy")
+	if s := ivy.c.Server(); s == full {
 		t.Fatalf("ivy placed on %s while its disk is full", full)
+	}
+	if err := ivy.c.Close(); err != nil {
+		t.Fatal(err)
 	}
 	postAndSee(t, idle, "disk", "from elsewhere", users)
 	acked = append(acked, "from elsewhere")
@@ -138,7 +124,18 @@ func TestEndToEndDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	rmitest.WaitFor(t, full+" placeable again", func() bool { return placed("ivy") == full })
+	rmitest.WaitFor(t, "central to hear that "+full+" recovered", func() bool {
+		b, err := os.ReadFile(h.procs["central"].logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `msg="chat server storage works again"`) && strings.Contains(line, "server="+full) {
+				return true
+			}
+		}
+		return false
+	})
 	if proc.exited() {
 		t.Fatalf("%s exited: %v", full, proc.waitErr)
 	}
