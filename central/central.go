@@ -106,6 +106,9 @@ type liveServer struct {
 	gen      uint64
 	lease    string
 	sessions map[string]struct{} // keys of the sessions attached here
+	// storageFailing: the server reported that it cannot write; no one is
+	// placed there (servers.go).
+	storageFailing bool
 }
 
 // attachment records the servers one session is attached to.

@@ -77,6 +77,7 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		lease:    lease,
 		sessions: map[string]struct{}{},
 	}
+	s.storageFailing = a.StorageFailing
 	c.servers[a.Name] = s
 	var rejected []string
 	for _, tok := range a.Sessions {
@@ -99,13 +100,14 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		c.leases.Revoke(old.lease)
 	}
 	c.log.Info("chat server registered", "server", a.Name, "addr", a.Addr, "http", a.HTTP,
-		"sessions", len(a.Sessions)-len(rejected), "rejected", len(rejected))
+		"sessions", len(a.Sessions)-len(rejected), "rejected", len(rejected), "storage_failing", a.StorageFailing)
 	return reply, nil
 }
 
-// RenewServer implements [Cluster]: it renews a chat server's lease and
-// lists the live servers. It fails with ErrUnknownServer if the server is
-// not registered or its lease has run out.
+// RenewServer implements [Cluster]: it renews a chat server's lease, notes
+// whether its storage is failing (then no one is placed there), and lists
+// the live servers. It fails with ErrUnknownServer if the server is not
+// registered or its lease has run out.
 func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (centralapi.RenewReply, error) {
 	if err := checkServer(a.Name); err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server: %w", err)
@@ -124,6 +126,14 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 	defer c.mu.Unlock()
 	if cur := c.servers[a.Name]; cur == nil || cur.gen != s.gen {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), centralapi.ErrUnknownServer)
+	}
+	if s.storageFailing != a.StorageFailing {
+		s.storageFailing = a.StorageFailing
+		if a.StorageFailing {
+			c.log.Warn("chat server storage failing; placing no one there", "server", a.Name)
+		} else {
+			c.log.Info("chat server storage works again", "server", a.Name)
+		}
 	}
 	return centralapi.RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}, nil
 }
@@ -203,12 +213,12 @@ func (c *Central) serverList() []centralapi.ServerInfo {
 // self (empty for a new one); ties go to the first name. A server's load is
 // its attached sessions plus the sessions recently placed there that have
 // not attached yet (so a burst of logins is spread out), not counting self.
-// Config.Prefer, when it names a live server for user, wins. c.mu must be
-// held.
+// Config.Prefer, when it names a live server for user, wins. A server whose
+// storage is failing is never chosen. c.mu must be held.
 func (c *Central) place(user, self, exclude string) (centralapi.ServerInfo, uint64, error) {
 	if c.prefer != nil {
 		if name := c.prefer(user); name != "" && name != exclude {
-			if s := c.servers[name]; s != nil {
+			if s := c.servers[name]; s != nil && !s.storageFailing {
 				return infoOf(s), s.gen, nil
 			}
 		}
@@ -228,7 +238,7 @@ func (c *Central) place(user, self, exclude string) (centralapi.ServerInfo, uint
 	var best *liveServer
 	bestLoad := 0
 	for name, s := range c.servers {
-		if name == exclude {
+		if name == exclude || s.storageFailing {
 			continue
 		}
 		load := len(s.sessions) + pending[name]

@@ -72,6 +72,7 @@ const (
 	defaultGapSyncDelay = 2 * time.Second
 	defaultCallTimeout  = 10 * time.Second
 	retrySyncDelay      = 2 * time.Second
+	moveDelay           = 500 * time.Millisecond // from a move event to the probe of the server
 )
 
 // Errors of the client itself.

@@ -25,7 +25,10 @@ var _ chatapi.Callback = (*callbackObject)(nil)
 // in view.go) applies it under the lock, then the client carries out what
 // it returned: OnMessage for each message newly shown, OnEvent for each
 // event, and the syncs it asks for (a room seen for the first time, a
-// resync event, a hole), scheduled on the clock. It makes no remote call.
+// resync event, a hole), scheduled on the clock; after a move event, a
+// probe of the server shortly after (which fails over when the server
+// refuses the ping).
+// It makes no remote call.
 func (c *Client) deliver(args chatapi.DeliverArgs) {
 	c.cbMu.Lock()
 	c.mu.Lock()
@@ -52,6 +55,12 @@ func (c *Client) deliver(args chatapi.DeliverArgs) {
 	}
 	for _, r := range d.gaps {
 		c.scheduleSync(r, true)
+	}
+	if d.move {
+		// Not at once: a call of the client's own that failed for the same
+		// reason is likely moving it already, and a second failover
+		// started meanwhile would fail that call with ErrReconnecting.
+		c.clk.AfterFunc(moveDelay, c.probe)
 	}
 }
 

@@ -120,16 +120,19 @@ func (c *Client) attach(ctx context.Context, lr centralapi.LoginReply) error {
 }
 
 // needsFailover reports whether err from a chat server call means the
-// client must be placed on a (possibly other) chat server again.
+// client must be placed on a (possibly other) chat server again. A server
+// whose storage fails cannot take posts, so the client moves away from it.
 func needsFailover(err error) bool {
 	return err != nil && (rmi.IsUnreachable(err) ||
 		errors.Is(err, chatapi.ErrShuttingDown) ||
+		errors.Is(err, chatapi.ErrStorage) ||
 		errors.Is(err, chatapi.ErrNotAttached) ||
 		errors.Is(err, centralapi.ErrBadSession))
 }
 
 // failedServer names the server to report to central as lost, if err says
-// it is unreachable rather than merely not holding our session.
+// it is unreachable or cannot store (rather than merely not holding our
+// session).
 //
 // A call made while the client has no server at all (an earlier failover
 // failed) names none: the server it last had was reported already, and
@@ -138,7 +141,7 @@ func failedServer(err error, name string) string {
 	if errors.Is(err, errNoServer) {
 		return ""
 	}
-	if rmi.IsUnreachable(err) || errors.Is(err, chatapi.ErrShuttingDown) {
+	if rmi.IsUnreachable(err) || errors.Is(err, chatapi.ErrShuttingDown) || errors.Is(err, chatapi.ErrStorage) {
 		return name
 	}
 	return ""

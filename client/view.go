@@ -418,6 +418,7 @@ type delivered struct {
 	shown []chatapi.Message // newly shown messages, in arrival order: for OnMessage
 	full  []string          // rooms to sync in full, in this order (may repeat)
 	gaps  []string          // rooms with a hole, to sync if it is still open later
+	move  bool              // the server asked the client to move (EventMove): check it
 }
 
 // deliver applies a delivery from the chat server to user's rooms: it
@@ -430,7 +431,8 @@ type delivered struct {
 // a room named by a resync event are synced in full; a resync event
 // without a room means every room. A room where a message arrived before
 // an earlier one of the same origin has a hole, which a Sync fills if it
-// stays open.
+// stays open. A move event asks the client to check its server (which
+// then fails it over).
 func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 	var d delivered
 	for _, m := range args.Messages {
@@ -461,6 +463,8 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 			d.full = append(d.full, e.Room)
 		case e.Kind == chatapi.EventLeft && e.User == user && e.Room != "":
 			s.leave(e.Room)
+		case e.Kind == chatapi.EventMove:
+			d.move = true
 		}
 	}
 	for _, r := range d.full {

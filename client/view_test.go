@@ -298,6 +298,7 @@ func TestRoomSetDeliver(t *testing.T) {
 		wantGaps    []string
 		wantMembers []string
 		wantSettled map[string]int64
+		wantMove    bool
 	}
 	steps := []step{{
 		name:        "a message of an unknown room: the user is a member now, and the room needs a full sync",
@@ -370,6 +371,12 @@ func TestRoomSetDeliver(t *testing.T) {
 		wantFull:    []string{"p", "r"},
 		wantMembers: []string{"p", "r"},
 		wantSettled: map[string]int64{"p": 0, "r": 200},
+	}, {
+		name:        "a move event: the client is to check its server; nothing else changes",
+		args:        chatapi.DeliverArgs{Events: []chatapi.Event{ev(chatapi.EventMove, "", "")}},
+		wantMove:    true,
+		wantMembers: []string{"p", "r"},
+		wantSettled: map[string]int64{"p": 0, "r": 200},
 	}}
 	s := newRoomSet()
 	for _, st := range steps {
@@ -385,6 +392,9 @@ func TestRoomSetDeliver(t *testing.T) {
 		}
 		if got := s.names(); !slices.Equal(got, st.wantMembers) {
 			t.Fatalf("%s: member of %v, want %v", st.name, got, st.wantMembers)
+		}
+		if d.move != st.wantMove {
+			t.Fatalf("%s: move %v, want %v", st.name, d.move, st.wantMove)
 		}
 		for room, want := range st.wantSettled {
 			if got := s.view(room).Settled(); got != want {

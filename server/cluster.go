@@ -19,6 +19,7 @@ import (
 func (s *Server) register(ctx context.Context) error {
 	s.mu.Lock()
 	atts := s.sortedAttachments()
+	failing := s.storageErr != nil
 	s.mu.Unlock()
 	tokens := make([]string, len(atts))
 	for i, a := range atts {
@@ -26,7 +27,9 @@ func (s *Server) register(ctx context.Context) error {
 	}
 	ctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	rep, err := s.central.RegisterServer(ctx, centralapi.RegisterArgs{Name: s.name, Addr: s.cfg.Addr, HTTP: s.cfg.HTTP, Sessions: tokens})
+	rep, err := s.central.RegisterServer(ctx, centralapi.RegisterArgs{
+		Name: s.name, Addr: s.cfg.Addr, HTTP: s.cfg.HTTP, Sessions: tokens, StorageFailing: failing,
+	})
 	if err != nil {
 		return fmt.Errorf("register with central: %w", err)
 	}
@@ -58,10 +61,11 @@ func (s *Server) register(ctx context.Context) error {
 func (s *Server) renew() {
 	s.mu.Lock()
 	wait := s.renewWait / 2
+	failing := s.storageErr != nil
 	s.mu.Unlock()
 	ctx, cancel := s.clk.WithTimeout(context.Background(), max(wait, 100*time.Millisecond))
 	defer cancel()
-	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name})
+	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name, StorageFailing: failing})
 	switch {
 	case err == nil:
 		s.mu.Lock()

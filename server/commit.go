@@ -33,6 +33,10 @@ type committer struct {
 	// (forwarding cursors, which need no commit of their own:
 	// Server.takeDirtyCursors).
 	extra func() map[string]map[string]uint64
+	// failed, if set, runs in the leader when a write fails while the
+	// committer was healthy, before the batch's callers return
+	// (Server.storageFailed, storage.go).
+	failed func(error)
 
 	// commits counts transactions written (for benchmarks: commits per
 	// post shows group commit at work).
@@ -41,7 +45,12 @@ type committer struct {
 	mu    sync.Mutex
 	queue []*commitReq
 	busy  bool
-	fail  error // sticky: after a failed write the store refuses all writes
+	// fail is the error of the write that failed: from then on every
+	// write is refused at once, until resumeLocked clears it (storage.go
+	// probes the disk first). So nothing is written, and nothing
+	// acknowledged, while the disk is failing, and nothing written after
+	// a failure depends on in-memory state the failed batch left behind.
+	fail error
 }
 
 // submit queues r and returns once it is durable (or failed).
@@ -54,9 +63,9 @@ func (c *committer) submit(r *commitReq) error {
 // could order its request against its own lock); it releases c.mu.
 func (c *committer) submitLocked(r *commitReq) error {
 	r.done = make(chan struct{})
-	if c.fail != nil {
+	if err := c.fail; err != nil {
 		c.mu.Unlock()
-		return c.fail
+		return err
 	}
 	c.queue = append(c.queue, r)
 	if c.busy {
@@ -76,6 +85,13 @@ func (c *committer) submitLocked(r *commitReq) error {
 		c.mu.Lock()
 		if err != nil {
 			c.fail = err
+			if c.failed != nil {
+				// Before any caller hears of it, so that what they do
+				// next already finds the server failing.
+				c.mu.Unlock()
+				c.failed(err)
+				c.mu.Lock()
+			}
 		}
 		for _, q := range batch {
 			q.err = err
@@ -92,6 +108,19 @@ func (c *committer) submitLocked(r *commitReq) error {
 	c.busy = false
 	c.mu.Unlock()
 	return r.err
+}
+
+// resumeLocked lets writes through again after a failure, once storage
+// works (storage.go), and reports whether it did: not while the leader of
+// the failed batch is still refusing the requests queued behind it (they
+// were stamped before the failure, and must not be written after it).
+// Callers hold c.mu.
+func (c *committer) resumeLocked() bool {
+	if c.busy {
+		return false
+	}
+	c.fail = nil
+	return true
 }
 
 // write stores a batch in one transaction and spreads the results back.

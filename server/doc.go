@@ -47,6 +47,8 @@
 //   - catchup.go: Sync, Fetch, catch-up from peers and anti-entropy.
 //   - heartbeat.go: this server's watermark, and settled notices.
 //   - store.go: the bbolt file.
+//   - storage.go: a failing disk: refuse, move clients away, probe with
+//     back-off, recover without a restart.
 //
 // # Throughput
 //
@@ -72,6 +74,11 @@
 // rooms with local members are re-checked against all live servers
 // periodically (anti-entropy), so a message reaches everyone who needs it
 // even across crashes and membership changes.
+//
+// When a write fails (a full disk), the server refuses posts rather than
+// acknowledge what is not durable, tells central to place no one there and
+// its clients to move, and probes the disk until a write works again; then
+// it takes posts again without a restart (storage.go).
 //
 // Background work is started only through the injected clock
 // (clock.AfterFunc), never with a bare goroutine, so the simulator can

@@ -78,6 +78,11 @@ func (s *Server) Post(ctx context.Context, args chatapi.PostArgs) (chatapi.PostR
 		release()
 		return chatapi.PostReply{}, chatapi.ErrShuttingDown
 	}
+	if s.storageErr != nil { // not stamped: storage.go
+		s.mu.Unlock()
+		release()
+		return chatapi.PostReply{}, chatapi.ErrStorage
+	}
 	r := s.room(args.Room)
 	r.stampSeq++
 	m := chatapi.Message{

@@ -66,6 +66,10 @@ type Config struct {
 	// close the file (so nothing written is lost) and which would
 	// otherwise spend its time waiting on the disk. Never in production.
 	NoSync bool
+	// WriteFault, if set, is asked at the end of every write transaction
+	// of the data file, and an error it returns fails that write as a
+	// full disk would (storage.go). Only for tests of storage failure.
+	WriteFault func() error
 }
 
 // Server is a chat server. It implements ChatServer; its Peer interface is
@@ -102,6 +106,8 @@ type Server struct {
 	maxQueue     int                             // per-client delivery queue bound
 	deliverBatch int                             // messages per Deliver callback
 	inflight     int                             // own posts stamped but not yet durable
+	storageErr   error                           // the write that failed, while storage is failing (storage.go)
+	probeWait    time.Duration                   // the wait before the next storage probe
 }
 
 // room is what the server knows of one room.
@@ -134,6 +140,7 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.fault = cfg.WriteFault
 	ls, err := st.load(cfg.Name)
 	if err != nil {
 		st.close()
@@ -161,7 +168,7 @@ func Open(cfg Config) (*Server, error) {
 		r := s.room(name)
 		r.stampSeq, r.heads = rd.ownSeq, rd.heads
 	}
-	s.commit = &committer{st: st, after: s.committed, extra: s.takeDirtyCursors}
+	s.commit = &committer{st: st, after: s.committed, extra: s.takeDirtyCursors, failed: s.storageFailed}
 	s.leases = rmi.NewLeases(s.clk, s.attachmentExpired)
 	return s, nil
 }

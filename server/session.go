@@ -52,6 +52,9 @@ func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.A
 	if p == nil || p.Back == nil {
 		return chatapi.AttachReply{}, chatapi.ErrNoCallback
 	}
+	if err := s.storageCheck(); err != nil { // clients are to go elsewhere
+		return chatapi.AttachReply{}, err
+	}
 	// Attach makes several calls of its own; each gets a short bound, so
 	// one lost message does not use up the client's whole deadline.
 	cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
@@ -103,9 +106,13 @@ func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.A
 	return chatapi.AttachReply{User: a.user, Server: s.name, Rooms: ur.Rooms, LeaseTTL: attachTTL}, nil
 }
 
-// Ping implements ChatServer.
+// Ping implements ChatServer. While storage fails it answers
+// chatapi.ErrStorage, so that the client moves (storage.go).
 func (s *Server) Ping(ctx context.Context, args chatapi.TokenArgs) error {
 	if _, err := s.attached(args.Token); err != nil {
+		return err
+	}
+	if err := s.storageCheck(); err != nil {
 		return err
 	}
 	if err := s.leases.Renew(args.Token, attachTTL); err != nil {

@@ -25,6 +25,9 @@ import (
 //	rooms/<room>/heads   origin -> contiguous head (8)
 //	dedupe               user 0 id -> room 0 stampKey   (posts first stamped here)
 //	cursor               dest 0 room -> last own seq dest acknowledged (the outbox)
+//
+// meta "probe" holds the last storage probe (storage.go): probeSize bytes
+// of no meaning.
 var (
 	bucketMeta   = []byte("meta")
 	bucketRooms  = []byte("rooms")
@@ -36,11 +39,21 @@ var (
 	keyName      = []byte("name")
 	keyLast      = []byte("last")
 	keyKnown     = []byte("known")
+	keyProbe     = []byte("probe")
 )
+
+// probeSize is how much a storage probe writes: four times the largest
+// message, so that it needs fresh space in the file, as a post may. (An
+// empty transaction rewrites only the meta pages, which a full disk still
+// has room for.)
+const probeSize = 4 * chatapi.MaxText
 
 // store is the chat server's durable state.
 type store struct {
 	db *bolt.DB
+	// fault, if set, fails write transactions (Config.WriteFault, for
+	// tests).
+	fault func() error
 }
 
 // roomDisk is what load returns per room.
@@ -175,11 +188,34 @@ type writeBatch struct {
 	known []string
 }
 
+// update runs fn in a write transaction. The fault hook, if set, is asked
+// after fn; its error fails the transaction (it is rolled back), as a full
+// disk fails the commit.
+func (st *store) update(fn func(*bolt.Tx) error) error {
+	return st.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if st.fault != nil {
+			return st.fault()
+		}
+		return nil
+	})
+}
+
+// probe tells whether writes work (again): it writes probeSize bytes under
+// meta "probe", replacing the previous probe, in a transaction of its own.
+func (st *store) probe() error {
+	return st.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyProbe, make([]byte, probeSize))
+	})
+}
+
 // commit writes b in one transaction (one fsync).
 func (st *store) commit(b *writeBatch) error {
 	b.isNew = make([]bool, len(b.msgs))
 	b.heads = map[string]map[string]uint64{}
-	return st.db.Update(func(tx *bolt.Tx) error {
+	return st.update(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bucketRooms)
 		dd := tx.Bucket(bucketDedupe)
 		type rb struct{ log, seq, heads *bolt.Bucket }

@@ -176,6 +176,10 @@ type RegisterArgs struct {
 	// central restart). They replace the server's attached sessions; a
 	// fresh server sends none.
 	Sessions []string
+	// StorageFailing reports that the server cannot write to its storage
+	// (a full disk): central places no session there until a renewal
+	// reports it healthy again.
+	StorageFailing bool
 }
 
 // RegisterReply grants a lease.
@@ -191,6 +195,8 @@ type RegisterReply struct {
 // RenewArgs are the arguments of RenewServer.
 type RenewArgs struct {
 	Name string
+	// StorageFailing: as in RegisterArgs. Each renewal sets it anew.
+	StorageFailing bool
 }
 
 // RenewReply lists the live servers (sorted by name) so each chat server

@@ -172,8 +172,9 @@ func (t *terminal) printEvent(e chatapi.Event) {
 		return
 	}
 	switch e.Kind {
-	case chatapi.EventResync:
-		// The client catches up by itself; nothing for the user to do.
+	case chatapi.EventResync, chatapi.EventMove:
+		// The client catches up, or moves, by itself; nothing for the
+		// user to do.
 	default: // chatapi.EventJoined, chatapi.EventLeft
 		t.println(fmt.Sprintf("%s %s %s", e.User, e.Kind, e.Room))
 	}

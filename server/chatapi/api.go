@@ -270,9 +270,13 @@ const (
 	// EventResync: the server dropped queued deliveries for this client
 	// (it was too slow); the client must Sync every room it shows.
 	EventResync = "resync"
+	// EventMove: the server can no longer serve the client (its storage
+	// is failing); the client should ask central for another server
+	// (Reassign, naming this one as failed). Room and User are empty.
+	EventMove = "move"
 )
 
-// Event is a notice about a room.
+// Event is a notice about a room, or about the client's server (EventMove).
 type Event struct {
 	Kind string
 	Room string

@@ -117,6 +117,7 @@ type Cluster struct {
 // Cluster.mu.
 type chatServer struct {
 	name, addr  string
+	diskFull    bool           // its writes fail (DiskFull)
 	srv         *server.Server // nil while down
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down

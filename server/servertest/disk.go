@@ -1,0 +1,26 @@
+package servertest
+
+import "errors"
+
+// ErrDiskFull is what a chat server's writes fail with while DiskFull
+// holds for it.
+var ErrDiskFull = errors.New("servertest: no space left on device")
+
+// DiskFull makes every write of chat server name to its data file fail,
+// as on a full disk (full true), or work again (full false). It holds
+// across restarts of the server.
+func (c *Cluster) DiskFull(name string, full bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mustServer(name).diskFull = full
+}
+
+// writeFault is chat server name's server.Config.WriteFault.
+func (c *Cluster) writeFault(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.servers[name].diskFull {
+		return ErrDiskFull
+	}
+	return nil
+}
