@@ -244,3 +244,25 @@ func ParseURL(s string) (addr, name string, err error) {
 	}
 	return net.JoinHostPort(host, port), name, nil
 }
+
+// registryArgBytes caps the encoded arguments of a registry method: a name
+// of at most maxNameLen bytes and a reference.
+const registryArgBytes = 2 << 10
+
+// MaxArgBytes implements ArgLimits.
+func (BindArgs) MaxArgBytes() int { return registryArgBytes }
+
+// CheckLimits implements ArgLimits.
+func (BindArgs) CheckLimits() error { return nil }
+
+// MaxArgBytes implements ArgLimits.
+func (NameArgs) MaxArgBytes() int { return registryArgBytes }
+
+// CheckLimits implements ArgLimits.
+func (NameArgs) CheckLimits() error { return nil }
+
+// MaxArgBytes implements ArgLimits.
+func (ListArgs) MaxArgBytes() int { return registryArgBytes }
+
+// CheckLimits implements ArgLimits.
+func (ListArgs) CheckLimits() error { return nil }
