@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,17 @@ func FuzzServerCodec(f *testing.F) {
 			_ = client.Close()
 		}()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
-		newRPCServer(context.Background(), tab, lim).ServeCodec(newServerCodec(server, lim))
+		served := make(chan struct{})
+		go func() {
+			newRPCServer(context.Background(), tab, lim).ServeCodec(newServerCodec(server, lim))
+			close(served)
+		}()
+		select {
+		case <-served:
+		case <-time.After(waitBound):
+			buf := make([]byte, 1<<20)
+			t.Fatalf("the stream %x was not served to its end:\n%s", data, buf[:runtime.Stack(buf, true)])
+		}
 		if n := lim.budgets.conn.inUse(); n != 0 {
 			t.Fatalf("%d bytes still charged to the connection's budget", n)
 		}

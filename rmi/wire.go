@@ -198,9 +198,13 @@ type serverCodec struct {
 	closed chan struct{}
 	once   sync.Once
 
-	seq     uint64         // of the request being read
-	mu      sync.Mutex     // guards charges
-	charges map[uint64]int // budget bytes held by each request read but not yet answered
+	seq uint64     // of the request being read
+	mu  sync.Mutex // guards charges
+	// charges holds the budget bytes of each request read but not yet
+	// answered, by sequence number. A peer may reuse a number, so each
+	// holds a queue: requests sharing one may swap amounts, but every
+	// byte is released once all of them are answered.
+	charges map[uint64][]int
 }
 
 // stream is what a codec runs on: a yamux stream (in tests, any
@@ -232,7 +236,7 @@ func newServerCodec(st stream, lim streamLimits) *serverCodec {
 		lim:         lim,
 		slots:       make(chan struct{}, maxInflightPerStream),
 		closed:      make(chan struct{}),
-		charges:     map[uint64]int{},
+		charges:     map[uint64][]int{},
 	}
 }
 
@@ -275,7 +279,7 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 	}
 	c.rd.end()
 	c.mu.Lock()
-	c.charges[c.seq] = c.rd.charged
+	c.charges[c.seq] = append(c.charges[c.seq], c.rd.charged)
 	c.mu.Unlock()
 	if err == nil {
 		return nil
@@ -303,8 +307,13 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	defer func() {
 		c.mu.Lock()
-		n := c.charges[r.Seq]
-		delete(c.charges, r.Seq)
+		var n int
+		if q := c.charges[r.Seq]; len(q) > 0 {
+			n = q[0]
+			if c.charges[r.Seq] = q[1:]; len(q) == 1 {
+				delete(c.charges, r.Seq)
+			}
+		}
 		c.mu.Unlock()
 		c.lim.budgets.release(n)
 		<-c.slots
