@@ -125,27 +125,39 @@ func busy(b *byteBudget) error {
 
 // ArgLimits is implemented by the argument type of a remote method to
 // bound what a caller can make the callee allocate. [Table.Handle] refuses
-// arguments whose encoding is larger than MaxArgBytes before decoding them,
-// and decoded arguments that CheckLimits rejects before the method runs;
-// both fail with ErrTooLarge. Remote interfaces declare these methods next
-// to their argument types (see packages chatapi and centralapi).
+// arguments that break their ArgCaps before decoding them, and decoded
+// arguments that CheckLimits rejects before the method runs; both fail
+// with ErrTooLarge. Remote interfaces declare these methods next to their
+// argument types (see packages chatapi and centralapi).
 type ArgLimits interface {
-	// MaxArgBytes is the largest encoded argument accepted; zero or less
-	// means only the transport's request cap applies.
-	MaxArgBytes() int
-	// CheckLimits reports a decoded argument whose collections are longer
-	// than the method needs; the error should wrap ErrTooLarge.
+	// ArgCaps returns the caps checked before the argument is decoded.
+	ArgCaps() ArgCaps
+	// CheckLimits reports a decoded argument that is larger than the
+	// method accepts in a way ArgCaps cannot say (one field's length).
 	CheckLimits() error
+}
+
+// ArgCaps are the caps on a remote method's argument that are checked on
+// its encoding, before it is decoded. A zero field sets no cap (the
+// transport's cap on a request still applies).
+type ArgCaps struct {
+	// Bytes caps the size of the encoded argument.
+	Bytes int
+	// Len caps the entries of every map and array in the argument (a
+	// struct counts as a map of its fields), so that a long collection of
+	// tiny entries, a few bytes each on the wire and many times that once
+	// decoded, is refused before the decoder builds it.
+	Len int
 }
 
 var argLimitsType = reflect.TypeFor[ArgLimits]()
 
-// argMaxBytes returns the byte cap argument type t declares, or 0.
-func argMaxBytes(t reflect.Type) int {
+// argCaps returns the caps argument type t declares, if any.
+func argCaps(t reflect.Type) ArgCaps {
 	if !t.Implements(argLimitsType) {
-		return 0
+		return ArgCaps{}
 	}
-	return reflect.Zero(t).Interface().(ArgLimits).MaxArgBytes()
+	return reflect.Zero(t).Interface().(ArgLimits).ArgCaps()
 }
 
 // checkArgLimits runs the CheckLimits of a decoded argument, if it has one.

@@ -21,14 +21,15 @@ import (
 )
 
 // syncArgs has the shape and the limits of chatapi.SyncArgs (which this
-// package cannot import): a Have map of at most 256 origin servers.
+// package cannot import): a Have map of at most 256 origin servers. Its
+// Len cap is looser than CheckLimits, so tests can reach both.
 type syncArgs struct {
 	Token string
 	Room  string
 	Have  map[string]uint64
 }
 
-func (syncArgs) MaxArgBytes() int { return 1<<10 + 256*64 }
+func (syncArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: 128 << 10, Len: 1024} }
 
 func (a syncArgs) CheckLimits() error {
 	if len(a.Have) > 256 {
@@ -44,7 +45,7 @@ type postArgs struct {
 	Text  string
 }
 
-func (postArgs) MaxArgBytes() int   { return 16<<10 + 1<<10 }
+func (postArgs) ArgCaps() ArgCaps   { return ArgCaps{Bytes: 16<<10 + 1<<10, Len: 16} }
 func (postArgs) CheckLimits() error { return nil }
 func (postArgs) TooLarge() error    { return errTextTooLarge }
 
@@ -305,14 +306,16 @@ func TestArgLimitsCheckedBeforeAndAfterDecoding(t *testing.T) {
 		name string
 		args syncArgs
 		want error
+		why  string // in the error
 	}{
-		{"within limits", syncArgs{Token: "t", Have: have(256, 32)}, errNotAttached},
-		{"too many servers", syncArgs{Token: "t", Have: have(257, 1)}, ErrTooLarge},
-		{"too many bytes", syncArgs{Token: "t", Have: have(200, 200)}, ErrTooLarge},
+		{"within limits", syncArgs{Token: "t", Have: have(256, 32)}, errNotAttached, ""},
+		{"over CheckLimits", syncArgs{Token: "t", Have: have(257, 4)}, ErrTooLarge, "at most 256"},
+		{"over the Len cap", syncArgs{Token: "t", Have: have(1025, 4)}, ErrTooLarge, "1025 entries"},
+		{"over the Bytes cap", syncArgs{Token: "t", Have: have(250, 600)}, ErrTooLarge, "over the method's cap"},
 	} {
 		err := inv.Invoke(ctxT(t), "chat", "Sync", tc.args, nil)
-		if !errors.Is(err, tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("%s: got %v, want %v (%s)", tc.name, err, tc.want, tc.why)
 		}
 	}
 }

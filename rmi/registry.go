@@ -249,20 +249,24 @@ func ParseURL(s string) (addr, name string, err error) {
 // of at most maxNameLen bytes and a reference.
 const registryArgBytes = 2 << 10
 
-// MaxArgBytes implements ArgLimits.
-func (BindArgs) MaxArgBytes() int { return registryArgBytes }
+// registryArgLen caps the maps and arrays of a registry method's
+// arguments: structs of a few fields.
+const registryArgLen = 16
+
+// ArgCaps implements ArgLimits.
+func (BindArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
 
 // CheckLimits implements ArgLimits.
 func (BindArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements ArgLimits.
-func (NameArgs) MaxArgBytes() int { return registryArgBytes }
+// ArgCaps implements ArgLimits.
+func (NameArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
 
 // CheckLimits implements ArgLimits.
 func (NameArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements ArgLimits.
-func (ListArgs) MaxArgBytes() int { return registryArgBytes }
+// ArgCaps implements ArgLimits.
+func (ListArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
 
 // CheckLimits implements ArgLimits.
 func (ListArgs) CheckLimits() error { return nil }

@@ -38,9 +38,9 @@ type exported struct {
 type method struct {
 	fn        reflect.Value // the implementation's method
 	argType   reflect.Type
-	hasResult bool  // false when the method returns only an error
-	maxBytes  int   // the argument type's MaxArgBytes (see ArgLimits), or 0
-	tooLarge  error // the argument type's ArgTooLarge error, or nil
+	hasResult bool    // false when the method returns only an error
+	caps      ArgCaps // the argument type's caps (see ArgLimits)
+	tooLarge  error   // the argument type's ArgTooLarge error, or nil
 }
 
 var (
@@ -87,7 +87,7 @@ func Export[I any](t *Table, name string, impl I, opts ...ExportOption) error {
 		}
 		argType := m.Type.In(1)
 		e.methods[m.Name] = &method{fn: impv.MethodByName(m.Name), argType: argType, hasResult: m.Type.NumOut() == 2,
-			maxBytes: argMaxBytes(argType), tooLarge: argTooLarge(argType)}
+			caps: argCaps(argType), tooLarge: argTooLarge(argType)}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -192,9 +192,14 @@ func (t *Table) dispatch(ctx context.Context, object, methodName string, args []
 	if m == nil {
 		return nil, fmt.Errorf("%s.%s: %w", object, methodName, ErrNoSuchMethod)
 	}
-	if m.maxBytes > 0 && len(args) > m.maxBytes {
-		err := fmt.Errorf("%d bytes of arguments, over the method's cap of %d: %w", len(args), m.maxBytes, ErrTooLarge)
+	if m.caps.Bytes > 0 && len(args) > m.caps.Bytes {
+		err := fmt.Errorf("%d bytes of arguments, over the method's cap of %d: %w", len(args), m.caps.Bytes, ErrTooLarge)
 		return nil, fmt.Errorf("%s.%s: %w", object, methodName, m.refuse(err))
+	}
+	if m.caps.Len > 0 {
+		if err := checkLens(args, m.caps.Len); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", object, methodName, err)
+		}
 	}
 	argp := reflect.New(m.argType)
 	if err := Unmarshal(args, argp.Interface()); err != nil {

@@ -56,8 +56,8 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b) > a.MaxArgBytes() {
-			t.Errorf("%T: the largest valid argument takes %d bytes, over its cap of %d", a, len(b), a.MaxArgBytes())
+		if caps := a.ArgCaps(); len(b) > caps.Bytes {
+			t.Errorf("%T: the largest valid argument takes %d bytes, over its cap of %d", a, len(b), caps.Bytes)
 		}
 		if err := a.CheckLimits(); err != nil {
 			t.Errorf("%T: the largest valid argument breaks its limits: %v", a, err)

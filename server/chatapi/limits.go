@@ -7,11 +7,12 @@ import (
 )
 
 // Limits on the arguments a chat server accepts, enforced by rmi before a
-// method runs (see rmi.ArgLimits): the encoded size is checked before the
-// arguments are decoded, the lengths of their collections after. A caller
-// that breaks one gets rmi.ErrTooLarge. They are far above what a
-// well-behaved caller sends, and small enough that a hostile one cannot
-// make the server allocate more than a few hundred KiB per request.
+// method runs (see rmi.ArgLimits): the encoded size and the lengths of
+// maps and arrays are checked before the arguments are decoded, field
+// limits (CheckLimits) after. A caller that breaks one gets
+// rmi.ErrTooLarge. They are far above what a well-behaved caller sends,
+// and small enough that a hostile one cannot make the server allocate
+// more than a few hundred KiB per request.
 const (
 	// MaxServers is the most chat servers a cluster may have: a Have map
 	// names at most this many origin servers.
@@ -21,6 +22,9 @@ const (
 
 	// smallArgBytes caps arguments made of a token and a name or two.
 	smallArgBytes = 1 << 10
+	// smallArgLen caps the entries of the maps and arrays of arguments
+	// with no collection of their own: their structs have a few fields.
+	smallArgLen = 16
 	// haveArgBytes caps arguments carrying a Have map: MaxServers entries
 	// of a server name and a uint64 take at most 20 KiB; the rest leaves
 	// a malformed room name room to be refused by the method itself, with
@@ -37,21 +41,23 @@ func checkHave(have map[string]uint64) error {
 	return nil
 }
 
-// MaxArgBytes implements rmi.ArgLimits.
-func (AttachArgs) MaxArgBytes() int { return smallArgBytes }
+// ArgCaps implements rmi.ArgLimits.
+func (AttachArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (AttachArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements rmi.ArgLimits.
-func (TokenArgs) MaxArgBytes() int { return smallArgBytes }
+// ArgCaps implements rmi.ArgLimits.
+func (TokenArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (TokenArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements rmi.ArgLimits: a message text of at most MaxText
+// ArgCaps implements rmi.ArgLimits: a message text of at most MaxText
 // bytes and a few names.
-func (PostArgs) MaxArgBytes() int { return MaxText + smallArgBytes }
+func (PostArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Bytes: MaxText + smallArgBytes, Len: smallArgLen}
+}
 
 // CheckLimits implements rmi.ArgLimits.
 func (PostArgs) CheckLimits() error { return nil }
@@ -60,28 +66,28 @@ func (PostArgs) CheckLimits() error { return nil }
 // whose text is too large.
 func (PostArgs) TooLarge() error { return ErrTooLarge }
 
-// MaxArgBytes implements rmi.ArgLimits: a Have map of at most MaxServers
+// ArgCaps implements rmi.ArgLimits: a Have map of at most MaxServers
 // entries.
-func (SyncArgs) MaxArgBytes() int { return haveArgBytes }
+func (SyncArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: haveArgBytes, Len: MaxServers} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (a SyncArgs) CheckLimits() error { return checkHave(a.Have) }
 
-// MaxArgBytes implements rmi.ArgLimits.
-func (RoomArgs) MaxArgBytes() int { return smallArgBytes }
+// ArgCaps implements rmi.ArgLimits.
+func (RoomArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (RoomArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements rmi.ArgLimits.
-func (DirectArgs) MaxArgBytes() int { return smallArgBytes }
+// ArgCaps implements rmi.ArgLimits.
+func (DirectArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (DirectArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements rmi.ArgLimits: a batch of messages is bounded by
+// ArgCaps implements rmi.ArgLimits: a batch of messages is bounded by
 // the transport's cap on cluster requests only.
-func (ForwardArgs) MaxArgBytes() int { return 0 }
+func (ForwardArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (a ForwardArgs) CheckLimits() error {
@@ -91,23 +97,23 @@ func (a ForwardArgs) CheckLimits() error {
 	return nil
 }
 
-// MaxArgBytes implements rmi.ArgLimits: a Have map of at most MaxServers
+// ArgCaps implements rmi.ArgLimits: a Have map of at most MaxServers
 // entries.
-func (FetchArgs) MaxArgBytes() int { return haveArgBytes }
+func (FetchArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: haveArgBytes, Len: MaxServers} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (a FetchArgs) CheckLimits() error { return checkHave(a.Have) }
 
-// MaxArgBytes implements rmi.ArgLimits: the rooms whose membership changed
+// ArgCaps implements rmi.ArgLimits: the rooms whose membership changed
 // are bounded by the transport's cap on cluster requests only.
-func (RoomChangedArgs) MaxArgBytes() int { return 0 }
+func (RoomChangedArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (RoomChangedArgs) CheckLimits() error { return nil }
 
-// MaxArgBytes implements rmi.ArgLimits: a delivery batch (from the chat
+// ArgCaps implements rmi.ArgLimits: a delivery batch (from the chat
 // server the client chose) is bounded by the transport's cap only.
-func (DeliverArgs) MaxArgBytes() int { return 0 }
+func (DeliverArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (DeliverArgs) CheckLimits() error { return nil }
