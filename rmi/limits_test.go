@@ -394,29 +394,53 @@ func TestServerBudgetRefusesWithErrBusy(t *testing.T) {
 	}
 }
 
+// TestStreamsPerConnCapped opens one stream more than the cap: the
+// connection is closed.
 func TestStreamsPerConnCapped(t *testing.T) {
 	ts := startServer(t, ServerConfig{Limits: Limits{MaxStreamsPerConn: 2}}, nil)
 	sess := rawSession(t, ts.addr)
-	var sts []*yamux.Stream
-	for range 3 {
+	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})
+	for i := range 2 {
 		st, err := sess.OpenStream()
 		if err != nil {
 			t.Fatal(err)
 		}
-		sts = append(sts, st)
-	}
-	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})
-	for i, st := range sts {
 		_ = st.SetDeadline(time.Now().Add(waitBound))
-		_, _ = st.Write(req)
-		resp, err := readResponse(st)
-		if i < 2 && (err != nil || resp.Failed) {
-			t.Errorf("stream %d: %+v %v", i, resp, err)
+		if _, err := st.Write(req); err != nil {
+			t.Fatal(err)
 		}
-		if i == 2 && err == nil {
-			t.Errorf("stream %d, over the cap, was served: %+v", i, resp)
+		if resp, err := readResponse(st); err != nil || resp.Failed {
+			t.Fatalf("stream %d: %+v %v", i, resp, err)
 		}
 	}
+	if _, err := sess.OpenStream(); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, "the connection to be closed", sess.CloseChan())
+}
+
+// TestClosedStreamsStillCount checks that a stream the server has closed
+// counts against the cap until the peer closes it too: else a peer could
+// keep many closed streams, each buffering what it sends.
+func TestClosedStreamsStillCount(t *testing.T) {
+	ts := startServer(t, ServerConfig{MaxRequestBytes: 4096, Limits: Limits{MaxStreamsPerConn: 2}}, nil)
+	sess := rawSession(t, ts.addr)
+	tooLarge := frame(t, 1, &Request{Object: "svc", Method: "Size", Timeout: int64(time.Minute), Args: mustMarshal(t, make([]byte, 8192))})
+	for i := range 2 {
+		st, err := sess.OpenStream() // closed by the server, never by us
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.SetDeadline(time.Now().Add(waitBound))
+		_, _ = st.Write(tooLarge)
+		if resp, err := readResponse(st); err != nil || resp.ErrCode != ErrTooLarge.Code || !resp.EndStream {
+			t.Fatalf("stream %d: %+v %v", i, resp, err)
+		}
+	}
+	if _, err := sess.OpenStream(); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, "the connection to be closed", sess.CloseChan())
 }
 
 func TestConnsPerAddrCapped(t *testing.T) {

@@ -157,7 +157,9 @@ type streamLimits struct {
 
 // serveStreams accepts streams on sess and serves rs on each (rs nil:
 // refuse every stream) until the session ends; then it waits for the
-// streams' goroutines, which wait for their in-flight calls.
+// streams' goroutines, which wait for their in-flight calls. A peer that
+// opens more than lim.maxStreams streams at once has its connection
+// closed.
 func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *slog.Logger) {
 	var wg sync.WaitGroup
 	var open atomic.Int32
@@ -166,10 +168,15 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 		if err != nil {
 			break
 		}
-		if rs == nil || open.Load() >= int32(lim.maxStreams) {
-			log.Debug("rmi: refusing stream", "remote", sess.RemoteAddr(), "open", open.Load())
+		if rs == nil {
+			log.Debug("rmi: refusing stream: no callback objects", "remote", sess.RemoteAddr())
 			_ = st.Close()
 			continue
+		}
+		if open.Load() >= int32(lim.maxStreams) {
+			log.Warn("rmi: peer opened too many streams; closing its connection", "remote", sess.RemoteAddr(), "open", open.Load())
+			_ = sess.Close()
+			break
 		}
 		open.Add(1)
 		wg.Add(1)
@@ -177,6 +184,12 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 			defer wg.Done()
 			defer open.Add(-1)
 			rs.ServeCodec(newServerCodec(st, lim))
+			// The codec has closed our half of the stream. Until the peer
+			// closes its half (or yamux gives up on it after
+			// StreamCloseTimeout), whatever it still sends would pile up
+			// in the stream's buffer: read and drop it, and keep counting
+			// the stream against the cap meanwhile.
+			_, _ = io.Copy(io.Discard, st)
 		}()
 	}
 	wg.Wait()
@@ -662,6 +675,10 @@ func yamuxConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
 	cfg.EnableKeepAlive = true
 	cfg.KeepAliveInterval = keepAlive
 	cfg.StreamCloseTimeout = 30 * time.Second
+	// Streams opened but not yet accepted: each may buffer a stream
+	// window (256 KiB). The accept loop takes them at once, so a short
+	// queue is plenty; yamux resets streams beyond it.
+	cfg.AcceptBacklog = 16
 	cfg.LogOutput = nil
 	cfg.Logger = yamuxLogger{log}
 	return cfg
