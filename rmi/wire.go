@@ -188,7 +188,9 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 			// closes its half (or yamux gives up on it after
 			// StreamCloseTimeout), whatever it still sends would pile up
 			// in the stream's buffer: read and drop it, and keep counting
-			// the stream against the cap meanwhile.
+			// the stream against the cap meanwhile. (A stalled request
+			// left a read deadline in the past; clear it first.)
+			_ = st.SetReadDeadline(time.Time{})
 			_, _ = io.Copy(io.Discard, st)
 		}()
 	}

@@ -18,6 +18,10 @@ const (
 	passwordArgBytes = 8 << 10
 )
 
+// MaxServerSessions is the most sessions a chat server may report as
+// attached when it registers.
+const MaxServerSessions = 1 << 20
+
 // ArgCaps implements rmi.ArgLimits.
 func (SignUpArgs) ArgCaps() rmi.ArgCaps {
 	return rmi.ArgCaps{Bytes: passwordArgBytes, Len: smallArgLen}
@@ -51,8 +55,9 @@ func (LogoutArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgByte
 func (LogoutArgs) CheckLimits() error { return nil }
 
 // ArgCaps implements rmi.ArgLimits: the tokens of a server's attached
-// sessions are bounded by the transport's cap on cluster requests only.
-func (RegisterArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
+// sessions are bounded by the transport's cap on cluster requests, and
+// by MaxServerSessions.
+func (RegisterArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: MaxServerSessions} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (RegisterArgs) CheckLimits() error { return nil }

@@ -25,6 +25,10 @@ const (
 	// smallArgLen caps the entries of the maps and arrays of arguments
 	// with no collection of their own: their structs have a few fields.
 	smallArgLen = 16
+	// batchArgLen caps the maps and arrays of the batches servers send
+	// (messages, rooms, watermarks), so that even a batch of empty entries
+	// decodes to a few MiB at most.
+	batchArgLen = 1 << 16
 	// haveArgBytes caps arguments carrying a Have map: MaxServers entries
 	// of a server name and a uint64 take at most 20 KiB; the rest leaves
 	// a malformed room name room to be refused by the method itself, with
@@ -86,8 +90,8 @@ func (DirectArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgByte
 func (DirectArgs) CheckLimits() error { return nil }
 
 // ArgCaps implements rmi.ArgLimits: a batch of messages is bounded by
-// the transport's cap on cluster requests only.
-func (ForwardArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
+// the transport's cap on cluster requests and batchArgLen.
+func (ForwardArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: batchArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (a ForwardArgs) CheckLimits() error {
@@ -105,15 +109,16 @@ func (FetchArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: haveArgBytes,
 func (a FetchArgs) CheckLimits() error { return checkHave(a.Have) }
 
 // ArgCaps implements rmi.ArgLimits: the rooms whose membership changed
-// are bounded by the transport's cap on cluster requests only.
-func (RoomChangedArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
+// are bounded by the transport's cap on cluster requests and batchArgLen.
+func (RoomChangedArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: batchArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (RoomChangedArgs) CheckLimits() error { return nil }
 
 // ArgCaps implements rmi.ArgLimits: a delivery batch (from the chat
-// server the client chose) is bounded by the transport's cap only.
-func (DeliverArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{} }
+// server the client chose) is bounded by the transport's cap and
+// batchArgLen.
+func (DeliverArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: batchArgLen} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (DeliverArgs) CheckLimits() error { return nil }
