@@ -136,13 +136,13 @@ func (t *Table) Names() []string {
 // Handle runs one call on t and returns the response to send back: the
 // callee's half of every call, whatever transport carried it. It rejects
 // a request whose arguments exceed maxBytes (if positive), or the limits
-// their type declares (see ArgLimits), with ErrTooLarge, runs the method under the caller's remaining time
-// (req.Timeout) measured on clk, and reports a method that returned after
-// that deadline had passed as timed out, whatever it returned: the caller
-// sees ErrTimeout, as if its own timer had fired first. ctx should carry
-// the caller's Peer (see WithPeer); a missing Peer counts as an
-// unauthenticated caller. A panic in the method is recovered and returned
-// as ErrPanic.
+// their type declares (see ArgLimits), with ErrTooLarge, runs the method
+// under the caller's remaining time (req.Timeout) measured on clk, and
+// reports a method that returned after that deadline had passed as timed
+// out, whatever it returned: the caller sees ErrTimeout, as if its own
+// timer had fired first. ctx should carry the caller's Peer (see
+// WithPeer); a missing Peer counts as an unauthenticated caller. A panic
+// in the method is recovered and returned as ErrPanic.
 func (t *Table) Handle(ctx context.Context, clk clock.Clock, maxBytes int, req *Request) *Response {
 	resp := new(Response)
 	t.handle(ctx, clk, maxBytes, req, resp)
