@@ -133,7 +133,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	cbctx, cbCancel := context.WithCancel(WithPeer(context.Background(), c.peer))
 	c.cbCancel = cbCancel
 
-	lim := streamLimits{clk: cfg.Clock, idle: DefaultIdleTimeout, maxBytes: DefaultMaxRequestBytes}
+	lim := callbackLimits(cfg.Clock)
 	var rs *rpc.Server
 	if cfg.Callbacks != nil {
 		rs = newRPCServer(cbctx, cfg.Callbacks, lim)
@@ -287,7 +287,7 @@ func (t *sessionTransport) RoundTrip(ctx context.Context, req *Request) (*Respon
 		if call.Error != nil {
 			return t.failed(cs, call.Error, r)
 		}
-		if r.resp.Failed && (r.resp.ErrCode == ErrTooLarge.Code || r.resp.ErrCode == errBadRequest.Code) {
+		if r.resp.EndStream {
 			// The server could not read the request whole and ends the
 			// stream after answering.
 			t.discard(cs)

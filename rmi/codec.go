@@ -21,6 +21,9 @@ func newHandle() *codec.MsgpackHandle {
 	// Cap allocations made on the say-so of a length prefix, so a hostile
 	// frame cannot make us allocate gigabytes before failing.
 	h.MaxInitLen = 64 << 10
+	// Our types nest a few levels deep; refuse (rather than recurse into)
+	// deeper input, such as a deeply nested value under an unknown field.
+	h.MaxDepth = 32
 	return h
 }
 

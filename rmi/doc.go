@@ -42,7 +42,7 @@
 // [Caller] gives a call without a deadline one of its CallTimeout, fails
 // at once a call whose deadline has passed, encodes the argument, and
 // sends the caller's remaining time in the [Request]. [Table.Handle]
-// rejects arguments over the size cap with [ErrTooLarge], runs the method
+// rejects arguments over their caps with [ErrTooLarge], runs the method
 // under the caller's remaining time measured on the callee's own clock
 // (so the two clocks need not agree), recovers a panic as [ErrPanic], and
 // encodes the result, or the error with its code, in the [Response]. A
@@ -85,9 +85,9 @@
 // server opens one back to the client for callbacks. Each stream carries
 // net/rpc with the go-msgpack GoRpc codec and one service, "RMI", whose
 // Invoke method takes a [Request] and returns a [Response]. A request the
-// server cannot read whole (over ServerConfig.MaxRequestBytes, or not
-// decodable) is answered with an error code and ends its stream; the
-// client then opens a fresh one.
+// server cannot read whole (over its size cap, refused for want of budget,
+// or not decodable) is answered with an error code and Response.EndStream,
+// and ends its stream; the client then opens a fresh one.
 //
 // # Security
 //
@@ -115,6 +115,47 @@
 // the caller's remaining deadline), and the server's reads
 // (ServerConfig.IdleTimeout: a connection that receives nothing, or a
 // request that stalls half-sent, is closed; yamux keepalives keep healthy
-// idle connections alive). All these timers run on the configured
-// clock.Clock; context deadlines given to Invoke are read on that clock.
+// idle connections alive), and each request as a whole (from its first
+// byte to its last, Limits.RequestTimeout, however steadily it trickles).
+// All these timers run on the configured clock.Clock; context deadlines
+// given to Invoke are read on that clock.
+//
+// # Resource limits
+//
+// No peer can make a server allocate without bound ([Limits], in
+// ServerConfig; every cap has a default):
+//
+//   - Connections: at most MaxConns (1024) in all and MaxConnsPerAddr (64)
+//     from one IP address; more are closed at once. Each idle one costs
+//     about 64 KiB.
+//   - Streams: at most MaxStreamsPerConn (4) open on a connection, a
+//     stream the server closed counting until the peer closes it too; a
+//     peer that opens more loses its connection. A stream buffers at most
+//     one yamux window (256 KiB) that the server has not read yet.
+//   - Requests: at most MaxClientRequestBytes (64 KiB) from a peer without
+//     the cluster secret, ServerConfig.MaxRequestBytes (8 MiB) from a
+//     cluster peer; counted as they are read, and refused with
+//     [ErrTooLarge] past the cap.
+//   - Bytes in flight: each request is charged its size plus 8 KiB (its
+//     goroutine and bookkeeping) from its first byte until it is answered,
+//     against its connection's budget (MaxClientConnBytes, 1 MiB, or
+//     MaxConnBytes, 16 MiB, for a cluster peer) and the server's
+//     (MaxInflightBytes, 64 MiB); a request that does not fit is refused
+//     with [ErrBusy].
+//   - Arguments: an argument type declares its method's caps ([ArgLimits]):
+//     [ArgCaps] bound its encoded size and the length of every map and
+//     array in it, checked on the encoding before it is decoded (a map
+//     entry costs a few bytes on the wire and many times that decoded),
+//     and CheckLimits checks what is left after decoding. Within these
+//     caps an argument decodes to at most a few times its size.
+//   - Time: a request must arrive whole within RequestTimeout (10 s).
+//
+// So the memory that peers can make a server hold is bounded by about
+//
+//	MaxConns × (64 KiB + MaxStreamsPerConn × 256 KiB) + 3 × MaxInflightBytes
+//
+// that is about 64 MiB of connections, 192 MiB of requests and their
+// decoded arguments, and, only while the server's readers lag behind
+// their peers, up to 1 GiB of stream buffers with the defaults. Lower
+// MaxConns for a smaller bound.
 package rmi

@@ -244,3 +244,29 @@ func ParseURL(s string) (addr, name string, err error) {
 	}
 	return net.JoinHostPort(host, port), name, nil
 }
+
+// registryArgBytes caps the encoded arguments of a registry method: a name
+// of at most maxNameLen bytes and a reference.
+const registryArgBytes = 2 << 10
+
+// registryArgLen caps the maps and arrays of a registry method's
+// arguments: structs of a few fields.
+const registryArgLen = 16
+
+// ArgCaps implements ArgLimits.
+func (BindArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
+
+// CheckLimits implements ArgLimits.
+func (BindArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements ArgLimits.
+func (NameArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
+
+// CheckLimits implements ArgLimits.
+func (NameArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements ArgLimits.
+func (ListArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: registryArgBytes, Len: registryArgLen} }
+
+// CheckLimits implements ArgLimits.
+func (ListArgs) CheckLimits() error { return nil }

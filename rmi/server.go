@@ -45,10 +45,14 @@ type ServerConfig struct {
 	// a stream on which a started request stalls, or a response cannot be
 	// written, for this long. Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	// MaxRequestBytes caps the encoded size of one request; a larger one
+	// MaxRequestBytes caps the encoded size of one request from a cluster
+	// peer (Limits.MaxClientRequestBytes, from any other); a larger one
 	// fails with ErrTooLarge and its stream is closed. Default
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
+	// Limits bound what peers can make the server allocate (bytes in
+	// flight, streams, connections, time per request).
+	Limits Limits
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -70,6 +74,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.TLS != nil {
 		c.TLS = tls13(c.TLS)
 	}
+	c.Limits = c.Limits.withDefaults(c.MaxRequestBytes)
 	return c
 }
 
@@ -84,6 +89,9 @@ type Server struct {
 	ctx    context.Context // parent of every call's context
 	cancel context.CancelFunc
 
+	inflight *byteBudget  // request bytes in flight across the server
+	admitted *connCounter // connections served, in all and per address
+
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
@@ -94,6 +102,7 @@ type Server struct {
 // serverConn is one accepted connection.
 type serverConn struct {
 	raw  net.Conn
+	host string         // the remote IP address, as counted by Server.admitted
 	sess *yamux.Session // nil until the handshake is done
 }
 
@@ -109,6 +118,8 @@ func NewServer(t *Table, cfg ServerConfig) *Server {
 		cancel:    cancel,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*serverConn]struct{}{},
+		inflight:  newByteBudget("the server", cfg.Limits.MaxInflightBytes),
+		admitted:  newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr),
 	}
 }
 
@@ -154,8 +165,12 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
-		sc := &serverConn{raw: raw}
+		sc, ok := s.admit(raw)
+		if !ok {
+			continue
+		}
 		if !s.track(sc) {
+			s.admitted.leave(sc.host)
 			_ = raw.Close()
 			return nil
 		}
@@ -176,6 +191,7 @@ func (s *Server) track(sc *serverConn) bool {
 }
 
 func (s *Server) untrack(sc *serverConn) {
+	s.admitted.leave(sc.host)
 	s.mu.Lock()
 	delete(s.conns, sc)
 	s.mu.Unlock()
@@ -247,7 +263,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	log.Debug("rmi: connection open", "cluster", hs.cluster, "callbacks", hs.callbacks)
 
 	ctx, cancel := context.WithCancel(WithPeer(s.ctx, peer))
-	lim := streamLimits{clk: s.cfg.Clock, idle: s.cfg.IdleTimeout, maxBytes: s.cfg.MaxRequestBytes}
+	lim := s.streamLimits(hs.cluster)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -38,7 +38,9 @@ type exported struct {
 type method struct {
 	fn        reflect.Value // the implementation's method
 	argType   reflect.Type
-	hasResult bool // false when the method returns only an error
+	hasResult bool    // false when the method returns only an error
+	caps      ArgCaps // the argument type's caps (see ArgLimits)
+	tooLarge  error   // the argument type's ArgTooLarge error, or nil
 }
 
 var (
@@ -83,7 +85,9 @@ func Export[I any](t *Table, name string, impl I, opts ...ExportOption) error {
 		if err := checkRemote(m); err != nil {
 			return fmt.Errorf("rmi: export %q: %v.%s: %w", name, it, m.Name, err)
 		}
-		e.methods[m.Name] = &method{fn: impv.MethodByName(m.Name), argType: m.Type.In(1), hasResult: m.Type.NumOut() == 2}
+		argType := m.Type.In(1)
+		e.methods[m.Name] = &method{fn: impv.MethodByName(m.Name), argType: argType, hasResult: m.Type.NumOut() == 2,
+			caps: argCaps(argType), tooLarge: argTooLarge(argType)}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -131,14 +135,14 @@ func (t *Table) Names() []string {
 
 // Handle runs one call on t and returns the response to send back: the
 // callee's half of every call, whatever transport carried it. It rejects
-// a request whose arguments exceed maxBytes (if positive) with
-// ErrTooLarge, runs the method under the caller's remaining time
-// (req.Timeout) measured on clk, and reports a method that returned after
-// that deadline had passed as timed out, whatever it returned: the caller
-// sees ErrTimeout, as if its own timer had fired first. ctx should carry
-// the caller's Peer (see WithPeer); a missing Peer counts as an
-// unauthenticated caller. A panic in the method is recovered and returned
-// as ErrPanic.
+// a request whose arguments exceed maxBytes (if positive), or the limits
+// their type declares (see ArgLimits), with ErrTooLarge, runs the method
+// under the caller's remaining time (req.Timeout) measured on clk, and
+// reports a method that returned after that deadline had passed as timed
+// out, whatever it returned: the caller sees ErrTimeout, as if its own
+// timer had fired first. ctx should carry the caller's Peer (see
+// WithPeer); a missing Peer counts as an unauthenticated caller. A panic
+// in the method is recovered and returned as ErrPanic.
 func (t *Table) Handle(ctx context.Context, clk clock.Clock, maxBytes int, req *Request) *Response {
 	resp := new(Response)
 	t.handle(ctx, clk, maxBytes, req, resp)
@@ -188,9 +192,21 @@ func (t *Table) dispatch(ctx context.Context, object, methodName string, args []
 	if m == nil {
 		return nil, fmt.Errorf("%s.%s: %w", object, methodName, ErrNoSuchMethod)
 	}
+	if m.caps.Bytes > 0 && len(args) > m.caps.Bytes {
+		err := fmt.Errorf("%d bytes of arguments, over the method's cap of %d: %w", len(args), m.caps.Bytes, ErrTooLarge)
+		return nil, fmt.Errorf("%s.%s: %w", object, methodName, m.refuse(err))
+	}
+	if m.caps.Len > 0 {
+		if err := checkLens(args, m.caps.Len); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", object, methodName, err)
+		}
+	}
 	argp := reflect.New(m.argType)
 	if err := Unmarshal(args, argp.Interface()); err != nil {
 		return nil, fmt.Errorf("%s.%s: %w: %w", object, methodName, ErrBadArgs, err)
+	}
+	if err := checkArgLimits(argp.Elem()); err != nil {
+		return nil, fmt.Errorf("%s.%s: %w", object, methodName, err)
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -44,9 +44,6 @@ const (
 	// so that healthy idle connections keep bytes flowing and never hit the
 	// idle timeout. Servers lower it when their IdleTimeout is short.
 	keepAliveInterval = 15 * time.Second
-	// maxStreamsPerConn caps the streams a peer may open on one connection
-	// (a well-behaved peer uses one).
-	maxStreamsPerConn = 16
 	// maxInflightPerStream caps requests read but not yet answered on one
 	// stream; further requests wait, so a flood cannot pile up goroutines.
 	maxInflightPerStream = 256
@@ -73,6 +70,11 @@ var pastDeadline = time.Unix(1, 0)
 // Request is the wire form of one call: the single argument of the RMI
 // net/rpc service's Invoke method.
 type Request struct {
+	// Encode as an array, in the order of the fields, so that Object and
+	// Method arrive before Args: a server that refuses Args as too large
+	// still knows which method they were for.
+	_struct bool `codec:",toarray"`
+
 	// Object and Method name the remote method.
 	Object, Method string
 	// Timeout is the caller's remaining deadline in nanoseconds; the server
@@ -98,6 +100,10 @@ type Response struct {
 	ErrCode, ErrMsg string
 	// Failed reports that the method returned an error.
 	Failed bool
+	// EndStream reports that the callee could not read the request whole
+	// (too large, refused for want of budget, or undecodable) and ends the
+	// stream it came on; the caller opens a fresh one for its next call.
+	EndStream bool
 }
 
 // fail records err, a method's error, in r.
@@ -119,7 +125,8 @@ type rmiService struct {
 // Application errors travel in resp; the returned error is always nil.
 func (s *rmiService) Invoke(req *Request, resp *Response) error {
 	if req.unread != nil {
-		resp.fail(req.unread)
+		resp.fail(s.table.unread(req))
+		resp.EndStream = true
 		return nil
 	}
 	s.table.handle(s.ctx, s.clk, s.maxBytes, req, resp)
@@ -140,14 +147,19 @@ func newRPCServer(ctx context.Context, t *Table, lim streamLimits) *rpc.Server {
 
 // streamLimits are the server-side limits applied to each stream.
 type streamLimits struct {
-	clk      clock.Clock
-	idle     time.Duration // a started request, or a response write, may stall this long
-	maxBytes int           // largest request accepted
+	clk        clock.Clock
+	idle       time.Duration // a started request, or a response write, may stall this long
+	timeout    time.Duration // a request's first byte to its last (0: no limit)
+	maxBytes   int           // largest request accepted
+	maxStreams int           // streams open at once on the connection
+	budgets    budgets       // request bytes in flight: the connection's and the process's
 }
 
 // serveStreams accepts streams on sess and serves rs on each (rs nil:
 // refuse every stream) until the session ends; then it waits for the
-// streams' goroutines, which wait for their in-flight calls.
+// streams' goroutines, which wait for their in-flight calls. A peer that
+// opens more than lim.maxStreams streams at once has its connection
+// closed.
 func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *slog.Logger) {
 	var wg sync.WaitGroup
 	var open atomic.Int32
@@ -156,10 +168,15 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 		if err != nil {
 			break
 		}
-		if rs == nil || open.Load() >= maxStreamsPerConn {
-			log.Debug("rmi: refusing stream", "remote", sess.RemoteAddr(), "open", open.Load())
+		if rs == nil {
+			log.Debug("rmi: refusing stream: no callback objects", "remote", sess.RemoteAddr())
 			_ = st.Close()
 			continue
+		}
+		if open.Load() >= int32(lim.maxStreams) {
+			log.Warn("rmi: peer opened too many streams; closing its connection", "remote", sess.RemoteAddr(), "open", open.Load())
+			_ = sess.Close()
+			break
 		}
 		open.Add(1)
 		wg.Add(1)
@@ -167,27 +184,53 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 			defer wg.Done()
 			defer open.Add(-1)
 			rs.ServeCodec(newServerCodec(st, lim))
+			// The codec has closed our half of the stream. Until the peer
+			// closes its half (or yamux gives up on it after
+			// StreamCloseTimeout), whatever it still sends would pile up
+			// in the stream's buffer: read and drop it, and keep counting
+			// the stream against the cap meanwhile. (A stalled request
+			// left a read deadline in the past; clear it first.)
+			_ = st.SetReadDeadline(time.Time{})
+			_, _ = io.Copy(io.Discard, st)
 		}()
 	}
 	wg.Wait()
 }
 
 // serverCodec wraps go-msgpack's GoRpc server codec for one stream. It caps
-// the size of each request, bounds how long a started request may stall and
-// how long a response write may block (so a half-sent request or a peer
-// that stops reading cannot hold a goroutine), limits requests in flight,
-// and closes the stream for good after any malformed request.
+// the size of each request, bounds how long a started request may stall,
+// how long it may take in all, and how long a response write may block (so
+// a half-sent or trickled request or a peer that stops reading cannot hold
+// a goroutine), limits requests in flight and charges their bytes to the
+// byte budgets until they are answered, and closes the stream for good
+// after any malformed request.
 type serverCodec struct {
 	rpc.ServerCodec
 	rd     *requestReader
-	st     *yamux.Stream
+	st     stream
 	lim    streamLimits
 	slots  chan struct{}
 	closed chan struct{}
 	once   sync.Once
+
+	seq uint64     // of the request being read
+	mu  sync.Mutex // guards charges
+	// charges holds the budget bytes of each request read but not yet
+	// answered, by sequence number. A peer may reuse a number, so each
+	// holds a queue: requests sharing one may swap amounts, but every
+	// byte is released once all of them are answered.
+	charges map[uint64][]int
 }
 
-func newServerCodec(st *yamux.Stream, lim streamLimits) *serverCodec {
+// stream is what a codec runs on: a yamux stream (in tests, any
+// connection with deadlines).
+type stream interface {
+	io.ReadWriteCloser
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+func newServerCodec(st stream, lim streamLimits) *serverCodec {
 	rd := &requestReader{st: st, lim: lim}
 	rd.br = bufio.NewReader(streamReader{rd})
 	h := newHandle()
@@ -208,6 +251,7 @@ func newServerCodec(st *yamux.Stream, lim streamLimits) *serverCodec {
 		lim:         lim,
 		slots:       make(chan struct{}, maxInflightPerStream),
 		closed:      make(chan struct{}),
+		charges:     map[uint64][]int{},
 	}
 }
 
@@ -226,22 +270,32 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 	c.rd.begin()
 	if err := c.ServerCodec.ReadRequestHeader(r); err != nil {
 		c.rd.end()
+		c.lim.budgets.release(c.rd.charged)
 		<-c.slots
 		if err2 := c.rd.failure(); err2 != nil {
 			return err2
 		}
 		return err
 	}
+	c.seq = r.Seq
 	return nil
 }
 
 // ReadRequestBody implements rpc.ServerCodec. A request body over the
-// size cap, or one that does not decode, is handed on marked unread, so
-// that the caller gets an answer (ErrTooLarge or errBadRequest); the
-// stream is out of step after it, so nothing more is read from it.
+// size cap, one that finds the byte budgets full, or one that does not
+// decode, is handed on marked unread, so that the caller gets an answer
+// (ErrTooLarge, ErrBusy or errBadRequest); the stream is out of step after
+// it, so nothing more is read from it. The request's bytes stay charged
+// to the budgets until WriteResponse answers it.
 func (c *serverCodec) ReadRequestBody(body any) error {
-	err := c.ServerCodec.ReadRequestBody(body)
+	err := c.rd.startBody()
+	if err == nil {
+		err = c.ServerCodec.ReadRequestBody(body)
+	}
 	c.rd.end()
+	c.mu.Lock()
+	c.charges[c.seq] = append(c.charges[c.seq], c.rd.charged)
+	c.mu.Unlock()
 	if err == nil {
 		return nil
 	}
@@ -249,21 +303,36 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 	switch {
 	case fail == nil:
 		fail = fmt.Errorf("%w: %w", errBadRequest, err)
-	case !errors.Is(fail, ErrTooLarge):
-		return fail // stalled: the stream is closed under it
+	case !errors.Is(fail, ErrTooLarge) && !errors.Is(fail, ErrBusy):
+		return fail // stalled or too slow: the stream is closed under it
 	}
 	c.rd.poison(fail)
 	req, ok := body.(*Request)
 	if !ok {
 		return fail
 	}
-	*req = Request{unread: fail}
+	// Object and Method come before Args, so they are usually decoded
+	// already: they let a too-large request be answered with its
+	// method's own error (see ArgTooLarge).
+	*req = Request{Object: req.Object, Method: req.Method, unread: fail}
 	return nil
 }
 
 // WriteResponse implements rpc.ServerCodec.
 func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
-	defer func() { <-c.slots }()
+	defer func() {
+		c.mu.Lock()
+		var n int
+		if q := c.charges[r.Seq]; len(q) > 0 {
+			n = q[0]
+			if c.charges[r.Seq] = q[1:]; len(q) == 1 {
+				delete(c.charges, r.Seq)
+			}
+		}
+		c.mu.Unlock()
+		c.lim.budgets.release(n)
+		<-c.slots
+	}()
 	var fired atomic.Bool
 	t := c.lim.clk.AfterFunc(c.lim.idle, func() {
 		fired.Store(true)
@@ -290,54 +359,124 @@ func (c *serverCodec) Close() error {
 // hands it to every later read and write; were that nil, as a stream's
 // Close returns, a closed codec would "read" empty messages forever (a
 // busy loop in net/rpc's read loops, and empty replies for pending calls).
-type closingStream struct{ *yamux.Stream }
+type closingStream struct{ stream }
 
 // Close closes the stream and returns net.ErrClosed.
 func (s closingStream) Close() error {
-	_ = s.Stream.Close()
+	_ = s.stream.Close()
 	return net.ErrClosed
 }
 
 // requestReader sits between the msgpack decoder and a buffered stream.
 // It counts the bytes of the current request, failing once it exceeds the
-// cap, and arms a stall timer whenever it must wait for more bytes of a
-// request that has started. Errors are sticky.
+// cap, charges them to the byte budgets (failing once these are full),
+// arms a stall timer whenever it must wait for more bytes of a request
+// that has started, and a timer for the request as a whole at its first
+// byte. Errors are sticky.
 type requestReader struct {
-	st  *yamux.Stream
+	st  stream
 	br  *bufio.Reader
 	lim streamLimits
 
-	n int // bytes of the current request consumed by the decoder
+	n       int          // bytes of the current request consumed by the decoder
+	charged int          // bytes of the current request charged to the budgets
+	inBody  bool         // reading the body: the budgets may refuse bytes
+	whole   *clock.Timer // the current request's RequestTimeout, armed at its first byte
 
 	mu       sync.Mutex
 	inReq    bool   // between begin and end
 	gen      uint64 // identifies the armed stall timer
+	reqGen   uint64 // identifies the current request, for its whole-request timer
 	stalled  bool
+	slow     bool // the request took longer than lim.timeout
 	tooLarge bool
+	busy     error // the budgets refused the request
 	err      error // sticky failure
 }
 
 func (r *requestReader) begin() {
 	r.mu.Lock()
 	r.inReq = true
+	r.reqGen++
 	r.mu.Unlock()
-	r.n = 0
+	r.n, r.charged, r.inBody = 0, 0, false
 }
 
 func (r *requestReader) end() {
 	r.mu.Lock()
 	r.inReq = false
+	r.reqGen++
 	r.mu.Unlock()
+	if r.whole != nil {
+		r.whole.Stop()
+		r.whole = nil
+	}
+}
+
+// startBody marks the start of the request's body and charges the
+// request's fixed overhead, failing with ErrBusy if the budgets are full.
+func (r *requestReader) startBody() error {
+	r.inBody = true
+	if err := r.lim.budgets.take(requestOverhead); err != nil {
+		r.refuse(err)
+		return err
+	}
+	r.charged += requestOverhead
+	return nil
+}
+
+// refuse records that the budgets refused the current request.
+func (r *requestReader) refuse(err error) {
+	r.mu.Lock()
+	r.busy = err
+	r.mu.Unlock()
+	r.poison(err)
+}
+
+// consumed counts n more bytes of the current request: it arms the
+// whole-request timer at the first byte and charges the bytes to the
+// budgets. The header's bytes are charged whatever the budgets hold (they
+// are small, and a refusal there could not be answered); the body's may be
+// refused.
+func (r *requestReader) consumed(n int) {
+	if n <= 0 {
+		return
+	}
+	if r.whole == nil && r.lim.timeout > 0 {
+		r.mu.Lock()
+		gen := r.reqGen
+		r.mu.Unlock()
+		r.whole = r.lim.clk.AfterFunc(r.lim.timeout, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.reqGen == gen {
+				r.slow = true
+				_ = r.st.SetReadDeadline(pastDeadline)
+			}
+		})
+	}
+	r.n += n
+	if !r.inBody {
+		r.lim.budgets.force(n)
+	} else if err := r.lim.budgets.take(n); err != nil {
+		r.refuse(err)
+		return
+	}
+	r.charged += n
 }
 
 // failure returns the error that explains a failed decode, if the reader
-// caused it (size cap or stall), else nil.
+// caused it (size cap, budgets, stall or request timeout), else nil.
 func (r *requestReader) failure() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case r.tooLarge:
 		return tooLarge(r.lim.maxBytes)
+	case r.busy != nil:
+		return r.busy
+	case r.slow:
+		return fmt.Errorf("rmi: request not received whole within %v", r.lim.timeout)
 	case r.stalled:
 		return fmt.Errorf("rmi: request stalled for %v", r.lim.idle)
 	}
@@ -389,7 +528,7 @@ func (r *requestReader) Read(p []byte) (int, error) {
 		p = p[:left]
 	}
 	n, err := r.br.Read(p)
-	r.n += n
+	r.consumed(n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.poison(err)
 	}
@@ -403,7 +542,7 @@ func (r *requestReader) ReadByte() (byte, error) {
 	}
 	b, err := r.br.ReadByte()
 	if err == nil {
-		r.n++
+		r.consumed(1)
 	} else if !errors.Is(err, io.EOF) {
 		r.poison(err)
 	}
@@ -538,6 +677,10 @@ func yamuxConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
 	cfg.EnableKeepAlive = true
 	cfg.KeepAliveInterval = keepAlive
 	cfg.StreamCloseTimeout = 30 * time.Second
+	// Streams opened but not yet accepted: each may buffer a stream
+	// window (256 KiB). The accept loop takes them at once, so a short
+	// queue is plenty; yamux resets streams beyond it.
+	cfg.AcceptBacklog = 16
 	cfg.LogOutput = nil
 	cfg.Logger = yamuxLogger{log}
 	return cfg

@@ -1,0 +1,304 @@
+package rmi
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+)
+
+// Defaults for the Limits fields left zero. Together with
+// DefaultMaxRequestBytes they bound what peers can make a server allocate;
+// the package documentation ("Resource limits") states the bound.
+const (
+	// DefaultMaxClientRequestBytes caps one request from a peer that did
+	// not prove the cluster secret. Every client method's argument fits
+	// well within it (the largest, a post, is at most about 17 KiB).
+	DefaultMaxClientRequestBytes = 64 << 10
+	// DefaultMaxConnBytes caps the request bytes in flight on one cluster
+	// peer's connection: two of its largest requests.
+	DefaultMaxConnBytes = 2 * DefaultMaxRequestBytes
+	// DefaultMaxClientConnBytes caps the request bytes in flight on one
+	// other peer's connection.
+	DefaultMaxClientConnBytes = 1 << 20
+	// DefaultMaxInflightBytes caps the request bytes in flight across the
+	// whole server.
+	DefaultMaxInflightBytes = 64 << 20
+	// DefaultMaxStreamsPerConn caps the streams open at once on one
+	// connection (a well-behaved peer uses one, and briefly a second after
+	// replacing a broken one).
+	DefaultMaxStreamsPerConn = 4
+	// DefaultMaxConns caps the connections a server serves at once.
+	DefaultMaxConns = 1024
+	// DefaultMaxConnsPerAddr caps the connections from one IP address.
+	DefaultMaxConnsPerAddr = 64
+	// DefaultRequestTimeout bounds the time from a request's first byte to
+	// its last.
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// requestOverhead is what each request is charged in the byte budgets on
+// top of its own bytes: it stands for the goroutine that runs it and the
+// structures net/rpc keeps for it, so that a flood of tiny requests is
+// bounded too.
+const requestOverhead = 8 << 10
+
+// Limits bound what the peers of a Server can make it allocate and how
+// long they can hold it. A request that breaks a limit is refused with a
+// clear error (ErrTooLarge or ErrBusy) and its stream is closed; a request
+// that takes too long, or a connection or stream over its cap, is closed.
+// Zero fields take the defaults noted. ServerConfig.MaxRequestBytes is the
+// per-request cap for cluster peers.
+type Limits struct {
+	// MaxClientRequestBytes caps the encoded size of one request from a
+	// peer that did not prove the cluster secret (at most
+	// ServerConfig.MaxRequestBytes). Default DefaultMaxClientRequestBytes.
+	MaxClientRequestBytes int
+	// MaxConnBytes caps the bytes of requests in flight (being read, run
+	// or answered, each charged its size plus a fixed overhead) on one
+	// cluster peer's connection. Default DefaultMaxConnBytes.
+	MaxConnBytes int
+	// MaxClientConnBytes is MaxConnBytes for every other peer. Default
+	// DefaultMaxClientConnBytes.
+	MaxClientConnBytes int
+	// MaxInflightBytes caps the bytes of requests in flight across the
+	// server. Default DefaultMaxInflightBytes.
+	MaxInflightBytes int
+	// MaxStreamsPerConn caps the streams open at once on one connection;
+	// further streams are closed at once. Default DefaultMaxStreamsPerConn.
+	MaxStreamsPerConn int
+	// MaxConns caps the connections served at once; further ones are
+	// closed at once. Default DefaultMaxConns.
+	MaxConns int
+	// MaxConnsPerAddr caps the connections served at once from one IP
+	// address. Default DefaultMaxConnsPerAddr.
+	MaxConnsPerAddr int
+	// RequestTimeout bounds the time from a request's first byte to its
+	// last, however steadily the bytes come; a request that takes longer
+	// has its stream closed. It runs on ServerConfig.Clock. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+}
+
+func (l Limits) withDefaults(maxRequestBytes int) Limits {
+	if l.MaxClientRequestBytes <= 0 {
+		l.MaxClientRequestBytes = DefaultMaxClientRequestBytes
+	}
+	l.MaxClientRequestBytes = min(l.MaxClientRequestBytes, maxRequestBytes)
+	if l.MaxConnBytes <= 0 {
+		l.MaxConnBytes = DefaultMaxConnBytes
+	}
+	if l.MaxClientConnBytes <= 0 {
+		l.MaxClientConnBytes = DefaultMaxClientConnBytes
+	}
+	if l.MaxInflightBytes <= 0 {
+		l.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if l.MaxStreamsPerConn <= 0 {
+		l.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxConnsPerAddr <= 0 {
+		l.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = DefaultRequestTimeout
+	}
+	return l
+}
+
+// ErrBusy is the error of a request refused because the request bytes in
+// flight, on its connection or in the whole server, are at their cap. The
+// method did not run; the caller may retry later.
+var ErrBusy = NewError("rmi.busy", "server busy: too many request bytes in flight; retry later")
+
+// busy is the error of a request refused for want of room in budget b.
+func busy(b *byteBudget) error {
+	return fmt.Errorf("rmi: %s holds %d bytes of requests in flight, its cap: %w", b.name, b.max, ErrBusy)
+}
+
+// byteBudget counts bytes in flight against a cap. A nil budget is
+// unlimited. It is safe for concurrent use.
+type byteBudget struct {
+	name string // for errors: "this connection", "the server"
+	max  int
+
+	mu   sync.Mutex
+	used int
+}
+
+func newByteBudget(name string, max int) *byteBudget {
+	return &byteBudget{name: name, max: max}
+}
+
+// take adds n bytes if they fit under the cap and reports whether they did.
+func (b *byteBudget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+// force adds n bytes even over the cap (bytes already read that must be
+// counted until they are released).
+func (b *byteBudget) force(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.used += n
+	b.mu.Unlock()
+}
+
+// release returns n bytes.
+func (b *byteBudget) release(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// inUse reports the bytes held.
+func (b *byteBudget) inUse() int {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// budgets are the byte budgets a request is charged to: its connection's
+// and the server's. Either may be nil (unlimited).
+type budgets struct{ conn, proc *byteBudget }
+
+// take charges n bytes to both budgets, or to neither (returning the error
+// of the one that is full).
+func (bs budgets) take(n int) error {
+	if !bs.conn.take(n) {
+		return busy(bs.conn)
+	}
+	if !bs.proc.take(n) {
+		bs.conn.release(n)
+		return busy(bs.proc)
+	}
+	return nil
+}
+
+func (bs budgets) force(n int) {
+	bs.conn.force(n)
+	bs.proc.force(n)
+}
+
+func (bs budgets) release(n int) {
+	bs.conn.release(n)
+	bs.proc.release(n)
+}
+
+// connCounter caps the connections a server serves, in all and per IP
+// address. It is safe for concurrent use.
+type connCounter struct {
+	max, perAddr int
+
+	mu     sync.Mutex
+	total  int
+	byAddr map[string]int
+}
+
+func newConnCounter(max, perAddr int) *connCounter {
+	return &connCounter{max: max, perAddr: perAddr, byAddr: map[string]int{}}
+}
+
+// hostOf returns the IP address part of a network address.
+func hostOf(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
+}
+
+// admit counts a new connection from host, or reports why it is refused.
+func (c *connCounter) admit(host string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.total >= c.max:
+		return fmt.Errorf("serving %d connections, the cap", c.total)
+	case c.byAddr[host] >= c.perAddr:
+		return fmt.Errorf("serving %d connections from %s, the cap per address", c.byAddr[host], host)
+	}
+	c.total++
+	c.byAddr[host]++
+	return nil
+}
+
+// leave uncounts a connection admitted from host.
+func (c *connCounter) leave(host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.byAddr[host]--; c.byAddr[host] <= 0 {
+		delete(c.byAddr, host)
+	}
+}
+
+// admit counts a new connection against the caps on connections, or
+// closes it and returns false.
+func (s *Server) admit(raw net.Conn) (*serverConn, bool) {
+	host := hostOf(raw.RemoteAddr())
+	if err := s.admitted.admit(host); err != nil {
+		// Debug, not Warn: a flood of connections must not flood the log.
+		s.log.Debug("rmi: refusing connection", "remote", raw.RemoteAddr().String(), "why", err)
+		_ = raw.Close()
+		return nil, false
+	}
+	return &serverConn{raw: raw, host: host}, true
+}
+
+// streamLimits returns the limits of the streams of a new connection,
+// from a cluster peer or not, with a byte budget of its own.
+func (s *Server) streamLimits(cluster bool) streamLimits {
+	l := s.cfg.Limits
+	maxBytes, connBytes := l.MaxClientRequestBytes, l.MaxClientConnBytes
+	if cluster {
+		maxBytes, connBytes = s.cfg.MaxRequestBytes, l.MaxConnBytes
+	}
+	return streamLimits{
+		clk:        s.cfg.Clock,
+		idle:       s.cfg.IdleTimeout,
+		timeout:    l.RequestTimeout,
+		maxBytes:   maxBytes,
+		maxStreams: l.MaxStreamsPerConn,
+		budgets:    budgets{conn: newByteBudget("this connection", connBytes), proc: s.inflight},
+	}
+}
+
+// callbackLimits returns the limits of the streams a client serves its
+// callback objects on: the server it dialed is bounded like a cluster peer
+// of a Server with the default limits.
+func callbackLimits(clk clock.Clock) streamLimits {
+	return streamLimits{
+		clk:        clk,
+		idle:       DefaultIdleTimeout,
+		timeout:    DefaultRequestTimeout,
+		maxBytes:   DefaultMaxRequestBytes,
+		maxStreams: DefaultMaxStreamsPerConn,
+		budgets:    budgets{conn: newByteBudget("this connection", DefaultMaxConnBytes)},
+	}
+}

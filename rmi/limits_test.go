@@ -1,0 +1,483 @@
+package rmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/rpc"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distchat/distchat/rmi/rmitest"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/yamux"
+)
+
+// syncArgs has the shape and the limits of chatapi.SyncArgs (which this
+// package cannot import): a Have map of at most 256 origin servers. Its
+// Len cap is looser than CheckLimits, so tests can reach both.
+type syncArgs struct {
+	Token string
+	Room  string
+	Have  map[string]uint64
+}
+
+func (syncArgs) ArgCaps() ArgCaps { return ArgCaps{Bytes: 128 << 10, Len: 1024} }
+
+func (a syncArgs) CheckLimits() error {
+	if len(a.Have) > 256 {
+		return fmt.Errorf("Have names %d servers, at most 256", len(a.Have))
+	}
+	return nil
+}
+
+// postArgs has the shape of chatapi.PostArgs, whose method answers a post
+// too large with an error of its own.
+type postArgs struct {
+	Token string
+	Text  string
+}
+
+func (postArgs) ArgCaps() ArgCaps   { return ArgCaps{Bytes: 16<<10 + 1<<10, Len: 16} }
+func (postArgs) CheckLimits() error { return nil }
+func (postArgs) TooLarge() error    { return errTextTooLarge }
+
+var (
+	errNotAttached  = NewError("test.not_attached", "session not attached")
+	errTextTooLarge = NewError("test.text_too_large", "message text too large")
+)
+
+// chatAPI is a chat-server-like remote interface.
+type chatAPI interface {
+	Sync(ctx context.Context, a syncArgs) error
+	Post(ctx context.Context, a postArgs) error
+}
+
+// chatSvc refuses every token, as a chat server refuses a made-up one.
+type chatSvc struct{}
+
+func (chatSvc) Sync(context.Context, syncArgs) error { return errNotAttached }
+func (chatSvc) Post(context.Context, postArgs) error { return errNotAttached }
+
+func exportChat(t testing.TB) func(*Table) {
+	return func(tab *Table) {
+		if err := Export[chatAPI](tab, "chat", chatSvc{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// frame returns the bytes a net/rpc client sends for one call: the
+// request header and the Request.
+func frame(t testing.TB, seq uint64, req *Request) []byte {
+	t.Helper()
+	var b []byte
+	enc := codec.NewEncoderBytes(&b, newHandle())
+	if err := enc.Encode(rpc.Request{ServiceMethod: serviceMethod, Seq: seq}); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Encode(req); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// amplificationFrame is the attack of issue 7: a Sync request just under
+// the old 8 MiB request cap whose Have map holds about 1.3 million keys (a
+// made-up token), about 90 MB once decoded. It is encoded by hand, so
+// building it costs the test only its 8 MiB.
+func amplificationFrame(t testing.TB) []byte {
+	t.Helper()
+	const keys = 1_300_000
+	appendStr := func(b []byte, s string) []byte { return append(append(b, 0xa0|byte(len(s))), s...) }
+	args := make([]byte, 0, 8<<20)
+	args = append(args, 0x83) // a map of three fields
+	args = appendStr(args, "Token")
+	args = appendStr(args, "made-up-token")
+	args = appendStr(args, "Room")
+	args = appendStr(args, "lobby")
+	args = appendStr(args, "Have")
+	args = append(args, 0xdf, keys>>24, keys>>16&0xff, keys>>8&0xff, keys&0xff) // map32
+	var key []byte
+	for i := range keys {
+		key = strconv.AppendInt(key[:0], int64(i), 36)
+		args = append(appendStr(args, string(key)), 1)
+	}
+	if len(args) >= DefaultMaxRequestBytes-1024 {
+		t.Fatalf("attack of %d bytes does not fit the old cap", len(args))
+	}
+	return frame(t, 1, &Request{Object: "chat", Method: "Sync", Timeout: int64(time.Minute), Args: args})
+}
+
+// readResponse reads one response from a raw stream.
+func readResponse(st io.Reader) (Response, error) {
+	dec := codec.NewDecoder(st, newHandle())
+	var h rpc.Response
+	var resp Response
+	if err := dec.Decode(&h); err != nil {
+		return resp, err
+	}
+	if h.Error != "" {
+		return resp, errors.New(h.Error)
+	}
+	err := dec.Decode(&resp)
+	return resp, err
+}
+
+// rawSession runs the handshake on a new connection to addr and returns
+// a yamux session on it, closed when the test ends.
+func rawSession(t *testing.T, addr string) *yamux.Session {
+	t.Helper()
+	sess, err := yamux.Client(handshaken(t, addr), yamuxConfig(quietLog(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	return sess
+}
+
+// allocated returns how many bytes the process allocated while f ran and
+// how much more heap it holds after f than before (both after a GC).
+// Since the heap can never have grown by more than was allocated, the
+// first bounds the peak too.
+func allocated(f func()) (total, retained int64) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return int64(after.TotalAlloc - before.TotalAlloc), int64(after.HeapAlloc) - int64(before.HeapAlloc)
+}
+
+// TestAmplificationRequestRefused sends the attack of issue 7 from an
+// unauthenticated peer, 4 streams on each of 4 connections: every request
+// is refused with ErrTooLarge after the server has read at most its client
+// cap, and the process allocates a few MiB, where it allocated ~1.5 GB.
+func TestAmplificationRequestRefused(t *testing.T) {
+	ts := startServer(t, ServerConfig{}, exportChat(t))
+	attack := amplificationFrame(t)
+	const conns, streams = 4, DefaultMaxStreamsPerConn
+	sessions := make([]*yamux.Session, conns)
+	for i := range sessions {
+		sessions[i] = rawSession(t, ts.addr)
+	}
+	codes := make(chan string, conns*streams)
+	total, retained := allocated(func() {
+		var wg sync.WaitGroup
+		for _, sess := range sessions {
+			for range streams {
+				st, err := sess.OpenStream()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					_, _ = st.Write(attack) // fails once the stream is closed
+				}()
+				go func() {
+					defer wg.Done()
+					resp, err := readResponse(st)
+					if err != nil {
+						codes <- "no response: " + err.Error()
+					} else {
+						codes <- resp.ErrCode
+					}
+					_ = st.Close()
+				}()
+			}
+		}
+		wg.Wait()
+	})
+	close(codes)
+	for code := range codes {
+		if code != ErrTooLarge.Code {
+			t.Errorf("attack answered %q, want %q", code, ErrTooLarge.Code)
+		}
+	}
+	t.Logf("16 attack requests: %d KiB allocated, %d KiB retained", total>>10, retained>>10)
+	const bound = 32 << 20
+	if total > bound {
+		t.Errorf("16 attack requests made the process allocate %d MiB, over the bound of %d MiB", total>>20, bound>>20)
+	}
+	if retained > bound {
+		t.Errorf("16 attack requests left the heap %d MiB larger", retained>>20)
+	}
+	rmitest.WaitFor(t, "the attack's bytes to be released", func() bool { return ts.srv.inflight.inUse() == 0 })
+	// The server still serves.
+	var n int
+	if err := dial(t, ts.addr, DialConfig{}).Invoke(ctxT(t), "svc", "Size", make([]byte, 10), &n); err != nil || n != 10 {
+		t.Fatalf("after the attack: %d %v", n, err)
+	}
+}
+
+// TestTrickledRequestCutOff sends a request one byte a second (on the
+// server's mock clock): its stream is closed RequestTimeout after its
+// first byte, though no byte is ever late enough to count as a stall.
+func TestTrickledRequestCutOff(t *testing.T) {
+	mock := clock.NewMock()
+	ts := startServer(t, ServerConfig{Clock: mock}, nil)
+	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Hour), Args: mustMarshal(t, EchoArgs{S: "slow"})})
+	st, err := rawSession(t, ts.addr).OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, st)
+		close(closed)
+	}()
+	isClosed := func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return false
+		}
+	}
+	total, _ := allocated(func() {
+		if _, err := st.Write(req[:1]); err != nil {
+			t.Fatal(err)
+		}
+		rmitest.WaitFor(t, "the server to read the first byte", func() bool { return ts.srv.inflight.inUse() > 0 })
+		elapsed := time.Duration(0)
+		for i := 1; elapsed < DefaultRequestTimeout-time.Second; i++ {
+			mock.Add(time.Second)
+			elapsed += time.Second
+			if _, err := st.Write(req[i : i+1]); err != nil {
+				t.Fatalf("stream closed after %v, before the request timeout: %v", elapsed, err)
+			}
+		}
+		if isClosed() {
+			t.Fatalf("stream closed after %v, before the request timeout", elapsed)
+		}
+		mock.Add(time.Second)
+		rmitest.WaitFor(t, "the trickled request's stream to be closed", isClosed)
+	})
+	if total > 4<<20 {
+		t.Errorf("a trickled request made the process allocate %d KiB", total>>10)
+	}
+	rmitest.WaitFor(t, "the request's bytes to be released", func() bool { return ts.srv.inflight.inUse() == 0 })
+}
+
+func mustMarshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestClientRequestCapBelowClusterCap(t *testing.T) {
+	secret := []byte("cluster secret")
+	ts := startServer(t, ServerConfig{ClusterSecret: secret, Limits: Limits{MaxClientRequestBytes: 4096}}, nil)
+	var n int
+	client := dial(t, ts.addr, DialConfig{})
+	if err := client.Invoke(ctxT(t), "svc", "Size", make([]byte, 8192), &n); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("8 KiB from a client, over its 4 KiB cap: %v", err)
+	}
+	cluster := dial(t, ts.addr, DialConfig{ClusterSecret: secret})
+	if err := cluster.Invoke(ctxT(t), "svc", "Size", make([]byte, 8192), &n); err != nil || n != 8192 {
+		t.Fatalf("8 KiB from a cluster peer: %d %v", n, err)
+	}
+}
+
+func TestArgLimitsCheckedBeforeAndAfterDecoding(t *testing.T) {
+	tab := NewTable(quietLog())
+	exportChat(t)(tab)
+	inv := Local{Table: tab}
+	have := func(n, keyLen int) map[string]uint64 {
+		m := map[string]uint64{}
+		for i := range n {
+			m[fmt.Sprintf("%0*d", keyLen, i)] = 1
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		args syncArgs
+		want error
+		why  string // in the error
+	}{
+		{"within limits", syncArgs{Token: "t", Have: have(256, 32)}, errNotAttached, ""},
+		{"over CheckLimits", syncArgs{Token: "t", Have: have(257, 4)}, ErrTooLarge, "at most 256"},
+		{"over the Len cap", syncArgs{Token: "t", Have: have(1025, 4)}, ErrTooLarge, "1025 entries"},
+		{"over the Bytes cap", syncArgs{Token: "t", Have: have(250, 600)}, ErrTooLarge, "over the method's cap"},
+	} {
+		err := inv.Invoke(ctxT(t), "chat", "Sync", tc.args, nil)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("%s: got %v, want %v (%s)", tc.name, err, tc.want, tc.why)
+		}
+	}
+}
+
+// TestTooLargeAnsweredWithMethodsError checks that a request over the
+// method's cap, or over the transport's, is answered with the error its
+// method declares, and that the caller carries on.
+func TestTooLargeAnsweredWithMethodsError(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxClientRequestBytes: 64 << 10}}, exportChat(t))
+	c := dial(t, ts.addr, DialConfig{})
+	for _, size := range []int{32 << 10, 1 << 20} { // over the method's cap; over the transport's
+		err := c.Invoke(ctxT(t), "chat", "Post", postArgs{Text: strings.Repeat("x", size)}, nil)
+		if !errors.Is(err, errTextTooLarge) {
+			t.Errorf("post of %d KiB: %v, want %v", size>>10, err, errTextTooLarge)
+		}
+		if err := c.Invoke(ctxT(t), "chat", "Post", postArgs{Text: "x"}, nil); !errors.Is(err, errNotAttached) {
+			t.Errorf("a small post after one of %d KiB: %v", size>>10, err)
+		}
+	}
+}
+
+// TestConnBudgetRefusesWithErrBusy fills one client connection's budget
+// with blocked calls: its next call is refused with ErrBusy, while another
+// connection is served.
+func TestConnBudgetRefusesWithErrBusy(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxClientConnBytes: 2*requestOverhead + 1024}}, nil)
+	greedy := dial(t, ts.addr, DialConfig{})
+	blocked := make(chan error, 2)
+	for range 2 {
+		go func() { blocked <- greedy.Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+		waitChan(t, "Block to start", ts.svc.started)
+	}
+	err := greedy.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil)
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("call over the connection's budget: %v", err)
+	}
+	var out EchoArgs
+	if err := dial(t, ts.addr, DialConfig{}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("another connection: %+v %v", out, err)
+	}
+	close(ts.svc.release)
+	for range 2 {
+		waitChan(t, "the blocked calls to end", blocked)
+	}
+	rmitest.WaitFor(t, "the budget to be released", func() bool { return ts.srv.inflight.inUse() == 0 })
+	if err := greedy.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("after the budget was released: %+v %v", out, err)
+	}
+}
+
+// TestServerBudgetRefusesWithErrBusy fills the whole server's budget from
+// one connection: a call on another is refused with ErrBusy, and served
+// once the budget is released.
+func TestServerBudgetRefusesWithErrBusy(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxInflightBytes: 2*requestOverhead + 1024}}, nil)
+	greedy := dial(t, ts.addr, DialConfig{})
+	blocked := make(chan error, 2)
+	for range 2 {
+		go func() { blocked <- greedy.Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+		waitChan(t, "Block to start", ts.svc.started)
+	}
+	other := dial(t, ts.addr, DialConfig{})
+	if err := other.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("call over the server's budget: %v", err)
+	}
+	close(ts.svc.release)
+	for range 2 {
+		if err := waitChan(t, "the blocked calls to end", blocked); err != nil {
+			t.Fatalf("blocked call on the other connection: %v", err)
+		}
+	}
+	rmitest.WaitFor(t, "the budget to be released", func() bool { return ts.srv.inflight.inUse() == 0 })
+	var out EchoArgs
+	if err := other.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("after the budget was released: %+v %v", out, err)
+	}
+}
+
+// TestStreamsPerConnCapped opens one stream more than the cap: the
+// connection is closed.
+func TestStreamsPerConnCapped(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxStreamsPerConn: 2}}, nil)
+	sess := rawSession(t, ts.addr)
+	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})
+	for i := range 2 {
+		st, err := sess.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.SetDeadline(time.Now().Add(waitBound))
+		if _, err := st.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := readResponse(st); err != nil || resp.Failed {
+			t.Fatalf("stream %d: %+v %v", i, resp, err)
+		}
+	}
+	// The server may close the connection before OpenStream returns.
+	if _, err := sess.OpenStream(); err != nil && !errors.Is(err, yamux.ErrSessionShutdown) {
+		t.Fatal(err)
+	}
+	waitChan(t, "the connection to be closed", sess.CloseChan())
+}
+
+// TestClosedStreamsStillCount checks that a stream the server has closed
+// counts against the cap until the peer closes it too: else a peer could
+// keep many closed streams, each buffering what it sends.
+func TestClosedStreamsStillCount(t *testing.T) {
+	ts := startServer(t, ServerConfig{MaxRequestBytes: 4096, Limits: Limits{MaxStreamsPerConn: 2}}, nil)
+	sess := rawSession(t, ts.addr)
+	tooLarge := frame(t, 1, &Request{Object: "svc", Method: "Size", Timeout: int64(time.Minute), Args: mustMarshal(t, make([]byte, 8192))})
+	for i := range 2 {
+		st, err := sess.OpenStream() // closed by the server, never by us
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.SetDeadline(time.Now().Add(waitBound))
+		_, _ = st.Write(tooLarge)
+		if resp, err := readResponse(st); err != nil || resp.ErrCode != ErrTooLarge.Code || !resp.EndStream {
+			t.Fatalf("stream %d: %+v %v", i, resp, err)
+		}
+	}
+	// The server may close the connection before OpenStream returns.
+	if _, err := sess.OpenStream(); err != nil && !errors.Is(err, yamux.ErrSessionShutdown) {
+		t.Fatal(err)
+	}
+	waitChan(t, "the connection to be closed", sess.CloseChan())
+}
+
+func TestConnsPerAddrCapped(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxConnsPerAddr: 2}}, nil)
+	first := dial(t, ts.addr, DialConfig{})
+	dial(t, ts.addr, DialConfig{})
+	if c, err := Dial(ctxT(t), ts.addr, DialConfig{Logger: quietLog()}); !errors.Is(err, ErrConnect) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("third connection from one address: %v", err)
+	}
+	_ = first.Close()
+	rmitest.WaitFor(t, "the closed connection to be uncounted", func() bool { return ts.srv.numConns() == 1 })
+	var out EchoArgs
+	if err := dial(t, ts.addr, DialConfig{}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("a connection after one closed: %+v %v", out, err)
+	}
+}
+
+func TestConnCounter(t *testing.T) {
+	c := newConnCounter(3, 2)
+	for _, host := range []string{"10.0.0.1", "10.0.0.1", "10.0.0.2"} {
+		if err := c.admit(host); err != nil {
+			t.Fatalf("admit %s: %v", host, err)
+		}
+	}
+	if err := c.admit("10.0.0.3"); err == nil {
+		t.Fatal("a fourth connection was admitted over the total cap of 3")
+	}
+	c.leave("10.0.0.2")
+	if err := c.admit("10.0.0.1"); err == nil {
+		t.Fatal("a third connection from one address was admitted over its cap of 2")
+	}
+	if err := c.admit("10.0.0.3"); err != nil {
+		t.Fatalf("admit after a leave: %v", err)
+	}
+}

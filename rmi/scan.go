@@ -1,0 +1,147 @@
+package rmi
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// maxScanDepth is how deep checkLens follows nested maps and arrays; it
+// matches the decoder's MaxDepth.
+const maxScanDepth = 32
+
+// errMalformed stops checkLens at input that is not msgpack; the decoder
+// then refuses it with a clearer error.
+var errMalformed = errors.New("malformed msgpack")
+
+// checkLens walks the msgpack encoding b, without decoding it or
+// allocating, and fails with ErrTooLarge if a map or array in it declares
+// more than maxLen entries (a struct counts as a map of its fields), or
+// they nest deeper than the decoder would follow anyway. It
+// bounds an argument's collections before the decoder builds them: an
+// entry costs a few bytes on the wire and many times that once decoded.
+func checkLens(b []byte, maxLen int) error {
+	if _, err := scanValue(b, maxLen, 0); err != nil && !errors.Is(err, errMalformed) {
+		return err
+	}
+	return nil
+}
+
+// scanValue checks the value at the start of b and returns what follows.
+func scanValue(b []byte, maxLen, depth int) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errMalformed
+	}
+	c, b := b[0], b[1:]
+	switch {
+	case c <= 0x7f || c >= 0xe0: // positive and negative fixint
+		return b, nil
+	case c <= 0x8f: // fixmap
+		return scanCollection(b, int(c&0x0f), 2, maxLen, depth)
+	case c <= 0x9f: // fixarray
+		return scanCollection(b, int(c&0x0f), 1, maxLen, depth)
+	case c <= 0xbf: // fixstr
+		return skip(b, int(c&0x1f))
+	}
+	switch c {
+	case 0xc0, 0xc2, 0xc3: // nil, false, true
+		return b, nil
+	case 0xcc, 0xd0: // uint8, int8
+		return skip(b, 1)
+	case 0xcd, 0xd1: // uint16, int16
+		return skip(b, 2)
+	case 0xca, 0xce, 0xd2: // float32, uint32, int32
+		return skip(b, 4)
+	case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
+		return skip(b, 8)
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: a type byte, then the data
+		return skip(b, 1+1<<(c-0xd4))
+	case 0xc4, 0xd9: // bin8, str8
+		return skipSized(b, 1, 0)
+	case 0xc5, 0xda: // bin16, str16
+		return skipSized(b, 2, 0)
+	case 0xc6, 0xdb: // bin32, str32
+		return skipSized(b, 4, 0)
+	case 0xc7: // ext8: a type byte follows the length
+		return skipSized(b, 1, 1)
+	case 0xc8: // ext16
+		return skipSized(b, 2, 1)
+	case 0xc9: // ext32
+		return skipSized(b, 4, 1)
+	case 0xdc: // array16
+		n, b, err := readLen(b, 2)
+		if err != nil {
+			return nil, err
+		}
+		return scanCollection(b, n, 1, maxLen, depth)
+	case 0xdd: // array32
+		n, b, err := readLen(b, 4)
+		if err != nil {
+			return nil, err
+		}
+		return scanCollection(b, n, 1, maxLen, depth)
+	case 0xde: // map16
+		n, b, err := readLen(b, 2)
+		if err != nil {
+			return nil, err
+		}
+		return scanCollection(b, n, 2, maxLen, depth)
+	case 0xdf: // map32
+		n, b, err := readLen(b, 4)
+		if err != nil {
+			return nil, err
+		}
+		return scanCollection(b, n, 2, maxLen, depth)
+	}
+	return nil, errMalformed // 0xc1 is never used
+}
+
+// scanCollection checks a map or array of n entries, each of per values
+// (2 for a map, 1 for an array), at the start of b.
+func scanCollection(b []byte, n, per, maxLen, depth int) ([]byte, error) {
+	if n > maxLen {
+		return nil, fmt.Errorf("a map or array of %d entries, at most %d: %w", n, maxLen, ErrTooLarge)
+	}
+	if depth >= maxScanDepth {
+		return nil, fmt.Errorf("maps and arrays nested deeper than %d: %w", maxScanDepth, ErrTooLarge)
+	}
+	var err error
+	for range n * per {
+		if b, err = scanValue(b, maxLen, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// readLen reads a big-endian length of size bytes: 1, 2 or 4.
+func readLen(b []byte, size int) (int, []byte, error) {
+	if len(b) < size {
+		return 0, nil, errMalformed
+	}
+	switch size {
+	case 1:
+		return int(b[0]), b[1:], nil
+	case 2:
+		return int(binary.BigEndian.Uint16(b)), b[2:], nil
+	}
+	return int(binary.BigEndian.Uint32(b)), b[4:], nil
+}
+
+// skip skips n bytes.
+func skip(b []byte, n int) ([]byte, error) {
+	if len(b) < n {
+		return nil, errMalformed
+	}
+	return b[n:], nil
+}
+
+// skipSized skips a length of size bytes, extra bytes (an ext's type) and
+// as many bytes as the length says.
+func skipSized(b []byte, size, extra int) ([]byte, error) {
+	n, b, err := readLen(b, size)
+	if err != nil {
+		return nil, err
+	}
+	return skip(b, extra+n)
+}
