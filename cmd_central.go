@@ -98,7 +98,11 @@ type centralProc struct {
 // the central server's objects, binds the central server in the registry
 // and serves the table on a new listener.
 func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
-	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log})
+	dial := rmi.DialConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret}
+	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log,
+		// Only to tell chat servers that sessions ended; closed after each use.
+		Connect: func(addr string) rmi.Invoker { return rmi.NewRedialer(addr, dial) },
+	})
 	if err != nil {
 		return nil, err
 	}
