@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/distchat/distchat/server/chatapi"
@@ -25,7 +26,8 @@ var _ chatapi.Callback = (*callbackObject)(nil)
 // in view.go) applies it under the lock, then the client carries out what
 // it returned: OnMessage for each message newly shown, OnEvent for each
 // event, and the syncs it asks for (a room seen for the first time, a
-// resync event, a hole), scheduled on the clock. It makes no remote call.
+// resync event, a hole), scheduled on the clock; a session-ended event
+// stops the client (sessionEnded). It makes no remote call.
 func (c *Client) deliver(args chatapi.DeliverArgs) {
 	c.cbMu.Lock()
 	c.mu.Lock()
@@ -47,6 +49,10 @@ func (c *Client) deliver(args chatapi.DeliverArgs) {
 		}
 	}
 	c.cbMu.Unlock()
+	if slices.ContainsFunc(args.Events, func(e chatapi.Event) bool { return e.Kind == chatapi.EventSessionEnded }) {
+		c.sessionEnded(chatapi.ErrSessionEnded)
+		return
+	}
 	for _, r := range d.full {
 		c.scheduleSync(r, false)
 	}

@@ -152,8 +152,12 @@ func (c *Cluster) Reconnect(a, b string) {
 // an unreachable host would while either end is down or cut off.
 type link struct {
 	c        *Cluster
-	from, to string
+	from, to string // from is a chat server's name, or fromCentral
 }
+
+// fromCentral is the from of central's links to chat servers (it tells
+// them which sessions ended).
+const fromCentral = "central"
 
 // Invoke implements rmi.Invoker.
 func (l *link) Invoke(ctx context.Context, object, method string, args, reply any) error {
@@ -161,7 +165,7 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	c.mu.Lock()
 	from := c.servers[l.from]
 	table, dest := c.ctable, "central"
-	ok := from.up()
+	ok := l.from == fromCentral || from.up()
 	if l.to != "" {
 		to := c.byAddr[l.to]
 		table, dest = nil, l.to

@@ -153,6 +153,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	cen, err := central.Open(central.Config{
 		Dir: c.dir + "/central", Clock: opts.Clock, Logger: opts.Logger,
 		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: LeaseTTL, Prefer: c.preferred,
+		Connect: func(to string) rmi.Invoker { return &link{c: c, from: fromCentral, to: to} },
 	})
 	if err != nil {
 		t.Fatalf("servertest: open central: %v", err)
