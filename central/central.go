@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -93,6 +94,11 @@ type Central struct {
 	// dummyHash is compared against when a user does not exist, so that
 	// the answer takes as long as for a wrong password.
 	dummyHash []byte
+	// checks holds a token per bcrypt computation running (checkSlot).
+	checks chan struct{}
+
+	throttleMu sync.Mutex
+	throttle   *throttle // failed logins and resets (throttle.go)
 
 	randMu sync.Mutex
 	rand   io.Reader
@@ -188,13 +194,15 @@ func Open(cfg Config) (*Central, error) {
 		online:     map[string]map[string]int{},
 		pending:    map[string]pendingPlacement{},
 		toPush:     map[string][]string{},
+		checks:     make(chan struct{}, runtime.GOMAXPROCS(0)),
+		throttle:   newThrottle(),
 	}
 	dummy := make([]byte, 32)
 	if err := c.readRand(dummy); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if c.dummyHash, err = c.hashSecret(string(dummy)); err != nil {
+	if c.dummyHash, err = c.hashSecret(context.Background(), string(dummy)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("central: %w", err)
 	}
