@@ -1,6 +1,7 @@
 package central
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"maps"
@@ -9,7 +10,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -77,15 +77,17 @@ func (c *Central) push(addr string) {
 // endedAmong returns the ids (as centralapi.SessionID) among ids whose
 // session no longer exists or has expired, deleting the expired ones; the
 // others, being in use, are extended when past half their lifetime, as
-// CheckSession does. c.mu must be held.
+// CheckSession does. It writes only when something changes (a renewal
+// comes every few seconds from every server). c.mu must be held.
 func (c *Central) endedAmong(ids []string) ([]string, error) {
 	now := c.clk.Now()
 	ended := map[string]bool{}
-	var expired []string
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	expired := map[string]sessionRecord{}
+	extend := map[string]sessionRecord{}
+	err := c.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
 			raw, err := hex.DecodeString(id)
-			if err != nil || len(raw) != len(centralapi.SessionID(""))/2 {
+			if err != nil || len(raw) != sha256.Size {
 				ended[id] = true
 				continue
 			}
@@ -98,23 +100,34 @@ func (c *Central) endedAmong(ids []string) ([]string, error) {
 				ended[id] = true
 			case !now.Before(rec.Expires):
 				ended[id] = true
-				expired = append(expired, key)
-				if err := deleteSession(tx, key, rec.User); err != nil {
-					return err
-				}
+				expired[key] = rec
 			case rec.Expires.Sub(now) < c.sessionTTL/2:
 				rec.Expires = now.Add(c.sessionTTL)
-				if err := putSession(tx, key, rec); err != nil {
-					return err
-				}
+				extend[key] = rec
 			}
 		}
 		return nil
 	})
+	if err == nil && len(expired)+len(extend) > 0 {
+		// c.mu is held, so the sessions are as the View saw them.
+		err = c.db.Update(func(tx *bolt.Tx) error {
+			for key, rec := range expired {
+				if err := deleteSession(tx, key, rec.User); err != nil {
+					return err
+				}
+			}
+			for key, rec := range extend {
+				if err := putSession(tx, key, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range expired {
+	for _, key := range slices.Sorted(maps.Keys(expired)) {
 		c.dropSession(key)
 	}
 	return slices.Sorted(maps.Keys(ended)), nil

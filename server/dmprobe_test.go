@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -6,17 +6,20 @@ import (
 	"testing"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/servertest"
 )
 
 // TestDirectRoomProbeAnswersAlike: a third user probing a direct room gets
 // the same answer whether the room exists or not.
 func TestDirectRoomProbeAnswersAlike(t *testing.T) {
-	c, alice, _ := twoServers(t, ClockHLC)
-	c.signup("carol")
-	c.signup("dave")
-	carol := c.login("carol")
 	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{Servers: 2})
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		c.AddUser(u)
+	}
+	alice, carol := attachUser(t, c, "alice", "server-1"), attachUser(t, c, "carol", "server-2")
 	if _, err := alice.chat.Direct(ctx, chatapi.DirectArgs{Token: alice.token, Peer: "bob"}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,18 +44,17 @@ func TestDirectRoomProbeAnswersAlike(t *testing.T) {
 	}
 	for name, probe := range probes {
 		e1, e2 := probe(exists), probe(missing)
-		if e1 == nil || e2 == nil || rmiCode(e1) != rmiCode(e2) {
-			t.Errorf("%s: existing dm answers %v, missing dm answers %v", name, e1, e2)
+		if code(e1) == "" || code(e1) != code(e2) {
+			t.Errorf("%s: the existing direct room answers %v, the missing one %v", name, e1, e2)
 		}
 	}
 }
 
-// rmiCode is the stable code of a remote error, or its text.
-func rmiCode(err error) string {
-	for _, e := range []error{centralapi.ErrNotMember, centralapi.ErrNoSuchRoom, centralapi.ErrDirectRoom, centralapi.ErrBadName} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
+// code is the error code of a remote error, or "" if err is not one.
+func code(err error) string {
+	var re *rmi.RemoteError
+	if errors.As(err, &re) {
+		return re.Code
 	}
-	return err.Error()
+	return ""
 }

@@ -35,20 +35,12 @@ type testCluster struct {
 	down    map[string]bool       // server addresses that refuse calls
 	fwds    map[string]*atomic.Int64
 	peerID  atomic.Uint64
-	// losePush makes central's EndSessions calls fail as if lost.
-	losePush atomic.Bool
 }
 
 func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
-	return newTestClusterClock(t, clock.New())
-}
-
-// newTestClusterClock is newTestCluster on the given clock.
-func newTestClusterClock(t testing.TB, clk clock.Clock) *testCluster {
-	t.Helper()
 	c := &testCluster{
-		t: t, clk: clk, dir: t.TempDir(),
+		t: t, clk: clock.New(), dir: t.TempDir(),
 		servers: map[string]*Server{}, tables: map[string]*rmi.Table{},
 		down: map[string]bool{}, fwds: map[string]*atomic.Int64{},
 	}
@@ -73,7 +65,6 @@ func (c *testCluster) openCentral() {
 	cen, err := central.Open(central.Config{
 		Dir: c.dir + "/central", Clock: c.clk, Logger: rmitest.QuietLogger(),
 		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: time.Second,
-		Connect: func(addr string) rmi.Invoker { return gate{c, addr} },
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -111,13 +102,13 @@ func (g gate) Invoke(ctx context.Context, object, method string, args, reply any
 	down, table := g.c.down[g.addr], g.c.tables[g.addr]
 	n := g.c.fwds[g.addr]
 	g.c.mu.Unlock()
-	if down || table == nil || (method == "EndSessions" && g.c.losePush.Load()) {
+	if down || table == nil {
 		return fmt.Errorf("%s: %w", g.addr, rmi.ErrConnect)
 	}
 	if method == "Forward" {
 		n.Add(1)
 	}
-	return rmi.Local{Table: table, Peer: g.c.clusterPeer(), Clock: g.c.clk}.Invoke(ctx, object, method, args, reply)
+	return rmi.Local{Table: table, Peer: g.c.clusterPeer()}.Invoke(ctx, object, method, args, reply)
 }
 
 // startServer opens (or reopens, keeping its data) and starts a server.
@@ -126,7 +117,7 @@ func (c *testCluster) startServer(name, mode string) *Server {
 	addr := name + ":1"
 	s, err := Open(Config{
 		Name: name, Addr: addr, Dir: c.dir + "/" + name, Clock: c.clk, ClockMode: mode,
-		Central: centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer(), Clock: c.clk}},
+		Central: centralapi.ClusterStub{Inv: rmi.Local{Table: c.ctable, Peer: c.clusterPeer()}},
 		Connect: func(addr string) rmi.Invoker { return gate{c, addr} },
 		Logger:  rmitest.QuietLogger(),
 	})
@@ -224,11 +215,11 @@ func (c *testCluster) attach(user, token, server string) *testClient {
 	if err := rmi.Export[chatapi.Callback](cbt, chatapi.CallbackObjectName, tc); err != nil {
 		c.t.Fatal(err)
 	}
-	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt, Clock: c.clk})
+	tc.peer = rmi.NewPeer(c.peerID.Add(1), user, false, rmi.Local{Table: cbt})
 	c.mu.Lock()
 	table := c.tables[server+":1"]
 	c.mu.Unlock()
-	tc.chat = chatapi.Stub{Inv: rmi.Local{Table: table, Peer: tc.peer, Clock: c.clk}}
+	tc.chat = chatapi.Stub{Inv: rmi.Local{Table: table, Peer: tc.peer}}
 	if _, err := tc.chat.Attach(context.Background(), chatapi.AttachArgs{Token: token}); err != nil {
 		c.t.Fatal(err)
 	}

@@ -139,6 +139,15 @@ func (c *Cluster) Disconnect(a, b string) {
 	c.cut[[2]string{b, a}] = true
 }
 
+// LoseSessionPushes makes central's EndSessions calls (its news that
+// sessions ended) fail as lost while lose is set, so that the chat servers
+// learn of ended sessions only at their lease renewal.
+func (c *Cluster) LoseSessionPushes(lose bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.losePushes = lose
+}
+
 // Reconnect undoes Disconnect(a, b).
 func (c *Cluster) Reconnect(a, b string) {
 	c.mu.Lock()
@@ -165,7 +174,7 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	c.mu.Lock()
 	from := c.servers[l.from]
 	table, dest := c.ctable, "central"
-	ok := l.from == fromCentral || from.up()
+	ok := from.up() || (l.from == fromCentral && !c.losePushes)
 	if l.to != "" {
 		to := c.byAddr[l.to]
 		table, dest = nil, l.to
