@@ -145,7 +145,7 @@ func (c *Cluster) Disconnect(a, b string) {
 func (c *Cluster) LoseSessionPushes(lose bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.losePushes = lose
+	c.nopush = lose
 }
 
 // Reconnect undoes Disconnect(a, b).
@@ -174,7 +174,7 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	c.mu.Lock()
 	from := c.servers[l.from]
 	table, dest := c.ctable, "central"
-	ok := from.up() || (l.from == fromCentral && !c.losePushes)
+	ok := from.up() || (l.from == fromCentral && !c.nopush)
 	if l.to != "" {
 		to := c.byAddr[l.to]
 		table, dest = nil, l.to

@@ -101,14 +101,14 @@ type Cluster struct {
 	cenAddr string
 	peerIDs atomic.Uint64
 
-	mu         sync.Mutex
-	servers    map[string]*chatServer // by name
-	byAddr     map[string]*chatServer
-	conns      map[*Conn]bool     // open connections from clients
-	place      map[string]string  // user -> chat server central should place them on
-	cut        map[[2]string]bool // pairs of chat servers that cannot reach each other
-	losePushes bool               // central's EndSessions calls fail (LoseSessionPushes)
-	tcp        []*rmi.Server      // the registry's and central's TCP servers
+	mu      sync.Mutex
+	servers map[string]*chatServer // by name
+	byAddr  map[string]*chatServer
+	conns   map[*Conn]bool     // open connections from clients
+	place   map[string]string  // user -> chat server central should place them on
+	cut     map[[2]string]bool // pairs of chat servers that cannot reach each other
+	tcp     []*rmi.Server      // the registry's and central's TCP servers
+	nopush  bool               // central's EndSessions calls fail (LoseSessionPushes)
 }
 
 // chatServer is one chat server of the cluster. Its fields are guarded by
