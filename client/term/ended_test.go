@@ -32,7 +32,16 @@ func TestTerminalExitsWhenSessionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed.Status(client.Status{Kind: client.Ended, Server: "s1", Err: chatapi.ErrSessionEnded})
-	if err := <-done; !errors.Is(err, ErrSessionEnded) || !errors.Is(err, chatapi.ErrSessionEnded) {
+	var err error
+	rmitest.WaitFor(t, "Run to return", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, ErrSessionEnded) || !errors.Is(err, chatapi.ErrSessionEnded) {
 		t.Fatalf("Run returned %v, want ErrSessionEnded", err)
 	}
 	if !strings.Contains(out.String(), "session ended: ") {
