@@ -115,7 +115,17 @@ type centralProc struct {
 // the central server's objects, binds the central server in the registry
 // and serves the table on a new listener.
 func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
-	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log})
+	// cert is central's certificate, made once the advertised address is
+	// known (below), before anything is served: Connect runs only later.
+	var cert *pki.CentralCert
+	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log,
+		// Only to tell chat servers that sessions ended. Chat servers
+		// require mutual TLS: central presents its own certificate.
+		Connect: func(addr string) rmi.Invoker {
+			return rmi.NewRedialer(addr, rmi.DialConfig{Clock: o.clock, Logger: o.log,
+				ClusterSecret: o.secret, TLS: cert.ClientConfig(addr)})
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +165,7 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		c.Close()
 		return nil, fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err)
 	}
-	cert := o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts))
+	cert = o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts))
 	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
 	cp := &centralProc{c: c, srv: srv, cert: cert, addr: addr, serveErr: make(chan error, 1)}
 	go func() { cp.serveErr <- srv.Serve(l) }()

@@ -28,19 +28,44 @@ const (
 
 // hashSecret hashes a password or recovery code with bcrypt. The secret is
 // first reduced with SHA-256 (base64-encoded, so it has no NUL bytes),
-// because bcrypt only reads 72 bytes and passwords may be up to 1024.
-func (c *Central) hashSecret(secret string) ([]byte, error) {
+// because bcrypt only reads 72 bytes and passwords may be up to 1024. It
+// waits for one of the limited bcrypt slots (see checkSlot).
+func (c *Central) hashSecret(ctx context.Context, secret string) ([]byte, error) {
+	release, err := c.checkSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return bcrypt.GenerateFromPassword(prehash(secret), c.cost)
 }
 
 // secretMatches reports whether secret matches hash, taking as long as a
-// real comparison even when hash is nil (unknown user).
-func (c *Central) secretMatches(hash []byte, secret string) bool {
+// real comparison even when hash is nil (unknown user). It waits for one
+// of the limited bcrypt slots (see checkSlot).
+func (c *Central) secretMatches(ctx context.Context, hash []byte, secret string) (bool, error) {
+	release, err := c.checkSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	if hash == nil {
 		_ = bcrypt.CompareHashAndPassword(c.dummyHash, prehash(secret))
-		return false
+		return false, nil
 	}
-	return bcrypt.CompareHashAndPassword(hash, prehash(secret)) == nil
+	return bcrypt.CompareHashAndPassword(hash, prehash(secret)) == nil, nil
+}
+
+// checkSlot waits, at most until ctx ends, for one of the slots that cap
+// concurrent bcrypt work at the number of CPUs, so that a flood of
+// password checks queues instead of starving everything else. Call
+// release when done.
+func (c *Central) checkSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case c.checks <- struct{}{}:
+		return func() { <-c.checks }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a password check: %w", ctx.Err())
+	}
 }
 
 func prehash(secret string) []byte {
@@ -123,11 +148,11 @@ func (c *Central) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centrala
 		return centralapi.SignUpReply{}, err
 	}
 	norm, _ := normalizeRecoveryCode(code)
-	pwHash, err := c.hashSecret(a.Password)
+	pwHash, err := c.hashSecret(ctx, a.Password)
 	if err != nil {
 		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
-	rcHash, err := c.hashSecret(norm)
+	rcHash, err := c.hashSecret(ctx, norm)
 	if err != nil {
 		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
@@ -151,10 +176,15 @@ func (c *Central) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centrala
 
 // Login implements [CentralServer]: it checks the password, opens a session
 // and places it on the least-loaded live chat server. Unknown users and
-// wrong passwords both get ErrBadCredentials, after the same bcrypt work.
+// wrong passwords both get ErrBadCredentials, after the same bcrypt work;
+// too many failures get ErrThrottled, before any (see throttle.go).
 func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi.LoginReply, error) {
 	if err := checkUser(a.User); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in: %w", err)
+	}
+	addr := callerAddr(ctx)
+	if err := c.throttled(a.User, addr); err != nil {
+		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	var hash []byte
 	if err := c.db.View(func(tx *bolt.Tx) error {
@@ -164,8 +194,16 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 	}); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
-	if len(a.Password) > MaxPasswordLen || !c.secretMatches(hash, a.Password) {
-		c.log.Info("login failed", "user", a.User)
+	ok := false
+	if len(a.Password) <= MaxPasswordLen {
+		var err error
+		if ok, err = c.secretMatches(ctx, hash, a.Password); err != nil {
+			return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
+		}
+	}
+	c.noteAttempt(a.User, addr, ok)
+	if !ok {
+		c.log.Info("login failed", "user", a.User, "addr", addr)
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), centralapi.ErrBadCredentials)
 	}
 	if err := ctx.Err(); err != nil {
@@ -231,7 +269,8 @@ func (c *Central) Reassign(ctx context.Context, a centralapi.ReassignArgs) (cent
 
 // ResetPassword implements [CentralServer]: with the right recovery code it
 // sets the new password, replaces the recovery code and ends all the user's
-// sessions. An unknown user and a wrong code both get ErrBadRecoveryCode.
+// sessions. An unknown user and a wrong code both get ErrBadRecoveryCode;
+// it shares Login's throttle.
 func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (centralapi.ResetReply, error) {
 	if err := checkUser(a.User); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password: %w", err)
@@ -239,8 +278,13 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 	if err := checkPassword(a.NewPassword); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
 	}
+	addr := callerAddr(ctx)
+	if err := c.throttled(a.User, addr); err != nil {
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
 	norm, ok := normalizeRecoveryCode(a.RecoveryCode)
 	if !ok {
+		c.noteAttempt(a.User, addr, false)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	var old []byte
@@ -251,8 +295,13 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 	}); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
-	if !c.secretMatches(old, norm) {
-		c.log.Info("password reset failed", "user", a.User)
+	ok, err := c.secretMatches(ctx, old, norm)
+	if err != nil {
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	c.noteAttempt(a.User, addr, ok)
+	if !ok {
+		c.log.Info("password reset failed", "user", a.User, "addr", addr)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	code, err := c.newRecoveryCode()
@@ -260,11 +309,11 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		return centralapi.ResetReply{}, err
 	}
 	newNorm, _ := normalizeRecoveryCode(code)
-	pwHash, err := c.hashSecret(a.NewPassword)
+	pwHash, err := c.hashSecret(ctx, a.NewPassword)
 	if err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
-	rcHash, err := c.hashSecret(newNorm)
+	rcHash, err := c.hashSecret(ctx, newNorm)
 	if err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}

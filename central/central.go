@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -67,11 +68,17 @@ type Config struct {
 	// being failed over from), else falls back to least-loaded. It lets the
 	// simulator and tests put users on chosen servers.
 	Prefer func(user string) string
+	// Connect returns an Invoker for a chat server's address, proving the
+	// cluster secret; central uses it only to tell chat servers that
+	// sessions ended (EndSessions). If the Invoker is an io.Closer it is
+	// closed after the call. Nil means no push: servers then learn of
+	// ended sessions at their next lease renewal only.
+	Connect func(addr string) rmi.Invoker
 }
 
 // Central is the central server. It implements [CentralServer] and
-// [Cluster]; use Export to serve them. It is safe for concurrent use and
-// makes no remote calls itself.
+// [Cluster]; use Export to serve them. It is safe for concurrent use. Its
+// only remote calls tell chat servers that sessions ended (endpush.go).
 type Central struct {
 	clk        clock.Clock
 	log        *slog.Logger
@@ -79,11 +86,19 @@ type Central struct {
 	sessionTTL time.Duration
 	cost       int
 	prefer     func(user string) string
+	connect    func(addr string) rmi.Invoker
+	bg         context.Context // for background calls; cancelled by Close
+	stopBg     context.CancelFunc
 	db         *bolt.DB
 	leases     *rmi.Leases
 	// dummyHash is compared against when a user does not exist, so that
 	// the answer takes as long as for a wrong password.
 	dummyHash []byte
+	// checks holds a token per bcrypt computation running (checkSlot).
+	checks chan struct{}
+
+	throttleMu sync.Mutex
+	throttle   *throttle // failed logins and resets (throttle.go)
 
 	randMu sync.Mutex
 	rand   io.Reader
@@ -98,6 +113,7 @@ type Central struct {
 	attached map[string]*attachment      // session key -> where it is attached
 	online   map[string]map[string]int   // user -> server -> attached sessions
 	pending  map[string]pendingPlacement // session key -> placement not yet attached
+	toPush   map[string][]string         // chat server address -> ended session ids to tell it
 }
 
 // liveServer is a registered chat server holding a lease.
@@ -173,22 +189,27 @@ func Open(cfg Config) (*Central, error) {
 		sessionTTL: cfg.SessionTTL,
 		cost:       cfg.PasswordCost,
 		prefer:     cfg.Prefer,
+		connect:    cfg.Connect,
 		db:         db,
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},
 		attached:   map[string]*attachment{},
 		online:     map[string]map[string]int{},
 		pending:    map[string]pendingPlacement{},
+		toPush:     map[string][]string{},
+		checks:     make(chan struct{}, runtime.GOMAXPROCS(0)),
+		throttle:   newThrottle(),
 	}
 	dummy := make([]byte, 32)
 	if err := c.readRand(dummy); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if c.dummyHash, err = c.hashSecret(string(dummy)); err != nil {
+	if c.dummyHash, err = c.hashSecret(context.Background(), string(dummy)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("central: %w", err)
 	}
+	c.bg, c.stopBg = context.WithCancel(context.Background())
 	c.leases = rmi.NewLeases(c.clk, c.leaseExpired)
 	c.mu.Lock()
 	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
@@ -213,7 +234,9 @@ func (c *Central) Close() error {
 	clear(c.attached)
 	clear(c.online)
 	clear(c.pending)
+	clear(c.toPush)
 	c.mu.Unlock()
+	c.stopBg()
 	c.leases.Close()
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("central: close: %w", err)

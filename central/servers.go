@@ -105,9 +105,10 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 }
 
 // RenewServer implements [Cluster]: it renews a chat server's lease, notes
-// whether its storage is failing (then no one is placed there), and lists
-// the live servers. It fails with ErrUnknownServer if the server is not
-// registered or its lease has run out.
+// whether its storage is failing (then no one is placed there), lists the
+// live servers, and names which of the server's sessions ended. It fails
+// with ErrUnknownServer if the server is not registered or its lease has
+// run out.
 func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (centralapi.RenewReply, error) {
 	if err := checkServer(a.Name); err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server: %w", err)
@@ -135,7 +136,11 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 			c.log.Info("chat server storage works again", "server", a.Name)
 		}
 	}
-	return centralapi.RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList()}, nil
+	ended, err := c.endedAmong(a.Sessions)
+	if err != nil {
+		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), err)
+	}
+	return centralapi.RenewReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Ended: ended}, nil
 }
 
 // UnregisterServer implements [Cluster]: the server leaves at once; its
@@ -327,9 +332,11 @@ func (c *Central) detach(key, name string) bool {
 	return true
 }
 
-// dropSession forgets everything in memory about a session that ended.
+// dropSession forgets everything in memory about a session that ended,
+// and queues the news for the chat servers it is attached to (endpush.go).
 // c.mu must be held.
 func (c *Central) dropSession(key string) {
+	c.queueEndLocked(key)
 	delete(c.pending, key)
 	if a := c.attached[key]; a != nil {
 		for name := range a.servers {

@@ -44,6 +44,7 @@ type Client struct {
 	srvName     string // its name
 	gen         uint64 // incremented on each successful attach
 	failing     bool   // a failover is in progress
+	ended       bool   // the session ended: every call fails (sessionEnded)
 	lease       time.Duration
 	pingTimer   *clock.Timer
 	rooms       *roomSet        // membership and views: the core

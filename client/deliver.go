@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/distchat/distchat/server/chatapi"
@@ -27,8 +28,8 @@ var _ chatapi.Callback = (*callbackObject)(nil)
 // event, and the syncs it asks for (a room seen for the first time, a
 // resync event, a hole), scheduled on the clock; after a move event, a
 // probe of the server shortly after (which fails over when the server
-// refuses the ping).
-// It makes no remote call.
+// refuses the ping); a session-ended event stops the client
+// (sessionEnded). It makes no remote call.
 func (c *Client) deliver(args chatapi.DeliverArgs) {
 	c.cbMu.Lock()
 	c.mu.Lock()
@@ -50,6 +51,10 @@ func (c *Client) deliver(args chatapi.DeliverArgs) {
 		}
 	}
 	c.cbMu.Unlock()
+	if slices.ContainsFunc(args.Events, func(e chatapi.Event) bool { return e.Kind == chatapi.EventSessionEnded }) {
+		c.sessionEnded(chatapi.ErrSessionEnded)
+		return
+	}
 	for _, r := range d.full {
 		c.scheduleSync(r, false)
 	}

@@ -21,6 +21,11 @@ const (
 	Lost StatusKind = iota + 1
 	// Back: the client is attached to a chat server again, caught up.
 	Back
+	// Ended: the session ended at central (logged out, password reset,
+	// expired) and the chat server refused it. The client stopped (no
+	// failover, no pings): every later call fails with
+	// chatapi.ErrSessionEnded. Log in again to go on.
+	Ended
 )
 
 // String names the kind.
@@ -30,6 +35,8 @@ func (k StatusKind) String() string {
 		return "lost"
 	case Back:
 		return "back"
+	case Ended:
+		return "ended"
 	}
 	return "unknown"
 }
@@ -38,9 +45,11 @@ func (k StatusKind) String() string {
 // Config.OnStatus.
 type Status struct {
 	Kind StatusKind
-	// Server is the chat server lost (Lost) or now attached (Back).
+	// Server is the chat server lost (Lost), now attached (Back) or that
+	// refused the session (Ended).
 	Server string
-	// Err is why the server was given up (Lost only).
+	// Err is why the server was given up (Lost), or why the session ended
+	// (Ended: it wraps chatapi.ErrSessionEnded).
 	Err error
 }
 
@@ -230,7 +239,7 @@ func (c *Client) pingIntervalLocked() time.Duration {
 
 // armPingLocked schedules the next ping unless one is scheduled.
 func (c *Client) armPingLocked() {
-	if c.closed || c.pingTimer != nil {
+	if c.closed || c.ended || c.pingTimer != nil {
 		return
 	}
 	c.pingTimer = c.clk.AfterFunc(c.pingIntervalLocked(), c.pingTick)
@@ -289,6 +298,8 @@ func (c *Client) probe() {
 	}
 	switch {
 	case err == nil || c.bg.Err() != nil:
+	case errors.Is(err, chatapi.ErrSessionEnded):
+		c.sessionEnded(err)
 	case needsFailover(err):
 		if ferr := c.failover(c.bg, gen, failedServer(err, name), err); ferr != nil && !errors.Is(ferr, ErrClosed) {
 			c.log.Debug("client: failover failed; will retry", "err", ferr)
@@ -296,4 +307,30 @@ func (c *Client) probe() {
 	default:
 		c.log.Warn("client: ping failed", "server", name, "err", err)
 	}
+}
+
+// sessionEnded stops the client after its chat server said the session
+// ended (cause wraps chatapi.ErrSessionEnded): no failover (logging in
+// again would need a password that may just have changed, and a user who
+// logged out meant it), no more pings, the connection closed; every later
+// call fails with chatapi.ErrSessionEnded. It reports Ended, once.
+func (c *Client) sessionEnded(cause error) {
+	c.mu.Lock()
+	if c.closed || c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+		c.pingTimer = nil
+	}
+	srv, name := c.srv, c.srvName
+	c.srv = nil
+	c.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	c.log.Warn("client: session ended; log in again", "server", name, "err", cause)
+	c.report(Status{Kind: Ended, Server: name, Err: cause})
 }

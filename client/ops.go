@@ -24,6 +24,10 @@ func (c *Client) withServer(ctx context.Context, fn func(st chatapi.Stub, token 
 	} else {
 		err = fn(chatapi.Stub{Inv: conn}, tok)
 	}
+	if errors.Is(err, chatapi.ErrSessionEnded) {
+		c.sessionEnded(err)
+		return err
+	}
 	if !needsFailover(err) || ctx.Err() != nil {
 		return err
 	}
@@ -49,6 +53,9 @@ func (c *Client) current() (conn Conn, token string, gen uint64, name string, er
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, "", 0, "", ErrClosed
+	}
+	if c.ended {
+		return nil, "", 0, "", chatapi.ErrSessionEnded
 	}
 	return c.srv, c.token, c.gen, c.srvName, nil
 }

@@ -34,6 +34,7 @@ type world struct {
 	callbacks map[string]*rmi.Table                 // user -> the client's callback table
 	drop      map[string]func(chatapi.Message) bool // user -> which deliveries to lose
 	lose      map[string]map[string]func()          // user -> method -> run, then lose the reply
+	loseEnded map[string]bool                       // user -> lose the session-ended event
 	syncLimit int                                   // if set, clients ask for pages this small
 }
 
@@ -53,7 +54,7 @@ func newWorldWith(t *testing.T, opts servertest.Options) *world {
 		Cluster: servertest.New(t, opts), t: t, clk: clk,
 		dials: map[string][]string{}, calls: map[string][]call{}, postIDs: map[string][]string{},
 		callbacks: map[string]*rmi.Table{}, drop: map[string]func(chatapi.Message) bool{},
-		lose: map[string]map[string]func(){},
+		lose: map[string]map[string]func(){}, loseEnded: map[string]bool{},
 	}
 	return w
 }
@@ -161,8 +162,11 @@ type lossyCallback struct {
 // Deliver implements chatapi.Callback.
 func (l *lossyCallback) Deliver(ctx context.Context, args chatapi.DeliverArgs) error {
 	l.w.mu.Lock()
-	drop := l.w.drop[l.user]
+	drop, loseEnded := l.w.drop[l.user], l.w.loseEnded[l.user]
 	l.w.mu.Unlock()
+	if loseEnded {
+		args.Events = slices.DeleteFunc(slices.Clone(args.Events), func(e chatapi.Event) bool { return e.Kind == chatapi.EventSessionEnded })
+	}
 	if drop != nil {
 		args.Messages = slices.DeleteFunc(slices.Clone(args.Messages), drop)
 	}

@@ -39,21 +39,21 @@ func (s *Server) register(ctx context.Context) error {
 		s.renewWait = time.Second
 	}
 	s.setLiveLocked(rep.Servers, true)
-	rejected := map[string]bool{}
-	for _, t := range rep.Rejected {
-		rejected[t] = true
-	}
 	s.mu.Unlock()
-	for _, a := range atts {
-		if rejected[a.token] {
-			s.detach(a, "session no longer valid")
-		}
+	ended := make([]string, len(rep.Rejected))
+	for i, t := range rep.Rejected {
+		ended[i] = centralapi.SessionID(t)
+	}
+	if len(ended) > 0 {
+		s.endSessions(ended, "session no longer valid")
 	}
 	return nil
 }
 
-// renew renews the lease at central; after central forgot us (restart or
-// expiry) it registers again and re-presents every attached session.
+// renew renews the lease at central, presenting the ids of the attached
+// sessions so that central names those that ended; after central forgot us
+// (restart or expiry) it registers again and re-presents every attached
+// session.
 //
 // Each attempt waits at most a sixth of the lease (renewals are sent every
 // third), and a failed one is retried after a second, so several lost
@@ -65,13 +65,17 @@ func (s *Server) renew() {
 	s.mu.Unlock()
 	ctx, cancel := s.clk.WithTimeout(context.Background(), max(wait, 100*time.Millisecond))
 	defer cancel()
-	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name, StorageFailing: failing})
+	rep, err := s.central.RenewServer(ctx, centralapi.RenewArgs{Name: s.name, StorageFailing: failing, Sessions: s.attachedIDs()})
 	switch {
 	case err == nil:
 		s.mu.Lock()
 		s.setLiveLocked(rep.Servers, false)
 		wait = s.renewWait
 		s.mu.Unlock()
+		if len(rep.Ended) > 0 {
+			// The backstop: central's push of these was lost or overtaken.
+			s.endSessions(rep.Ended, "session ended (learnt at lease renewal)")
+		}
 	case errors.Is(err, centralapi.ErrUnknownServer):
 		s.log.Warn("central forgot this server; registering again")
 		if err := s.register(context.Background()); err != nil {

@@ -78,6 +78,14 @@ func (s *Server) Post(ctx context.Context, args chatapi.PostArgs) (chatapi.PostR
 		release()
 		return chatapi.PostReply{}, chatapi.ErrShuttingDown
 	}
+	if a.gone {
+		// The session ended (or detached) while the post was checked:
+		// nothing it sends afterwards is stored.
+		err := s.goneErrLocked(a.token)
+		s.mu.Unlock()
+		release()
+		return chatapi.PostReply{}, err
+	}
 	if s.storageErr != nil { // not stamped: storage.go
 		s.mu.Unlock()
 		release()

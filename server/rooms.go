@@ -146,6 +146,9 @@ func (s *Server) refreshSoonLocked(r *room) {
 // member" is confirmed with central before it is believed (the user may
 // have just joined through another server).
 func (s *Server) checkMember(ctx context.Context, roomName, user string) (centralapi.RoomInfo, error) {
+	if directOutsider(roomName, user) {
+		return centralapi.RoomInfo{}, fmt.Errorf("room %q: %w", roomName, centralapi.ErrNotMember)
+	}
 	info, err := s.roomInfo(ctx, roomName, false)
 	if err != nil {
 		return info, err
@@ -160,6 +163,16 @@ func (s *Server) checkMember(ctx context.Context, roomName, user string) (centra
 		return info, fmt.Errorf("room %q: %w", roomName, centralapi.ErrNotMember)
 	}
 	return info, nil
+}
+
+// directOutsider reports whether room is a direct room user cannot be a
+// member of. A direct room's members are the two users its name names, so
+// a third user gets "not a member" whether the room exists or not, decided
+// from the name alone: neither the answer nor its timing tells whether two
+// users have a direct room.
+func directOutsider(room, user string) bool {
+	a, b, ok := central.ParseDirectRoomName(room)
+	return ok && user != a && user != b
 }
 
 // validRoomName reports whether name can be a room: a public room name or
@@ -285,11 +298,15 @@ func (s *Server) ListRooms(ctx context.Context, a chatapi.TokenArgs) (centralapi
 }
 
 // Who implements ChatServer. Members of a direct room are visible only to
-// its two members.
+// its two members; anyone else is told "not a member", whether the room
+// exists or not.
 func (s *Server) Who(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	at, err := s.attached(a.Token)
 	if err != nil {
 		return centralapi.RoomInfo{}, err
+	}
+	if directOutsider(a.Room, at.user) {
+		return centralapi.RoomInfo{}, fmt.Errorf("room %q: %w", a.Room, centralapi.ErrNotMember)
 	}
 	info, err := s.roomInfo(ctx, a.Room, true)
 	if err != nil {

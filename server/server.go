@@ -97,6 +97,7 @@ type Server struct {
 	settled      *settledTracker // watermarks and settled points (settled.go)
 	rooms        map[string]*room
 	atts         map[string]*attachment          // by session token
+	ended        map[string]time.Time            // session id -> when it ended (ended.go)
 	local        map[string]map[*attachment]bool // room -> attachments whose user is a member
 	peers        map[string]*forwarder           // other servers by name
 	posting      map[string]bool                 // user\x00id of posts being stamped
@@ -160,7 +161,8 @@ func Open(cfg Config) (*Server, error) {
 		central: cfg.Central, st: st, stamper: stp,
 		out:     newOutbox(defaultForwardBatch, durable, ls.cursors),
 		settled: newSettledTracker(cfg.Name, ls.known),
-		rooms:   map[string]*room{}, atts: map[string]*attachment{}, local: map[string]map[*attachment]bool{},
+		rooms:   map[string]*room{}, atts: map[string]*attachment{}, ended: map[string]time.Time{},
+		local: map[string]map[*attachment]bool{},
 		peers: map[string]*forwarder{}, posting: map[string]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
 	}

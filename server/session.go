@@ -16,6 +16,7 @@ import (
 // its bounded delivery queue.
 type attachment struct {
 	token string
+	id    string // centralapi.SessionID(token)
 	user  string
 	cb    chatapi.Callback
 	peer  *rmi.Peer
@@ -41,7 +42,7 @@ func (s *Server) attached(token string) (*attachment, error) {
 	}
 	a := s.atts[token]
 	if a == nil || a.gone {
-		return nil, chatapi.ErrNotAttached
+		return nil, s.goneErrLocked(token)
 	}
 	return a, nil
 }
@@ -69,11 +70,17 @@ func (s *Server) Attach(ctx context.Context, args chatapi.AttachArgs) (chatapi.A
 	if err != nil {
 		return chatapi.AttachReply{}, fmt.Errorf("attach: %w", err)
 	}
-	a := &attachment{token: args.Token, user: sess.User, cb: chatapi.CallbackStub{Inv: p.Back}, peer: p, rooms: map[string]bool{}}
+	a := &attachment{token: args.Token, id: centralapi.SessionID(args.Token), user: sess.User,
+		cb: chatapi.CallbackStub{Inv: p.Back}, peer: p, rooms: map[string]bool{}}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return chatapi.AttachReply{}, chatapi.ErrShuttingDown
+	}
+	if s.endedLocked(args.Token) {
+		// The session ended while central's answer was on its way.
+		s.mu.Unlock()
+		return chatapi.AttachReply{}, fmt.Errorf("attach: %w", chatapi.ErrSessionEnded)
 	}
 	if old := s.atts[args.Token]; old != nil {
 		s.dropLocked(old)

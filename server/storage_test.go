@@ -37,8 +37,8 @@ func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		c.AddUser(u)
 	}
-	alice := attachUser(t, c, "alice")
-	bob := attachUser(t, c, "bob")
+	alice := attachDiskUser(t, c, "alice")
+	bob := attachDiskUser(t, c, "bob")
 	if alice.server != "server-1" || bob.server != "server-2" {
 		t.Fatalf("alice on %s, bob on %s: want server-1 and server-2", alice.server, bob.server)
 	}
@@ -129,7 +129,7 @@ func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 		return slices.Equal(roomTexts(t, bob, "lobby"), want)
 	})
 	// And central places users on server-1 again.
-	if dave := attachUser(t, c, "dave"); dave.server != "server-1" {
+	if dave := attachDiskUser(t, c, "dave"); dave.server != "server-1" {
 		t.Fatalf("dave placed on %s, want the recovered server-1", dave.server)
 	}
 }
@@ -160,7 +160,7 @@ func (u *diskUser) eventsSeen() []chatapi.Event {
 
 // attachUser logs user in at central and attaches it where central
 // placed it.
-func attachUser(t *testing.T, c *servertest.Cluster, user string) *diskUser {
+func attachDiskUser(t *testing.T, c *servertest.Cluster, user string) *diskUser {
 	t.Helper()
 	ctx := context.Background()
 	lr, err := c.Central().Login(ctx, centralapi.LoginArgs{User: user, Password: c.Password(user)})

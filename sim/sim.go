@@ -196,6 +196,13 @@ func (s *Sim) openCentral(n *node) error {
 			}
 			return ""
 		},
+		Connect: func(addr string) rmi.Invoker {
+			to := s.nodes[hostOf(addr)]
+			if to == nil {
+				return failing{addr}
+			}
+			return s.clusterInvoker(n, to)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("central: %w", err)

@@ -12,6 +12,8 @@ package centralapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/distchat/distchat/rmi"
@@ -54,7 +56,16 @@ var (
 	ErrNoServers       = rmi.NewError("central.no_servers", "no chat server is available")
 	ErrUnknownServer   = rmi.NewError("central.unknown_server", "chat server not registered (lease expired?); register again")
 	ErrBadAddress      = rmi.NewError("central.bad_address", "invalid host:port address")
+	ErrThrottled       = rmi.NewError("central.throttled", "too many failed attempts; wait and try again")
 )
+
+// SessionID names a session without revealing its token: the hex SHA-256
+// of the token. Central keeps only this (never the token), and tells chat
+// servers which sessions ended by it.
+func SessionID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
 
 // CentralServer is the client-facing remote interface of the central server.
 type CentralServer interface {
@@ -197,6 +208,10 @@ type RenewArgs struct {
 	Name string
 	// StorageFailing: as in RegisterArgs. Each renewal sets it anew.
 	StorageFailing bool
+	// Sessions are the [SessionID]s of the sessions attached to this
+	// server. Central answers which of them ended (the backstop for a lost
+	// EndSessions push) and extends those in use.
+	Sessions []string
 }
 
 // RenewReply lists the live servers (sorted by name) so each chat server
@@ -204,6 +219,9 @@ type RenewArgs struct {
 type RenewReply struct {
 	LeaseTTL time.Duration
 	Servers  []ServerInfo
+	// Ended lists the args.Sessions that are no longer valid (logged out,
+	// password reset, expired): the server must end those attachments.
+	Ended []string
 }
 
 // UnregisterArgs are the arguments of UnregisterServer.

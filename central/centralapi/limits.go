@@ -62,8 +62,9 @@ func (RegisterArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: MaxServerSes
 // CheckLimits implements rmi.ArgLimits.
 func (RegisterArgs) CheckLimits() error { return nil }
 
-// ArgCaps implements rmi.ArgLimits.
-func (RenewArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
+// ArgCaps implements rmi.ArgLimits: Sessions, like RegisterArgs's, is
+// bounded by MaxServerSessions.
+func (RenewArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: MaxServerSessions} }
 
 // CheckLimits implements rmi.ArgLimits.
 func (RenewArgs) CheckLimits() error { return nil }

@@ -37,7 +37,10 @@ var help = []string{
 // in interactive mode) and the next command runs. What opts.Feed carries
 // prints as it arrives, between commands and during /wait. All output is
 // written by one goroutine, so lines never interleave. It returns nil on
-// end of input or /quit, ctx.Err() if ctx ends first, or a read error.
+// end of input or /quit, ctx.Err() if ctx ends first, a read error, or
+// ErrSessionEnded once the session ended (a Status of kind client.Ended
+// came through the feed, or a command failed with
+// chatapi.ErrSessionEnded).
 func Run(ctx context.Context, s Session, in io.Reader, out, errOut io.Writer, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.New()
@@ -96,6 +99,9 @@ func Run(ctx context.Context, s Session, in io.Reader, out, errOut io.Writer, op
 			t.printFeed()
 		case line, ok := <-lines:
 			t.printFeed()
+			if t.ended {
+				return ErrSessionEnded
+			}
 			if !ok {
 				if readErr != nil && !errors.Is(readErr, io.EOF) {
 					return fmt.Errorf("read commands: %w", readErr)
@@ -107,6 +113,9 @@ func Run(ctx context.Context, s Session, in io.Reader, out, errOut io.Writer, op
 			if quit {
 				return nil
 			}
+		}
+		if t.ended {
+			return ErrSessionEnded
 		}
 	}
 }
@@ -251,6 +260,9 @@ func (t *terminal) wait(ctx context.Context, d time.Duration) {
 			return
 		case <-ready:
 			t.printFeed()
+			if t.ended {
+				return
+			}
 		case <-ctx.Done():
 			return
 		}

@@ -2,6 +2,7 @@ package term
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -109,7 +110,7 @@ type (
 	}
 	jsonStatus struct {
 		Type   string `json:"type"`   // "status"
-		Status string `json:"status"` // "lost" or "back"
+		Status string `json:"status"` // "lost", "back" or "ended"
 		Server string `json:"server"`
 	}
 	jsonRoom struct {
@@ -182,8 +183,12 @@ func (t *terminal) printEvent(e chatapi.Event) {
 
 // printStatus prints a connection change as one short line: "connection
 // to server-2 lost; reconnecting…", then "back, on server-3". Why it was
-// lost goes to the client's log, not here.
+// lost goes to the client's log, not here. An ended session also stops
+// the terminal (terminal.ended).
 func (t *terminal) printStatus(s client.Status) {
+	if s.Kind == client.Ended {
+		t.ended = true
+	}
 	if t.opts.JSON {
 		t.printJSON(jsonStatus{Type: "status", Status: s.Kind.String(), Server: s.Server})
 		return
@@ -193,6 +198,8 @@ func (t *terminal) printStatus(s client.Status) {
 		t.println(fmt.Sprintf("connection to %s lost; reconnecting…", s.Server))
 	case client.Back:
 		t.println("back, on " + s.Server)
+	case client.Ended:
+		t.println("session ended: logged out, password reset or expired; log in again")
 	}
 }
 
@@ -299,4 +306,7 @@ func (t *terminal) println(s string) {
 func (t *terminal) fail(err error) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	_, _ = io.WriteString(t.errOut, "error: "+msg+"\n")
+	if errors.Is(err, chatapi.ErrSessionEnded) {
+		t.ended = true
+	}
 }

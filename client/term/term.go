@@ -80,7 +80,13 @@ type terminal struct {
 	out     io.Writer
 	errOut  io.Writer
 	current string // the room a line without a leading / goes to
+	ended   bool   // the session ended: Run returns ErrSessionEnded
 }
+
+// ErrSessionEnded is what [Run] returns when the session ended (logged out
+// elsewhere, password reset, expired): the client stopped, and the user
+// must log in again. It wraps chatapi.ErrSessionEnded.
+var ErrSessionEnded = fmt.Errorf("terminal stopped: %w", chatapi.ErrSessionEnded)
 
 func (t *terminal) setCurrent(room string) {
 	if t.current == room {

@@ -47,6 +47,7 @@ var (
 	ErrNoCallback   = rmi.NewError("server.no_callback", "Attach needs a connection that exports the client callback object")
 	ErrStorage      = rmi.NewError("server.storage", "chat server storage failed; message not accepted")
 	ErrShuttingDown = rmi.NewError("server.shutting_down", "chat server is shutting down")
+	ErrSessionEnded = rmi.NewError("server.session_ended", "session ended (logged out, password reset or expired); log in again")
 )
 
 // Stamp orders messages: (Time, Server, Seq), compared lexicographically.
@@ -154,6 +155,10 @@ type Peer interface {
 	// RoomChanged tells a server that the membership of rooms changed, so it
 	// refreshes what it knows before fanning out again.
 	RoomChanged(ctx context.Context, args RoomChangedArgs) error
+	// EndSessions tells a server that sessions ended at central (logout,
+	// password reset, expiry): it detaches them at once and refuses their
+	// tokens from then on with ErrSessionEnded. Central calls it.
+	EndSessions(ctx context.Context, args EndSessionsArgs) error
 }
 
 // Callback is the remote interface a client exports (as
@@ -261,6 +266,11 @@ type RoomChangedArgs struct {
 	Rooms []string
 }
 
+// EndSessionsArgs name ended sessions by [centralapi.SessionID].
+type EndSessionsArgs struct {
+	Sessions []string
+}
+
 // Event kinds carried by DeliverArgs.
 const (
 	// EventJoined: User joined Room.
@@ -274,6 +284,11 @@ const (
 	// is failing); the client should ask central for another server
 	// (Reassign, naming this one as failed). Room and User are empty.
 	EventMove = "move"
+
+	// EventSessionEnded: the session ended at central (logout, password
+	// reset, expiry); the server detached it and will refuse it from now
+	// on. It is the last delivery the client gets.
+	EventSessionEnded = "session_ended"
 )
 
 // Event is a notice about a room, or about the client's server (EventMove).
@@ -370,6 +385,11 @@ func (s PeerStub) Fetch(ctx context.Context, a FetchArgs) (FetchReply, error) {
 // RoomChanged implements Peer.
 func (s PeerStub) RoomChanged(ctx context.Context, a RoomChangedArgs) error {
 	return s.Inv.Invoke(ctx, PeerObjectName, "RoomChanged", a, nil)
+}
+
+// EndSessions implements Peer.
+func (s PeerStub) EndSessions(ctx context.Context, a EndSessionsArgs) error {
+	return s.Inv.Invoke(ctx, PeerObjectName, "EndSessions", a, nil)
 }
 
 // CallbackStub implements Callback by calling back into a client.

@@ -3,6 +3,7 @@ package chatapi
 import (
 	"fmt"
 
+	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -114,6 +115,15 @@ func (RoomChangedArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: batchArgL
 
 // CheckLimits implements rmi.ArgLimits.
 func (RoomChangedArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements rmi.ArgLimits: central names at most the sessions
+// a server may hold.
+func (EndSessionsArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Len: centralapi.MaxServerSessions}
+}
+
+// CheckLimits implements rmi.ArgLimits.
+func (EndSessionsArgs) CheckLimits() error { return nil }
 
 // ArgCaps implements rmi.ArgLimits: a delivery batch (from the chat
 // server the client chose) is bounded by the transport's cap and

@@ -95,6 +95,9 @@ func (limitsChecker) CreateRoom(_ context.Context, a chatapi.RoomArgs) (centrala
 func (limitsChecker) JoinRoom(_ context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return centralapi.RoomInfo{}, within(a)
 }
+func (limitsChecker) EndSessions(_ context.Context, a chatapi.EndSessionsArgs) error {
+	return within(a)
+}
 func (limitsChecker) LeaveRoom(_ context.Context, a chatapi.RoomArgs) error { return within(a) }
 func (limitsChecker) Direct(_ context.Context, a chatapi.DirectArgs) (centralapi.RoomInfo, error) {
 	return centralapi.RoomInfo{}, within(a)

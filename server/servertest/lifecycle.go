@@ -155,6 +155,15 @@ func (c *Cluster) Disconnect(a, b string) {
 	c.cut[[2]string{b, a}] = true
 }
 
+// LoseSessionPushes makes central's EndSessions calls (its news that
+// sessions ended) fail as lost while lose is set, so that the chat servers
+// learn of ended sessions only at their lease renewal.
+func (c *Cluster) LoseSessionPushes(lose bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nopush = lose
+}
+
 // Reconnect undoes Disconnect(a, b).
 func (c *Cluster) Reconnect(a, b string) {
 	c.mu.Lock()
@@ -178,8 +187,12 @@ func (c *Cluster) Forwards(name string) int64 {
 // an unreachable host would while either end is down or cut off.
 type link struct {
 	c        *Cluster
-	from, to string
+	from, to string // from is a chat server's name, or fromCentral
 }
+
+// fromCentral is the from of central's links to chat servers (it tells
+// them which sessions ended).
+const fromCentral = "central"
 
 // Invoke implements rmi.Invoker.
 func (l *link) Invoke(ctx context.Context, object, method string, args, reply any) error {
@@ -187,7 +200,7 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	c.mu.Lock()
 	from := c.servers[l.from]
 	table, dest := c.ctable, "central"
-	ok := from.up()
+	ok := from.up() || (l.from == fromCentral && !c.nopush)
 	if l.to != "" {
 		to := c.byAddr[l.to]
 		table, dest = nil, l.to

@@ -111,6 +111,7 @@ type Cluster struct {
 	place   map[string]string  // user -> chat server central should place them on
 	cut     map[[2]string]bool // pairs of chat servers that cannot reach each other
 	tcp     []*rmi.Server      // the registry's and central's TCP servers
+	nopush  bool               // central's EndSessions calls fail (LoseSessionPushes)
 }
 
 // chatServer is one chat server of the cluster. Its fields are guarded by
@@ -192,6 +193,7 @@ func (c *Cluster) openCentral() {
 	cen, err := central.Open(central.Config{
 		Dir: c.dir + "/central", Clock: c.opts.Clock, Logger: c.log,
 		PasswordCost: bcrypt.MinCost, ServerLeaseTTL: LeaseTTL, Prefer: c.preferred,
+		Connect: func(to string) rmi.Invoker { return &link{c: c, from: fromCentral, to: to} },
 	})
 	if err != nil {
 		c.t.Fatalf("servertest: open central: %v", err)

@@ -1,0 +1,134 @@
+package central
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// Ending a session (Logout, ResetPassword, expiry) must reach the chat
+// servers it is attached to, which otherwise trust their own table of
+// attachments. Two paths carry it:
+//
+//   - the push: as a session ends, its id is queued for each server it is
+//     attached to, and a background task (on the clock, never under c.mu)
+//     calls EndSessions on each of them through Config.Connect;
+//   - the backstop: every lease renewal lists the sessions attached to the
+//     renewing server, and the reply names those that ended (endedAmong),
+//     so a lost push costs at most one renewal period (a third of the
+//     lease).
+
+// pushTimeout bounds one EndSessions call.
+const pushTimeout = 10 * time.Second
+
+// queueEndLocked queues the end of session key for the servers it is
+// attached to. c.mu must be held.
+func (c *Central) queueEndLocked(key string) {
+	a := c.attached[key]
+	if a == nil || c.connect == nil {
+		return
+	}
+	id := hex.EncodeToString([]byte(key))
+	for name := range a.servers {
+		s := c.servers[name]
+		if s == nil {
+			continue
+		}
+		addr := s.info.Addr
+		if len(c.toPush[addr]) == 0 {
+			c.clk.AfterFunc(0, func() { c.push(addr) })
+		}
+		c.toPush[addr] = append(c.toPush[addr], id)
+	}
+}
+
+// push tells the chat server at addr which of its sessions ended.
+func (c *Central) push(addr string) {
+	c.mu.Lock()
+	ids := c.toPush[addr]
+	delete(c.toPush, addr)
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || len(ids) == 0 {
+		return
+	}
+	inv := c.connect(addr)
+	if cl, ok := inv.(io.Closer); ok {
+		defer cl.Close()
+	}
+	ctx, cancel := c.clk.WithTimeout(c.bg, pushTimeout)
+	defer cancel()
+	slices.Sort(ids)
+	if err := (chatapi.PeerStub{Inv: inv}).EndSessions(ctx, chatapi.EndSessionsArgs{Sessions: ids}); err != nil {
+		// The server's next lease renewal learns of them instead.
+		c.log.Warn("telling a chat server that sessions ended failed", "addr", addr, "sessions", len(ids), "err", err)
+		return
+	}
+	c.log.Debug("told a chat server that sessions ended", "addr", addr, "sessions", len(ids))
+}
+
+// endedAmong returns the ids (as centralapi.SessionID) among ids whose
+// session no longer exists or has expired, deleting the expired ones; the
+// others, being in use, are extended when past half their lifetime, as
+// CheckSession does. It writes only when something changes (a renewal
+// comes every few seconds from every server). c.mu must be held.
+func (c *Central) endedAmong(ids []string) ([]string, error) {
+	now := c.clk.Now()
+	ended := map[string]bool{}
+	expired := map[string]sessionRecord{}
+	extend := map[string]sessionRecord{}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			raw, err := hex.DecodeString(id)
+			if err != nil || len(raw) != sha256.Size {
+				ended[id] = true
+				continue
+			}
+			key := string(raw)
+			rec, ok, err := getSession(tx, key)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				ended[id] = true
+			case !now.Before(rec.Expires):
+				ended[id] = true
+				expired[key] = rec
+			case rec.Expires.Sub(now) < c.sessionTTL/2:
+				rec.Expires = now.Add(c.sessionTTL)
+				extend[key] = rec
+			}
+		}
+		return nil
+	})
+	if err == nil && len(expired)+len(extend) > 0 {
+		// c.mu is held, so the sessions are as the View saw them.
+		err = c.db.Update(func(tx *bolt.Tx) error {
+			for key, rec := range expired {
+				if err := deleteSession(tx, key, rec.User); err != nil {
+					return err
+				}
+			}
+			for key, rec := range extend {
+				if err := putSession(tx, key, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range slices.Sorted(maps.Keys(expired)) {
+		c.dropSession(key)
+	}
+	return slices.Sorted(maps.Keys(ended)), nil
+}
