@@ -129,8 +129,11 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	err = term.Run(ctx, c, e.stdin, e.stdout, e.stderr, term.Options{
 		JSON: *jsonOut, Interactive: interactive, Clock: clk, Feed: feed,
 	})
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return nil // Ctrl-C or SIGTERM: a normal way to leave
+	case errors.Is(err, term.ErrSessionEnded):
+		return errShown // the terminal said "session ended: ..."
 	}
 	return err
 }

@@ -116,6 +116,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		switch {
 		case err == nil, errors.Is(err, errHelpShown):
 			return exitOK
+		case errors.Is(err, errShown):
+			return exitError
 		case errors.As(err, &ue):
 			fmt.Fprintf(e.stderr, "%s %s: %v\nRun '%s %s --help' for usage.\n", e.prog, name, err, e.prog, name)
 			return exitUsage
@@ -128,6 +130,11 @@ func run(ctx context.Context, e *env, args []string) int {
 	topUsage(e.stderr, e.prog)
 	return exitUsage
 }
+
+// errShown is returned by a command whose failure the user has already
+// been shown (the terminal client printed "session ended: ..."): the
+// command exits with exitError and prints nothing more.
+var errShown = errors.New("already shown to the user")
 
 // topUsage prints the top-level help.
 func topUsage(w io.Writer, prog string) {

@@ -331,6 +331,6 @@ func (c *Client) sessionEnded(cause error) {
 	if srv != nil {
 		_ = srv.Close()
 	}
-	c.log.Warn("client: session ended; log in again", "server", name, "err", cause)
+	c.log.Debug("client: session ended; log in again", "server", name, "err", cause)
 	c.report(Status{Kind: Ended, Server: name, Err: cause})
 }

@@ -173,9 +173,9 @@ func (t *terminal) printEvent(e chatapi.Event) {
 		return
 	}
 	switch e.Kind {
-	case chatapi.EventResync, chatapi.EventMove:
-		// The client catches up, or moves, by itself; nothing for the
-		// user to do.
+	case chatapi.EventResync, chatapi.EventMove, chatapi.EventSessionEnded:
+		// The client catches up, or moves, by itself; an ended session
+		// comes as a status (printStatus). Nothing for the user here.
 	default: // chatapi.EventJoined, chatapi.EventLeft
 		t.println(fmt.Sprintf("%s %s %s", e.User, e.Kind, e.Room))
 	}

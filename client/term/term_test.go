@@ -360,6 +360,9 @@ func arrivals(feed *Feed) chatapi.Message {
 func TestTerminalShowsMembersAndConnection(t *testing.T) {
 	feed := NewFeed()
 	m := arrivals(feed)
+	// Notices for the client library, not the user: no line for them.
+	feed.Event(chatapi.Event{Kind: chatapi.EventMove})
+	feed.Event(chatapi.Event{Kind: chatapi.EventSessionEnded})
 	var out, errOut rmitest.SyncBuffer
 	if err := Run(context.Background(), newFakeSession(feed), strings.NewReader("/rooms\n"), &out, &errOut, Options{Feed: feed}); err != nil {
 		t.Fatal(err)
