@@ -37,8 +37,14 @@ func tls13(cfg *tls.Config) *tls.Config {
 // channelBinding returns the keying material exported from tc's session:
 // both ends of one TLS session compute the same bytes, and no one else,
 // not even a man in the middle running a TLS session with each end, can.
+// It refuses a session older than TLS 1.3 whatever the configuration said
+// (a GetConfigForClient callback can bring its own MinVersion), since the
+// binding relies on TLS 1.3's exporter.
 func channelBinding(tc *tls.Conn) ([]byte, error) {
 	cs := tc.ConnectionState()
+	if cs.Version != tls.VersionTLS13 {
+		return nil, fmt.Errorf("TLS version %s negotiated; only TLS 1.3 is accepted", tls.VersionName(cs.Version))
+	}
 	b, err := cs.ExportKeyingMaterial(bindingLabel, nil, bindingLen)
 	if err != nil {
 		return nil, fmt.Errorf("TLS channel binding: %w", err)

@@ -155,6 +155,36 @@ func TestTLSIsVersion13AndWorks(t *testing.T) {
 	}
 }
 
+// TestTLS13EvenIfAConfigSaysOtherwise: a server configuration that lets
+// an older version through (here by a GetConfigForClient callback, whose
+// MinVersion the outer config does not govern) still serves nothing over
+// TLS 1.2: the server closes the connection right after the handshake.
+func TestTLS13EvenIfAConfigSaysOtherwise(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	inner := ca.serverTLSConfig(ca.issue(t, "server"))
+	inner.MinVersion = tls.VersionTLS12
+	cfg := ServerConfig{TLS: &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return inner, nil },
+	}, HandshakeTimeout: time.Hour} // no close by the handshake's timeout
+	ts := startServer(t, cfg, nil)
+	tc, err := tls.Dial("tcp", ts.addr, &tls.Config{RootCAs: ca.pool, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		return // refused during the handshake: fine too
+	}
+	defer tc.Close()
+	if v := tc.ConnectionState().Version; v != tls.VersionTLS12 {
+		t.Fatalf("negotiated %s; the test needs TLS 1.2", tls.VersionName(v))
+	}
+	// Bounded: a server that accepted the session would wait for the
+	// RMI handshake instead of closing.
+	if err := tc.SetReadDeadline(time.Now().Add(waitBound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read on a TLS 1.2 session: %v, want the server to close it", err)
+	}
+}
+
 func TestTLSOpenSSLShowsTLS13(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {

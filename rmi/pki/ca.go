@@ -54,11 +54,16 @@ type CA struct {
 // LoadOrCreateCA loads the CA from dir (ca.crt and ca.key), creating both
 // if neither exists: a self-signed P-256 CA valid for ten years, the key
 // written with mode 0600. It reports whether it created them.
+//
+// The key is written first and the certificate last, so the certificate
+// is the commit point: a key without its certificate is what a creation
+// cut short (a crash, a full disk) leaves, and the CA is created afresh.
+// A certificate without its key is a CA that existed and lost its key,
+// which only an operator can decide about: that is an error.
 func LoadOrCreateCA(dir string, clk clock.Clock) (ca *CA, created bool, err error) {
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
 	_, certErr := os.Stat(certPath)
-	_, keyErr := os.Stat(keyPath)
-	if errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) {
+	if errors.Is(certErr, fs.ErrNotExist) {
 		ca, err := createCA(clk)
 		if err != nil {
 			return nil, false, err

@@ -75,8 +75,9 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writeFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// writeFile replaces path with data atomically (a synced temporary file
-// renamed over it), so a crash leaves the old file or the new one.
+// writeFile replaces path with data atomically and durably (a synced
+// temporary file renamed over it, then the directory synced), so a crash
+// leaves the old file or the new one.
 func writeFile(path string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -94,6 +95,15 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	// The rename is durable once the directory is synced.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	serr = d.Sync()
+	if err := errors.Join(serr, d.Close()); err != nil {
+		return fmt.Errorf("writing %s: syncing its directory: %w", path, err)
 	}
 	return nil
 }

@@ -95,12 +95,32 @@ func TestCACreatedOnceWithPrivateKey(t *testing.T) {
 	if !strings.HasPrefix(ca.Fingerprint(), "SHA256:") {
 		t.Fatalf("fingerprint %q", ca.Fingerprint())
 	}
-	// A key without its certificate is not silently replaced.
-	if err := os.Remove(filepath.Join(dir, CACertFile)); err != nil {
+	// A certificate without its key is a CA that lost its key: an error
+	// for the operator, never a silent new CA.
+	key, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, CAKeyFile)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := LoadOrCreateCA(dir, clk); err == nil {
-		t.Fatal("a CA key without its certificate was accepted")
+		t.Fatal("a CA certificate without its key was accepted")
+	}
+	// A key without its certificate is a creation cut short (the
+	// certificate is written last): the CA is created afresh.
+	if err := os.WriteFile(filepath.Join(dir, CAKeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, CACertFile)); err != nil {
+		t.Fatal(err)
+	}
+	fresh, created, err := LoadOrCreateCA(dir, clk)
+	if err != nil || !created || fresh.Fingerprint() == ca.Fingerprint() {
+		t.Fatalf("after a cut-short creation: %v (created %v)", err, created)
+	}
+	if again, _, err := LoadOrCreateCA(dir, clk); err != nil || again.Fingerprint() != fresh.Fingerprint() {
+		t.Fatalf("the fresh CA does not load: %v", err)
 	}
 }
 
