@@ -33,6 +33,9 @@ type committer struct {
 	// (forwarding cursors, which need no commit of their own:
 	// Server.takeDirtyCursors).
 	extra func() map[string]map[string]uint64
+	// unwritten, if set, takes back what extra returned when the write
+	// failed, to go with a later batch (Server.restoreCursors).
+	unwritten func(map[string]map[string]uint64)
 	// failed, if set, runs in the leader when a write fails while the
 	// committer was healthy, before the batch's callers return
 	// (Server.storageFailed, storage.go).
@@ -146,6 +149,9 @@ func (c *committer) write(batch []*commitReq) error {
 	}
 	c.commits.Add(1)
 	if err := c.st.commit(wb); err != nil {
+		if c.unwritten != nil {
+			c.unwritten(wb.cursors)
+		}
 		return err
 	}
 	i := 0
@@ -211,4 +217,12 @@ func (s *Server) takeDirtyCursors() map[string]map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.out.takeDirty()
+}
+
+// restoreCursors takes back forwarding cursors whose write failed
+// (takeDirtyCursors), so that they are written with a later commit.
+func (s *Server) restoreCursors(cursors map[string]map[string]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.out.restoreDirty(cursors)
 }

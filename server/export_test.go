@@ -1,5 +1,10 @@
 package server
 
+import (
+	"maps"
+	"slices"
+)
+
 // This file lets the external tests (package server_test, which run on
 // servertest) see and turn the few internals they measure or need at their
 // edges. Being a _test.go file of package server, it is compiled only into
@@ -46,4 +51,12 @@ func (s *Server) RoomEntries() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.rooms)
+}
+
+// KnownServers returns the chat servers the settled point waits for
+// (every server ever seen, self included), sorted.
+func (s *Server) KnownServers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.settled.known))
 }

@@ -37,6 +37,9 @@ func (s *Server) heartbeat() {
 	if err := s.commit.submit(&commitReq{last: w, known: known}); err != nil {
 		s.log.Warn("store watermark", "err", err)
 		s.mu.Lock()
+		if known != nil {
+			s.settled.unsavedKnown()
+		}
 		s.after(heartbeatEvery, s.heartbeat)
 		s.mu.Unlock()
 		return

@@ -207,6 +207,23 @@ func (o *outbox) takeDirty() map[string]map[string]uint64 {
 	return d
 }
 
+// restoreDirty takes back cursors that takeDirty returned but that were
+// not written: they go with the next commit, unless a cursor taken since
+// is already further on.
+func (o *outbox) restoreDirty(cursors map[string]map[string]uint64) {
+	for dest, rooms := range cursors {
+		for room, seq := range rooms {
+			if o.dirty == nil {
+				o.dirty = map[string]map[string]uint64{}
+			}
+			if o.dirty[dest] == nil {
+				o.dirty[dest] = map[string]uint64{}
+			}
+			o.dirty[dest][room] = max(o.dirty[dest][room], seq)
+		}
+	}
+}
+
 // retryWait is the back-off before retry number n (from 1): 250ms,
 // doubling up to maxRetry.
 func retryWait(n int) time.Duration {

@@ -136,6 +136,17 @@ func TestOutboxForwardCycle(t *testing.T) {
 	if !o.sent("b", spans, own("r", 5, 5)) {
 		t.Fatal("no flush scheduled after the last one ran")
 	}
+	// Cursors whose write failed are taken back, for the next write; a
+	// cursor that moved on since is kept.
+	failed := o.takeDirty()
+	o.stored("r", 6)
+	o.owe("b", "r")
+	spans, _, _ = o.next("b")
+	o.sent("b", spans, own("r", 6, 6))
+	o.restoreDirty(map[string]map[string]uint64{"b": {"r": 5, "q": 2}, "c": {"r": 1}})
+	if got, want := o.takeDirty(), map[string]map[string]uint64{"b": {"r": 6, "q": 2}, "c": {"r": 1}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("dirty cursors after a failed write of %v: %v, want %v", failed, got, want)
+	}
 }
 
 func TestOutboxSentOnlyWhatWasSent(t *testing.T) {

@@ -170,7 +170,10 @@ func Open(cfg Config) (*Server, error) {
 		r := s.room(name)
 		r.stampSeq, r.heads = rd.ownSeq, rd.heads
 	}
-	s.commit = &committer{st: st, after: s.committed, extra: s.takeDirtyCursors, failed: s.storageFailed}
+	s.commit = &committer{
+		st: st, after: s.committed, extra: s.takeDirtyCursors, unwritten: s.restoreCursors,
+		failed: s.storageFailed,
+	}
 	s.leases = rmi.NewLeases(s.clk, s.attachmentExpired)
 	return s, nil
 }

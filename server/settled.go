@@ -89,6 +89,12 @@ func (t *settledTracker) takeKnown() []string {
 	return slices.Sorted(maps.Keys(t.known))
 }
 
+// unsavedKnown undoes a takeKnown whose list was not written (its commit
+// failed): the next takeKnown returns the list again. Without it, a
+// server learned before a failed commit would never reach the disk, and
+// after a restart the settled point would not wait for it.
+func (t *settledTracker) unsavedKnown() { t.knownDirty = true }
+
 // promise records this server's own watermark w, which covers every room:
 // its own messages reach its members at commit.
 func (t *settledTracker) promise(w int64) {

@@ -142,6 +142,11 @@ func TestSettledKnownServers(t *testing.T) {
 	if got := st.takeKnown(); got != nil {
 		t.Fatalf("takeKnown twice = %v, want nil", got)
 	}
+	// A list whose write failed is taken again.
+	st.unsavedKnown()
+	if got, want := st.takeKnown(), []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("takeKnown after a failed write = %v, want %v", got, want)
+	}
 	// A Forward's watermarks teach the sender, but an empty set does not.
 	if st.receive("d", nil) {
 		t.Fatal("an empty set of watermarks was recorded")

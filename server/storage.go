@@ -37,7 +37,11 @@ const (
 
 // storageFailed is the committer's failed hook: a write failed while
 // storage was healthy. It runs before the write's callers hear of it, so
-// central knows by the time a post is refused.
+// that what they do next already finds the server failing. Central is
+// told by a task of its own: the committer must not wait on a remote call
+// (the failed batch's posts would wait for their refusal, and probes for
+// the committer, as long as central is slow). A client that moves away
+// names this server to central as failed, so it need not wait either.
 func (s *Server) storageFailed(err error) {
 	s.mu.Lock()
 	if s.closed {
@@ -52,8 +56,8 @@ func (s *Server) storageFailed(err error) {
 	}
 	s.log.Error("storage failing: refusing posts and moving clients away until a write succeeds",
 		"err", err, "clients", len(s.atts))
+	s.after(0, s.reportStorage)
 	s.mu.Unlock()
-	s.reportStorage()
 }
 
 // probeStorage tries a write. If it works, storage is healthy again;

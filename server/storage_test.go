@@ -72,8 +72,13 @@ func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 	if err := alice.chat.Ping(ctx, chatapi.TokenArgs{Token: alice.token}); !errors.Is(err, chatapi.ErrStorage) {
 		t.Fatalf("ping: %v, want ErrStorage", err)
 	}
-	// Central was told before the post was refused: server-1 is as loaded
-	// as server-2 and first by name, yet carol goes to server-2.
+	// Central is told by a task of its own (the refusal does not wait on
+	// it): once it knows, carol goes to server-2, though server-1 is as
+	// loaded and first by name.
+	rmitest.WaitFor(t, "central to hear server-1's storage fails", func() bool {
+		clk.Add(0)
+		return logged("chat server storage failing; placing no one there") == 1
+	})
 	lr, err := c.Central().Login(ctx, centralapi.LoginArgs{User: "carol", Password: c.Password("carol")})
 	if err != nil || lr.Server.Name != "server-2" {
 		t.Fatalf("carol's login while server-1's storage fails: %v, placed on %q", err, lr.Server.Name)
@@ -131,6 +136,103 @@ func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 	// And central places users on server-1 again.
 	if dave := attachDiskUser(t, c, "dave"); dave.server != "server-1" {
 		t.Fatalf("dave placed on %s, want the recovered server-1", dave.server)
+	}
+}
+
+// A post whose write finds the disk failing is refused at once, even while
+// central does not answer: telling central does not hold up the committer.
+func TestStorageFailureDoesNotWaitForCentral(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewMock()
+	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	logs := &rmitest.SyncBuffer{}
+	c := servertest.New(t, servertest.Options{
+		Servers: 2, Clock: clk, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	c.AddUser("alice")
+	c.AddUser("carol")
+	alice := attachDiskUser(t, c, "alice")
+	if alice.server != "server-1" {
+		t.Fatalf("alice on %s, want server-1", alice.server)
+	}
+	if _, err := alice.chat.CreateRoom(ctx, chatapi.RoomArgs{Token: alice.token, Room: "lobby"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Central stops answering server-1 (its calls wait for their 10 s
+	// timeout, which the mock clock never reaches), and its disk fills.
+	c.HoldCentral("server-1", true)
+	c.DiskFull("server-1", true)
+	refused := make(chan error, 1)
+	go func() {
+		_, err := alice.chat.Post(ctx, chatapi.PostArgs{Token: alice.token, Room: "lobby", ID: "m1", Text: "refused"})
+		refused <- err
+	}()
+	var err error
+	rmitest.WaitFor(t, "the post to be refused with the clock standing still", func() bool {
+		select {
+		case err = <-refused:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, chatapi.ErrStorage) {
+		t.Fatalf("post to a full disk: %v, want ErrStorage", err)
+	}
+
+	// The report to central is made all the same, once central answers.
+	clk.Add(0)
+	c.HoldCentral("server-1", false)
+	rmitest.WaitFor(t, "central to hear server-1's storage fails", func() bool {
+		return strings.Contains(logs.String(), "chat server storage failing")
+	})
+	lr, err := c.Central().Login(ctx, centralapi.LoginArgs{User: "carol", Password: c.Password("carol")})
+	if err != nil || lr.Server.Name != "server-2" {
+		t.Fatalf("carol's login while server-1's storage fails: %v, placed on %q", err, lr.Server.Name)
+	}
+}
+
+// A chat server whose heartbeat fails to write the list of chat servers it
+// knows (storage failing) writes it once storage works again: after a
+// restart it still waits for a server it learned before the failure,
+// though central no longer lists that server.
+func TestKnownServersSurviveAFailedHeartbeat(t *testing.T) {
+	clk := clock.NewMock()
+	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	logs := &rmitest.SyncBuffer{}
+	c := servertest.New(t, servertest.Options{
+		Servers: 2, Clock: clk, Settled: true, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	s1 := c.Server("server-1")
+
+	// server-1's disk fills; it learns server-2 (registered after it) at
+	// its first lease renewal, and its first heartbeat, which would write
+	// the list, fails.
+	c.DiskFull("server-1", true)
+	clk.Add(400 * time.Millisecond)
+	rmitest.WaitFor(t, "server-1 to learn server-2", func() bool {
+		return slices.Equal(s1.KnownServers(), []string{"server-1", "server-2"})
+	})
+	clk.Add(600 * time.Millisecond)
+	rmitest.WaitFor(t, "the heartbeat's write to fail", func() bool {
+		return strings.Contains(logs.String(), `msg="store watermark"`)
+	})
+	// Storage works again at the first probe, and the next heartbeat
+	// commits.
+	c.DiskFull("server-1", false)
+	clk.Add(100 * time.Millisecond)
+	rmitest.WaitFor(t, "server-1's storage to recover", func() bool { return s1.StorageErr() == nil })
+	commits := s1.Commits()
+	clk.Add(time.Second)
+	rmitest.WaitFor(t, "the next heartbeat to commit", func() bool { return s1.Commits() > commits })
+
+	// server-2 leaves central's list; server-1 restarts from its data.
+	c.Stop("server-2")
+	c.Crash("server-1")
+	c.Start("server-1")
+	if got, want := c.Server("server-1").KnownServers(), []string{"server-1", "server-2"}; !slices.Equal(got, want) {
+		t.Fatalf("server-1 knows %v after a restart, want %v", got, want)
 	}
 }
 

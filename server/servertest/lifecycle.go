@@ -164,6 +164,24 @@ func (c *Cluster) LoseSessionPushes(lose bool) {
 	c.nopush = lose
 }
 
+// HoldCentral makes chat server name's calls to central wait (hold true),
+// as when central is slow or unreachable and the call waits for its
+// timeout: each waits until the hold ends, when it goes through, or its
+// context ends, when it fails with the context's error. On a mock clock a
+// held call's deadline passes only as the test advances the clock.
+func (c *Cluster) HoldCentral(name string, hold bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.mustServer(name)
+	switch {
+	case hold && s.centralHold == nil:
+		s.centralHold = make(chan struct{})
+	case !hold && s.centralHold != nil:
+		close(s.centralHold)
+		s.centralHold = nil
+	}
+}
+
 // Reconnect undoes Disconnect(a, b).
 func (c *Cluster) Reconnect(a, b string) {
 	c.mu.Lock()
@@ -201,6 +219,10 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	from := c.servers[l.from]
 	table, dest := c.ctable, "central"
 	ok := from.up() || (l.from == fromCentral && !c.nopush)
+	var hold chan struct{}
+	if l.to == "" && from != nil {
+		hold = from.centralHold
+	}
 	if l.to != "" {
 		to := c.byAddr[l.to]
 		table, dest = nil, l.to
@@ -215,6 +237,13 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("servertest: %s cannot reach %s: %w", l.from, dest, rmi.ErrConnect)
+	}
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return fmt.Errorf("servertest: central held for %s: %w", l.from, ctx.Err())
+		}
 	}
 	peer := rmi.NewPeer(c.peerIDs.Add(1), l.from, true, nil)
 	return rmi.Local{Table: table, Peer: peer, Clock: c.opts.Clock}.Invoke(ctx, object, method, args, reply)

@@ -9,7 +9,7 @@
 //
 // A test can crash, stop and restart a chat server (its data survives),
 // restart central, make a chat server unreachable, cut two chat servers
-// off from each other, count the Forward calls a chat server receives,
+// off from each other, hold a chat server's calls to central, count the Forward calls a chat server receives,
 // and choose where central places a user. A test of the chat server
 // attaches a [RawClient] with [Cluster.Login], which records what the
 // server delivers. A real client connects with [Cluster.Dial], which
@@ -123,7 +123,8 @@ type chatServer struct {
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
 	unreachable bool
-	forwards    int64 // Forward calls that reached it from other chat servers
+	forwards    int64         // Forward calls that reached it from other chat servers
+	centralHold chan struct{} // its calls to central wait for this (HoldCentral), or nil
 }
 
 // up reports whether the chat server runs and can be reached.
