@@ -183,7 +183,7 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 		return centralapi.LoginReply{}, fmt.Errorf("log in: %w", err)
 	}
 	addr := callerAddr(ctx)
-	if err := c.throttled(a.User, addr); err != nil {
+	if err := c.admitAttempt(a.User, addr); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	var hash []byte
@@ -192,20 +192,23 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 		hash = u.PasswordHash
 		return err
 	}); err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	ok := false
 	if len(a.Password) <= MaxPasswordLen {
 		var err error
 		if ok, err = c.secretMatches(ctx, hash, a.Password); err != nil {
+			c.endAttempt(a.User, addr, attemptUnchecked)
 			return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 		}
 	}
-	c.noteAttempt(a.User, addr, ok)
 	if !ok {
+		c.endAttempt(a.User, addr, attemptFailed)
 		c.log.Info("login failed", "user", a.User, "addr", addr)
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), centralapi.ErrBadCredentials)
 	}
+	c.endAttempt(a.User, addr, attemptSucceeded)
 	if err := ctx.Err(); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
@@ -279,12 +282,12 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
 	}
 	addr := callerAddr(ctx)
-	if err := c.throttled(a.User, addr); err != nil {
+	if err := c.admitAttempt(a.User, addr); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	norm, ok := normalizeRecoveryCode(a.RecoveryCode)
 	if !ok {
-		c.noteAttempt(a.User, addr, false)
+		c.endAttempt(a.User, addr, attemptFailed)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	var old []byte
@@ -293,17 +296,20 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		old = u.RecoveryHash
 		return err
 	}); err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	ok, err := c.secretMatches(ctx, old, norm)
 	if err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
-	c.noteAttempt(a.User, addr, ok)
 	if !ok {
+		c.endAttempt(a.User, addr, attemptFailed)
 		c.log.Info("password reset failed", "user", a.User, "addr", addr)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
+	c.endAttempt(a.User, addr, attemptSucceeded)
 	code, err := c.newRecoveryCode()
 	if err != nil {
 		return centralapi.ResetReply{}, err

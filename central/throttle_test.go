@@ -9,6 +9,7 @@ import (
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/rmitest"
 )
 
 // TestThrottleCore: an address gets throttleFree failures free, then waits
@@ -123,4 +124,58 @@ func TestPasswordChecksAreCapped(t *testing.T) {
 		_, err := e.c.Login(ctx, centralapi.LoginArgs{User: user, Password: "wrong password"})
 		wantErr(t, "login as "+user, err, centralapi.ErrBadCredentials)
 	}
+}
+
+// TestConcurrentAttemptsThrottled sends many wrong passwords at once from
+// one address while every password check slot is taken, so that none is
+// checked before the others are admitted: only throttleFree may reach the
+// check, as if they had come one after another; the rest are refused at
+// once, and the right password from another address still works.
+func TestConcurrentAttemptsThrottled(t *testing.T) {
+	e := newEnv(t)
+	e.signUp("alice")
+	e.register("s1")
+	for range cap(e.c.checks) {
+		e.c.checks <- struct{}{}
+	}
+	freeSlots := func() {
+		for len(e.c.checks) > 0 {
+			<-e.c.checks
+		}
+	}
+	t.Cleanup(freeSlots)
+
+	const n = 5 * throttleFree
+	results := make(chan error, n)
+	for i := range n {
+		a := rmi.WithPeer(ctx, rmi.NewPeer(uint64(i), fmt.Sprintf("192.0.2.1:%d", 30000+i), false, nil))
+		go func() {
+			_, err := e.c.Login(a, centralapi.LoginArgs{User: "alice", Password: "wrong password"})
+			results <- err
+		}()
+	}
+	var throttled []error
+	rmitest.WaitForWhy(t, "the attempts over the allowance to be refused", func() (bool, string) {
+		for len(results) > 0 {
+			throttled = append(throttled, <-results)
+		}
+		return len(throttled) >= n-throttleFree, fmt.Sprintf("%d of %d refused", len(throttled), n-throttleFree)
+	})
+	freeSlots()
+	var checked []error
+	for len(checked) < throttleFree {
+		checked = append(checked, <-results)
+	}
+	for _, err := range throttled {
+		wantErr(t, "an attempt over the allowance", err, centralapi.ErrThrottled)
+	}
+	for _, err := range checked {
+		wantErr(t, "an attempt within the allowance", err, centralapi.ErrBadCredentials)
+	}
+	if len(results) > 0 {
+		t.Fatalf("%d attempts more than the allowance ended", len(results))
+	}
+	b := rmi.WithPeer(ctx, rmi.NewPeer(uint64(n), "192.0.2.2:40000", false, nil))
+	_, err := e.c.Login(b, centralapi.LoginArgs{User: "alice", Password: pw})
+	wantErr(t, "right password from another address", err, nil)
 }
