@@ -135,11 +135,12 @@ func TestConcurrentAttemptsThrottled(t *testing.T) {
 	e := newEnv(t)
 	e.signUp("alice")
 	e.register("s1")
-	for range cap(e.c.checks) {
+	held := cap(e.c.checks)
+	for range held {
 		e.c.checks <- struct{}{}
 	}
 	freeSlots := func() {
-		for len(e.c.checks) > 0 {
+		for ; held > 0; held-- {
 			<-e.c.checks
 		}
 	}
