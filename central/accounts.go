@@ -55,14 +55,43 @@ func (c *Central) secretMatches(ctx context.Context, hash []byte, secret string)
 	return bcrypt.CompareHashAndPassword(hash, prehash(secret)) == nil, nil
 }
 
-// checkSlot waits, at most until ctx ends, for one of the slots that cap
-// concurrent bcrypt work at the number of CPUs, so that a flood of
-// password checks queues instead of starving everything else. Call
-// release when done.
+// Bounds on the calls waiting for a password check slot (checkSlot).
+const (
+	// maxCheckWaiting caps the calls waiting at once; more are refused.
+	maxCheckWaiting = 64
+	// maxCheckWait caps the time a call waits, even without a deadline.
+	maxCheckWait = 10 * time.Second
+)
+
+// checkSlot waits for one of the slots that cap concurrent bcrypt work at
+// the number of CPUs, so that a flood of password checks queues instead
+// of starving everything else. Call release when done. The queue is
+// bounded too, so that a flood cannot hold requests (and their memory)
+// without end: a call finding maxCheckWaiting others waiting, or waiting
+// longer than maxCheckWait, fails with ErrBusy; one whose ctx ends first
+// fails with ctx's error.
 func (c *Central) checkSlot(ctx context.Context) (release func(), err error) {
+	release = func() { <-c.checks }
 	select {
 	case c.checks <- struct{}{}:
-		return func() { <-c.checks }, nil
+		return release, nil
+	default:
+	}
+	// The timer starts before the call joins the queue, so that a call
+	// counted as waiting always has its limit.
+	timer := c.clk.Timer(maxCheckWait)
+	defer timer.Stop()
+	select {
+	case c.checkQueue <- struct{}{}:
+		defer func() { <-c.checkQueue }()
+	default:
+		return nil, fmt.Errorf("%d calls waiting for a password check: %w", maxCheckWaiting, centralapi.ErrBusy)
+	}
+	select {
+	case c.checks <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("waited %v for a password check: %w", maxCheckWait, centralapi.ErrBusy)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for a password check: %w", ctx.Err())
 	}

@@ -180,3 +180,46 @@ func TestConcurrentAttemptsThrottled(t *testing.T) {
 	_, err := e.c.Login(b, centralapi.LoginArgs{User: "alice", Password: pw})
 	wantErr(t, "right password from another address", err, nil)
 }
+
+// TestPasswordCheckQueueBounded: with every check slot taken, at most
+// maxCheckWaiting calls wait for one; the next ones are refused at once
+// with ErrBusy, and those waiting give up with ErrBusy after
+// maxCheckWait, though they have no deadline of their own.
+func TestPasswordCheckQueueBounded(t *testing.T) {
+	e := newEnv(t)
+	held := cap(e.c.checks)
+	for range held {
+		e.c.checks <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for ; held > 0; held-- {
+			<-e.c.checks
+		}
+	})
+	const extra = 3
+	n := maxCheckWaiting + extra
+	results := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := e.c.SignUp(ctx, centralapi.SignUpArgs{User: fmt.Sprintf("user%d", i), Password: pw})
+			results <- err
+		}()
+	}
+	collect := func(what string, want int) []error {
+		var errs []error
+		rmitest.WaitForWhy(t, what, func() (bool, string) {
+			for len(results) > 0 {
+				errs = append(errs, <-results)
+			}
+			return len(errs) >= want, fmt.Sprintf("%d of %d", len(errs), want)
+		})
+		return errs
+	}
+	for _, err := range collect("the calls over the bound to be refused", extra) {
+		wantErr(t, "a check over the queue's bound", err, centralapi.ErrBusy)
+	}
+	e.clk.Add(maxCheckWait)
+	for _, err := range collect("the waiting calls to give up", maxCheckWaiting) {
+		wantErr(t, "a check that waited too long", err, centralapi.ErrBusy)
+	}
+}
