@@ -24,8 +24,10 @@ import (
 //     for that user before the same growing wait applies to that pair. An
 //     address that has not failed for the user (the real user, elsewhere)
 //     is not slowed at all: nobody can lock a user out;
-//   - at most maxChecks password checks run at once (Central.checks), so a
-//     flood of wrong logins cannot starve the real ones of CPU.
+//   - at most one password check per CPU runs at once (Central.checks), so
+//     a flood of wrong logins cannot starve the real ones of CPU, and at
+//     most maxCheckWaiting calls wait for one, each at most maxCheckWait
+//     (checkSlot), so a flood cannot hold requests without end.
 //
 // An attempt is counted as a failure when it is admitted, before its
 // password is checked, and given back if it succeeds or is never checked:

@@ -69,6 +69,28 @@ func TestThrottleCore(t *testing.T) {
 	}
 }
 
+// TestThrottleUnfailed: a failure taken back no longer counts, for the
+// address, the user or the pair.
+func TestThrottleUnfailed(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	th := newThrottle()
+	for range throttleFree {
+		th.failed("alice", "A", now)
+	}
+	if w := th.wait("alice", "A", now); w == 0 {
+		t.Fatalf("after %d failures alice from A need not wait", throttleFree)
+	}
+	th.unfailed("alice", "A")
+	if w := th.wait("alice", "A", now); w != 0 {
+		t.Fatalf("after a failure was taken back alice from A waits %v", w)
+	}
+	for _, k := range []string{"a A", "u alice", "p alice A"} {
+		if n := th.count(k, now); n != throttleFree-1 {
+			t.Fatalf("%q counts %d failures, want %d", k, n, throttleFree-1)
+		}
+	}
+}
+
 // TestLoginThrottled: the 21st rapid wrong password from one address is
 // refused (ErrThrottled, before any check) for the wait, the right
 // password from another address still works, and ResetPassword shares the
