@@ -55,14 +55,43 @@ func (c *Central) secretMatches(ctx context.Context, hash []byte, secret string)
 	return bcrypt.CompareHashAndPassword(hash, prehash(secret)) == nil, nil
 }
 
-// checkSlot waits, at most until ctx ends, for one of the slots that cap
-// concurrent bcrypt work at the number of CPUs, so that a flood of
-// password checks queues instead of starving everything else. Call
-// release when done.
+// Bounds on the calls waiting for a password check slot (checkSlot).
+const (
+	// maxCheckWaiting caps the calls waiting at once; more are refused.
+	maxCheckWaiting = 64
+	// maxCheckWait caps the time a call waits, even without a deadline.
+	maxCheckWait = 10 * time.Second
+)
+
+// checkSlot waits for one of the slots that cap concurrent bcrypt work at
+// the number of CPUs, so that a flood of password checks queues instead
+// of starving everything else. Call release when done. The queue is
+// bounded too, so that a flood cannot hold requests (and their memory)
+// without end: a call finding maxCheckWaiting others waiting, or waiting
+// longer than maxCheckWait, fails with ErrBusy; one whose ctx ends first
+// fails with ctx's error.
 func (c *Central) checkSlot(ctx context.Context) (release func(), err error) {
+	release = func() { <-c.checks }
 	select {
 	case c.checks <- struct{}{}:
-		return func() { <-c.checks }, nil
+		return release, nil
+	default:
+	}
+	// The timer starts before the call joins the queue, so that a call
+	// counted as waiting always has its limit.
+	timer := c.clk.Timer(maxCheckWait)
+	defer timer.Stop()
+	select {
+	case c.checkQueue <- struct{}{}:
+		defer func() { <-c.checkQueue }()
+	default:
+		return nil, fmt.Errorf("%d calls waiting for a password check: %w", maxCheckWaiting, centralapi.ErrBusy)
+	}
+	select {
+	case c.checks <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("waited %v for a password check: %w", maxCheckWait, centralapi.ErrBusy)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for a password check: %w", ctx.Err())
 	}
@@ -183,7 +212,7 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 		return centralapi.LoginReply{}, fmt.Errorf("log in: %w", err)
 	}
 	addr := callerAddr(ctx)
-	if err := c.throttled(a.User, addr); err != nil {
+	if err := c.admitAttempt(a.User, addr); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	var hash []byte
@@ -192,20 +221,23 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 		hash = u.PasswordHash
 		return err
 	}); err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	ok := false
 	if len(a.Password) <= MaxPasswordLen {
 		var err error
 		if ok, err = c.secretMatches(ctx, hash, a.Password); err != nil {
+			c.endAttempt(a.User, addr, attemptUnchecked)
 			return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 		}
 	}
-	c.noteAttempt(a.User, addr, ok)
 	if !ok {
+		c.endAttempt(a.User, addr, attemptFailed)
 		c.log.Info("login failed", "user", a.User, "addr", addr)
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), centralapi.ErrBadCredentials)
 	}
+	c.endAttempt(a.User, addr, attemptSucceeded)
 	if err := ctx.Err(); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
@@ -279,12 +311,12 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: new %w", q(a.User), err)
 	}
 	addr := callerAddr(ctx)
-	if err := c.throttled(a.User, addr); err != nil {
+	if err := c.admitAttempt(a.User, addr); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	norm, ok := normalizeRecoveryCode(a.RecoveryCode)
 	if !ok {
-		c.noteAttempt(a.User, addr, false)
+		c.endAttempt(a.User, addr, attemptFailed)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	var old []byte
@@ -293,17 +325,20 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		old = u.RecoveryHash
 		return err
 	}); err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
 	ok, err := c.secretMatches(ctx, old, norm)
 	if err != nil {
+		c.endAttempt(a.User, addr, attemptUnchecked)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
 	}
-	c.noteAttempt(a.User, addr, ok)
 	if !ok {
+		c.endAttempt(a.User, addr, attemptFailed)
 		c.log.Info("password reset failed", "user", a.User, "addr", addr)
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
+	c.endAttempt(a.User, addr, attemptSucceeded)
 	code, err := c.newRecoveryCode()
 	if err != nil {
 		return centralapi.ResetReply{}, err

@@ -96,6 +96,8 @@ type Central struct {
 	dummyHash []byte
 	// checks holds a token per bcrypt computation running (checkSlot).
 	checks chan struct{}
+	// checkQueue holds a token per call waiting for a checks slot.
+	checkQueue chan struct{}
 
 	throttleMu sync.Mutex
 	throttle   *throttle // failed logins and resets (throttle.go)
@@ -198,6 +200,7 @@ func Open(cfg Config) (*Central, error) {
 		pending:    map[string]pendingPlacement{},
 		toPush:     map[string][]string{},
 		checks:     make(chan struct{}, runtime.GOMAXPROCS(0)),
+		checkQueue: make(chan struct{}, maxCheckWaiting),
 		throttle:   newThrottle(),
 	}
 	dummy := make([]byte, 32)

@@ -24,8 +24,17 @@ import (
 //     for that user before the same growing wait applies to that pair. An
 //     address that has not failed for the user (the real user, elsewhere)
 //     is not slowed at all: nobody can lock a user out;
-//   - at most maxChecks password checks run at once (Central.checks), so a
-//     flood of wrong logins cannot starve the real ones of CPU.
+//   - at most one password check per CPU runs at once (Central.checks), so
+//     a flood of wrong logins cannot starve the real ones of CPU, and at
+//     most maxCheckWaiting calls wait for one, each at most maxCheckWait
+//     (checkSlot), so a flood cannot hold requests without end.
+//
+// An attempt is counted as a failure when it is admitted, before its
+// password is checked, and given back if it succeeds or is never checked:
+// attempts running at once are counted as if they had run one after
+// another, so concurrency cannot get more guesses past the rules (while
+// every check slot is busy, an address still gets throttleFree attempts
+// in, and then one per wait).
 //
 // Failures are forgotten throttleForget after the last one; a success
 // clears the user's count and its pair with that address. The table only
@@ -91,6 +100,17 @@ func (t *throttle) failed(user, addr string, now time.Time) {
 	}
 }
 
+// unfailed takes back one failure that failed recorded for user from
+// addr: the failure of an attempt counted before its check, that was not
+// one after all.
+func (t *throttle) unfailed(user, addr string) {
+	for _, k := range []string{"a " + addr, "u " + user, "p " + user + " " + addr} {
+		if f := t.keys[k]; f != nil && f.n > 0 {
+			f.n--
+		}
+	}
+}
+
 // succeeded records a successful attempt for user from addr: the user is
 // no longer under attack, and the pair starts afresh. The address keeps
 // its count (it may be shared with the attacker).
@@ -147,11 +167,26 @@ func throttleAddr(addr string) string {
 	return ip.String()
 }
 
-// throttled returns ErrThrottled, with the wait, if an attempt for user
-// from addr must not be checked now.
-func (c *Central) throttled(user, addr string) error {
+// attemptOutcome is how an admitted attempt ended.
+type attemptOutcome int
+
+const (
+	attemptFailed    attemptOutcome = iota // the secret was checked and wrong
+	attemptSucceeded                       // the secret was checked and right
+	attemptUnchecked                       // the secret was not checked (an error came first)
+)
+
+// admitAttempt returns ErrThrottled, with the wait, if an attempt for
+// user from addr must not be checked now. Otherwise it counts the attempt
+// as failed at once, before its check, and the caller must report how it
+// ended with endAttempt.
+func (c *Central) admitAttempt(user, addr string) error {
 	c.throttleMu.Lock()
-	w := c.throttle.wait(user, addr, c.clk.Now())
+	now := c.clk.Now()
+	w := c.throttle.wait(user, addr, now)
+	if w <= 0 {
+		c.throttle.failed(user, addr, now)
+	}
 	c.throttleMu.Unlock()
 	if w <= 0 {
 		return nil
@@ -160,14 +195,18 @@ func (c *Central) throttled(user, addr string) error {
 	return fmt.Errorf("retry in %v: %w", w.Round(time.Millisecond), centralapi.ErrThrottled)
 }
 
-// noteAttempt records the outcome of a checked attempt for user from addr.
-func (c *Central) noteAttempt(user, addr string, ok bool) {
+// endAttempt records how an attempt that admitAttempt admitted ended: a
+// failure is already counted; a success or an unchecked attempt gives
+// it back.
+func (c *Central) endAttempt(user, addr string, out attemptOutcome) {
 	c.throttleMu.Lock()
 	defer c.throttleMu.Unlock()
-	if ok {
+	switch out {
+	case attemptSucceeded:
+		c.throttle.unfailed(user, addr)
 		c.throttle.succeeded(user, addr)
-	} else {
-		c.throttle.failed(user, addr, c.clk.Now())
+	case attemptUnchecked:
+		c.throttle.unfailed(user, addr)
 	}
 }
 

@@ -140,8 +140,13 @@
 //     goroutine and bookkeeping) from its first byte until it is answered,
 //     against its connection's budget (MaxClientConnBytes, 1 MiB, or
 //     MaxConnBytes, 16 MiB, for a cluster peer) and the server's
-//     (MaxInflightBytes, 64 MiB); a request that does not fit is refused
-//     with [ErrBusy].
+//     (MaxInflightBytes, 64 MiB); a request from a peer without the
+//     cluster secret also against its IP address's budget, shared by all
+//     its connections (MaxAddrBytes, 4 MiB), and all such peers' budget
+//     (MaxClientInflightBytes, 32 MiB), so that one address cannot take
+//     much of the server's budget and clients together cannot take the
+//     part kept for cluster peers (their lease renewals and session
+//     checks). A request that does not fit is refused with [ErrBusy].
 //   - Arguments: an argument type declares its method's caps ([ArgLimits]):
 //     [ArgCaps] bound its encoded size and the length of every map and
 //     array in it, checked on the encoding before it is decoded (a map

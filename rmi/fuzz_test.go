@@ -82,7 +82,7 @@ func FuzzServerCodec(f *testing.F) {
 			timeout:    time.Minute,
 			maxBytes:   16 << 10,
 			maxStreams: 1,
-			budgets:    budgets{conn: newByteBudget("this connection", 64<<10), proc: newByteBudget("the server", 64<<10)},
+			budgets:    budgets{newByteBudget("this connection", 64<<10), newByteBudget("the server", 64<<10)},
 		}
 		client, server := net.Pipe()
 		go func() {
@@ -101,10 +101,10 @@ func FuzzServerCodec(f *testing.F) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("the stream %x was not served to its end:\n%s", data, buf[:runtime.Stack(buf, true)])
 		}
-		if n := lim.budgets.conn.inUse(); n != 0 {
+		if n := lim.budgets[0].inUse(); n != 0 {
 			t.Fatalf("%d bytes still charged to the connection's budget", n)
 		}
-		if n := lim.budgets.proc.inUse(); n != 0 {
+		if n := lim.budgets[1].inUse(); n != 0 {
 			t.Fatalf("%d bytes still charged to the server's budget", n)
 		}
 	})

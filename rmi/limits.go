@@ -23,9 +23,18 @@ const (
 	// DefaultMaxClientConnBytes caps the request bytes in flight on one
 	// other peer's connection.
 	DefaultMaxClientConnBytes = 1 << 20
+	// DefaultMaxAddrBytes caps the request bytes in flight from one IP
+	// address over all its connections (but those of cluster peers): a
+	// sixteenth of DefaultMaxInflightBytes, so one address cannot fill
+	// the clients' share alone.
+	DefaultMaxAddrBytes = 4 << 20
 	// DefaultMaxInflightBytes caps the request bytes in flight across the
 	// whole server.
 	DefaultMaxInflightBytes = 64 << 20
+	// DefaultMaxClientInflightBytes caps the request bytes in flight from
+	// all the peers that did not prove the cluster secret: half of
+	// DefaultMaxInflightBytes, the other half being kept for cluster peers.
+	DefaultMaxClientInflightBytes = 32 << 20
 	// DefaultMaxStreamsPerConn caps the streams open at once on one
 	// connection (a well-behaved peer uses one, and briefly a second after
 	// replacing a broken one).
@@ -63,9 +72,20 @@ type Limits struct {
 	// MaxClientConnBytes is MaxConnBytes for every other peer. Default
 	// DefaultMaxClientConnBytes.
 	MaxClientConnBytes int
+	// MaxAddrBytes caps the bytes of requests in flight from one IP
+	// address, over all its connections but those of cluster peers, so
+	// that one address with many connections cannot fill the server's
+	// budget. Default DefaultMaxAddrBytes.
+	MaxAddrBytes int
 	// MaxInflightBytes caps the bytes of requests in flight across the
 	// server. Default DefaultMaxInflightBytes.
 	MaxInflightBytes int
+	// MaxClientInflightBytes caps the bytes of requests in flight from
+	// all peers that did not prove the cluster secret (at most
+	// MaxInflightBytes). The rest of MaxInflightBytes is kept for cluster
+	// peers, so that clients cannot starve the cluster's own calls (lease
+	// renewals, session checks). Default DefaultMaxClientInflightBytes.
+	MaxClientInflightBytes int
 	// MaxStreamsPerConn caps the streams open at once on one connection;
 	// further streams are closed at once. Default DefaultMaxStreamsPerConn.
 	MaxStreamsPerConn int
@@ -93,9 +113,16 @@ func (l Limits) withDefaults(maxRequestBytes int) Limits {
 	if l.MaxClientConnBytes <= 0 {
 		l.MaxClientConnBytes = DefaultMaxClientConnBytes
 	}
+	if l.MaxAddrBytes <= 0 {
+		l.MaxAddrBytes = DefaultMaxAddrBytes
+	}
 	if l.MaxInflightBytes <= 0 {
 		l.MaxInflightBytes = DefaultMaxInflightBytes
 	}
+	if l.MaxClientInflightBytes <= 0 {
+		l.MaxClientInflightBytes = DefaultMaxClientInflightBytes
+	}
+	l.MaxClientInflightBytes = min(l.MaxClientInflightBytes, l.MaxInflightBytes)
 	if l.MaxStreamsPerConn <= 0 {
 		l.MaxStreamsPerConn = DefaultMaxStreamsPerConn
 	}
@@ -112,7 +139,8 @@ func (l Limits) withDefaults(maxRequestBytes int) Limits {
 }
 
 // ErrBusy is the error of a request refused because the request bytes in
-// flight, on its connection or in the whole server, are at their cap. The
+// flight, on its connection, from its address, from all clients or in
+// the whole server, are at their cap. The
 // method did not run; the caller may retry later.
 var ErrBusy = NewError("rmi.busy", "server busy: too many request bytes in flight; retry later")
 
@@ -124,7 +152,7 @@ func busy(b *byteBudget) error {
 // byteBudget counts bytes in flight against a cap. A nil budget is
 // unlimited. It is safe for concurrent use.
 type byteBudget struct {
-	name string // for errors: "this connection", "the server"
+	name string // for errors: "this connection", "the server", ...
 	max  int
 
 	mu   sync.Mutex
@@ -180,45 +208,56 @@ func (b *byteBudget) inUse() int {
 	return b.used
 }
 
-// budgets are the byte budgets a request is charged to: its connection's
-// and the server's. Either may be nil (unlimited).
-type budgets struct{ conn, proc *byteBudget }
+// budgets are the byte budgets a request is charged to, narrowest first:
+// its connection's, its address's (clients only), all clients' (clients
+// only) and the server's. Any may be nil (unlimited).
+type budgets []*byteBudget
 
-// take charges n bytes to both budgets, or to neither (returning the error
-// of the one that is full).
+// take charges n bytes to every budget, or to none (returning the error
+// of the first that is full).
 func (bs budgets) take(n int) error {
-	if !bs.conn.take(n) {
-		return busy(bs.conn)
-	}
-	if !bs.proc.take(n) {
-		bs.conn.release(n)
-		return busy(bs.proc)
+	for i, b := range bs {
+		if !b.take(n) {
+			bs[:i].release(n)
+			return busy(b)
+		}
 	}
 	return nil
 }
 
 func (bs budgets) force(n int) {
-	bs.conn.force(n)
-	bs.proc.force(n)
+	for _, b := range bs {
+		b.force(n)
+	}
 }
 
 func (bs budgets) release(n int) {
-	bs.conn.release(n)
-	bs.proc.release(n)
+	for _, b := range bs {
+		b.release(n)
+	}
 }
 
 // connCounter caps the connections a server serves, in all and per IP
-// address. It is safe for concurrent use.
+// address, and keeps the byte budget of each address that has some. It
+// is safe for concurrent use.
 type connCounter struct {
 	max, perAddr int
+	addrBytes    int // the cap of each address's byte budget
 
 	mu     sync.Mutex
 	total  int
-	byAddr map[string]int
+	byAddr map[string]*addrConns
 }
 
-func newConnCounter(max, perAddr int) *connCounter {
-	return &connCounter{max: max, perAddr: perAddr, byAddr: map[string]int{}}
+// addrConns is what one IP address holds: its connections and the bytes
+// its requests have in flight.
+type addrConns struct {
+	n     int
+	bytes *byteBudget
+}
+
+func newConnCounter(max, perAddr, addrBytes int) *connCounter {
+	return &connCounter{max: max, perAddr: perAddr, addrBytes: addrBytes, byAddr: map[string]*addrConns{}}
 }
 
 // hostOf returns the IP address part of a network address.
@@ -233,28 +272,38 @@ func hostOf(addr net.Addr) string {
 	return host
 }
 
-// admit counts a new connection from host, or reports why it is refused.
-func (c *connCounter) admit(host string) error {
+// admit counts a new connection from host and returns host's byte
+// budget, or reports why it is refused.
+func (c *connCounter) admit(host string) (*byteBudget, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	a := c.byAddr[host]
 	switch {
 	case c.total >= c.max:
-		return fmt.Errorf("serving %d connections, the cap", c.total)
-	case c.byAddr[host] >= c.perAddr:
-		return fmt.Errorf("serving %d connections from %s, the cap per address", c.byAddr[host], host)
+		return nil, fmt.Errorf("serving %d connections, the cap", c.total)
+	case a != nil && a.n >= c.perAddr:
+		return nil, fmt.Errorf("serving %d connections from %s, the cap per address", a.n, host)
+	}
+	if a == nil {
+		a = &addrConns{bytes: newByteBudget("this address", c.addrBytes)}
+		c.byAddr[host] = a
 	}
 	c.total++
-	c.byAddr[host]++
-	return nil
+	a.n++
+	return a.bytes, nil
 }
 
-// leave uncounts a connection admitted from host.
+// leave uncounts a connection admitted from host. Its address's budget
+// is dropped with its last connection (requests still running release
+// into the dropped budget; the server's budget still counts them).
 func (c *connCounter) leave(host string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.total--
-	if c.byAddr[host]--; c.byAddr[host] <= 0 {
-		delete(c.byAddr, host)
+	if a := c.byAddr[host]; a != nil {
+		if a.n--; a.n <= 0 {
+			delete(c.byAddr, host)
+		}
 	}
 }
 
@@ -262,22 +311,27 @@ func (c *connCounter) leave(host string) {
 // closes it and returns false.
 func (s *Server) admit(raw net.Conn) (*serverConn, bool) {
 	host := hostOf(raw.RemoteAddr())
-	if err := s.admitted.admit(host); err != nil {
+	addrBytes, err := s.admitted.admit(host)
+	if err != nil {
 		// Debug, not Warn: a flood of connections must not flood the log.
 		s.log.Debug("rmi: refusing connection", "remote", raw.RemoteAddr().String(), "why", err)
 		_ = raw.Close()
 		return nil, false
 	}
-	return &serverConn{raw: raw, host: host}, true
+	return &serverConn{raw: raw, host: host, addrBytes: addrBytes}, true
 }
 
-// streamLimits returns the limits of the streams of a new connection,
-// from a cluster peer or not, with a byte budget of its own.
-func (s *Server) streamLimits(cluster bool) streamLimits {
+// streamLimits returns the limits of the streams of connection sc, from
+// a cluster peer or not, with a byte budget of its own. A cluster peer's
+// requests are charged to it and the server's budget; any other peer's
+// also to its address's and all clients' budgets.
+func (s *Server) streamLimits(sc *serverConn, cluster bool) streamLimits {
 	l := s.cfg.Limits
-	maxBytes, connBytes := l.MaxClientRequestBytes, l.MaxClientConnBytes
+	maxBytes := l.MaxClientRequestBytes
+	bs := budgets{newByteBudget("this connection", l.MaxClientConnBytes), sc.addrBytes, s.clientInflight, s.inflight}
 	if cluster {
-		maxBytes, connBytes = s.cfg.MaxRequestBytes, l.MaxConnBytes
+		maxBytes = s.cfg.MaxRequestBytes
+		bs = budgets{newByteBudget("this connection", l.MaxConnBytes), s.inflight}
 	}
 	return streamLimits{
 		clk:        s.cfg.Clock,
@@ -285,7 +339,7 @@ func (s *Server) streamLimits(cluster bool) streamLimits {
 		timeout:    l.RequestTimeout,
 		maxBytes:   maxBytes,
 		maxStreams: l.MaxStreamsPerConn,
-		budgets:    budgets{conn: newByteBudget("this connection", connBytes), proc: s.inflight},
+		budgets:    bs,
 	}
 }
 
@@ -299,6 +353,6 @@ func callbackLimits(clk clock.Clock) streamLimits {
 		timeout:    DefaultRequestTimeout,
 		maxBytes:   DefaultMaxRequestBytes,
 		maxStreams: DefaultMaxStreamsPerConn,
-		budgets:    budgets{conn: newByteBudget("this connection", DefaultMaxConnBytes)},
+		budgets:    budgets{newByteBudget("this connection", DefaultMaxConnBytes)},
 	}
 }

@@ -394,6 +394,73 @@ func TestServerBudgetRefusesWithErrBusy(t *testing.T) {
 	}
 }
 
+// fillFrom starts n Block calls spread over conns, one at a time, and
+// returns how many run (the others must be refused with ErrBusy) and the
+// channel their results will come on once ts.svc.release is closed.
+func fillFrom(t *testing.T, ts *testServer, conns []*Client, n int) (running int, results chan error) {
+	t.Helper()
+	results = make(chan error, n)
+	for i := range n {
+		go func() { results <- conns[i%len(conns)].Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+		select {
+		case <-ts.svc.started:
+			running++
+		case err := <-results:
+			if !errors.Is(err, ErrBusy) {
+				t.Fatalf("Block refused with %v, want ErrBusy", err)
+			}
+		case <-time.After(waitBound):
+			t.Fatal("timed out waiting for Block to start or be refused")
+		}
+	}
+	return running, results
+}
+
+// TestAddrBudgetSharedByConns: the connections of one address share one
+// budget, so opening more connections gets an address no more bytes in
+// flight; a cluster peer from that address is not charged to it.
+func TestAddrBudgetSharedByConns(t *testing.T) {
+	secret := []byte("cluster secret")
+	ts := startServer(t, ServerConfig{ClusterSecret: secret, Limits: Limits{MaxAddrBytes: 2*requestOverhead + 1024}}, nil)
+	conns := []*Client{dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{})}
+	running, results := fillFrom(t, ts, conns, 3)
+	if running != 2 {
+		t.Fatalf("%d calls from one address run at once over 3 connections, want its budget's 2", running)
+	}
+	var out EchoArgs
+	if err := dial(t, ts.addr, DialConfig{ClusterSecret: secret}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("a cluster peer on the full address: %+v %v", out, err)
+	}
+	close(ts.svc.release)
+	for range running {
+		waitChan(t, "the blocked calls to end", results)
+	}
+}
+
+// TestClientsCannotStarveCluster: clients filling all the bytes they may
+// hold in flight leave the cluster peers' share free, so a cluster call
+// is still served.
+func TestClientsCannotStarveCluster(t *testing.T) {
+	secret := []byte("cluster secret")
+	ts := startServer(t, ServerConfig{ClusterSecret: secret, Limits: Limits{
+		MaxInflightBytes:       4*requestOverhead + 4096,
+		MaxClientInflightBytes: 2*requestOverhead + 1024,
+	}}, nil)
+	clients := []*Client{dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{})}
+	running, results := fillFrom(t, ts, clients, 4)
+	var out EchoArgs
+	if err := dial(t, ts.addr, DialConfig{ClusterSecret: secret}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("a cluster peer while clients fill their share: %+v %v", out, err)
+	}
+	if running != 2 {
+		t.Fatalf("%d client calls run at once, want their share's 2", running)
+	}
+	close(ts.svc.release)
+	for range running {
+		waitChan(t, "the blocked calls to end", results)
+	}
+}
+
 // TestStreamsPerConnCapped opens one stream more than the cap: the
 // connection is closed.
 func TestStreamsPerConnCapped(t *testing.T) {
@@ -464,20 +531,26 @@ func TestConnsPerAddrCapped(t *testing.T) {
 }
 
 func TestConnCounter(t *testing.T) {
-	c := newConnCounter(3, 2)
+	c := newConnCounter(3, 2, 1024)
+	var budgets []*byteBudget
 	for _, host := range []string{"10.0.0.1", "10.0.0.1", "10.0.0.2"} {
-		if err := c.admit(host); err != nil {
+		b, err := c.admit(host)
+		if err != nil {
 			t.Fatalf("admit %s: %v", host, err)
 		}
+		budgets = append(budgets, b)
 	}
-	if err := c.admit("10.0.0.3"); err == nil {
+	if budgets[0] != budgets[1] || budgets[0] == budgets[2] {
+		t.Fatal("the connections of one address do not share one byte budget, or two addresses do")
+	}
+	if _, err := c.admit("10.0.0.3"); err == nil {
 		t.Fatal("a fourth connection was admitted over the total cap of 3")
 	}
 	c.leave("10.0.0.2")
-	if err := c.admit("10.0.0.1"); err == nil {
+	if _, err := c.admit("10.0.0.1"); err == nil {
 		t.Fatal("a third connection from one address was admitted over its cap of 2")
 	}
-	if err := c.admit("10.0.0.3"); err != nil {
+	if _, err := c.admit("10.0.0.3"); err != nil {
 		t.Fatalf("admit after a leave: %v", err)
 	}
 }

@@ -89,8 +89,9 @@ type Server struct {
 	ctx    context.Context // parent of every call's context
 	cancel context.CancelFunc
 
-	inflight *byteBudget  // request bytes in flight across the server
-	admitted *connCounter // connections served, in all and per address
+	inflight       *byteBudget  // request bytes in flight across the server
+	clientInflight *byteBudget  // the part of inflight from peers not in the cluster
+	admitted       *connCounter // connections served, in all and per address
 
 	mu        sync.Mutex
 	closed    bool
@@ -101,9 +102,10 @@ type Server struct {
 
 // serverConn is one accepted connection.
 type serverConn struct {
-	raw  net.Conn
-	host string         // the remote IP address, as counted by Server.admitted
-	sess *yamux.Session // nil until the handshake is done
+	raw       net.Conn
+	host      string         // the remote IP address, as counted by Server.admitted
+	addrBytes *byteBudget    // host's byte budget, kept by Server.admitted
+	sess      *yamux.Session // nil until the handshake is done
 }
 
 // NewServer returns a server for the objects in t.
@@ -111,15 +113,16 @@ func NewServer(t *Table, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		table:     t,
-		cfg:       cfg,
-		log:       cfg.Logger,
-		ctx:       ctx,
-		cancel:    cancel,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*serverConn]struct{}{},
-		inflight:  newByteBudget("the server", cfg.Limits.MaxInflightBytes),
-		admitted:  newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr),
+		table:          t,
+		cfg:            cfg,
+		log:            cfg.Logger,
+		ctx:            ctx,
+		cancel:         cancel,
+		listeners:      map[net.Listener]struct{}{},
+		conns:          map[*serverConn]struct{}{},
+		inflight:       newByteBudget("the server", cfg.Limits.MaxInflightBytes),
+		clientInflight: newByteBudget("the clients' share of the server", cfg.Limits.MaxClientInflightBytes),
+		admitted:       newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr, cfg.Limits.MaxAddrBytes),
 	}
 }
 
@@ -263,7 +266,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	log.Debug("rmi: connection open", "cluster", hs.cluster, "callbacks", hs.callbacks)
 
 	ctx, cancel := context.WithCancel(WithPeer(s.ctx, peer))
-	lim := s.streamLimits(hs.cluster)
+	lim := s.streamLimits(sc, hs.cluster)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -57,6 +57,7 @@ var (
 	ErrUnknownServer   = rmi.NewError("central.unknown_server", "chat server not registered (lease expired?); register again")
 	ErrBadAddress      = rmi.NewError("central.bad_address", "invalid host:port address")
 	ErrThrottled       = rmi.NewError("central.throttled", "too many failed attempts; wait and try again")
+	ErrBusy            = rmi.NewError("central.busy", "server busy: too many password checks waiting; retry later")
 )
 
 // SessionID names a session without revealing its token: the hex SHA-256
