@@ -52,11 +52,11 @@
 //
 // There are three transports. [Client] (and Peer.Back) carry requests over
 // TCP, as net/rpc calls; [Local] hands them to a Table in the same process,
-// the callee in its own goroutine, seeing only the caller's Peer and
+// in the caller's goroutine, the callee seeing only the caller's Peer and
 // deadline, as over a network; and the simulator (package sim) delivers
 // them through its simulated network in virtual time, reading deadlines on
-// each node's clock. A transport's RoundTrip stops waiting when the
-// caller's context ends.
+// each node's clock. Over TCP, RoundTrip stops waiting when the caller's
+// context ends; in process, the call returns when the method does.
 //
 // # Errors
 //
