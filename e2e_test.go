@@ -390,6 +390,9 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		openssl, _ := exec.LookPath("openssl")
+		if openssl == "" && os.Getenv("CI") != "" {
+			t.Fatal("openssl is not on PATH; .ci/run installs it")
+		}
 		tctx, cancel := context.WithTimeout(ctx, e2eWait)
 		defer cancel()
 		for name, addr := range addrs {
