@@ -16,6 +16,27 @@ import (
 
 // login logs user in with a recorder wired to OnMessage, OnEvent and
 // OnStatus.
+// annAndBobInRoom starts two chat servers, logs ann in on server-1 and
+// bob on server-2, and puts both in room "r", created by ann.
+func annAndBobInRoom(t *testing.T) (w *world, ann *Client, annRec *recorder, bob *Client, bobRec *recorder) {
+	t.Helper()
+	ctx := context.Background()
+	w = newWorld(t, 2)
+	w.AddUser("ann")
+	w.AddUser("bob")
+	w.Place("ann", "server-1")
+	w.Place("bob", "server-2")
+	ann, annRec = login(t, w, "ann")
+	bob, bobRec = login(t, w, "bob")
+	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	return w, ann, annRec, bob, bobRec
+}
+
 func login(t *testing.T, w *world, user string) (*Client, *recorder) {
 	t.Helper()
 	rec := &recorder{}
@@ -282,20 +303,7 @@ func TestRoomsAndDirect(t *testing.T) {
 }
 
 func TestSayIsInsertedOnceAndDelivered(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t, 2)
-	w.AddUser("ann")
-	w.AddUser("bob")
-	w.Place("ann", "server-1")
-	w.Place("bob", "server-2")
-	ann, annRec := login(t, w, "ann")
-	bob, bobRec := login(t, w, "bob")
-	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
+	_, ann, annRec, bob, bobRec := annAndBobInRoom(t)
 
 	var sent []chatapi.Message
 	for _, text := range []string{"a", "b", "c"} {

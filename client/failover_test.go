@@ -15,19 +15,7 @@ import (
 
 func TestSayRetriesWithSameIDAfterServerDies(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t, 2)
-	w.AddUser("ann")
-	w.AddUser("bob")
-	w.Place("ann", "server-1")
-	w.Place("bob", "server-2")
-	ann, annRec := login(t, w, "ann")
-	bob, bobRec := login(t, w, "bob")
-	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
+	w, ann, annRec, bob, bobRec := annAndBobInRoom(t)
 
 	// server-1 stores the post (durably: it acknowledges only then), then
 	// dies before its reply gets out, and before it could forward the post
@@ -182,6 +170,9 @@ func TestFailoverFailureIsRetried(t *testing.T) {
 	rmitest.WaitFor(t, "the reconnect", func() bool { return ann.Server() == "server-2" })
 	say(t, ann, "r", "back")
 	// One outage, however many attempts: one Lost, one Back.
+	// Back is reported once the failover returns, which may be just after
+	// the client is usable again.
+	rmitest.WaitFor(t, "the Back status", func() bool { return len(rec.status()) >= 2 })
 	st := rec.status()
 	if len(st) != 2 || st[0].Kind != Lost || st[0].Server != "server-1" || !rmi.IsUnreachable(st[0].Err) ||
 		st[1].Kind != Back || st[1].Server != "server-2" || st[1].Err != nil {
@@ -190,20 +181,7 @@ func TestFailoverFailureIsRetried(t *testing.T) {
 }
 
 func TestFailoverOnConnectionLoss(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t, 2)
-	w.AddUser("ann")
-	w.AddUser("bob")
-	w.Place("ann", "server-1")
-	w.Place("bob", "server-2")
-	ann, rec := login(t, w, "ann")
-	bob, _ := login(t, w, "bob")
-	if _, err := ann.CreateRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.JoinRoom(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
+	w, ann, rec, bob, _ := annAndBobInRoom(t)
 	say(t, bob, "r", "one")
 	w.Crash("server-1")
 	say(t, bob, "r", "two")
@@ -213,6 +191,9 @@ func TestFailoverOnConnectionLoss(t *testing.T) {
 	if n := w.count("ann", "server-1", "Ping"); n != 0 {
 		t.Fatalf("%d pings reached server-1", n)
 	}
+	// Back is reported once the failover returns, which may be just after
+	// the client is usable again.
+	rmitest.WaitFor(t, "the Back status", func() bool { return len(rec.status()) >= 2 })
 	st := rec.status()
 	if len(st) != 2 || st[0] != (Status{Kind: Lost, Server: "server-1", Err: st[0].Err}) || st[1] != (Status{Kind: Back, Server: "server-2"}) {
 		t.Fatalf("statuses %+v", st)
@@ -240,6 +221,9 @@ func TestFailoverWhenServerUnreachable(t *testing.T) {
 	w.clk.Add(10 * time.Second)
 	rmitest.WaitFor(t, "the failover", func() bool { return ann.Server() == "server-2" })
 	say(t, ann, "r", "over here")
+	// Back is reported once the failover returns, which may be just after
+	// the client is usable again.
+	rmitest.WaitFor(t, "the Back status", func() bool { return len(rec.status()) >= 2 })
 	if st := rec.status(); len(st) != 2 || st[0].Kind != Lost || st[1].Kind != Back {
 		t.Fatalf("statuses %+v", st)
 	}
