@@ -22,9 +22,10 @@ import (
 // that has started, and a timer for the request as a whole at its first
 // byte. Errors are sticky.
 type requestReader struct {
-	st  stream
-	br  *bufio.Reader
-	lim streamLimits
+	st    stream
+	br    *bufio.Reader
+	lim   streamLimits
+	guard lenGuard // below br: sees each byte of the stream once, in order
 
 	n       int          // bytes of the current request consumed by the decoder
 	charged int          // bytes of the current request charged to the budgets
@@ -177,9 +178,7 @@ func (r *requestReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.br.Read(p)
 	r.consumed(n)
-	if err != nil && !errors.Is(err, io.EOF) {
-		r.poison(err)
-	}
+	r.readFailed(err)
 	return n, err
 }
 
@@ -191,10 +190,24 @@ func (r *requestReader) ReadByte() (byte, error) {
 	b, err := r.br.ReadByte()
 	if err == nil {
 		r.consumed(1)
-	} else if !errors.Is(err, io.EOF) {
-		r.poison(err)
 	}
+	r.readFailed(err)
 	return b, err
+}
+
+// readFailed records a failed read of the stream: past EOF nothing more
+// can be read, and a length prefix the guard refused makes the request
+// too large.
+func (r *requestReader) readFailed(err error) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return
+	case errors.Is(err, ErrTooLarge):
+		r.mu.Lock()
+		r.tooLarge = true
+		r.mu.Unlock()
+	}
+	r.poison(err)
 }
 
 // UnreadByte implements io.ByteScanner for the decoder.
@@ -231,6 +244,11 @@ func (s streamReader) Read(p []byte) (int, error) {
 		})
 	}
 	n, err := r.st.Read(p)
+	if ok := r.guard.feed(p[:n]); ok < n {
+		// A length prefix declares more than the cap: hand on the bytes
+		// before its last one, then the refusal.
+		n, err = ok, tooLarge(r.lim.maxBytes)
+	}
 	if t != nil {
 		t.Stop()
 		r.mu.Lock()

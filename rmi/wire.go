@@ -231,7 +231,10 @@ type stream interface {
 }
 
 func newServerCodec(st stream, lim streamLimits) *serverCodec {
-	rd := &requestReader{st: st, lim: lim}
+	rd := &requestReader{st: st, lim: lim, guard: lenGuard{max: lim.maxBytes}}
+	if lim.maxBytes <= 0 {
+		rd.guard.max = int(^uint(0) >> 1)
+	}
 	rd.br = bufio.NewReader(streamReader{rd})
 	h := newHandle()
 	// We buffer ourselves, below the size counter, so the decoder must not
