@@ -255,7 +255,7 @@ func (t *sessionTransport) stream() (*callStream, error) {
 		return nil, fmt.Errorf("%w: opening a stream to %s: %w", ErrConnect, t.remote, err)
 	}
 	cs := &callStream{}
-	cs.rc = rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(closingStream{st}, newHandle()), dead: &cs.dead})
+	cs.rc = rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(guardedStream{closingStream{st}, &lenGuard{max: maxResponseValue}}, newHandle()), dead: &cs.dead})
 	t.cur = cs
 	return cs, nil
 }

@@ -1,5 +1,10 @@
 package rmi
 
+import (
+	"fmt"
+	"io"
+)
+
 // lenGuard watches the msgpack bytes of a stream as they arrive, below the
 // decoder, and stops the stream at a length prefix that declares more
 // than a request may hold.
@@ -100,4 +105,30 @@ func (g *lenGuard) head(c byte) {
 	}
 	// nil, false, true and the unused 0xc1 carry nothing more; the decoder
 	// refuses 0xc1 itself.
+}
+
+// maxResponseValue is the most a length prefix in a response may declare.
+// Responses have no size cap of their own (a page of history may be
+// large), but no honest one holds a single value this big: the guard
+// keeps a hostile server from making a client allocate gigabytes.
+const maxResponseValue = 64 << 20
+
+// errResponseTooLarge refuses a response whose length prefix declares
+// more than maxResponseValue.
+var errResponseTooLarge = fmt.Errorf("rmi: a response declares a value over %d bytes: %w", maxResponseValue, ErrTooLarge)
+
+// guardedStream is a client's stream with its responses passed through a
+// lenGuard before the decoder reads them.
+type guardedStream struct {
+	io.ReadWriteCloser
+	g *lenGuard
+}
+
+// Read implements io.Reader.
+func (s guardedStream) Read(p []byte) (int, error) {
+	n, err := s.ReadWriteCloser.Read(p)
+	if ok := s.g.feed(p[:n]); ok < n {
+		return ok, errResponseTooLarge
+	}
+	return n, err
 }

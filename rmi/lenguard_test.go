@@ -8,10 +8,12 @@ import (
 	"net/rpc"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
 func TestLenGuard(t *testing.T) {
@@ -109,5 +111,34 @@ func TestLenGuardPassesWholeRequests(t *testing.T) {
 	b, _ := io.ReadAll(&stream)
 	if got := g.feed(b); got != len(b) {
 		t.Fatalf("the guard refused byte %d of %d", got, len(b))
+	}
+}
+
+// TestClientRefusesHugeResponse has a made-up server answer a call with a
+// response declaring a 1 GiB string: the call fails at once as too large
+// and the client allocates nothing near that.
+func TestClientRefusesHugeResponse(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() {
+		_, _ = io.Copy(io.Discard, server)
+	}()
+	rc := rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(guardedStream{client, &lenGuard{max: maxResponseValue}}, newHandle()), dead: new(atomic.Bool)})
+	defer rc.Close()
+	hdr := mustMarshal(t, rpc.Response{ServiceMethod: serviceMethod, Seq: 0})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	call := rc.Go(serviceMethod, &Request{Object: "chat", Method: "Sync"}, &reply{}, nil)
+	go func() {
+		_, _ = server.Write(append(hdr, 0x81, 0xa1, 'x', 0xc9, 0x40, 0, 0, 0, 0xff))
+		_ = server.Close()
+	}()
+	<-call.Done
+	runtime.ReadMemStats(&after)
+	if call.Error == nil {
+		t.Fatal("the call succeeded")
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+		t.Fatalf("reading the response allocated %d MB", n>>20)
 	}
 }
