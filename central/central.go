@@ -116,6 +116,10 @@ type Central struct {
 	online   map[string]map[string]int   // user -> server -> attached sessions
 	pending  map[string]pendingPlacement // session key -> placement not yet attached
 	toPush   map[string][]string         // chat server address -> ended session ids to tell it
+	tickets  map[string]ticket           // web login tickets by hash (tickets.go)
+	// ticketQueue holds the keys of c.tickets in the order issued (some
+	// perhaps redeemed already), for expiry.
+	ticketQueue []string
 }
 
 // liveServer is a registered chat server holding a lease.
@@ -362,6 +366,11 @@ func (p *clusterAPI) ListRooms(ctx context.Context, a centralapi.UserArgs) (cent
 // UserRooms implements Cluster.
 func (p *clusterAPI) UserRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.UserRoomsReply, error) {
 	return p.c.UserRooms(ctx, a)
+}
+
+// RedeemTicket implements Cluster.
+func (p *clusterAPI) RedeemTicket(ctx context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
+	return p.c.RedeemTicket(ctx, a)
 }
 
 var (

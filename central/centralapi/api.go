@@ -58,6 +58,7 @@ var (
 	ErrBadAddress      = rmi.NewError("central.bad_address", "invalid host:port address")
 	ErrThrottled       = rmi.NewError("central.throttled", "too many failed attempts; wait and try again")
 	ErrBusy            = rmi.NewError("central.busy", "server busy: too many password checks waiting; retry later")
+	ErrBadTicket       = rmi.NewError("central.bad_ticket", "login link unknown, already used or expired; log in again")
 )
 
 // SessionID names a session without revealing its token: the hex SHA-256
@@ -120,6 +121,26 @@ type Cluster interface {
 	ListRooms(ctx context.Context, args UserArgs) (ListReply, error)
 	// UserRooms lists the rooms args.User is a member of, sorted.
 	UserRooms(ctx context.Context, args UserArgs) (UserRoomsReply, error)
+	// RedeemTicket exchanges a one-time web login ticket for its session.
+	// Central's web login issues the ticket and redirects the browser to
+	// chat server args.Server with it; only that server may redeem it,
+	// once, within TicketTTL.
+	RedeemTicket(ctx context.Context, args TicketArgs) (TicketReply, error)
+}
+
+// TicketTTL is how long a web login ticket may be redeemed.
+const TicketTTL = time.Minute
+
+// TicketArgs are the arguments of RedeemTicket.
+type TicketArgs struct {
+	Ticket string
+	Server string // the redeeming chat server's name
+}
+
+// TicketReply is the session a ticket stood for.
+type TicketReply struct {
+	User  string
+	Token string
 }
 
 // SignUpArgs are the arguments of SignUp.
@@ -386,6 +407,11 @@ func (s ClusterStub) ListRooms(ctx context.Context, a UserArgs) (ListReply, erro
 // UserRooms implements Cluster.
 func (s ClusterStub) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
 	return rmi.Call[UserRoomsReply](ctx, s.Inv, ClusterObjectName, "UserRooms", a)
+}
+
+// RedeemTicket implements Cluster.
+func (s ClusterStub) RedeemTicket(ctx context.Context, a TicketArgs) (TicketReply, error) {
+	return rmi.Call[TicketReply](ctx, s.Inv, ClusterObjectName, "RedeemTicket", a)
 }
 
 var (

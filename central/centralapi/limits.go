@@ -106,3 +106,9 @@ func (UserArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes,
 
 // CheckLimits implements rmi.ArgLimits.
 func (UserArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements rmi.ArgLimits.
+func (TicketArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
+
+// CheckLimits implements rmi.ArgLimits.
+func (TicketArgs) CheckLimits() error { return nil }

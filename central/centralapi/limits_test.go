@@ -88,6 +88,9 @@ func (limitsChecker) DirectRoom(_ context.Context, a centralapi.DirectArgs) (cen
 func (limitsChecker) Room(_ context.Context, a centralapi.RoomQuery) (centralapi.RoomInfo, error) {
 	return centralapi.RoomInfo{}, argtest.Within(a)
 }
+func (limitsChecker) RedeemTicket(_ context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
+	return centralapi.TicketReply{}, argtest.Within(a)
+}
 func (limitsChecker) ListRooms(_ context.Context, a centralapi.UserArgs) (centralapi.ListReply, error) {
 	return centralapi.ListReply{}, argtest.Within(a)
 }

@@ -1,0 +1,98 @@
+package central
+
+// This file holds web login tickets: after the central web port logs a
+// browser in, it redirects the browser to the chat server it placed the
+// session on, with a one-time ticket in the address. The chat server
+// redeems the ticket here for the session's token (RedeemTicket), and sets
+// that as its cookie. A ticket is short-lived, works once and only at the
+// server it names, and is kept in memory only: a central restart voids
+// the outstanding ones (the browser just logs in again).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/distchat/distchat/central/centralapi"
+)
+
+// maxTickets bounds the tickets outstanding at once; issuing one more
+// drops the oldest. Tickets come only from successful (throttled) logins.
+const maxTickets = 10000
+
+// ticket is an issued, unredeemed web login ticket.
+type ticket struct {
+	token   string
+	server  string
+	expires time.Time
+}
+
+// IssueTicket returns a one-time ticket for the session token, to be
+// redeemed by chat server server within centralapi.TicketTTL. The central
+// web port calls it after a login or a reassignment.
+func (c *Central) IssueTicket(token, server string) (string, error) {
+	if _, err := sessionKey(token); err != nil {
+		return "", fmt.Errorf("issue ticket: %w", err)
+	}
+	b := make([]byte, 24)
+	if err := c.readRand(b); err != nil {
+		return "", fmt.Errorf("issue ticket: %w", err)
+	}
+	t := hex.EncodeToString(b)
+	now := c.clk.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tickets == nil {
+		c.tickets = map[string]ticket{}
+	}
+	// Tickets expire in the order they were issued: drop from the front
+	// of the queue the expired ones, and the oldest beyond the cap.
+	for len(c.ticketQueue) > 0 {
+		k := c.ticketQueue[0]
+		tk, ok := c.tickets[k]
+		if ok && now.Before(tk.expires) && len(c.tickets) < maxTickets {
+			break
+		}
+		delete(c.tickets, k)
+		c.ticketQueue = c.ticketQueue[1:]
+	}
+	k := ticketKey(t)
+	c.ticketQueue = append(c.ticketQueue, k)
+	c.tickets[k] = ticket{token: token, server: server, expires: now.Add(centralapi.TicketTTL)}
+	return t, nil
+}
+
+// RedeemTicket implements [Cluster]: it spends a ticket issued for chat
+// server args.Server and returns its session, if that is still valid.
+// Unknown, spent, expired and other servers' tickets all get ErrBadTicket.
+func (c *Central) RedeemTicket(ctx context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
+	if err := checkServer(a.Server); err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := ticketKey(a.Ticket)
+	tk, ok := c.tickets[k]
+	if !ok || tk.server != a.Server || !c.clk.Now().Before(tk.expires) {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket at %s: %w", q(a.Server), centralapi.ErrBadTicket)
+	}
+	delete(c.tickets, k)
+	key, err := sessionKey(tk.token)
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	rec, err := c.validSession(key)
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	return centralapi.TicketReply{User: rec.User, Token: tk.token}, nil
+}
+
+// ticketKey is what the ticket map is keyed by: a ticket's hash, so the
+// map holds no redeemable secret.
+func ticketKey(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return string(sum[:])
+}
