@@ -74,6 +74,9 @@ type Config struct {
 	// closed after the call. Nil means no push: servers then learn of
 	// ended sessions at their next lease renewal only.
 	Connect func(addr string) rmi.Invoker
+	// HTTP is the host:port of the central web port, if it has one; chat
+	// servers learn it when they register (RegisterReply.CentralHTTP).
+	HTTP string
 }
 
 // Central is the central server. It implements [CentralServer] and
@@ -87,6 +90,7 @@ type Central struct {
 	cost       int
 	prefer     func(user string) string
 	connect    func(addr string) rmi.Invoker
+	http       string          // the web port's host:port, if any
 	bg         context.Context // for background calls; cancelled by Close
 	stopBg     context.CancelFunc
 	db         *bolt.DB
@@ -196,6 +200,7 @@ func Open(cfg Config) (*Central, error) {
 		cost:       cfg.PasswordCost,
 		prefer:     cfg.Prefer,
 		connect:    cfg.Connect,
+		http:       cfg.HTTP,
 		db:         db,
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},
@@ -366,6 +371,11 @@ func (p *clusterAPI) ListRooms(ctx context.Context, a centralapi.UserArgs) (cent
 // UserRooms implements Cluster.
 func (p *clusterAPI) UserRooms(ctx context.Context, a centralapi.UserArgs) (centralapi.UserRoomsReply, error) {
 	return p.c.UserRooms(ctx, a)
+}
+
+// SearchUsers implements Cluster.
+func (p *clusterAPI) SearchUsers(ctx context.Context, a centralapi.SearchArgs) (centralapi.SearchReply, error) {
+	return p.c.SearchUsers(ctx, a)
 }
 
 // RedeemTicket implements Cluster.

@@ -94,7 +94,7 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		}
 		rejected = append(rejected, tok)
 	}
-	reply := centralapi.RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Rejected: rejected}
+	reply := centralapi.RegisterReply{LeaseTTL: c.leaseTTL, Servers: c.serverList(), Rejected: rejected, CentralHTTP: c.http}
 	c.mu.Unlock()
 	if old != nil {
 		c.leases.Revoke(old.lease)

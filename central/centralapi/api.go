@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"time"
 
 	"github.com/distchat/distchat/rmi"
@@ -60,6 +61,23 @@ var (
 	ErrBusy            = rmi.NewError("central.busy", "server busy: too many password checks waiting; retry later")
 	ErrBadTicket       = rmi.NewError("central.bad_ticket", "login link unknown, already used or expired; log in again")
 )
+
+// WebURL returns the base URL of a web port at hostport: plain HTTP on a
+// loopback host, HTTPS anywhere else (browsers allow the microphone only
+// on localhost or over HTTPS, and a LAN needs the encryption anyway).
+func WebURL(hostport string) string {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return "http://" + hostport
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "http://" + hostport
+	}
+	return "https://" + hostport
+}
 
 // SessionID names a session without revealing its token: the hex SHA-256
 // of the token. Central keeps only this (never the token), and tells chat
@@ -121,11 +139,29 @@ type Cluster interface {
 	ListRooms(ctx context.Context, args UserArgs) (ListReply, error)
 	// UserRooms lists the rooms args.User is a member of, sorted.
 	UserRooms(ctx context.Context, args UserArgs) (UserRoomsReply, error)
+	// SearchUsers lists the users whose names start with args.Prefix, in
+	// name order, at most args.Limit (MaxSearchResults if zero or more):
+	// how a user finds someone to start a direct chat with.
+	SearchUsers(ctx context.Context, args SearchArgs) (SearchReply, error)
 	// RedeemTicket exchanges a one-time web login ticket for its session.
 	// Central's web login issues the ticket and redirects the browser to
 	// chat server args.Server with it; only that server may redeem it,
 	// once, within TicketTTL.
 	RedeemTicket(ctx context.Context, args TicketArgs) (TicketReply, error)
+}
+
+// MaxSearchResults caps the users one SearchUsers returns.
+const MaxSearchResults = 50
+
+// SearchArgs are the arguments of SearchUsers.
+type SearchArgs struct {
+	Prefix string
+	Limit  int
+}
+
+// SearchReply lists user names, sorted.
+type SearchReply struct {
+	Users []string
 }
 
 // TicketTTL is how long a web login ticket may be redeemed.
@@ -223,6 +259,10 @@ type RegisterReply struct {
 	// sessions (logged out, expired, password reset): the server should
 	// drop those clients.
 	Rejected []string
+	// CentralHTTP is the host:port of central's web port, if it has one:
+	// where the chat app sends a browser to log in again or to be placed
+	// on another server (see WebURL).
+	CentralHTTP string
 }
 
 // RenewArgs are the arguments of RenewServer.
@@ -407,6 +447,11 @@ func (s ClusterStub) ListRooms(ctx context.Context, a UserArgs) (ListReply, erro
 // UserRooms implements Cluster.
 func (s ClusterStub) UserRooms(ctx context.Context, a UserArgs) (UserRoomsReply, error) {
 	return rmi.Call[UserRoomsReply](ctx, s.Inv, ClusterObjectName, "UserRooms", a)
+}
+
+// SearchUsers implements Cluster.
+func (s ClusterStub) SearchUsers(ctx context.Context, a SearchArgs) (SearchReply, error) {
+	return rmi.Call[SearchReply](ctx, s.Inv, ClusterObjectName, "SearchUsers", a)
 }
 
 // RedeemTicket implements Cluster.

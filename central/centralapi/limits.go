@@ -112,3 +112,9 @@ func (TicketArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgByte
 
 // CheckLimits implements rmi.ArgLimits.
 func (TicketArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements rmi.ArgLimits.
+func (SearchArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
+
+// CheckLimits implements rmi.ArgLimits.
+func (SearchArgs) CheckLimits() error { return nil }

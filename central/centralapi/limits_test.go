@@ -88,6 +88,9 @@ func (limitsChecker) DirectRoom(_ context.Context, a centralapi.DirectArgs) (cen
 func (limitsChecker) Room(_ context.Context, a centralapi.RoomQuery) (centralapi.RoomInfo, error) {
 	return centralapi.RoomInfo{}, argtest.Within(a)
 }
+func (limitsChecker) SearchUsers(_ context.Context, a centralapi.SearchArgs) (centralapi.SearchReply, error) {
+	return centralapi.SearchReply{}, argtest.Within(a)
+}
 func (limitsChecker) RedeemTicket(_ context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
 	return centralapi.TicketReply{}, argtest.Within(a)
 }
