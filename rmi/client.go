@@ -118,7 +118,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	}
 
 	log := cfg.Logger.With("remote", addr)
-	sess, err := yamux.Client(newIdleConn(tconn, cfg.Clock, DefaultIdleTimeout), yamuxConfig(log, keepAliveInterval))
+	sess, err := yamux.Client(&frameConn{Conn: newIdleConn(tconn, cfg.Clock, DefaultIdleTimeout)}, yamuxConfig(log, keepAliveInterval))
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("rmi: dial %s: %w: %w", addr, ErrConnect, err)

@@ -241,7 +241,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	}
 
 	keepAlive := max(min(keepAliveInterval, s.cfg.IdleTimeout/3), time.Millisecond)
-	sess, err := yamux.Server(newIdleConn(conn, s.cfg.Clock, s.cfg.IdleTimeout), yamuxConfig(log, keepAlive))
+	sess, err := yamux.Server(&frameConn{Conn: newIdleConn(conn, s.cfg.Clock, s.cfg.IdleTimeout)}, yamuxConfig(log, keepAlive))
 	if err != nil {
 		_ = raw.Close()
 		log.Error("rmi: starting session", "err", err)
