@@ -157,5 +157,6 @@ Quick start, one machine:
   %[1]s up                                          # central + 3 chat servers
   %[1]s signup --central 127.0.0.1:1099 --user alice
   %[1]s client --central 127.0.0.1:1099 --user alice
+  or open the central web port up prints (http://127.0.0.1:8080) in a browser
 `, prog)
 }
