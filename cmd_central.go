@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/benbjohnson/clock"
 
@@ -34,7 +37,15 @@ the secret. Clients pin the CA on first use, or take a copy of ca.crt
 with --ca; central prints the CA's fingerprint when it starts.
 
 The address put in the registry is --advertise, else the --listen host if
-it is a specific address, else the IP of this machine's default route.`
+it is a specific address, else the IP of this machine's default route.
+
+With --http HOST:PORT central also serves its web pages there: login,
+signup and forgot password; after a login it sends the browser to the
+chat server it placed the user on. Chat servers learn the address. On a
+loopback host it is plain HTTP; anywhere else HTTPS, with --tls-cert and
+--tls-key if given, else with a certificate the cluster CA signs for
+central's host names and addresses (the login page offers the CA for
+browsers to trust).`
 
 // runCentral is the "central" subcommand.
 func runCentral(ctx context.Context, e *env, args []string) error {
@@ -44,11 +55,17 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	data := f.String("data", "", "data directory `DIR` (required)")
 	secretFile := f.String("cluster-secret-file", "", "cluster secret `FILE`, created if absent (default DIR/cluster.secret); the cluster CA is kept beside it")
 	extraHosts := f.StringSlice("cert-host", nil, "another `NAME` or IP clients use to reach central, for its certificate (repeatable)")
+	httpAddr := f.String("http", "", "serve the web pages on `HOST:PORT` (default: no web port)")
+	tlsCert := f.String("tls-cert", "", "the web port's certificate `FILE` (PEM; default: one the cluster CA signs)")
+	tlsKey := f.String("tls-key", "", "the key `FILE` of --tls-cert (PEM)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if err := f.required("data"); err != nil {
 		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usagef("give both --tls-cert and --tls-key, or neither")
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -76,11 +93,15 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	cp, err := startCentral(ctx, centralOptions{
 		dir: *data, listen: *listen, advertise: *advertise, secret: secret,
 		ca: ca, certHosts: *extraHosts, clock: clk, log: log,
+		http: *httpAddr, webTLS: webTLSOptions{certFile: *tlsCert, keyFile: *tlsKey},
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "central server listening on %s (registry rmi://%s/%s)\n", cp.addr, cp.addr, centralapi.ObjectName)
+	if cp.web != nil {
+		fmt.Fprintf(e.stdout, "central web at %s\n", cp.web.url)
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -98,27 +119,65 @@ type centralOptions struct {
 	secret    []byte
 	ca        *pki.CA  // the cluster CA: central's certificate, and the chat servers'
 	certHosts []string // more names for central's certificate
-	clock     clock.Clock
-	log       *slog.Logger
+	// http is the web port's HOST:PORT; empty for none. httpFallback
+	// lets it take another port if that one is taken (see listenWeb).
+	http         string
+	httpFallback bool
+	webTLS       webTLSOptions
+	clock        clock.Clock
+	log          *slog.Logger
 }
 
 // centralProc is a running central server.
 type centralProc struct {
 	c        *central.Central
 	srv      *rmi.Server
+	web      *webPort         // nil without a web port
 	cert     *pki.CentralCert // central's certificate: cert.ClientConfig(addr) dials a chat server
 	addr     string           // advertised address, bound in the registry
-	serveErr chan error
+	serveErr chan error       // the rmi server's or the web port's failure
 }
 
-// startCentral opens the central server's state, exports the registry and
-// the central server's objects, binds the central server in the registry
-// and serves the table on a new listener.
+// startCentral binds the rmi listener (and the web port's, if any), opens
+// the central server's state, exports the registry and the central
+// server's objects, binds the central server in the registry, and serves.
 func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	addr, err := advertiseAddr(l, o.listen, o.advertise, "")
+	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			l.Close()
+			return nil, err
+		}
+		// No route anywhere: only this machine can reach us anyway.
+		addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+		o.log.Warn("no default route; advertising the loopback address (give --advertise for other machines)", "addr", addr)
+	}
+	// The web port is bound first, so that central knows the address to
+	// tell chat servers (Config.HTTP).
+	var wl net.Listener
+	webAddr := ""
+	if o.http != "" {
+		if wl, err = listenWeb(o.http, o.httpFallback); err != nil {
+			l.Close()
+			return nil, err
+		}
+		webAddr = webAdvertise(wl.Addr(), addr)
+	}
+	closeListeners := func() {
+		l.Close()
+		if wl != nil {
+			wl.Close()
+		}
+	}
 	// cert is central's certificate, made once the advertised address is
 	// known (below), before anything is served: Connect runs only later.
 	var cert *pki.CentralCert
-	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log,
+	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log, HTTP: webAddr,
 		// Only to tell chat servers that sessions ended. Chat servers
 		// require mutual TLS: central presents its own certificate.
 		Connect: func(addr string) rmi.Invoker {
@@ -127,53 +186,48 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 		},
 	})
 	if err != nil {
+		closeListeners()
+		return nil, err
+	}
+	fail := func(err error) (*centralProc, error) {
+		closeListeners()
+		c.Close()
 		return nil, err
 	}
 	t := rmi.NewTable(o.log)
 	if err := rmi.Export[rmi.RegistryService](t, rmi.RegistryObjectName, rmi.NewRegistry()); err != nil {
-		c.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := c.Export(t); err != nil {
-		c.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := central.NewCertIssuer(o.ca, o.log).Export(t); err != nil {
-		c.Close()
-		return nil, err
-	}
-	l, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	addr, err := advertiseAddr(l, o.listen, o.advertise, "")
-	if err != nil {
-		var ue *usageError
-		if errors.As(err, &ue) {
-			l.Close()
-			c.Close()
-			return nil, err
-		}
-		// No route anywhere: only this machine can reach us anyway.
-		addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
-		o.log.Warn("no default route; advertising the loopback address (give --advertise for other machines)", "addr", addr)
+		return fail(err)
 	}
 	reg := rmi.RegistryStub{Inv: rmi.Local{Table: t}}
 	if err := reg.Rebind(ctx, centralapi.ObjectName, rmi.Ref{Addr: addr, Object: centralapi.ObjectName}); err != nil {
-		l.Close()
-		c.Close()
-		return nil, fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err)
+		return fail(fmt.Errorf("bind %s in the registry: %w", centralapi.ObjectName, err))
 	}
-	cert = o.ca.CentralCert(certHosts(addr, o.listen, o.certHosts))
-	srv := rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
-	cp := &centralProc{c: c, srv: srv, cert: cert, addr: addr, serveErr: make(chan error, 1)}
-	go func() { cp.serveErr <- srv.Serve(l) }()
+	cert = o.ca.CentralCert(certHosts(addr, o.listen, append(slices.Clone(o.certHosts), hostPart(webAddr))))
+	cp := &centralProc{c: c, cert: cert, addr: addr, serveErr: make(chan error, 2)}
+	if wl != nil {
+		var tlsCfg *tls.Config
+		if o.webTLS.force || strings.HasPrefix(centralapi.WebURL(webAddr), "https:") {
+			if tlsCfg, err = webTLSConfig(o.webTLS, cert); err != nil {
+				return fail(err)
+			}
+		}
+		if cp.web, err = startWeb(wl, webAddr, c, o.ca, tlsCfg, o.log, cp.serveErr); err != nil {
+			return fail(err)
+		}
+	}
+	cp.srv = rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
+	go func() { cp.serveErr <- cp.srv.Serve(l) }()
 	o.log.Info("central server up", "listen", l.Addr().String(), "advertised", addr, "data", o.dir)
 	return cp, nil
 }
 
 // Close stops serving and closes the central server's state.
 func (p *centralProc) Close() error {
-	return errors.Join(p.srv.Close(), p.c.Close())
+	return errors.Join(p.web.Close(), p.srv.Close(), p.c.Close())
 }

@@ -43,6 +43,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	serverListen := f.String("server-listen", "", "first chat server's `HOST:PORT`; the others take the next ports (default 127.0.0.1, any free port)")
 	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
+	centralHTTP := f.String("http", "127.0.0.1:8080", "central's web pages on `HOST:PORT` (\"\": none; if the default port is taken, the next free one)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -78,9 +79,13 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	}
 	cp, err := startCentral(ctx, centralOptions{
 		dir: filepath.Join(*data, "central"), listen: *listen, secret: secret, ca: ca, clock: clk, log: log,
+		http: *centralHTTP, httpFallback: !f.Changed("http"),
 	})
 	if err != nil {
 		return err
+	}
+	if cp.web != nil {
+		fmt.Fprintf(e.stdout, "central web at %s\n", cp.web.url)
 	}
 	var servers []*serverProc
 	closeAll := func() error {
@@ -110,6 +115,9 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(w, "distchat is up (data in %s, clock %s).\n", *data, *clockMode)
 	fmt.Fprintf(w, "  central server  %s   (registry rmi://%s/%s)\n", cp.addr, cp.addr, centralapi.ObjectName)
 	fmt.Fprintf(w, "  cluster CA      %s   (%s)\n", ca.Fingerprint(), filepath.Join(*data, pki.CACertFile))
+	if cp.web != nil {
+		fmt.Fprintf(w, "  central web     %s   (open it in a browser to sign up and log in)\n", cp.web.url)
+	}
 	for _, sp := range servers {
 		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
 	}

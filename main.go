@@ -32,6 +32,7 @@ func commands() []command {
 		{"server", "run one chat server, registered with a central server", runServer},
 		{"signup", "create an account (prints its recovery code)", runSignup},
 		{"reset-password", "set a new password using the account's recovery code", runResetPassword},
+		{"admin", "operator commands: reset-password issues a user a one-time reset code", runAdmin},
 		{"client", "log in and chat in the terminal (scriptable on a pipe)", runClient},
 		{"sim", "simulate the system deterministically and check the ordering rule", runSim},
 		{"version", "print the version of distchat and of Go", runVersion},
@@ -156,5 +157,6 @@ Quick start, one machine:
   %[1]s up                                          # central + 3 chat servers
   %[1]s signup --central 127.0.0.1:1099 --user alice
   %[1]s client --central 127.0.0.1:1099 --user alice
+  or open the central web port up prints (http://127.0.0.1:8080) in a browser
 `, prog)
 }

@@ -383,6 +383,11 @@ func (p *clusterAPI) RedeemTicket(ctx context.Context, a centralapi.TicketArgs) 
 	return p.c.RedeemTicket(ctx, a)
 }
 
+// IssueResetCode implements Cluster.
+func (p *clusterAPI) IssueResetCode(ctx context.Context, a centralapi.UserArgs) (centralapi.ResetReply, error) {
+	return p.c.IssueResetCode(ctx, a)
+}
+
 var (
 	_ centralapi.CentralServer = (*Central)(nil)
 	_ centralapi.Cluster       = (*Central)(nil)

@@ -57,6 +57,7 @@ func TestExportOverLocal(t *testing.T) {
 		_, calls["Room"] = cl.Room(ctx, centralapi.RoomQuery{Room: "r"})
 		_, calls["ListRooms"] = cl.ListRooms(ctx, centralapi.UserArgs{User: "alice"})
 		_, calls["UserRooms"] = cl.UserRooms(ctx, centralapi.UserArgs{User: "alice"})
+		_, calls["IssueResetCode"] = cl.IssueResetCode(ctx, centralapi.UserArgs{User: "alice"})
 		for m, err := range calls {
 			wantErr(t, "anonymous "+m, err, rmi.ErrUnauthorized)
 		}

@@ -1,14 +1,12 @@
 package central
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
-	"github.com/distchat/distchat/rmi"
 )
 
 // Login throttling. Every password (or recovery code) check is expensive
@@ -192,8 +190,25 @@ func (c *Central) admitAttempt(user, addr string) error {
 		return nil
 	}
 	c.log.Info("attempt throttled", "user", user, "addr", addr, "wait", w)
-	return fmt.Errorf("retry in %v: %w", w.Round(time.Millisecond), centralapi.ErrThrottled)
+	return &ThrottledError{Wait: w.Round(time.Millisecond)}
 }
+
+// ThrottledError is the error of an attempt refused by the throttle: it
+// says how long to wait, and wraps centralapi.ErrThrottled (so errors.Is
+// works, and the code crosses rmi). An in-process caller, such as the web
+// port, reads Wait with errors.As.
+type ThrottledError struct {
+	// Wait is how long the caller must wait before the next attempt.
+	Wait time.Duration
+}
+
+// Error returns "retry in WAIT: " and ErrThrottled's message.
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("retry in %v: %v", e.Wait, centralapi.ErrThrottled)
+}
+
+// Unwrap returns centralapi.ErrThrottled.
+func (e *ThrottledError) Unwrap() error { return centralapi.ErrThrottled }
 
 // endAttempt records how an attempt that admitAttempt admitted ended: a
 // failure is already counted; a success or an unchecked attempt gives
@@ -208,13 +223,4 @@ func (c *Central) endAttempt(user, addr string, out attemptOutcome) {
 	case attemptUnchecked:
 		c.throttle.unfailed(user, addr)
 	}
-}
-
-// callerAddr is the throttling address of the caller of ctx (empty for an
-// in-process call).
-func callerAddr(ctx context.Context) string {
-	if p := rmi.PeerFromContext(ctx); p != nil {
-		return throttleAddr(p.Addr)
-	}
-	return ""
 }

@@ -148,6 +148,11 @@ type Cluster interface {
 	// chat server args.Server with it; only that server may redeem it,
 	// once, within TicketTTL.
 	RedeemTicket(ctx context.Context, args TicketArgs) (TicketReply, error)
+	// IssueResetCode replaces args.User's recovery code with a fresh one
+	// and returns it: the operator's help for a user who lost both the
+	// password and the code (distchat admin reset-password). The code
+	// works once, like any recovery code, with ResetPassword.
+	IssueResetCode(ctx context.Context, args UserArgs) (ResetReply, error)
 }
 
 // MaxSearchResults caps the users one SearchUsers returns.
@@ -457,6 +462,11 @@ func (s ClusterStub) SearchUsers(ctx context.Context, a SearchArgs) (SearchReply
 // RedeemTicket implements Cluster.
 func (s ClusterStub) RedeemTicket(ctx context.Context, a TicketArgs) (TicketReply, error) {
 	return rmi.Call[TicketReply](ctx, s.Inv, ClusterObjectName, "RedeemTicket", a)
+}
+
+// IssueResetCode implements Cluster.
+func (s ClusterStub) IssueResetCode(ctx context.Context, a UserArgs) (ResetReply, error) {
+	return rmi.Call[ResetReply](ctx, s.Inv, ClusterObjectName, "IssueResetCode", a)
 }
 
 var (

@@ -94,6 +94,9 @@ func (limitsChecker) SearchUsers(_ context.Context, a centralapi.SearchArgs) (ce
 func (limitsChecker) RedeemTicket(_ context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
 	return centralapi.TicketReply{}, argtest.Within(a)
 }
+func (limitsChecker) IssueResetCode(_ context.Context, a centralapi.UserArgs) (centralapi.ResetReply, error) {
+	return centralapi.ResetReply{}, argtest.Within(a)
+}
 func (limitsChecker) ListRooms(_ context.Context, a centralapi.UserArgs) (centralapi.ListReply, error) {
 	return centralapi.ListReply{}, argtest.Within(a)
 }

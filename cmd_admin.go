@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/pki"
+)
+
+const adminDescription = `Operator commands. They prove the cluster secret to the central server,
+so run them on the central machine or on one with a copy of the secret.
+
+Commands:
+  reset-password --user NAME   issue a one-time reset code for a user who
+                               lost both the password and the recovery code
+
+Run 'distchat admin COMMAND --help' for a command's flags.`
+
+// runAdmin is the "admin" subcommand: it dispatches to its own commands.
+func runAdmin(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "reset-password" {
+		return runAdminResetPassword(ctx, e, args[1:])
+	}
+	f := newFlagSet(e, "admin", "COMMAND [flags]", adminDescription, "warn")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return usagef("unknown admin command %q (want reset-password)", args[0])
+	}
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	return usagef("missing admin command (want reset-password)")
+}
+
+const adminResetDescription = `Issues a one-time reset code for a user who lost both the password and
+the recovery code, and prints it. It replaces the user's recovery code:
+give it to the user (in person), who sets a new password with it on the
+central web port's "Forgot password" page, or with 'distchat
+reset-password'. Until then the old password still works.
+
+Central must be running (its data cannot be opened while it is). The
+command proves the cluster secret, over TLS verified against the cluster
+CA: --ca, by default ca.crt beside the secret file, as on the central
+machine.`
+
+// runAdminResetPassword is "admin reset-password".
+func runAdminResetPassword(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "admin reset-password", "--user NAME --cluster-secret-file FILE [--central HOST:PORT] [--ca FILE]", adminResetDescription, "warn")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	user := f.String("user", "", "the user's `NAME` (required)")
+	secretFile := f.String("cluster-secret-file", "", "the cluster secret `FILE`, as on the central server (required)")
+	caFile := f.String("ca", "", "the cluster CA certificate `FILE` (default: ca.crt beside the secret file)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.required("user", "cluster-secret-file", "central"); err != nil {
+		return err
+	}
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	caddr, err := centralAddr(*centralFlag)
+	if err != nil {
+		return usagef("--central: %v", err)
+	}
+	if *caFile == "" {
+		*caFile = filepath.Join(filepath.Dir(*secretFile), pki.CACertFile)
+	}
+	secret, err := readSecretFile(*secretFile, log)
+	if err != nil {
+		return err
+	}
+	trust, err := pki.NewClientTrust(pki.TrustOptions{Central: caddr, CAFile: *caFile})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, accountTimeout)
+	defer cancel()
+	clk := clock.New()
+	cl, err := rmi.Dial(ctx, caddr, rmi.DialConfig{Clock: clk, Logger: log, ClusterSecret: secret, TLS: trust.ClientConfig(caddr)})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rep, err := centralapi.ClusterStub{Inv: cl}.IssueResetCode(ctx, centralapi.UserArgs{User: *user})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, `One-time reset code for %q: %s
+Give it to the user, in person. They set a new password with it on the
+central web port's "Forgot password" page, or with
+  %s reset-password --central %s --user %s --recovery-code CODE
+It replaces their recovery code and works once.
+`, *user, rep.RecoveryCode, e.prog, *centralFlag, *user)
+	return nil
+}
