@@ -17,11 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
@@ -119,6 +120,8 @@ func newBrowser(t *testing.T, name, home string) *browser {
 		t.Fatalf("browser %s: start %s: %v\n%s", name, exe, err, lastLines(b.out.String(), 20))
 	}
 	b.ctx = ctx
+	// A fixed viewport, so that screenshots have one size.
+	b.do("set the viewport", chromedp.EmulateViewport(1280, 800))
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
 		for ev, err := range dialogs {
@@ -278,7 +281,7 @@ func (b *browser) darkMode(on bool) {
 func fill(sel, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.WaitVisible(chromedp.CSS(sel)),
-		chromedp.SetValue(chromedp.CSS(sel), ""),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf("document.querySelector(%s).value = ''", jsString(sel))),
 		chromedp.SendKeys(chromedp.CSS(sel), text),
 	)
 }
@@ -352,7 +355,7 @@ func (b *browser) post(text string, enter bool) {
 	b.t.Helper()
 	send := chromedp.Click(chromedp.CSS("#send"))
 	if enter {
-		send = chromedp.SendKeys(chromedp.CSS("textarea#composer"), kb.Enter)
+		send = chromedp.Steps(chromedp.Focus(chromedp.CSS("textarea#composer")), pressEnter)
 	}
 	b.do("post "+text, chromedp.WaitVisible(chromedp.CSS("textarea#composer")),
 		chromedp.SendKeys(chromedp.CSS("textarea#composer"), text), send)
@@ -368,6 +371,22 @@ func (b *browser) post(text string, enter bool) {
 		b.t.Errorf("the composer still holds %q after sending", v)
 	}
 }
+
+// pressEnter presses and releases the Enter key in the focused element,
+// as a person does: a keydown the page can cancel (the composer sends),
+// without the separate character event with which chromedp's SendKeys
+// would also insert a line break.
+var pressEnter = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+		})
+		if err != nil {
+			return fmt.Errorf("press Enter: %w", err)
+		}
+	}
+	return nil
+})
 
 // webMsg is one li.msg of the page's #messages.
 type webMsg struct {
