@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -615,10 +616,26 @@ type cluster struct {
 	serverNames []string
 	procs       map[string]*proc
 	logs        *rmitest.SyncBuffer // the in-process clients' logs
+	opts        clusterOptions
+	centralWeb  string // central's web URL, with opts.web
+}
+
+// clusterOptions shapes a test cluster. newCluster's is TestEndToEnd's:
+// three chat servers on loopback, without web ports.
+type clusterOptions struct {
+	servers int    // how many chat servers to start
+	host    string // the IP every process listens on (RMI and web ports)
+	web     bool   // give central and each chat server a web port (--http HOST:0)
 }
 
 func newCluster(t *testing.T) *cluster {
-	h := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}, logs: &rmitest.SyncBuffer{}}
+	return newClusterWith(t, clusterOptions{servers: 3, host: "127.0.0.1"})
+}
+
+// newClusterWith builds the binary and starts central and opts.servers
+// chat servers, named chat-1, chat-2, ...
+func newClusterWith(t *testing.T, opts clusterOptions) *cluster {
+	h := &cluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}, logs: &rmitest.SyncBuffer{}, opts: opts}
 	h.bin = buildBinary(t)
 	h.secret = filepath.Join(h.dir, "cluster.secret")
 	if err := os.WriteFile(h.secret, []byte(randomHex(t, 32)+"\n"), 0o600); err != nil {
@@ -635,30 +652,64 @@ func newCluster(t *testing.T) *cluster {
 			t.Logf("---- clients' log ----\n%s", lastLines(h.logs.String(), 40))
 		}
 	})
-	c := h.start("central", "central", "--listen", "127.0.0.1:0", "--data", filepath.Join(h.dir, "central"),
-		"--cluster-secret-file", h.secret, "--log-level", "debug")
-	h.caPrint = c.waitLine(t, regexp.MustCompile(`^cluster CA fingerprint (SHA256:\S+):`))[1]
-	h.centralAddr = c.waitLine(t, regexp.MustCompile(`^central server listening on (\S+) `))[1]
+	args := []string{"central", "--listen", net.JoinHostPort(opts.host, "0"), "--data", filepath.Join(h.dir, "central"),
+		"--cluster-secret-file", h.secret, "--log-level", "debug"}
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^cluster CA fingerprint (SHA256:\S+):`),
+		regexp.MustCompile(`^central server listening on (\S+) `),
+	}
+	if opts.web {
+		args = append(args, "--http", net.JoinHostPort(opts.host, "0"))
+		want = append(want, regexp.MustCompile(`^central web at (\S+)$`))
+	}
+	c := h.start("central", args...)
+	got := c.waitLines(t, want...)
+	h.caPrint, h.centralAddr = got[0][1], got[1][1]
+	if opts.web {
+		h.centralWeb = got[2][1]
+	}
 	h.ca = filepath.Join(h.dir, pki.CACertFile)
 	var err error
 	if h.trust, err = pki.NewClientTrust(pki.TrustOptions{Central: h.centralAddr, CAFile: h.ca}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= opts.servers; i++ {
 		name := fmt.Sprintf("chat-%d", i)
 		h.serverNames = append(h.serverNames, name)
-		h.startServer(name, "127.0.0.1:0")
+		h.startServer(name, net.JoinHostPort(opts.host, "0"))
 	}
 	return h
 }
 
 // startServer starts chat server name listening on listen and waits until
-// it is registered with central.
+// it is registered with central. With a web port, a restarted server
+// gets the web port it had before.
 func (h *cluster) startServer(name, listen string) {
-	p := h.start(name, "server", "--central", h.centralAddr, "--name", name, "--listen", listen,
-		"--data", filepath.Join(h.dir, name), "--cluster-secret-file", h.secret, "--log-level", "debug")
-	p.addr = p.waitLine(h.t, regexp.MustCompile(`^chat server \S+ listening on \S+, advertised as (\S+)$`))[1]
-	p.waitLine(h.t, regexp.MustCompile(`^chat server \S+ registered`))
+	args := []string{"server", "--central", h.centralAddr, "--name", name, "--listen", listen,
+		"--data", filepath.Join(h.dir, name), "--cluster-secret-file", h.secret, "--log-level", "debug"}
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^chat server \S+ listening on \S+, advertised as (\S+)$`),
+		regexp.MustCompile(`^chat server \S+ registered`),
+	}
+	if h.opts.web {
+		webListen := net.JoinHostPort(h.opts.host, "0")
+		if old := h.procs[name]; old != nil && old.webAddr != "" {
+			webListen = old.webAddr
+		}
+		args = append(args, "--http", webListen)
+		want = append(want, regexp.MustCompile(`^chat server `+regexp.QuoteMeta(name)+` web at (\S+)$`))
+	}
+	p := h.start(name, args...)
+	got := p.waitLines(h.t, want...)
+	p.addr = got[0][1]
+	if h.opts.web {
+		p.web = got[2][1]
+		u, err := url.Parse(p.web)
+		if err != nil {
+			h.t.Fatalf("%s printed a bad web URL %q: %v", name, p.web, err)
+		}
+		p.webAddr = u.Host
+	}
 }
 
 // start runs the binary as process name.
@@ -862,6 +913,8 @@ type proc struct {
 	args    []string
 	cmd     *exec.Cmd
 	addr    string // a chat server's advertised address
+	web     string // a chat server's web URL, as it printed it (with a web port)
+	webAddr string // the host:port of web
 	logFile string
 	lines   chan string
 	done    chan struct{}
@@ -872,20 +925,45 @@ type proc struct {
 // submatches.
 func (p *proc) waitLine(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
+	return p.waitLines(t, re)[0]
+}
+
+// waitLines waits (bounded) until stdout has shown a line matching each of
+// res, in any order, and returns each one's submatches (in the order of
+// res). A line counts for the first pattern still waiting that it matches.
+func (p *proc) waitLines(t *testing.T, res ...*regexp.Regexp) [][]string {
+	t.Helper()
+	got := make([][]string, len(res))
+	missing := func() []string {
+		var out []string
+		for i, re := range res {
+			if got[i] == nil {
+				out = append(out, re.String())
+			}
+		}
+		return out
+	}
 	timer := time.NewTimer(e2eWait)
 	defer timer.Stop()
-	for {
+	for len(missing()) > 0 {
 		select {
 		case line := <-p.lines:
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
+			for i, re := range res {
+				if got[i] != nil {
+					continue
+				}
+				if m := re.FindStringSubmatch(line); m != nil {
+					got[i] = m
+					break
+				}
 			}
 		case <-p.done:
-			t.Fatalf("%s exited (%v) before printing a line matching %s; stderr:\n%s", p.name, p.waitErr, re, tail(p.logFile, 30))
+			t.Fatalf("%s exited (%v) before printing lines matching %q; stderr:\n%s", p.name, p.waitErr, missing(), tail(p.logFile, 30))
 		case <-timer.C:
-			t.Fatalf("%s printed no line matching %s in %v; stderr:\n%s", p.name, re, e2eWait, tail(p.logFile, 30))
+			t.Fatalf("%s printed no lines matching %q in %v; stderr:\n%s", p.name, missing(), e2eWait, tail(p.logFile, 30))
 		}
 	}
+	return got
 }
 
 func (p *proc) exited() bool {
