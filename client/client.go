@@ -168,6 +168,29 @@ func (c *Client) Last(room string) (chatapi.Message, bool) {
 	return chatapi.Message{}, false
 }
 
+// Page returns up to n messages of room's view that come just before
+// stamp before, in stamp order (a zero before: the newest n); see
+// [View.Page].
+func (c *Client) Page(room string, before chatapi.Stamp, n int) []chatapi.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.rooms.views[room]; v != nil {
+		return v.Page(before, n)
+	}
+	return nil
+}
+
+// Next returns the message of room's view that comes right after stamp s,
+// if any: where a message stamped s is shown (before it, or last).
+func (c *Client) Next(room string, s chatapi.Stamp) (chatapi.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.rooms.views[room]; v != nil {
+		return v.Next(s)
+	}
+	return chatapi.Message{}, false
+}
+
 // ViewStats returns the insertion counters of room's view, and whether the
 // client has one.
 func (c *Client) ViewStats(room string) (ViewStats, bool) {
