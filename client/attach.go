@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -18,7 +19,8 @@ type Session struct {
 
 // Attach attaches an existing session to s.Server without logging in (no
 // password is needed: the token is the credential) and syncs every room
-// of the user, as Login does after its redirect. Unlike Login it does not
+// of the user, as Login does after its redirect. s.User may be empty: the
+// chat server says whose session the token is (see Client.User). Unlike Login it does not
 // fail over if that server refuses at once: the caller chose the server.
 // Afterwards the Client behaves as one from Login, except that a session
 // that expires cannot be renewed without a password: the client then
@@ -29,11 +31,11 @@ type Session struct {
 // Client attached to that very chat server, so the browser reaches the
 // same operations as the terminal client.
 func Attach(ctx context.Context, cfg Config, s Session) (*Client, error) {
-	cfg.User = s.User
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
+	if cfg.Central == "" {
+		return nil, errors.New("client: no central server address")
 	}
+	cfg.User = s.User
+	cfg = cfg.applyDefaults()
 	lr := centralapi.LoginReply{User: s.User, Token: s.Token, Server: s.Server}
 	c, err := newClient(cfg, lr, nil)
 	if err != nil {
@@ -54,15 +56,18 @@ func Attach(ctx context.Context, cfg Config, s Session) (*Client, error) {
 // names, everywhere: every chat server it is attached to detaches it. It
 // is Logout for a session that has no Client in this process.
 func LogoutSession(ctx context.Context, cfg Config, token string) error {
-	if cfg.User == "" {
-		cfg.User = "-" // withDefaults wants a user; Logout needs only the token
+	if cfg.Central == "" {
+		return errors.New("client: no central server address")
 	}
-	return withCentral(ctx, cfg, func(st centralapi.Stub, _ Config) error {
-		if err := st.Logout(ctx, centralapi.LogoutArgs{Token: token}); err != nil {
-			return fmt.Errorf("log out: %w", err)
-		}
-		return nil
-	})
+	l, err := dialCentral(ctx, cfg.applyDefaults())
+	if err != nil {
+		return err
+	}
+	defer l.conn.Close()
+	if err := (centralapi.Stub{Inv: l.inv}).Logout(ctx, centralapi.LogoutArgs{Token: token}); err != nil {
+		return fmt.Errorf("log out: %w", err)
+	}
+	return nil
 }
 
 // Post posts text to room with the message id id, chosen by the caller,

@@ -26,7 +26,7 @@ func TestAttachPostAndLogoutSession(t *testing.T) {
 	cfg.Password = ""
 	cfg.OnMessage = rec.onMessage
 	cfg.OnStatus = rec.onStatus
-	c, err := Attach(ctx, cfg, Session{User: lr.User, Token: lr.Token, Server: lr.Server})
+	c, err := Attach(ctx, cfg, Session{Token: lr.Token, Server: lr.Server}) // the server names the user
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
