@@ -80,7 +80,7 @@ func (s *session) attach() {
 	cfg.OnStatus = s.onStatus
 	// Not the WebSocket's context: the session outlives the one that
 	// happened to attach it.
-	ctx, cancel := s.h.cfg.Clock.WithTimeout(context.Background(), attachTimeout)
+	ctx, cancel := s.h.cfg.Client.Clock.WithTimeout(context.Background(), attachTimeout)
 	defer cancel()
 	c, err := client.Attach(ctx, cfg, client.Session{Token: s.token, Server: s.h.cfg.Server})
 	if err != nil {
