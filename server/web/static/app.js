@@ -28,7 +28,7 @@ const conn = new Connection({
   onState: (s) => {
     const st = $("#status");
     st.dataset.state = s;
-    st.querySelector(".status-text").textContent = s === "connected" ? `connected to ${state.server}` : "reconnecting…";
+    st.querySelector(".status-text").textContent = s === "connected" ? "connected" : "reconnecting…";
   },
   onEnded: () => goCentral("/"),
   onGiveUp: () => goCentral(`/go?failed=${encodeURIComponent(state.server)}`),
