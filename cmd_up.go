@@ -43,6 +43,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	serverListen := f.String("server-listen", "", "first chat server's `HOST:PORT`; the others take the next ports (default 127.0.0.1, any free port)")
 	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
+	serverWeb := f.Bool("server-web", true, "serve the browser chat app on each chat server (a free port on its host)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -93,9 +94,13 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	}
 	for i := 1; i <= *n; i++ {
 		name := "server-" + strconv.Itoa(i)
+		webListen := ""
+		if *serverWeb {
+			webListen = net.JoinHostPort(hostPart(listens[i-1]), "0")
+		}
 		sp, err := startChatServer(serverOptions{
 			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
-			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log,
+			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log, http: webListen,
 		})
 		if err != nil {
 			return errors.Join(err, closeAll())
@@ -112,6 +117,11 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(w, "  cluster CA      %s   (%s)\n", ca.Fingerprint(), filepath.Join(*data, pki.CACertFile))
 	for _, sp := range servers {
 		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
+	}
+	for _, sp := range servers {
+		if sp.webURL != "" {
+			fmt.Fprintf(w, "chat server %s web at %s\n", sp.name, sp.webURL)
+		}
 	}
 	fmt.Fprintf(w, `
 In another terminal, sign up a user and connect a client:
