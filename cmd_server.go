@@ -2,20 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/server/web"
 )
 
 const serverDescription = `Runs one chat server and registers it with the central server. The chat
@@ -57,6 +64,9 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	clockMode := f.String("clock", server.ClockHLC, "stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
 	extraHosts := f.StringSlice("cert-host", nil, "another `NAME` or IP others use to reach this server, for its certificate (repeatable)")
+	httpFlag := f.String("http", "", "serve the browser chat app on `HOST:PORT` (default off; HTTPS unless the host is loopback)")
+	tlsCert := f.String("tls-cert", "", "the web port's HTTPS certificate `FILE` (default: the cluster-CA-signed DIR/server.crt)")
+	tlsKey := f.String("tls-key", "", "the web port's HTTPS key `FILE` (with --tls-cert)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -65,6 +75,9 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	if *clockMode != server.ClockHLC && *clockMode != server.ClockWall {
 		return usagef("--clock %q: want hlc or wall", *clockMode)
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -81,6 +94,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	sp, err := startChatServer(serverOptions{
 		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
 		secret: secret, clockMode: *clockMode, settled: *settled, certHosts: *extraHosts, clock: clock.New(), log: log,
+		http: *httpFlag, tlsCert: *tlsCert, tlsKey: *tlsKey,
 	})
 	if err != nil {
 		return err
@@ -95,6 +109,9 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return errors.Join(err, sp.Close())
 	}
 	fmt.Fprintf(e.stdout, "chat server %s registered with the central server at %s\n", sp.name, caddr)
+	if sp.webURL != "" {
+		fmt.Fprintf(e.stdout, "chat server %s web at %s\n", sp.name, sp.webURL)
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "server", sp.name)
@@ -117,6 +134,9 @@ type serverOptions struct {
 	certHosts []string // more names for the server's certificate
 	clock     clock.Clock
 	log       *slog.Logger
+	http      string // the web port's HOST:PORT, "" for none
+	tlsCert   string // the web port's certificate and key files, "" for the cluster-CA-signed one
+	tlsKey    string
 }
 
 // serverProc is a running chat server.
@@ -132,6 +152,14 @@ type serverProc struct {
 	centralInv *rmi.Redialer
 	certs      *certKeeper
 	serveErr   chan error
+	member     *pki.Member
+	central    string // central's registry address
+	opts       serverOptions
+	httpL      net.Listener // the web port's listener, nil for none
+	webAddr    string       // its advertised host:port
+	webURL     string       // its URL, once serving
+	web        *web.Handler
+	httpSrv    *http.Server
 
 	mu         sync.Mutex
 	registered bool            // Start succeeded: Close unregisters
@@ -167,14 +195,22 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	sp := &serverProc{
 		name: o.name, listenAddr: l.Addr().String(), addr: addr, clk: o.clock, log: o.log,
 		centralInv: dial(o.central), serveErr: make(chan error, 1),
+		member: member, central: o.central, opts: o,
+	}
+	if o.http != "" {
+		if sp.httpL, sp.webAddr, err = listenServerWeb(o.http, addr); err != nil {
+			l.Close()
+			sp.centralInv.Close()
+			return nil, err
+		}
 	}
 	sp.cluster = centralapi.ClusterStub{Inv: sp.centralInv}
 	sp.certs = &certKeeper{
 		member: member, ca: centralapi.CAStub{Inv: sp.centralInv}, name: o.name, dir: o.dir,
-		hosts: certHosts(addr, o.listen, o.certHosts), clk: o.clock, log: o.log,
+		hosts: certHosts(addr, o.listen, append(slices.Clip(o.certHosts), hostPart(sp.webAddr))), clk: o.clock, log: o.log,
 	}
 	s, err := server.Open(server.Config{
-		Name: o.name, Addr: addr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
+		Name: o.name, Addr: addr, HTTP: sp.webAddr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
 		Connect: func(addr string) rmi.Invoker {
 			r := dial(addr)
@@ -186,6 +222,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	})
 	if err != nil {
 		l.Close()
+		sp.closeWebListener()
 		sp.centralInv.Close()
 		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
 	}
@@ -193,6 +230,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	t := rmi.NewTable(o.log)
 	if err := s.Export(t); err != nil {
 		l.Close()
+		sp.closeWebListener()
 		s.Close()
 		sp.centralInv.Close()
 		return nil, err
@@ -223,7 +261,7 @@ func (p *serverProc) register(ctx context.Context) error {
 			p.registered = true
 			p.mu.Unlock()
 			p.log.Info("registered with central", "server", p.name, "addr", p.addr)
-			return nil
+			return p.startWeb()
 		}
 		if !rmi.IsUnreachable(err) || errors.Is(err, rmi.ErrHandshake) {
 			return fmt.Errorf("chat server %s: %w", p.name, err)
@@ -245,7 +283,8 @@ func (p *serverProc) register(ctx context.Context) error {
 // expires).
 func (p *serverProc) Close() error {
 	p.certs.close()
-	err := errors.Join(p.srv.Close(), p.s.Close())
+	err := p.stopWeb()
+	err = errors.Join(err, p.srv.Close(), p.s.Close())
 	p.mu.Lock()
 	registered := p.registered
 	peers := p.peers
@@ -263,4 +302,107 @@ func (p *serverProc) Close() error {
 		r.Close()
 	}
 	return err
+}
+
+// listenServerWeb listens on the chat server web port's flag value and returns the
+// listener and the host:port browsers are sent to: the listen host if it
+// is specific, else the host of the chat server's advertised address.
+func listenServerWeb(flag, advertised string) (net.Listener, string, error) {
+	host, _, err := net.SplitHostPort(flag)
+	if err != nil {
+		return nil, "", usagef("--http %q: %v", flag, err)
+	}
+	l, err := net.Listen("tcp", flag)
+	if err != nil {
+		return nil, "", fmt.Errorf("web port: %w", err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = hostPart(advertised)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return l, net.JoinHostPort(host, port), nil
+}
+
+// closeWebListener closes the web port's listener if it is not serving.
+func (p *serverProc) closeWebListener() {
+	if p.httpL != nil {
+		p.httpL.Close()
+	}
+}
+
+// startWeb serves the browser chat app on the web port, if there is one,
+// once the chat server is registered (its certificate is then in DIR).
+// The gateway's clients attach to this server's own RMI address over TLS,
+// verified against the cluster CA, as any client does.
+func (p *serverProc) startWeb() error {
+	if p.httpL == nil {
+		return nil
+	}
+	p.mu.Lock()
+	started := p.web != nil
+	p.mu.Unlock()
+	if started {
+		return nil
+	}
+	clientTLS := func(addr string) *tls.Config {
+		c := p.member.ClientConfig(addr)
+		c.GetClientCertificate = nil // an ordinary client, not a cluster member
+		return c
+	}
+	url := centralapi.WebURL(p.webAddr)
+	h, err := web.New(web.Config{
+		Server: centralapi.ServerInfo{Name: p.name, Addr: p.addr, HTTP: p.webAddr},
+		Origin: url,
+		CentralWeb: func() string {
+			if c := p.s.CentralHTTP(); c != "" {
+				return centralapi.WebURL(c)
+			}
+			return ""
+		},
+		Cluster: p.cluster,
+		Client: client.Config{
+			Central: p.central,
+			Dial:    client.TLSDialer(rmi.DialConfig{Clock: p.clk, Logger: p.log}, clientTLS),
+		},
+		Clock:  p.clk,
+		Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
+	l := p.httpL
+	if strings.HasPrefix(url, "https://") {
+		cfg := p.member.ServerConfig()
+		if p.opts.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(p.opts.tlsCert, p.opts.tlsKey)
+			if err != nil {
+				return fmt.Errorf("web port: %w", err)
+			}
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		}
+		l = tls.NewListener(l, cfg)
+	}
+	p.mu.Lock()
+	p.web, p.httpSrv, p.webURL = h, srv, url
+	p.mu.Unlock()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("web port stopped", "server", p.name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopWeb closes the web port and the sessions its gateway attached.
+func (p *serverProc) stopWeb() error {
+	p.mu.Lock()
+	h, srv := p.web, p.httpSrv
+	p.mu.Unlock()
+	if srv == nil {
+		p.closeWebListener()
+		return nil
+	}
+	err := srv.Close()
+	return errors.Join(err, h.Close())
 }

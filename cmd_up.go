@@ -44,6 +44,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
 	centralHTTP := f.String("http", "127.0.0.1:8080", "central's web pages on `HOST:PORT` (\"\": none; if the default port is taken, the next free one)")
+	serverWeb := f.Bool("server-web", true, "serve the browser chat app on each chat server (a free port on its host)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -98,9 +99,13 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	}
 	for i := 1; i <= *n; i++ {
 		name := "server-" + strconv.Itoa(i)
+		webListen := ""
+		if *serverWeb {
+			webListen = net.JoinHostPort(hostPart(listens[i-1]), "0")
+		}
 		sp, err := startChatServer(serverOptions{
 			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
-			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log,
+			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log, http: webListen,
 		})
 		if err != nil {
 			return errors.Join(err, closeAll())
@@ -120,6 +125,11 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	}
 	for _, sp := range servers {
 		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
+	}
+	for _, sp := range servers {
+		if sp.webURL != "" {
+			fmt.Fprintf(w, "chat server %s web at %s\n", sp.name, sp.webURL)
+		}
 	}
 	fmt.Fprintf(w, `
 In another terminal, sign up a user and connect a client:

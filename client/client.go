@@ -70,25 +70,10 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 		_ = l.conn.Close()
 		return nil, fmt.Errorf("log in as %s: %w", cfg.User, err)
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	c := &Client{
-		cfg:         cfg,
-		clk:         cfg.Clock,
-		log:         cfg.Logger.With("user", lr.User),
-		calls:       rmi.NewTable(cfg.Logger),
-		bg:          bg,
-		cancel:      cancel,
-		user:        lr.User,
-		token:       lr.Token,
-		central:     l,
-		rooms:       newRoomSet(),
-		pendingFull: map[string]bool{},
-		pendingGap:  map[string]bool{},
-	}
-	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
-		cancel()
+	c, err := newClient(cfg, lr, l)
+	if err != nil {
 		_ = l.conn.Close()
-		return nil, fmt.Errorf("export callback object: %w", err)
+		return nil, err
 	}
 	if err := c.attach(ctx, lr); err != nil {
 		// Central may have placed us on a server that just died.
@@ -106,6 +91,32 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 	c.loggedIn = true
 	c.armPingLocked()
 	c.mu.Unlock()
+	return c, nil
+}
+
+// newClient returns a Client for the session lr, with its callback object
+// exported, not attached yet. link is the connection to central, or nil
+// to connect when first needed.
+func newClient(cfg Config, lr centralapi.LoginReply, link *centralLink) (*Client, error) {
+	bg, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg:         cfg,
+		clk:         cfg.Clock,
+		log:         cfg.Logger.With("user", lr.User),
+		calls:       rmi.NewTable(cfg.Logger),
+		bg:          bg,
+		cancel:      cancel,
+		user:        lr.User,
+		token:       lr.Token,
+		central:     link,
+		rooms:       newRoomSet(),
+		pendingFull: map[string]bool{},
+		pendingGap:  map[string]bool{},
+	}
+	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
+		cancel()
+		return nil, fmt.Errorf("export callback object: %w", err)
+	}
 	return c, nil
 }
 
@@ -153,6 +164,29 @@ func (c *Client) Last(room string) (chatapi.Message, bool) {
 	defer c.mu.Unlock()
 	if v := c.rooms.views[room]; v != nil {
 		return v.Last()
+	}
+	return chatapi.Message{}, false
+}
+
+// Page returns up to n messages of room's view that come just before
+// stamp before, in stamp order (a zero before: the newest n); see
+// [View.Page].
+func (c *Client) Page(room string, before chatapi.Stamp, n int) []chatapi.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.rooms.views[room]; v != nil {
+		return v.Page(before, n)
+	}
+	return nil
+}
+
+// Next returns the message of room's view that comes right after stamp s,
+// if any: where a message stamped s is shown (before it, or last).
+func (c *Client) Next(room string, s chatapi.Stamp) (chatapi.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.rooms.views[room]; v != nil {
+		return v.Next(s)
 	}
 	return chatapi.Message{}, false
 }

@@ -96,6 +96,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.User == "" {
 		return cfg, errors.New("client: no user name")
 	}
+	return cfg.applyDefaults(), nil
+}
+
+// applyDefaults fills in the optional fields.
+func (cfg Config) applyDefaults() Config {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.New()
 	}
@@ -122,5 +127,5 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 		return &boundedConn{Conn: conn, clk: clk, d: d}, nil
 	}
-	return cfg, nil
+	return cfg
 }

@@ -202,6 +202,11 @@ func (c *Client) failover(ctx context.Context, gen uint64, failed string, cause 
 		lr, err = s.Reassign(ctx, centralapi.ReassignArgs{Token: tok, Failed: failed})
 		return err
 	})
+	if errors.Is(err, centralapi.ErrBadSession) && c.cfg.Password == "" {
+		// Attached with a token only (Attach): no way to log in again.
+		c.sessionEnded(fmt.Errorf("%w: %w", chatapi.ErrSessionEnded, err))
+		return err
+	}
 	if errors.Is(err, centralapi.ErrBadSession) {
 		c.log.Info("client: session expired; logging in again")
 		err = c.centralCall(ctx, func(s centralapi.Stub) (err error) {

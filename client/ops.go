@@ -183,13 +183,24 @@ func (c *Client) Say(ctx context.Context, room, text string) (chatapi.Message, e
 	if err != nil {
 		return chatapi.Message{}, err
 	}
+	m, err := c.post(ctx, room, id, text)
+	if err != nil {
+		return chatapi.Message{}, fmt.Errorf("say in %s: %w", room, err)
+	}
+	return m, nil
+}
+
+// post posts text to room with message id id (ChatServer.Post, retried
+// once with the same id after a failover) and inserts the acknowledged
+// message into the room's view.
+func (c *Client) post(ctx context.Context, room, id, text string) (chatapi.Message, error) {
 	var reply chatapi.PostReply
-	err = c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
+	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
 		reply, err = st.Post(ctx, chatapi.PostArgs{Token: token, Room: room, ID: id, Text: text, Seen: c.seen()})
 		return err
 	})
 	if err != nil {
-		return chatapi.Message{}, fmt.Errorf("say in %s: %w", room, err)
+		return chatapi.Message{}, err
 	}
 	m := chatapi.Message{Room: room, ID: id, From: c.User(), Text: text, Stamp: reply.Stamp}
 	c.insert(c.joined(room), []chatapi.Message{m})

@@ -238,6 +238,30 @@ func (v *View) Messages() []chatapi.Message {
 	return out
 }
 
+// Page returns up to n visible messages that come just before stamp
+// before in the log, in stamp order; a zero before means the newest n. It
+// is how a view is shown a page at a time, newest page first.
+func (v *View) Page(before chatapi.Stamp, n int) []chatapi.Message {
+	end := len(v.log)
+	if !before.IsZero() {
+		end = sort.Search(len(v.log), func(i int) bool { return before.Compare(v.log[i].Stamp) <= 0 })
+	}
+	start := max(end-n, 0)
+	out := make([]chatapi.Message, end-start)
+	copy(out, v.log[start:end])
+	return out
+}
+
+// Next returns the visible message that comes right after stamp s in the
+// log, if any: the one a message stamped s is shown before.
+func (v *View) Next(s chatapi.Stamp) (chatapi.Message, bool) {
+	i := sort.Search(len(v.log), func(i int) bool { return s.Less(v.log[i].Stamp) })
+	if i == len(v.log) {
+		return chatapi.Message{}, false
+	}
+	return v.log[i], true
+}
+
 // Settle records that the room is settled up to stamp time t (a point
 // only moves forward).
 func (v *View) Settle(t int64) {

@@ -420,3 +420,33 @@ func TestRoomSetDeliver(t *testing.T) {
 		t.Fatal("a settled notice did not count after the catch-up")
 	}
 }
+
+// TestViewPageAndNext pages a log from the newest end and finds where a
+// message goes.
+func TestViewPageAndNext(t *testing.T) {
+	v := NewView("r")
+	st := func(tm int64) chatapi.Stamp { return chatapi.Stamp{Time: tm, Server: "s", Seq: uint64(tm)} }
+	for _, tm := range []int64{5, 1, 3, 2, 4} {
+		v.Insert(chatapi.Message{ID: fmt.Sprint(tm), From: "ann", Stamp: st(tm)})
+	}
+	pageIDs := func(ms []chatapi.Message) []string { return ids(ms) }
+	if got := pageIDs(v.Page(chatapi.Stamp{}, 2)); !slices.Equal(got, []string{"4", "5"}) {
+		t.Errorf("newest page = %v, want [4 5]", got)
+	}
+	if got := pageIDs(v.Page(st(4), 2)); !slices.Equal(got, []string{"2", "3"}) {
+		t.Errorf("page before 4 = %v, want [2 3]", got)
+	}
+	if got := pageIDs(v.Page(st(2), 2)); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("page before 2 = %v, want [1]", got)
+	}
+	if got := v.Page(st(1), 2); len(got) != 0 {
+		t.Errorf("page before 1 = %v, want none", got)
+	}
+	between := chatapi.Stamp{Time: 3, Server: "t", Seq: 1} // after (3,s,3), before (4,s,4)
+	if m, ok := v.Next(between); !ok || m.ID != "4" {
+		t.Errorf("Next(%v) = %v %v, want message 4", between, m, ok)
+	}
+	if m, ok := v.Next(st(5)); ok {
+		t.Errorf("Next(last) = %v, want none", m)
+	}
+}

@@ -39,6 +39,7 @@ func (s *Server) register(ctx context.Context) error {
 		s.renewWait = time.Second
 	}
 	s.setLiveLocked(rep.Servers, true)
+	s.centralHTTP = rep.CentralHTTP
 	s.mu.Unlock()
 	ended := make([]string, len(rep.Rejected))
 	for i, t := range rep.Rejected {
@@ -147,4 +148,14 @@ func (s *Server) livePeersLocked() []*forwarder {
 		}
 	}
 	return out
+}
+
+// CentralHTTP returns the host:port of central's web port, as central
+// reported it at the latest registration ("" if it has none, or before
+// the server registered): where the server's web port sends a browser to
+// log in.
+func (s *Server) CentralHTTP() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.centralHTTP
 }

@@ -109,6 +109,7 @@ type Server struct {
 	inflight     int                             // own posts stamped but not yet durable
 	storageErr   error                           // the write that failed, while storage is failing (storage.go)
 	probeWait    time.Duration                   // the wait before the next storage probe
+	centralHTTP  string                          // central's web host:port, from the registration
 }
 
 // room is what the server knows of one room.
