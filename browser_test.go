@@ -256,6 +256,25 @@ func TestBrowserChat(t *testing.T) {
 		}
 		loginWeb(bob, h.centralWeb, "bob", newPw)
 	})
+
+	t.Run("k/a chat server that stays down: central places the page on a live one", func(t *testing.T) {
+		ann, bob := annB.in(t), bobB.in(t)
+		bob.waitConnected()
+		bobOrigin := bob.origin()
+		victim := webOf[bobOrigin]
+		h.kill(victim)
+		bob.waitJS("the page moved to another chat server, by itself, and connected",
+			fmt.Sprintf(`location.origin !== %s && document.querySelector('#status')?.dataset.state === 'connected'`, jsString(bobOrigin)))
+		ann.waitConnected()
+		t.Logf("bob's page moved from %s to %s", victim, webOf[bob.origin()])
+		for _, p := range []*browser{ann, bob} {
+			p.openRoom("lobby", "lobby")
+		}
+		bob.post("bob moved to a live server", false)
+		total++
+		got := waitSameMessages(t, total, ann, bob)
+		checkServerOrder(t, h, "lobby", got)
+	})
 }
 
 // checkServerOrder checks that the page's list of room is the chat
