@@ -124,15 +124,15 @@ func runUp(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(w, "  central web     %s   (open it in a browser to sign up and log in)\n", cp.web.url)
 	}
 	for _, sp := range servers {
-		fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
-	}
-	for _, sp := range servers {
 		if sp.webURL != "" {
-			fmt.Fprintf(w, "chat server %s web at %s\n", sp.name, sp.webURL)
+			fmt.Fprintf(w, "  chat server     %-10s %s   (web app %s)\n", sp.name, sp.addr, sp.webURL)
+		} else {
+			fmt.Fprintf(w, "  chat server     %-10s %s\n", sp.name, sp.addr)
 		}
 	}
 	fmt.Fprintf(w, `
-In another terminal, sign up a user and connect a client:
+In a browser, open the central web address above. Or, in another
+terminal, sign up a user and connect the terminal client:
   %[1]s signup --central %[2]s --user alice
   %[1]s client --central %[2]s --user alice
 The first connection trusts the cluster CA above and pins it (or give
