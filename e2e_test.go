@@ -544,7 +544,7 @@ func TestEndToEnd(t *testing.T) {
 		addr := p.waitLine(t, regexp.MustCompile(`^\s+central server\s+(\S+)`))[1]
 		var servers []string
 		for range 2 {
-			servers = append(servers, p.waitLine(t, regexp.MustCompile(`^\s+chat server\s+(\S+)\s+\S+$`))[1])
+			servers = append(servers, p.waitLine(t, regexp.MustCompile(`^\s+chat server\s+(\S+)\s+\S+\s+\(web app http://127\.0\.0\.1:\d+\)$`))[1])
 		}
 		if strings.Join(servers, " ") != "server-1 server-2" {
 			t.Fatalf("up printed chat servers %v", servers)
