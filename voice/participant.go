@@ -1,7 +1,6 @@
 package voice
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,7 @@ const maxEarlyCandidates = 32
 // negotiation stands.
 type participant struct {
 	id  string
-	ch  *channel // set by Join before anyone else sees it
+	ch  atomic.Pointer[channel] // set by Join once it is in; nil if refused
 	pc  *webrtc.PeerConnection
 	out *outbox
 	// audio and video carry what this participant sends, as the others
@@ -105,22 +104,34 @@ func (s *SFU) newParticipant(channelName, id string, send func(Signal)) (*partic
 
 // connectionChanged follows p's connection: once connected, the senders
 // whose video it began to receive are asked for a keyframe; once failed
-// (no ICE path for the failed timeout), p is removed.
+// (no ICE path for the failed timeout) or closed by the participant, p is
+// removed.
 func (s *SFU) connectionChanged(p *participant, state webrtc.PeerConnectionState) {
+	ch := p.ch.Load()
+	if ch == nil {
+		return // refused by Join, or failed before it was in
+	}
+	s.log.Debug("voice connection", "channel", ch.name, "participant", p.id, "state", state)
 	switch state {
 	case webrtc.PeerConnectionStateConnected:
 		p.connected.Store(true)
-		p.ch.mu.Lock()
+		ch.mu.Lock()
 		if !p.offering && !p.again {
 			s.keyframesLocked(p)
 		}
-		p.ch.mu.Unlock()
+		ch.mu.Unlock()
 	case webrtc.PeerConnectionStateDisconnected:
 		p.connected.Store(false)
-		s.log.Info("voice disconnected", "channel", p.ch.name, "participant", p.id)
+		s.log.Info("voice disconnected", "channel", ch.name, "participant", p.id)
 	case webrtc.PeerConnectionStateFailed:
 		p.connected.Store(false)
 		s.remove(p, Signal{Kind: KindBye}, ErrVanished)
+	case webrtc.PeerConnectionStateClosed:
+		// The participant closed its connection (DTLS close_notify)
+		// without a bye; when the SFU closed it, p has left already and
+		// remove does nothing.
+		p.connected.Store(false)
+		s.remove(p, Signal{}, ErrVanished)
 	}
 }
 
@@ -158,7 +169,7 @@ func (s *SFU) removeTrackLocked(q *participant, track *webrtc.TrackLocalStaticRT
 // negotiateLocked sends p a new offer for the tracks it now has, or, if
 // its last offer is not answered yet, marks that another must follow the
 // answer: only one offer is ever outstanding.
-func (s *SFU) negotiateLocked(ctx context.Context, p *participant) error {
+func (s *SFU) negotiateLocked(p *participant) error {
 	if p.left {
 		return nil
 	}
@@ -180,8 +191,6 @@ func (s *SFU) negotiateLocked(ctx context.Context, p *participant) error {
 	case <-gathered:
 	case <-timer.C:
 		return fmt.Errorf("voice: offer to %s: ICE gathering took over %v", p.id, gatherTimeout)
-	case <-ctx.Done():
-		return fmt.Errorf("voice: offer to %s: %w", p.id, ctx.Err())
 	}
 	p.offering = true
 	p.out.put(Signal{Kind: KindOffer, SDP: p.pc.LocalDescription().SDP})
@@ -190,7 +199,7 @@ func (s *SFU) negotiateLocked(ctx context.Context, p *participant) error {
 
 // answerLocked applies p's answer to the outstanding offer, then sends the
 // next offer if one is due, or else asks for the keyframes p waits for.
-func (s *SFU) answerLocked(ctx context.Context, p *participant, answer string) error {
+func (s *SFU) answerLocked(p *participant, answer string) error {
 	if !p.offering {
 		return fmt.Errorf("%w: answer from %s with no offer outstanding", ErrBadSignal, p.id)
 	}
@@ -208,7 +217,7 @@ func (s *SFU) answerLocked(ctx context.Context, p *participant, answer string) e
 	p.early = nil
 	if p.again {
 		p.again = false
-		return s.negotiateLocked(ctx, p)
+		return s.negotiateLocked(p)
 	}
 	s.keyframesLocked(p)
 	return nil
@@ -236,12 +245,12 @@ func (p *participant) addCandidateLocked(sig Signal) error {
 
 // setCameraLocked adds p's video to every other participant, or removes
 // it, and renegotiates them.
-func (s *SFU) setCameraLocked(ctx context.Context, p *participant, on bool) {
+func (s *SFU) setCameraLocked(p *participant, on bool) {
 	if p.left || p.camera == on {
 		return
 	}
 	p.camera = on
-	for _, q := range p.ch.members {
+	for _, q := range p.ch.Load().members {
 		if q == p {
 			continue
 		}
@@ -252,7 +261,7 @@ func (s *SFU) setCameraLocked(ctx context.Context, p *participant, on bool) {
 			changed = s.removeTrackLocked(q, p.video)
 		}
 		if changed {
-			if err := s.negotiateLocked(ctx, q); err != nil {
+			if err := s.negotiateLocked(q); err != nil {
 				s.log.Warn("voice renegotiate", "participant", q.id, "err", err)
 			}
 		}
@@ -314,14 +323,18 @@ func (s *SFU) readRTCP(sender *webrtc.RTPSender, owner *participant) {
 // the others receive it on, counting packets and bytes and keeping the
 // audio level. Video arriving turns p's camera on.
 func (s *SFU) forward(p *participant, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	ch := p.ch.Load()
+	if ch == nil {
+		return // refused by Join
+	}
 	out := p.audio
 	var levelID uint8
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		out = p.video
 		p.videoSSRC.Store(uint32(t.SSRC()))
-		p.ch.mu.Lock()
-		s.setCameraLocked(context.Background(), p, true)
-		p.ch.mu.Unlock()
+		ch.mu.Lock()
+		s.setCameraLocked(p, true)
+		ch.mu.Unlock()
 	} else {
 		levelID = extensionID(r, sdp.AudioLevelURI)
 	}

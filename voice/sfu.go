@@ -118,6 +118,9 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 	if err := checkID(id); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p, err := s.newParticipant(channelName, id, send)
 	if err != nil {
 		return err
@@ -136,7 +139,7 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 	if old != nil {
 		s.detachLocked(ch, old)
 	}
-	p.ch = ch
+	p.ch.Store(ch)
 	ch.members[id] = p
 	for _, q := range ch.members {
 		if q == p {
@@ -147,9 +150,9 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 			s.addTrackLocked(p, q.video, q)
 		}
 		s.addTrackLocked(q, p.audio, p)
-		s.negotiateLocked(ctx, q)
+		s.negotiateLocked(q)
 	}
-	err = s.negotiateLocked(ctx, p)
+	err = s.negotiateLocked(p)
 	ch.mu.Unlock()
 	if old != nil {
 		s.closeParticipant(old, Signal{Kind: KindBye})
@@ -215,24 +218,31 @@ func (s *SFU) member(channelName, id string) (*participant, error) {
 
 // HandleSignal takes a signal from participant: an answer to the SFU's
 // offer, a trickled ICE candidate, its camera turned on or off, or a bye.
+// It returns once the signal is applied (and the next offer, if one is
+// due, queued): it blocks on nothing but the channel's lock and pion, so
+// ctx is only checked on the way in. The renegotiations it sets off are
+// the SFU's, whatever becomes of the caller.
 func (s *SFU) HandleSignal(ctx context.Context, channelName, id string, sig Signal) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p, err := s.member(channelName, id)
 	if err != nil {
 		return err
 	}
 	if sig.Kind == KindBye {
-		p.ch.mu.Unlock()
+		p.ch.Load().mu.Unlock()
 		s.remove(p, Signal{}, nil)
 		return nil
 	}
-	defer p.ch.mu.Unlock()
+	defer p.ch.Load().mu.Unlock()
 	switch sig.Kind {
 	case KindAnswer:
-		return s.answerLocked(ctx, p, sig.SDP)
+		return s.answerLocked(p, sig.SDP)
 	case KindCandidate:
 		return p.addCandidateLocked(sig)
 	case KindCamera:
-		s.setCameraLocked(ctx, p, sig.Camera)
+		s.setCameraLocked(p, sig.Camera)
 		return nil
 	default:
 		return fmt.Errorf("%w: kind %q from %s", ErrBadSignal, sig.Kind, id)
@@ -245,7 +255,7 @@ func (s *SFU) Leave(channelName, id string) error {
 	if err != nil {
 		return err
 	}
-	p.ch.mu.Unlock()
+	p.ch.Load().mu.Unlock()
 	s.remove(p, Signal{Kind: KindBye}, nil)
 	return nil
 }
@@ -309,7 +319,7 @@ func (s *SFU) Close() error {
 // set), and reports its leaving with reason. It does nothing if p already
 // left.
 func (s *SFU) remove(p *participant, bye Signal, reason error) {
-	ch := p.ch
+	ch := p.ch.Load()
 	ch.mu.Lock()
 	if ch.members[p.id] != p {
 		ch.mu.Unlock()
@@ -346,17 +356,26 @@ func (s *SFU) detachLocked(ch *channel, p *participant) {
 			removed = true
 		}
 		if removed {
-			s.negotiateLocked(context.Background(), q)
+			s.negotiateLocked(q)
 		}
 	}
 }
 
-// closeParticipant sends p its last signal (if any), closes its peer
-// connection and so ends its forwarding goroutines.
+// closeParticipant sends p its last signal (if any), then closes its
+// peer connection and so ends its forwarding goroutines. The connection
+// closes after the signal was sent, so that p learns it was removed
+// before it sees its connection close; that is done in a goroutine of its
+// own, unless the SFU is closing and waits for it anyway.
 func (s *SFU) closeParticipant(p *participant, last Signal) {
 	p.out.close(last)
-	if err := p.pc.Close(); err != nil {
-		s.log.Debug("voice close", "participant", p.id, "err", err)
+	closeAfterSend := func() {
+		p.out.wait()
+		if err := p.pc.Close(); err != nil {
+			s.log.Debug("voice close", "participant", p.id, "err", err)
+		}
+	}
+	if !s.goTracked(closeAfterSend) {
+		closeAfterSend()
 	}
 }
 
