@@ -15,6 +15,10 @@ import (
 // candidates on loopback or a LAN take milliseconds.
 const gatherTimeout = 5 * time.Second
 
+// errAnswerFailed is an ErrBadSignal for an answer that could not be
+// applied; the participant is removed for it.
+var errAnswerFailed = fmt.Errorf("%w: answer not applied", ErrBadSignal)
+
 // keyframeInterval is the least time between two keyframe requests the
 // SFU passes on from receivers to one sender, so that a receiver cannot
 // make a sender send nothing but keyframes.
@@ -46,6 +50,8 @@ type participant struct {
 	answered  bool                                              // a remote description is set
 	early     []webrtc.ICECandidateInit                         // candidates before it was
 	keyframes []*participant                                    // whose video it began to receive
+
+	connectTimer *time.Timer // removes it if it does not connect in time; set under ch.mu
 
 	connected atomic.Bool
 	videoSSRC atomic.Uint32 // of the video it sends; 0 before any came
@@ -205,7 +211,7 @@ func (s *SFU) answerLocked(p *participant, answer string) error {
 	}
 	err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
 	if err != nil {
-		return fmt.Errorf("%w: answer from %s: %w", ErrBadSignal, p.id, err)
+		return fmt.Errorf("%w: answer from %s: %w", errAnswerFailed, p.id, err)
 	}
 	p.offering = false
 	p.answered = true

@@ -3,6 +3,7 @@ package voice
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -16,6 +17,10 @@ import (
 // costs each participant N-1 streams down (see the package doc).
 const DefaultMaxParticipants = 16
 
+// DefaultConnectTimeout is Config.ConnectTimeout when it is zero: time for
+// a browser to ask for the microphone and answer.
+const DefaultConnectTimeout = 30 * time.Second
+
 // Config configures an SFU.
 type Config struct {
 	// Network says which addresses and UDP ports the SFU's peer
@@ -25,11 +30,17 @@ type Config struct {
 	// *ChannelFullError. Zero means DefaultMaxParticipants.
 	MaxParticipants int
 	// OnLeave, when set, is called once for every participant that leaves
-	// a channel, from a goroutine of the SFU's with no lock held: err is
-	// nil for a Leave or a bye, ErrVanished when its connection failed,
+	// a channel, with no lock held, from the goroutine that removed it
+	// (Leave's or HandleSignal's caller, or one of the SFU's): err is nil
+	// for a Leave or a bye, ErrVanished when its connection failed or
+	// never came up, ErrBadSignal when its answer could not be applied,
 	// ErrClosed when the SFU closed. A participant replaced by a new Join
 	// under the same name does not leave.
 	OnLeave func(channel, participant string, err error)
+	// ConnectTimeout is how long a participant has, from Join, to answer
+	// and connect before it is removed as vanished; zero means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// Logger receives the SFU's log; nil discards it.
 	Logger *slog.Logger
 	// Now is the clock for the speaking indicator; nil means time.Now.
@@ -93,6 +104,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("voice: %w", err)
 	}
 	cfg.MaxParticipants = cmp.Or(cfg.MaxParticipants, DefaultMaxParticipants)
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -153,6 +165,13 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 		s.negotiateLocked(q)
 	}
 	err = s.negotiateLocked(p)
+	p.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, func() {
+		s.tracked(func() {
+			if !p.connected.Load() {
+				s.remove(p, Signal{Kind: KindBye}, ErrVanished)
+			}
+		})
+	})
 	ch.mu.Unlock()
 	if old != nil {
 		s.closeParticipant(old, Signal{Kind: KindBye})
@@ -235,10 +254,18 @@ func (s *SFU) HandleSignal(ctx context.Context, channelName, id string, sig Sign
 		s.remove(p, Signal{}, nil)
 		return nil
 	}
+	if sig.Kind == KindAnswer {
+		err := s.answerLocked(p, sig.SDP)
+		p.ch.Load().mu.Unlock()
+		if errors.Is(err, errAnswerFailed) {
+			// The connection is stuck with an offer it cannot settle:
+			// the participant may join again.
+			s.remove(p, Signal{Kind: KindBye}, err)
+		}
+		return err
+	}
 	defer p.ch.Load().mu.Unlock()
 	switch sig.Kind {
-	case KindAnswer:
-		return s.answerLocked(p, sig.SDP)
 	case KindCandidate:
 		return p.addCandidateLocked(sig)
 	case KindCamera:
@@ -367,6 +394,9 @@ func (s *SFU) detachLocked(ch *channel, p *participant) {
 // before it sees its connection close; that is done in a goroutine of its
 // own, unless the SFU is closing and waits for it anyway.
 func (s *SFU) closeParticipant(p *participant, last Signal) {
+	if p.connectTimer != nil {
+		p.connectTimer.Stop()
+	}
 	p.out.close(last)
 	closeAfterSend := func() {
 		p.out.wait()

@@ -354,3 +354,45 @@ func TestFixedPort(t *testing.T) {
 		t.Errorf("bob's first offer has no candidate %q:\n%s", want, offers[0])
 	}
 }
+
+// TestNeverConnects: a participant that never answers is removed once
+// ConnectTimeout passes; one whose answer cannot be applied is removed at
+// once, with ErrBadSignal.
+func TestNeverConnects(t *testing.T) {
+	r := newRig(t, Config{ConnectTimeout: 300 * time.Millisecond})
+	if err := r.sfu.Join(r.ctx, "room", "mute", func(Signal) {}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"room/mute: " + ErrVanished.Error()}
+	rmitest.WaitForWhy(t, "the silent participant to be removed", func() (bool, string) {
+		got := r.leaveReasons()
+		return slices.Equal(got, want), fmt.Sprintf("OnLeave reported %v", got)
+	})
+	if got := r.sfu.Channels(); len(got) != 0 {
+		t.Errorf("channels %v once the only participant left, want none", got)
+	}
+
+	offered := make(chan struct{}, 1)
+	if err := r.sfu.Join(r.ctx, "room", "garbled", func(sig Signal) {
+		if sig.Kind == KindOffer {
+			offered <- struct{}{}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-offered:
+	case <-time.After(rmitest.Bound):
+		t.Fatal("no offer")
+	}
+	err := r.sfu.HandleSignal(r.ctx, "room", "garbled", Signal{Kind: KindAnswer, SDP: "v=0\r\nnot an answer\r\n"})
+	if !errors.Is(err, ErrBadSignal) {
+		t.Fatalf("garbled answer: %v, want ErrBadSignal", err)
+	}
+	if got := members(r.sfu, "room"); len(got) != 0 {
+		t.Errorf("members %v after a garbled answer, want none", got)
+	}
+	if err := r.sfu.HandleSignal(r.ctx, "room", "garbled", Signal{Kind: KindAnswer}); !errors.Is(err, ErrNotJoined) {
+		t.Errorf("signal after removal: %v, want ErrNotJoined", err)
+	}
+}
