@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -394,5 +396,79 @@ func TestNeverConnects(t *testing.T) {
 	}
 	if err := r.sfu.HandleSignal(r.ctx, "room", "garbled", Signal{Kind: KindAnswer}); !errors.Is(err, ErrNotJoined) {
 		t.Errorf("signal after removal: %v, want ErrNotJoined", err)
+	}
+}
+
+// TestPortRange: with PortMin and PortMax, the SFU's candidates take
+// their ports from that range.
+func TestPortRange(t *testing.T) {
+	const lo, hi = 41000, 41099
+	r := newRig(t, Config{Network: Network{IPs: loopback.IPs, PortMin: lo, PortMax: hi}})
+	ann := r.join("room", "ann", PeerConfig{Audio: mediaFile("tone_a.ogg")})
+	offers := make(chan string, 8)
+	bob := r.peer("room", "bob", PeerConfig{Audio: mediaFile("tone_b.ogg")})
+	send := r.sendTo("bob", bob)
+	if err := r.sfu.Join(r.ctx, "room", "bob", func(sig Signal) {
+		if sig.Kind == KindOffer {
+			select {
+			case offers <- sig.SDP:
+			default:
+			}
+		}
+		send(sig)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitAudio(t, "ann", ann, 5, "bob")
+	var offer string
+	select {
+	case offer = <-offers:
+	default:
+		t.Fatal("bob connected without an offer")
+	}
+	ports := 0
+	for line := range strings.Lines(offer) {
+		f := strings.Fields(line)
+		// a=candidate:foundation component udp priority ip port typ host
+		if len(f) >= 8 && strings.HasPrefix(f[0], "a=candidate:") && f[7] == "host" {
+			port, err := strconv.Atoi(f[5])
+			if err != nil || port < lo || port > hi {
+				t.Errorf("candidate %q: port outside %d-%d", strings.TrimSpace(line), lo, hi)
+			}
+			ports++
+		}
+	}
+	if ports == 0 {
+		t.Errorf("no host candidate in the offer:\n%s", offer)
+	}
+}
+
+// TestPeerContext: a Peer ends when its context does, and the SFU, told
+// by its closed connection, removes it.
+func TestPeerContext(t *testing.T) {
+	r := newRig(t, Config{})
+	ann := r.join("room", "ann", PeerConfig{Audio: mediaFile("tone_a.ogg")})
+	ctx, cancel := context.WithCancel(r.ctx)
+	bob, err := NewPeer(ctx, PeerConfig{Network: loopback, Logger: rmitest.QuietLogger(),
+		Send: func(sig Signal) { _ = r.sfu.HandleSignal(r.ctx, "room", "bob", sig) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sfu.Join(r.ctx, "room", "bob", r.sendTo("bob", bob)); err != nil {
+		t.Fatal(err)
+	}
+	waitAudio(t, "bob", bob, 5, "ann")
+	cancel()
+	select {
+	case <-bob.Done():
+	case <-time.After(rmitest.Bound):
+		t.Fatal("bob did not end with its context")
+	}
+	if !errors.Is(bob.Err(), context.Canceled) {
+		t.Errorf("bob ended with %v, want context.Canceled", bob.Err())
+	}
+	rmitest.WaitFor(t, "bob to be removed", func() bool { return slices.Equal(members(r.sfu, "room"), []string{"ann"}) })
+	if s := ann.Stats(); s.Remote["bob"].AudioPackets != 0 {
+		t.Errorf("ann received %+v from bob, who sends nothing", s.Remote["bob"])
 	}
 }
