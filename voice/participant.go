@@ -203,6 +203,16 @@ func (s *SFU) negotiateLocked(p *participant) error {
 	return nil
 }
 
+// renegotiateLocked is negotiateLocked for a participant other than the
+// one whose signal or call set the change off: its failure is logged, and
+// the participant, whose connection is likely gone, is left to its
+// connection's timeouts.
+func (s *SFU) renegotiateLocked(q *participant) {
+	if err := s.negotiateLocked(q); err != nil {
+		s.log.Warn("voice renegotiate", "participant", q.id, "err", err)
+	}
+}
+
 // answerLocked applies p's answer to the outstanding offer, then sends the
 // next offer if one is due, or else asks for the keyframes p waits for.
 func (s *SFU) answerLocked(p *participant, answer string) error {
@@ -267,9 +277,7 @@ func (s *SFU) setCameraLocked(p *participant, on bool) {
 			changed = s.removeTrackLocked(q, p.video)
 		}
 		if changed {
-			if err := s.negotiateLocked(q); err != nil {
-				s.log.Warn("voice renegotiate", "participant", q.id, "err", err)
-			}
+			s.renegotiateLocked(q)
 		}
 	}
 }

@@ -121,6 +121,7 @@ func NewPeer(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	fail := func(err error) (*Peer, error) {
 		p.stop()
 		pc.Close()
+		p.wg.Wait()
 		tr.close()
 		return nil, err
 	}

@@ -118,8 +118,9 @@ func New(cfg Config) (*SFU, error) {
 
 // Join adds participant to channel and sends it the first offer through
 // send. send is called from a goroutine of the SFU's, one signal at a time
-// and in order, never with a lock held; the participant answers through
-// HandleSignal. Joining again under a name already in the channel
+// and in order, never with a lock held, so it may block (a slow send
+// delays only its own participant's signals, and Close waits for it to
+// return); the participant answers through HandleSignal. Joining again under a name already in the channel
 // replaces the old session (a reloaded page, a client that reconnects),
 // which is sent a bye. Past the channel's cap, Join returns a
 // *ChannelFullError (errors.Is(err, ErrChannelFull)).
@@ -162,7 +163,7 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 			s.addTrackLocked(p, q.video, q)
 		}
 		s.addTrackLocked(q, p.audio, p)
-		s.negotiateLocked(q)
+		s.renegotiateLocked(q)
 	}
 	err = s.negotiateLocked(p)
 	p.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, func() {
@@ -177,7 +178,7 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 		s.closeParticipant(old, Signal{Kind: KindBye})
 	}
 	if err != nil {
-		s.remove(p, Signal{}, err)
+		s.detach(p, Signal{})
 		return err
 	}
 	s.log.Info("voice join", "channel", channelName, "participant", id)
@@ -341,16 +342,28 @@ func (s *SFU) Close() error {
 	return s.tr.close()
 }
 
-// remove takes p out of its channel, renegotiates the others without its
-// tracks, closes p's connection after sending it bye (when bye.Kind is
-// set), and reports its leaving with reason. It does nothing if p already
-// left.
+// remove takes p out of its channel (see detach) and reports its leaving
+// with reason to Config.OnLeave. It does nothing if p already left.
 func (s *SFU) remove(p *participant, bye Signal, reason error) {
+	if !s.detach(p, bye) {
+		return
+	}
+	ch := p.ch.Load()
+	s.log.Info("voice leave", "channel", ch.name, "participant", p.id, "reason", reason)
+	if s.cfg.OnLeave != nil {
+		s.cfg.OnLeave(ch.name, p.id, reason)
+	}
+}
+
+// detach takes p out of its channel, renegotiates the others without its
+// tracks, and closes p's connection after sending it bye (when bye.Kind
+// is set). It reports whether p was still in.
+func (s *SFU) detach(p *participant, bye Signal) bool {
 	ch := p.ch.Load()
 	ch.mu.Lock()
 	if ch.members[p.id] != p {
 		ch.mu.Unlock()
-		return
+		return false
 	}
 	s.detachLocked(ch, p)
 	empty := len(ch.members) == 0
@@ -366,10 +379,7 @@ func (s *SFU) remove(p *participant, bye Signal, reason error) {
 		s.mu.Unlock()
 	}
 	s.closeParticipant(p, bye)
-	s.log.Info("voice leave", "channel", ch.name, "participant", p.id, "reason", reason)
-	if s.cfg.OnLeave != nil {
-		s.cfg.OnLeave(ch.name, p.id, reason)
-	}
+	return true
 }
 
 // detachLocked takes p out of ch.members and its tracks out of the
@@ -383,7 +393,7 @@ func (s *SFU) detachLocked(ch *channel, p *participant) {
 			removed = true
 		}
 		if removed {
-			s.negotiateLocked(q)
+			s.renegotiateLocked(q)
 		}
 	}
 }
