@@ -24,7 +24,7 @@ func Example() {
 
 	peer, err := voice.NewPeer(ctx, voice.PeerConfig{
 		Network: lan,
-		Audio:   "testdata/voice/tone_a.ogg",
+		Audio:   "tone.ogg", // an Ogg Opus file, one packet per page
 		Send: func(sig voice.Signal) {
 			if err := sfu.HandleSignal(ctx, "room", "ann", sig); err != nil {
 				fmt.Println(err)
