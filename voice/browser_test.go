@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +160,24 @@ func TestSignalJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"kind":"camera","camera":true}`), &back); err != nil ||
 		back != (Signal{Kind: KindCamera, Camera: true}) {
 		t.Errorf("decoded %+v (%v), want a camera-on signal", back, err)
+	}
+}
+
+// TestSignalLimits: signals over the size limits are refused before they
+// reach pion.
+func TestSignalLimits(t *testing.T) {
+	r := newRig(t, Config{})
+	r.join("room", "ann", PeerConfig{})
+	for _, sig := range []Signal{
+		{Kind: KindAnswer, SDP: strings.Repeat("a", MaxSDPSize+1)},
+		{Kind: KindCandidate, Candidate: strings.Repeat("c", MaxCandidateSize+1)},
+	} {
+		if err := r.sfu.HandleSignal(r.ctx, "room", "ann", sig); !errors.Is(err, ErrBadSignal) {
+			t.Errorf("%s signal over the limit: %v, want ErrBadSignal", sig.Kind, err)
+		}
+	}
+	if got := members(r.sfu, "room"); !slices.Equal(got, []string{"ann"}) {
+		t.Errorf("members %v, want ann still in", got)
 	}
 }
 

@@ -221,6 +221,9 @@ func (p *Peer) HandleSignal(ctx context.Context, sig Signal) error {
 	if closed {
 		return ErrClosed
 	}
+	if err := checkSize(sig); err != nil {
+		return err
+	}
 	switch sig.Kind {
 	case KindOffer:
 		answer, err := p.answer(ctx, sig.SDP)

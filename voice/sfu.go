@@ -246,6 +246,9 @@ func (s *SFU) HandleSignal(ctx context.Context, channelName, id string, sig Sign
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := checkSize(sig); err != nil {
+		return err
+	}
 	p, err := s.member(channelName, id)
 	if err != nil {
 		return err

@@ -46,6 +46,21 @@ type Signal struct {
 	Camera bool `json:"camera,omitempty"`
 }
 
+// Size limits of a participant's signals: an SDP answer for a few dozen
+// media sections is a few kilobytes, a candidate line a hundred bytes.
+const (
+	MaxSDPSize       = 64 << 10
+	MaxCandidateSize = 1 << 10
+)
+
+// checkSize refuses a signal over the size limits.
+func checkSize(sig Signal) error {
+	if len(sig.SDP) > MaxSDPSize || len(sig.Candidate) > MaxCandidateSize || len(sig.SDPMid) > maxIDLen {
+		return fmt.Errorf("%w: %q signal over the size limits", ErrBadSignal, sig.Kind)
+	}
+	return nil
+}
+
 // ErrChannelFull is what a ChannelFullError matches with errors.Is.
 var ErrChannelFull = errors.New("voice channel full")
 
