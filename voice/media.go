@@ -168,8 +168,10 @@ type sampleWriter interface {
 
 // play sends the file's frames to track in real time, each at its time
 // from the start; with loop, it starts again at the end, for as long as
-// ctx lasts. sent is told each frame's size.
-func play(ctx context.Context, open func() (source, error), loop bool, track sampleWriter, sent func(int)) error {
+// ctx lasts. While on says false, frames pass without being sent (a
+// camera turned off). sent is told each sent frame's size.
+func play(ctx context.Context, open func() (source, error), loop bool, track sampleWriter,
+	on func() bool, sent func(int)) error {
 	start := time.Now()
 	var offset time.Duration // of this pass through the file
 	timer := time.NewTimer(0)
@@ -197,12 +199,15 @@ func play(ctx context.Context, open func() (source, error), loop bool, track sam
 				return nil
 			case <-timer.C:
 			}
+			end = f.at + f.dur
+			if !on() {
+				continue
+			}
 			if err := track.WriteSample(media.Sample{Data: f.data, Duration: f.dur}); err != nil {
 				src.Close()
 				return err
 			}
 			sent(len(f.data))
-			end = f.at + f.dur
 		}
 		src.Close()
 		if !loop || end == 0 {

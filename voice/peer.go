@@ -69,6 +69,7 @@ type Peer struct {
 	wg        sync.WaitGroup
 
 	sentAudio, sentVideo, plis atomic.Uint64
+	camera                     atomic.Bool // the Video file is being sent
 }
 
 // NewPeer makes a Peer; it does nothing until the SFU's first offer comes
@@ -110,6 +111,7 @@ func NewPeer(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		if err := p.addSource(webrtc.RTPCodecTypeVideo, cfg.Video); err != nil {
 			return fail(err)
 		}
+		p.camera.Store(true)
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.tracked(func() { p.receive(t) })
@@ -180,7 +182,11 @@ func (p *Peer) addSource(kind webrtc.RTPCodecType, path string) error {
 		case <-p.ctx.Done():
 			return
 		}
-		err := play(p.ctx, open, p.cfg.Loop, track, func(int) { sent.Add(1) })
+		on := func() bool { return true }
+		if kind == webrtc.RTPCodecTypeVideo {
+			on = p.camera.Load
+		}
+		err := play(p.ctx, open, p.cfg.Loop, track, on, func(int) { sent.Add(1) })
 		if err != nil && p.ctx.Err() == nil {
 			p.log.Warn("voice play", "file", path, "err", err)
 		}
@@ -254,6 +260,20 @@ func (p *Peer) answer(ctx context.Context, offer string) (string, error) {
 		return "", fmt.Errorf("voice: answer: %w", ctx.Err())
 	}
 	return p.pc.LocalDescription().SDP, nil
+}
+
+// SetCamera turns the camera (the Video file) off or on: it stops or
+// resumes sending it, and tells the SFU, which removes the video from the
+// others or gives it back to them. A Peer with no Video has no camera.
+func (p *Peer) SetCamera(on bool) error {
+	if p.cfg.Video == "" {
+		return errors.New("voice: the Peer has no Video to send")
+	}
+	if p.camera.Swap(on) == on {
+		return nil
+	}
+	p.cfg.Send(Signal{Kind: KindCamera, Camera: on})
+	return nil
 }
 
 // Leave sends the SFU a bye and closes the Peer.

@@ -315,18 +315,25 @@ func TestVideo(t *testing.T) {
 		return n > before, fmt.Sprintf("%d requests, %d before cat joined", n, before)
 	})
 
-	// Camera off, then on again: the others get ann's video back.
-	if err := r.sfu.HandleSignal(r.ctx, "room", "ann", Signal{Kind: KindCamera, Camera: false}); err != nil {
+	// Camera off, then on again: the others get ann's video back, and ann
+	// is asked for a keyframe for them.
+	if err := ann.SetCamera(false); err != nil {
 		t.Fatal(err)
 	}
 	if info := r.sfu.Participants("room"); info[0].Camera {
 		t.Fatalf("ann's camera still on after camera off: %+v", info[0])
 	}
-	if err := r.sfu.HandleSignal(r.ctx, "room", "ann", Signal{Kind: KindCamera, Camera: true}); err != nil {
+	before = ann.Stats().KeyframeRequests
+	if err := ann.SetCamera(true); err != nil {
 		t.Fatal(err)
 	}
 	seen := videoFrom(bob, "ann")
 	rmitest.WaitFor(t, "bob to receive ann's video again", func() bool { return videoFrom(bob, "ann") > seen+5 })
+	rmitest.WaitFor(t, "a keyframe request to ann as her camera came back",
+		func() bool { return ann.Stats().KeyframeRequests > before })
+	if err := bob.SetCamera(true); err == nil {
+		t.Error("bob, with no Video, turned a camera on")
+	}
 }
 
 // TestFixedPort: with Network.UDPPort every connection shares that one
