@@ -92,7 +92,8 @@
 //
 // Peer is a participant without a microphone: it sends an Ogg Opus file
 // (one packet per Ogg page, paced in real time by the pages' granule
-// positions) and, as a camera, an IVF file of VP8 frames; it records each
+// positions) and, as a camera that SetCamera turns off and on, an IVF
+// file of VP8 frames; it records each
 // remote participant's audio to its own .ogg file and counts packets and
 // bytes per remote participant (Stats). It answers the SFU's offers
 // through PeerConfig.Send and ends on Leave, Close, its context, a bye
