@@ -62,7 +62,8 @@
 // A participant leaves by Leave or a bye. One that vanishes is removed all
 // the same: if it closed its connection, at once; if its host died or the
 // network went, when ICE has had no answer for DisconnectedTimeout plus
-// FailedTimeout (8 s by default). Config.OnLeave tells the chat server,
+// FailedTimeout (8 s by default); if it never answered or connected, after
+// Config.ConnectTimeout (30 s). Config.OnLeave tells the chat server,
 // which may then tell the others. Every goroutine the SFU starts ends when
 // its participant is removed, and Close waits for them.
 //
@@ -87,6 +88,12 @@
 // SFU's upload that grows as the square of the channel's size. Video at a
 // few hundred kbit/s a camera multiplies this. Config.MaxParticipants caps
 // a channel (16 by default); Join past it returns a *ChannelFullError.
+//
+// The SFU's CPU goes mostly to system calls (one UDP read per packet in,
+// one write per copy out) and SRTP: BenchmarkSFU measured 45 to 95 us of
+// CPU per forwarded packet on a loaded two-core virtual machine, so a
+// 50-packet-a-second Opus stream costs 0.2 to 0.5% of a core per receiver,
+// and two cores carry some 70 to 150 three-person channels.
 //
 // # The Go Peer
 //
