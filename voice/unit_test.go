@@ -15,9 +15,9 @@ import (
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
-// countOggPages counts the audio pages of an Ogg file (those past the two
-// header pages).
-func countOggPages(t *testing.T, path string) int {
+// oggPayloads returns the payloads of an Ogg file's audio pages (those
+// past the two header pages): one Opus packet each, in the files here.
+func oggPayloads(t *testing.T, path string) [][]byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -28,17 +28,17 @@ func countOggPages(t *testing.T, path string) int {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	n := 0
+	var out [][]byte
 	for {
-		_, page, err := r.ParseNextPage()
+		payload, page, err := r.ParseNextPage()
 		if errors.Is(err, io.EOF) {
-			return n
+			return out
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		if page.GranulePosition > 0 {
-			n++
+			out = append(out, payload)
 		}
 	}
 }

@@ -212,13 +212,25 @@ func TestThreePeers(t *testing.T) {
 		t.Errorf("OnLeave reported %v, want cat leaving with no error", got)
 	}
 
-	// ann recorded each of the others' audio to a file of its own.
+	// ann recorded each of the others' audio to a file of its own, and
+	// every packet in it is one of the sender's file, byte for byte: the
+	// SFU forwards, it does not decode or mix.
 	ann.Close()
 	<-ann.Done()
-	for _, who := range []string{"bob", "cat"} {
-		pages := countOggPages(t, filepath.Join(rec, who+".ogg"))
-		if pages < 10 {
-			t.Errorf("ann's recording of %s has %d pages, want at least 10", who, pages)
+	for who, file := range map[string]string{"bob": "tone_b.ogg", "cat": "tone_c.ogg"} {
+		sent := map[string]bool{}
+		for _, p := range oggPayloads(t, mediaFile(file)) {
+			sent[string(p)] = true
+		}
+		got := oggPayloads(t, filepath.Join(rec, who+".ogg"))
+		if len(got) < 10 {
+			t.Errorf("ann's recording of %s has %d packets, want at least 10", who, len(got))
+		}
+		for i, p := range got {
+			if !sent[string(p)] {
+				t.Errorf("packet %d of ann's recording of %s is not one %s sent", i, who, file)
+				break
+			}
 		}
 	}
 }
