@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/rmitest"
+	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/servertest"
+)
+
+// cluster starts an in-process cluster of n chat servers and returns a
+// Config aimed at it.
+func cluster(t *testing.T, n int) Config {
+	c := servertest.New(t, servertest.Options{Servers: n})
+	return Config{
+		Central: c.RegistryAddr(),
+		Dial: func(ctx context.Context, addr string, cb *rmi.Table) (client.Conn, error) {
+			return c.Dial(ctx, addr, cb)
+		},
+		Logger: rmitest.QuietLogger(),
+	}
+}
+
+func TestRunCountsAndChecks(t *testing.T) {
+	cfg := cluster(t, 2)
+	cfg.Clients, cfg.Messages, cfg.Size, cfg.Inflight = 4, 6, 10, 2
+	var progressed atomic.Int64
+	cfg.Progress = func(p Progress) {
+		if p.Posts != 24 || p.Deliveries != 4*24 {
+			t.Errorf("progress %+v: want 24 posts and 96 deliveries to make", p)
+		}
+		progressed.Add(1)
+	}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("checks failed: %+v", rep.Checks)
+	}
+	if rep.Posts != 24 || rep.PostErrors != 0 || rep.Deliveries != 24*3 {
+		t.Fatalf("posts %d (errors %d), deliveries %d: want 24, 0, 72", rep.Posts, rep.PostErrors, rep.Deliveries)
+	}
+	if rep.Latency.N != 72 || rep.Ack.N != 24 || rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 || rep.Latency.P99 < rep.Latency.P50 {
+		t.Fatalf("latency %+v, ack %+v", rep.Latency, rep.Ack)
+	}
+	placed := 0
+	for s, n := range rep.Placement {
+		if !strings.HasPrefix(s, "server-") {
+			t.Errorf("placement names %q", s)
+		}
+		placed += n
+	}
+	if placed != 4 {
+		t.Fatalf("placement %v: want 4 clients", rep.Placement)
+	}
+	if rep.ServerCPUPerDelivery != nil || rep.ServerRSS != nil {
+		t.Fatal("server figures without Config.ServerUsage")
+	}
+	if rep.Seconds <= 0 || rep.DeliveriesPerSec <= 0 || rep.PostsPerSec <= 0 {
+		t.Fatalf("rates %+v", rep)
+	}
+	if progressed.Load() < 1 {
+		t.Fatal("Progress was never called")
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "each message once at every member ok") || !strings.Contains(text.String(), "server CPU          n/a") {
+		t.Fatalf("text report:\n%s", text.String())
+	}
+}
+
+func TestRunServerUsage(t *testing.T) {
+	cfg := cluster(t, 1)
+	cfg.Clients, cfg.Messages = 2, 3
+	calls := 0
+	cfg.ServerUsage = func() (ServerUsage, error) {
+		calls++
+		return ServerUsage{CPU: time.Duration(calls) * time.Microsecond, RSS: 1 << 20, PeakRSS: 2 << 20}, nil
+	}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 µs of CPU over 6 deliveries.
+	if calls != 2 || rep.ServerCPUPerDelivery == nil || *rep.ServerCPUPerDelivery != 1.0/6 || *rep.ServerRSS != 1<<20 || *rep.ServerPeakRSS != 2<<20 {
+		t.Fatalf("%d calls; server figures %v %v %v", calls, rep.ServerCPUPerDelivery, rep.ServerRSS, rep.ServerPeakRSS)
+	}
+}
+
+func TestRunDroppedDeliveryFails(t *testing.T) {
+	cfg := cluster(t, 2)
+	cfg.Clients, cfg.Messages, cfg.RunID = 3, 4, "drop"
+	// The lost delivery never comes: the run stops waiting for it once
+	// no delivery has come for Stall.
+	cfg.Stall = 2 * time.Second
+	cfg.drop = func(member int, m chatapi.Message) bool { return member == 2 && m.ID == id(0, 1) }
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Checks.ExactlyOnce.OK {
+		t.Fatalf("a lost delivery passed the check: %+v", rep.Checks)
+	}
+	want := "received message 0.1 of " + cfg.user(0) + " 0 times"
+	if !strings.Contains(rep.Checks.ExactlyOnce.Detail, want) || !strings.HasPrefix(rep.Checks.ExactlyOnce.Detail, "1 missing, 0 duplicates") {
+		t.Fatalf("detail %q: want one missing, %q", rep.Checks.ExactlyOnce.Detail, want)
+	}
+	if !rep.Checks.SameOrder.OK || rep.Deliveries != 3*4*2-1 {
+		t.Fatalf("the views (the client has the message) differ, or %d deliveries: %+v", rep.Deliveries, rep.Checks)
+	}
+}

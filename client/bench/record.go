@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// ledger accounts for every message of a run: when each post started, and
+// what each member received. Message i is sender*M+seq.
+type ledger struct {
+	cfg   Config
+	users []string
+	base  time.Time      // the run's clock: times are durations since base
+	start []atomic.Int64 // per message: when its post started
+	mem   []*member      // per client
+
+	arrived  atomic.Int64 // first arrivals, at every member
+	expected int64        // C*C*M
+	last     atomic.Int64 // when the latest first arrival came
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// member is what one client received. The client serializes its
+// OnMessage calls; mu orders them before the final reading.
+type member struct {
+	mu         sync.Mutex
+	got        []uint32        // per message: how many times it arrived
+	lat        []time.Duration // post start to arrival, of others' messages
+	next       []int           // per sender: one more than the highest seq arrived
+	outOfOrder int             // arrivals of a seq lower than one of the same sender before it
+	foreign    int             // messages in the room that are none of the run's
+}
+
+// newLedger returns an empty ledger for cfg's run.
+func newLedger(cfg Config, users []string) *ledger {
+	n := cfg.Clients * cfg.Messages
+	l := &ledger{
+		cfg: cfg, users: users, base: time.Now(), start: make([]atomic.Int64, n),
+		expected: int64(cfg.Clients) * int64(n), done: make(chan struct{}),
+	}
+	for range cfg.Clients {
+		l.mem = append(l.mem, &member{got: make([]uint32, n), next: make([]int, cfg.Clients)})
+	}
+	return l
+}
+
+// now returns the time on the run's clock.
+func (l *ledger) now() time.Duration { return time.Since(l.base) }
+
+// id returns the message id of sender's post seq.
+func id(sender, seq int) string { return strconv.Itoa(sender) + "." + strconv.Itoa(seq) }
+
+// index returns the ledger index of m, if m is a message of the run.
+func (l *ledger) index(m chatapi.Message) (sender, seq int, ok bool) {
+	a, b, found := strings.Cut(m.ID, ".")
+	if !found || m.Room != l.cfg.room() {
+		return 0, 0, false
+	}
+	sender, err1 := strconv.Atoi(a)
+	seq, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || sender < 0 || sender >= l.cfg.Clients || seq < 0 || seq >= l.cfg.Messages || m.From != l.users[sender] {
+		return 0, 0, false
+	}
+	return sender, seq, true
+}
+
+// posting records that sender's post seq starts now.
+func (l *ledger) posting(sender, seq int) time.Duration {
+	t := l.now()
+	l.start[sender*l.cfg.Messages+seq].Store(int64(t))
+	return t
+}
+
+// receive is client r's OnMessage.
+func (l *ledger) receive(r int, m chatapi.Message) {
+	t := l.now()
+	if l.cfg.drop != nil && l.cfg.drop(r, m) {
+		return
+	}
+	mem := l.mem[r]
+	sender, seq, ok := l.index(m)
+	mem.mu.Lock()
+	if !ok {
+		mem.foreign++
+		mem.mu.Unlock()
+		return
+	}
+	i := sender*l.cfg.Messages + seq
+	mem.got[i]++
+	first := mem.got[i] == 1
+	if first {
+		if sender != r {
+			mem.lat = append(mem.lat, t-time.Duration(l.start[i].Load()))
+		}
+		if seq < mem.next[sender] {
+			mem.outOfOrder++
+		} else {
+			mem.next[sender] = seq + 1
+		}
+	}
+	mem.mu.Unlock()
+	if first {
+		l.last.Store(int64(t))
+		if l.arrived.Add(1) == l.expected {
+			l.doneOnce.Do(func() { close(l.done) })
+		}
+	}
+}

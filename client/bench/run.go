@@ -1,0 +1,291 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// logoutTimeout bounds logging the clients out after the run.
+const logoutTimeout = 10 * time.Second
+
+// Run signs the users up, logs them in, puts them in one room, runs the
+// load, waits until every message has arrived at every member (or until
+// deliveries stall for Config.Stall), checks, and logs the users out. An
+// error means the run could not be made (a sign-up or login failed, ctx
+// ended); a run whose checks fail returns its report without an error:
+// Report.OK says.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	var pw [16]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return Report{}, fmt.Errorf("bench: password: %w", err)
+	}
+	users := make([]string, cfg.Clients)
+	for i := range users {
+		users[i] = cfg.user(i)
+	}
+	l := newLedger(cfg, users)
+	ccfg := func(i int) client.Config {
+		return client.Config{
+			Central: cfg.Central, User: users[i], Password: hex.EncodeToString(pw[:]),
+			Dial: cfg.Dial, Logger: cfg.Logger, CallTimeout: cfg.CallTimeout,
+			OnMessage: func(m chatapi.Message) { l.receive(i, m) },
+		}
+	}
+
+	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		_, err := client.SignUp(ctx, ccfg(i))
+		return err
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: %w", err)
+	}
+	clients := make([]*client.Client, cfg.Clients)
+	defer logoutAll(clients, cfg.SetupParallel)
+	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		c, err := client.Login(ctx, ccfg(i))
+		clients[i] = c
+		return err
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: %w", err)
+	}
+	if _, err := clients[0].CreateRoom(ctx, cfg.room()); err != nil {
+		return Report{}, fmt.Errorf("bench: %w", err)
+	}
+	err = forEach(ctx, cfg.Clients-1, cfg.SetupParallel, func(i int) error {
+		_, err := clients[i+1].JoinRoom(ctx, cfg.room())
+		return err
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: %w", err)
+	}
+
+	m, err := load(ctx, cfg, l, clients)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := l.report(m)
+	rep.Placement = map[string]int{}
+	for _, c := range clients {
+		rep.Placement[c.Server()]++
+	}
+	rep.Checks.SameOrder = sameOrder(cfg.room(), users, clients)
+	return rep, nil
+}
+
+// measured is what load measured besides the ledger.
+type measured struct {
+	elapsed        time.Duration
+	posted, failed int64
+	firstErr       error
+	acks           []time.Duration
+	serverBefore   ServerUsage
+	serverAfter    ServerUsage
+	serverKnown    bool
+	selfCPU        time.Duration
+	selfKnown      bool
+}
+
+// load runs the posts and waits for their deliveries.
+func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) (measured, error) {
+	var m measured
+	var err error
+	if cfg.ServerUsage != nil {
+		if m.serverBefore, err = cfg.ServerUsage(); err != nil {
+			return m, fmt.Errorf("bench: server usage: %w", err)
+		}
+	}
+	cpu0, ok0 := selfCPU()
+	t0 := l.now()
+
+	var posted, failed atomic.Int64
+	var errOnce sync.Once
+	acks := make([][]time.Duration, cfg.Clients*cfg.Inflight)
+	text := strings.Repeat("x", cfg.Size)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		var next atomic.Int64
+		for k := range cfg.Inflight {
+			w := i*cfg.Inflight + k
+			wg.Go(func() {
+				for {
+					seq := int(next.Add(1) - 1)
+					if seq >= cfg.Messages || !pace(ctx, cfg, l, t0, seq) {
+						return
+					}
+					start := l.posting(i, seq)
+					if _, err := c.Post(ctx, cfg.room(), id(i, seq), text); err != nil {
+						failed.Add(1)
+						errOnce.Do(func() { m.firstErr = err })
+						continue
+					}
+					acks[w] = append(acks[w], l.now()-start)
+					posted.Add(1)
+				}
+			})
+		}
+	}
+	stopProgress := progress(cfg, l, t0, &posted)
+	wg.Wait()
+	postsEnd := l.now()
+	err = l.wait(ctx, postsEnd)
+	stopProgress()
+	if err != nil {
+		return m, err
+	}
+
+	end := max(time.Duration(l.last.Load()), postsEnd)
+	m.elapsed = end - t0
+	m.posted, m.failed = posted.Load(), failed.Load()
+	for _, a := range acks {
+		m.acks = append(m.acks, a...)
+	}
+	if cpu1, ok1 := selfCPU(); ok0 && ok1 {
+		m.selfCPU, m.selfKnown = cpu1-cpu0, true
+	}
+	if cfg.ServerUsage != nil {
+		if m.serverAfter, err = cfg.ServerUsage(); err != nil {
+			return m, fmt.Errorf("bench: server usage: %w", err)
+		}
+		m.serverKnown = true
+	}
+	return m, nil
+}
+
+// pace waits until post seq is due (Config.Rate); it reports false if
+// ctx ended first.
+func pace(ctx context.Context, cfg Config, l *ledger, t0 time.Duration, seq int) bool {
+	if cfg.Rate <= 0 {
+		return ctx.Err() == nil
+	}
+	due := t0 + time.Duration(float64(seq)/cfg.Rate*float64(time.Second))
+	wait := due - l.now()
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// wait waits until every message has arrived at every member, or until
+// none has arrived for Config.Stall (counted from postsEnd at the
+// earliest), or ctx ends (an error).
+func (l *ledger) wait(ctx context.Context, postsEnd time.Duration) error {
+	tick := time.NewTicker(min(l.cfg.Stall/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("bench: waiting for deliveries: %w", ctx.Err())
+		case <-tick.C:
+			if l.now()-max(time.Duration(l.last.Load()), postsEnd) > l.cfg.Stall {
+				return nil
+			}
+		}
+	}
+}
+
+// progress calls Config.Progress every ProgressEvery until the returned
+// function is called, which reports once more and returns.
+func progress(cfg Config, l *ledger, t0 time.Duration, posted *atomic.Int64) (stop func()) {
+	if cfg.Progress == nil {
+		return func() {}
+	}
+	report := func() {
+		cfg.Progress(Progress{
+			Elapsed: l.now() - t0, Posted: posted.Load(), Posts: int64(cfg.Clients * cfg.Messages),
+			Delivered: l.arrived.Load(), Deliveries: l.expected,
+		})
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(cfg.ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				report()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
+		report()
+	}
+}
+
+// forEach runs fn(0) … fn(n-1), at most parallel at once, and returns
+// the first error (the calls not started by then are skipped).
+func forEach(ctx context.Context, n, parallel int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// logoutAll logs out the clients that logged in (closing those whose
+// logout fails).
+func logoutAll(clients []*client.Client, parallel int) {
+	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
+	defer cancel()
+	_ = forEach(ctx, len(clients), parallel, func(i int) error {
+		if c := clients[i]; c != nil {
+			if err := c.Logout(ctx); err != nil {
+				_ = c.Close()
+			}
+		}
+		return nil // one failed logout does not skip the others
+	})
+}
