@@ -34,6 +34,7 @@ func commands() []command {
 		{"reset-password", "set a new password using the account's recovery code", runResetPassword},
 		{"admin", "operator commands: reset-password issues a user a one-time reset code", runAdmin},
 		{"client", "log in and chat in the terminal (scriptable on a pipe)", runClient},
+		{"bench", "measure fan-out: C clients in one room, deliveries/s, latency, checks", runBench},
 		{"sim", "simulate the system deterministically and check the ordering rule", runSim},
 		{"version", "print the version of distchat and of Go", runVersion},
 	}
@@ -158,5 +159,8 @@ Quick start, one machine:
   %[1]s signup --central 127.0.0.1:1099 --user alice
   %[1]s client --central 127.0.0.1:1099 --user alice
   or open the central web port up prints (http://127.0.0.1:8080) in a browser
+
+Measure it (starts its own cluster):
+  %[1]s bench --clients 20 --messages 200 --servers 3
 `, prog)
 }
