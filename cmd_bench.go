@@ -81,6 +81,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Each client holds a connection to central, from this one address,
+	// as do the chat servers of a cluster started here.
+	if limit := rmi.DefaultMaxConnsPerAddr - *servers; *clients > limit {
+		fmt.Fprintf(e.stderr, "%s bench: warning: %d clients from one address: servers refuse more than %d connections per address (rmi.DefaultMaxConnsPerAddr), so logins beyond about %d will fail\n",
+			e.prog, *clients, rmi.DefaultMaxConnsPerAddr, limit)
+	}
 
 	cfg := bench.Config{
 		Clients: *clients, Messages: *messages, Size: *size, Inflight: *inflight, Rate: *rate,
@@ -135,7 +141,7 @@ func progressPrinter(w io.Writer) func(bench.Progress) {
 	tty := isTerminal(w)
 	return func(p bench.Progress) {
 		done := float64(p.Delivered) / float64(max(p.Deliveries, 1))
-		line := fmt.Sprintf("%5.1fs  posts %d/%d  deliveries %d/%d", p.Elapsed.Seconds(), p.Posted, p.Posts, p.Delivered, p.Deliveries)
+		line := fmt.Sprintf("%5.1fs  posts %d/%d  arrivals %d/%d", p.Elapsed.Seconds(), p.Posted, p.Posts, p.Delivered, p.Deliveries)
 		if !tty {
 			fmt.Fprintf(w, "bench: %s\n", line)
 			return

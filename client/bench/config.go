@@ -75,7 +75,7 @@ type Progress struct {
 	Elapsed    time.Duration
 	Posted     int64 // posts acknowledged
 	Posts      int64 // posts to make
-	Delivered  int64 // first arrivals at every member, the sender included
+	Delivered  int64 // first arrivals at every member, the sender included (its own post counts when acknowledged)
 	Deliveries int64 // arrivals expected
 }
 
