@@ -27,9 +27,15 @@ func (o *callbackObject) Voice(ctx context.Context, args chatapi.VoiceDeliverArg
 	c.cbMu.Lock()
 	defer c.cbMu.Unlock()
 	c.mu.Lock()
-	closed := c.closed
+	closed, call := c.closed, c.voiceCalls[args.Room]
 	c.mu.Unlock()
-	if !closed && c.cfg.OnVoice != nil {
+	if closed {
+		return nil
+	}
+	if call != nil {
+		call.signal(args.Signal)
+	}
+	if c.cfg.OnVoice != nil {
 		c.cfg.OnVoice(args.Room, args.Signal)
 	}
 	return nil
