@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,126 @@ func TestVoiceAcrossServers(t *testing.T) {
 		if err := v.Leave(); err != nil {
 			t.Errorf("%s leaves: %v", name, err)
 		}
+	}
+}
+
+// TestVoiceHostCrash: the host of a channel crashes (no bye: its
+// participants find out when ICE fails, and central when its lease runs
+// out); the two peers, one of them attached to the crashed server, come
+// back in the channel on the other server by themselves.
+func TestVoiceHostCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC over loopback")
+	}
+	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{Servers: 2})
+	c.AddUser("ann")
+	c.AddUser("bob")
+	c.Place("ann", "server-1")
+	c.Place("bob", "server-2")
+	ann, bob := voiceLogin(t, c, "ann"), voiceLogin(t, c, "bob")
+	if _, err := ann.CreateRoom(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	va := startVoice(t, ann, "lab", "tone_a.ogg")
+	vb := startVoice(t, bob, "lab", "tone_b.ogg")
+	zero := voice.PeerStats{}
+	waitHears(t, "ann", va, zero, "bob")
+	waitHears(t, "bob", vb, zero, "ann")
+	host, err := c.Central().VoiceHost(ctx, centralapi.RoomArgs{User: "ann", Room: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Crash(host.Server.Name)
+	rmitest.WaitForWhy(t, "both to rejoin", func() (bool, string) {
+		return va.Joins() > 1 && vb.Joins() > 1, fmt.Sprintf("ann %d joins, bob %d", va.Joins(), vb.Joins())
+	})
+	waitHears(t, "ann", va, va.Stats(), "bob")
+	waitHears(t, "bob", vb, vb.Stats(), "ann")
+	moved, err := c.Central().VoiceHost(ctx, centralapi.RoomArgs{User: "ann", Room: "lab"})
+	if err != nil || moved.Server.Name == host.Server.Name {
+		t.Fatalf("voice host after %s crashed: %v, %v", host.Server.Name, moved.Server.Name, err)
+	}
+}
+
+// TestVoiceSignalsAndCap drives the client API as the browser does: the
+// SFU's offer comes through OnVoice; a join past the channel's cap fails
+// with ErrVoiceFull across two chat servers; a signal before joining
+// fails with ErrVoiceNotJoined; leaving twice too. A client that left
+// is not sent the SFU's bye for it: it knows.
+func TestVoiceSignalsAndCap(t *testing.T) {
+	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{Servers: 2, VoiceMax: 1})
+	c.AddUser("ann")
+	c.AddUser("bob")
+	c.Place("ann", "server-1")
+	c.Place("bob", "server-2")
+	offers := make(chan chatapi.VoiceSignal, 10)
+	cfg := func(user string) Config {
+		return Config{
+			Central: c.RegistryAddr(), User: user, Password: c.Password(user), Logger: rmitest.QuietLogger(),
+			Dial: func(ctx context.Context, addr string, cb *rmi.Table) (Conn, error) {
+				conn, err := c.Dial(ctx, addr, cb)
+				if err != nil {
+					return nil, err
+				}
+				return conn, nil
+			},
+			OnVoice: func(room string, s chatapi.VoiceSignal) {
+				if room == "lab" && user == "ann" {
+					offers <- s
+				}
+			},
+		}
+	}
+	ann, err := Login(ctx, cfg("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	bob, err := Login(ctx, cfg("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := ann.CreateRoom(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.VoiceSignal(ctx, "lab", chatapi.VoiceSignal{Kind: chatapi.VoiceAnswer}); !errors.Is(err, chatapi.ErrVoiceNotJoined) {
+		t.Fatalf("signal before joining: %v, want ErrVoiceNotJoined", err)
+	}
+	if err := ann.VoiceJoin(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	var s chatapi.VoiceSignal
+	select {
+	case s = <-offers:
+	case <-time.After(rmitest.Bound):
+		t.Fatal("no offer for ann")
+	}
+	if s.Kind != chatapi.VoiceOffer || !strings.Contains(s.SDP, "127.0.0.1") {
+		t.Fatalf("ann's first signal %q, SDP %q; want an offer with a loopback candidate", s.Kind, s.SDP)
+	}
+	if err := bob.VoiceJoin(ctx, "lab"); !errors.Is(err, chatapi.ErrVoiceFull) {
+		t.Fatalf("bob's join past the cap: %v, want ErrVoiceFull", err)
+	}
+	who, err := bob.VoiceWho(ctx, "lab")
+	if err != nil || len(who) != 1 || who[0].User != "ann" || who[0].Connected {
+		t.Fatalf("VoiceWho = %+v, %v; want ann, not connected", who, err)
+	}
+	if err := ann.VoiceLeave(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.VoiceLeave(ctx, "lab"); !errors.Is(err, chatapi.ErrVoiceNotJoined) {
+		t.Fatalf("second leave: %v, want ErrVoiceNotJoined", err)
+	}
+	if err := bob.VoiceJoin(ctx, "lab"); err != nil {
+		t.Fatalf("bob's join once ann left: %v", err)
 	}
 }
