@@ -156,7 +156,7 @@ func (s *Server) joinedVoice(a chatapi.VoiceArgs) (*voiceJoin, error) {
 // cannot be reached gives ErrVoiceHostGone, and the join ends: the next
 // VoiceJoin asks central again.
 func (s *Server) relayVoice(ctx context.Context, j *voiceJoin, a chatapi.VoiceRelayArgs) (chatapi.VoiceWhoReply, error) {
-	a.From, a.Session, a.Room, a.User = s.name, j.session, j.key.room, j.key.user
+	a.From, a.FromAddr, a.Session, a.Room, a.User = s.name, s.cfg.Addr, j.session, j.key.room, j.key.user
 	if j.host.Name == s.name {
 		return s.hostVoice(ctx, a)
 	}

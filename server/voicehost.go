@@ -43,8 +43,8 @@ func (s *Server) hostVoice(ctx context.Context, a chatapi.VoiceRelayArgs) (chata
 		s.mu.Lock()
 		s.voiceHosted[key] = a.Session
 		s.mu.Unlock()
-		from, session := a.From, a.Session
-		send := func(sig voice.Signal) { s.voiceSend(from, session, key, sig) }
+		from, addr, session := a.From, a.FromAddr, a.Session
+		send := func(sig voice.Signal) { s.voiceSend(from, addr, session, key, sig) }
 		if err := sfu.Join(ctx, ch, a.User, send); err != nil {
 			s.forgetHostedVoice(key, a.Session)
 			return chatapi.VoiceWhoReply{}, voiceError("join", err)
@@ -133,11 +133,11 @@ func advertisedIPs(addr string) []netip.Addr {
 }
 
 // voiceSend carries one of the SFU's signals for a participant's session
-// back to the participant's server (from), itself or another. The SFU
+// back to the participant's server (from, at addr), itself or another. The SFU
 // calls it from a goroutine of the participant's own, one signal at a
 // time, so the signals arrive in order; a slow or dead server delays only
 // its own participant's.
-func (s *Server) voiceSend(from, session string, key voiceKey, sig voice.Signal) {
+func (s *Server) voiceSend(from, addr, session string, key voiceKey, sig voice.Signal) {
 	if sig.Kind == voice.KindBye {
 		s.forgetHostedVoice(key, session)
 	}
@@ -149,17 +149,9 @@ func (s *Server) voiceSend(from, session string, key voiceKey, sig voice.Signal)
 		err = s.returnVoice(ctx, a)
 	} else {
 		s.mu.Lock()
-		f := s.peers[from]
-		var stub chatapi.PeerStub
-		if f != nil {
-			stub = f.stubLocked()
-		}
+		stub := s.forwarder(from, addr).stubLocked()
 		s.mu.Unlock()
-		if f == nil || stub.Inv == nil {
-			err = fmt.Errorf("server %s is not a live server", from)
-		} else {
-			err = stub.VoiceReturn(ctx, a)
-		}
+		err = stub.VoiceReturn(ctx, a)
 	}
 	if err != nil {
 		s.log.Debug("voice signal to participant's server", "server", from, "room", key.room, "user", key.user,

@@ -39,7 +39,7 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 		chatapi.RoomArgs{Token: token, Room: room},
 		chatapi.DirectArgs{Token: token, Peer: strings.Repeat("p", 32)},
 		chatapi.VoiceArgs{Token: token, Room: room, Signal: bigSignal},
-		chatapi.VoiceRelayArgs{Op: chatapi.VoiceOpSignal, From: server, Session: strings.Repeat("v", 64),
+		chatapi.VoiceRelayArgs{Op: chatapi.VoiceOpSignal, From: server, FromAddr: strings.Repeat("h", 253) + ":65535", Session: strings.Repeat("v", 64),
 			Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
 		chatapi.VoiceReturnArgs{Session: strings.Repeat("v", 64), Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
 		chatapi.VoiceDeliverArgs{Room: room, Signal: bigSignal},

@@ -53,6 +53,9 @@ type VoiceWhoReply struct {
 type VoiceRelayArgs struct {
 	Op   string // VoiceOpJoin, VoiceOpSignal, VoiceOpLeave or VoiceOpWho
 	From string // the participant's chat server, where the SFU's signals go back
+	// FromAddr is From's address (the host may not have it yet: it
+	// learns of new servers at its lease renewals).
+	FromAddr string
 	// Session names this join of the participant, chosen by From: the
 	// SFU's signals for it carry it back, and a signal or leave for
 	// another (older) session of the same user is refused.
