@@ -229,6 +229,47 @@ func TestVoiceHostCrash(t *testing.T) {
 	}
 }
 
+// TestVoiceParticipantServerDies: the chat server of a participant (not
+// the host) crashes; its client fails over, and the call joins again
+// through the new server, so that the SFU's later offers reach it: it
+// hears a participant who joins after.
+func TestVoiceParticipantServerDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC over loopback")
+	}
+	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{Servers: 2})
+	for _, u := range []string{"ann", "bob", "cat", "eve"} {
+		c.AddUser(u)
+	}
+	c.Place("ann", "server-1")
+	c.Place("cat", "server-1")
+	c.Place("bob", "server-2")
+	c.Place("eve", "server-2")
+	ann, bob, cat := voiceLogin(t, c, "ann"), voiceLogin(t, c, "bob"), voiceLogin(t, c, "cat")
+	voiceLogin(t, c, "eve") // server-2 has more sessions: server-1 hosts
+	if _, err := ann.CreateRoom(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*Client{bob, cat} {
+		if _, err := cl.JoinRoom(ctx, "lab"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	va := startVoice(t, ann, "lab", "tone_a.ogg")
+	vb := startVoice(t, bob, "lab", "tone_b.ogg")
+	zero := voice.PeerStats{}
+	waitHears(t, "bob", vb, zero, "ann")
+	c.Crash("server-2")
+	rmitest.WaitForWhy(t, "bob to rejoin through server-1", func() (bool, string) {
+		return vb.Joins() > 1 && bob.Server() == "server-1", fmt.Sprintf("%d joins, on %s", vb.Joins(), bob.Server())
+	})
+	vc := startVoice(t, cat, "lab", "tone_c.ogg")
+	waitHears(t, "bob", vb, vb.Stats(), "ann", "cat")
+	waitHears(t, "cat", vc, zero, "ann", "bob")
+	waitHears(t, "ann", va, va.Stats(), "bob", "cat")
+}
+
 // TestVoiceSignalsAndCap drives the client API as the browser does: the
 // SFU's offer comes through OnVoice; a join past the channel's cap fails
 // with ErrVoiceFull across two chat servers; a signal before joining

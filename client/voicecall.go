@@ -56,6 +56,7 @@ type VoiceCall struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	leave chan struct{} // closed by Leave
+	move  chan struct{} // the client moved to another chat server (moved)
 
 	mu      sync.Mutex
 	queue   []chatapi.VoiceSignal // the SFU's signals, for run
@@ -81,6 +82,7 @@ func (c *Client) StartVoice(ctx context.Context, cfg VoiceCallConfig) (*VoiceCal
 		cfg.Logger = c.log
 	}
 	v := &VoiceCall{c: c, cfg: cfg, done: make(chan struct{}), leave: make(chan struct{}), wake: make(chan struct{}, 1),
+		move:  make(chan struct{}, 1),
 		total: voice.PeerStats{Remote: map[string]voice.RemoteStats{}}}
 	v.ctx, v.stop = context.WithCancel(c.bg)
 	c.mu.Lock()
@@ -166,6 +168,19 @@ func addStats(st *voice.PeerStats, s voice.PeerStats) {
 	st.KeyframeRequests += s.KeyframeRequests
 }
 
+// errMoved ends a session whose signalling went through a chat server the
+// client has left: the SFU's next offers would be lost there.
+var errMoved = errors.New("client: moved to another chat server")
+
+// moved tells the call that the client attached to another chat server
+// (a failover), so that it joins again through the new one.
+func (v *VoiceCall) moved() {
+	select {
+	case v.move <- struct{}{}:
+	default:
+	}
+}
+
 // signal queues one of the SFU's signals for run; Client's callback
 // object calls it, and it must not block.
 func (v *VoiceCall) signal(s chatapi.VoiceSignal) {
@@ -214,7 +229,9 @@ func (v *VoiceCall) join(ctx context.Context) (*voice.Peer, error) {
 }
 
 // run carries the SFU's signals to the session's Peer, and when the
-// session ends because the host went, joins again.
+// session ends because the host went, or the client moved to another
+// chat server (through which the SFU's signals must now come), joins
+// again.
 func (v *VoiceCall) run(p *voice.Peer) {
 	defer close(v.done)
 	defer v.stop()
@@ -227,7 +244,7 @@ func (v *VoiceCall) run(p *voice.Peer) {
 		addStats(&v.total, p.Stats())
 		v.peer = nil
 		v.mu.Unlock()
-		if err == nil || !(errors.Is(err, voice.ErrRemoved) || errors.Is(err, voice.ErrConnectionFailed)) {
+		if err == nil || !(errors.Is(err, voice.ErrRemoved) || errors.Is(err, voice.ErrConnectionFailed) || errors.Is(err, errMoved)) {
 			v.end(err)
 			return
 		}
@@ -274,6 +291,10 @@ func (v *VoiceCall) serve(p *voice.Peer) error {
 			}
 		case <-p.Done():
 			return p.Err()
+		case <-v.move:
+			p.Close()
+			<-p.Done()
+			return errMoved
 		case <-v.leave:
 			if err := p.Leave(); err != nil {
 				v.cfg.Logger.Debug("voice leave", "room", v.cfg.Room, "err", err)
