@@ -294,7 +294,7 @@ func TestVoiceSignalsAndCap(t *testing.T) {
 				return conn, nil
 			},
 			OnVoice: func(room string, s chatapi.VoiceSignal) {
-				if room == "lab" && user == "ann" {
+				if user == "ann" {
 					offers <- s
 				}
 			},
@@ -346,5 +346,23 @@ func TestVoiceSignalsAndCap(t *testing.T) {
 	}
 	if err := bob.VoiceJoin(ctx, "lab"); err != nil {
 		t.Fatalf("bob's join once ann left: %v", err)
+	}
+
+	// A direct room's channel is a call of two (its name is not a
+	// channel name the SFU takes as it is).
+	dm, err := ann.Direct(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.VoiceJoin(ctx, dm); err != nil {
+		t.Fatalf("ann calls bob: %v", err)
+	}
+	select {
+	case s = <-offers:
+	case <-time.After(rmitest.Bound):
+		t.Fatal("no offer for ann's call")
+	}
+	if s.Kind != chatapi.VoiceOffer {
+		t.Fatalf("ann's first signal in the call %q, want an offer", s.Kind)
 	}
 }

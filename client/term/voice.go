@@ -122,7 +122,7 @@ func (t *terminal) voiceStats(room string) {
 	if t.opts.JSON {
 		t.printJSON(jsonVoice{Type: "voice", Room: room, SentAudio: st.SentAudio, Joins: v.Joins()})
 	} else {
-		t.println(fmt.Sprintf("voice %s: sent %d audio packets; joined %d times", room, st.SentAudio, v.Joins()))
+		t.println(fmt.Sprintf("voice %s: sent %d audio packets (joins: %d)", room, st.SentAudio, v.Joins()))
 	}
 	select {
 	case <-v.Done():
