@@ -65,6 +65,9 @@ func (s *Server) VoiceSignal(ctx context.Context, a chatapi.VoiceArgs) error {
 	if err != nil {
 		return err
 	}
+	if a.Signal.Kind == chatapi.VoiceBye { // a participant's bye leaves
+		s.dropVoiceJoin(j)
+	}
 	if _, err := s.relayVoice(ctx, j, chatapi.VoiceRelayArgs{Op: chatapi.VoiceOpSignal, Signal: a.Signal}); err != nil {
 		return fmt.Errorf("voice signal %s: %w", a.Room, err)
 	}
@@ -84,17 +87,26 @@ func (s *Server) VoiceLeave(ctx context.Context, a chatapi.VoiceArgs) error {
 	return nil
 }
 
-// VoiceWho implements ChatServer: who is in the room's voice channel.
+// VoiceWho implements ChatServer: who is in the room's voice channel. A
+// client in the channel (a browser polls this for its speaking
+// indicator) asks its host directly; another asks central first, which
+// checks that it is a member (and places the channel, if nobody has).
 func (s *Server) VoiceWho(ctx context.Context, a chatapi.VoiceArgs) (chatapi.VoiceWhoReply, error) {
 	att, err := s.attached(a.Token)
 	if err != nil {
 		return chatapi.VoiceWhoReply{}, err
 	}
-	host, err := s.voiceHostOf(ctx, att.user, a.Room)
-	if err != nil {
+	key := voiceKey{a.Room, att.user}
+	s.mu.Lock()
+	joined := s.voiceJoins[s.voiceByUser[key]]
+	s.mu.Unlock()
+	var host centralapi.ServerInfo
+	if joined != nil && joined.att == att {
+		host = joined.host
+	} else if host, err = s.voiceHostOf(ctx, att.user, a.Room); err != nil {
 		return chatapi.VoiceWhoReply{}, err
 	}
-	j := &voiceJoin{key: voiceKey{a.Room, att.user}, att: att, host: host}
+	j := &voiceJoin{key: key, att: att, host: host}
 	r, err := s.relayVoice(ctx, j, chatapi.VoiceRelayArgs{Op: chatapi.VoiceOpWho})
 	if err != nil {
 		return chatapi.VoiceWhoReply{}, fmt.Errorf("voice who %s: %w", a.Room, err)

@@ -49,10 +49,13 @@ func (s *Server) hostVoice(ctx context.Context, a chatapi.VoiceRelayArgs) (chata
 			s.forgetHostedVoice(key, a.Session)
 			return chatapi.VoiceWhoReply{}, voiceError("join", err)
 		}
-		s.log.Info("voice join", "room", a.Room, "user", a.User, "from", a.From)
+		s.log.Debug("voice join relayed", "room", a.Room, "user", a.User, "from", a.From)
 	case chatapi.VoiceOpSignal:
 		if err := s.checkHostedVoice(key, a.Session); err != nil {
 			return chatapi.VoiceWhoReply{}, err
+		}
+		if a.Signal.Kind == chatapi.VoiceBye {
+			s.forgetHostedVoice(key, a.Session)
 		}
 		if err := sfu.HandleSignal(ctx, ch, a.User, toVoiceSignal(a.Signal)); err != nil {
 			return chatapi.VoiceWhoReply{}, voiceError("signal", err)
@@ -65,7 +68,7 @@ func (s *Server) hostVoice(ctx context.Context, a chatapi.VoiceRelayArgs) (chata
 		if err := sfu.Leave(ch, a.User); err != nil {
 			return chatapi.VoiceWhoReply{}, voiceError("leave", err)
 		}
-		s.log.Info("voice leave", "room", a.Room, "user", a.User)
+		s.log.Debug("voice leave relayed", "room", a.Room, "user", a.User)
 	case chatapi.VoiceOpWho:
 		var r chatapi.VoiceWhoReply
 		for _, p := range sfu.Participants(ch) {

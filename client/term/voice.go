@@ -54,9 +54,14 @@ func (t *terminal) voiceJoin(ctx context.Context, room, file string) {
 		t.fail(errors.New("voice is not available in this client"))
 		return
 	}
-	if t.calls[room] != nil {
-		t.fail(fmt.Errorf("already in the voice of %s", room))
-		return
+	if v := t.calls[room]; v != nil {
+		select {
+		case <-v.Done(): // it gave up rejoining: join afresh
+			delete(t.calls, room)
+		default:
+			t.fail(fmt.Errorf("already in the voice of %s", room))
+			return
+		}
 	}
 	cfg := client.VoiceCallConfig{Room: room, Audio: file, Network: t.opts.VoiceNetwork, Logger: t.opts.VoiceLogger}
 	if t.opts.VoiceRecord != "" {
