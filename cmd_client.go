@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/client/term"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/voice"
 )
 
 // loginTimeout bounds logging in (central, redirect, attach, first sync).
@@ -33,6 +36,12 @@ from stdin, which makes it scriptable:
   /msg USER TEXT     send a direct (1:1) message
   /say ROOM TEXT     send a message to a room
   /history ROOM      print a room's whole log in stamp order
+  /voice join ROOM FILE.ogg
+                     join ROOM's voice channel, sending an Ogg Opus file
+                     (looped); with --voice-record DIR, what the others
+                     send is recorded to DIR/ROOM/USER.ogg
+  /voice leave ROOM  leave it, printing packets and bytes per participant
+  /voice stats [ROOM] print packets and bytes received per participant
   /wait DURATION     wait (e.g. 2s) while messages keep arriving
   /help              list the commands
   /quit              leave
@@ -47,6 +56,14 @@ moves to another one and catches up, with no gap and no duplicate; that
 prints as two lines, "connection to server-2 lost; reconnecting…" and
 "back, on server-3" ({"type":"status","status":"lost"|"back","server":...}),
 and the details go to the log (--log-level debug).
+
+In a room's voice channel the client is a participant without a
+microphone: it plays the file, and if the chat server hosting the
+channel goes away it joins again by itself (the channel moves to a live
+server). /voice stats prints "voice ROOM: from USER N packets, B bytes"
+({"type":"voice","room":...,"user":...,"packets":N,"bytes":B}) per
+other participant, then what it sent ({"type":"voice","room":...,
+"sentAudio":N,"joins":J}).
 
 The password comes from --password-file, else DISTCHAT_PASSWORD, else a
 prompt on the terminal. The exit status is 1 if the login fails.
@@ -64,6 +81,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	user := f.String("user", "", "user `NAME` (required)")
 	jsonOut := f.Bool("json", false, "print messages and results as JSON lines")
 	pwFile := f.String("password-file", "", "read the password from `FILE`")
+	voiceRecord := f.String("voice-record", "", "record what /voice join receives to `DIR`/ROOM/USER.ogg")
 	tf := addTrustFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
@@ -128,6 +146,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	}
 	err = term.Run(ctx, c, e.stdin, e.stdout, e.stderr, term.Options{
 		JSON: *jsonOut, Interactive: interactive, Clock: clk, Feed: feed,
+		StartVoice: c.StartVoice, VoiceRecord: *voiceRecord, VoiceNetwork: voiceNetwork(caddr), VoiceLogger: log,
 	})
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -136,6 +155,23 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		return errShown // the terminal said "session ended: ..."
 	}
 	return err
+}
+
+// voiceNetwork is where the client's voice peers take their addresses:
+// loopback when central is on loopback (a cluster on one machine, whose
+// chat servers offer loopback too), else every interface but loopback.
+func voiceNetwork(centralAddr string) voice.Network {
+	host, _, err := net.SplitHostPort(centralAddr)
+	if err != nil {
+		return voice.Network{}
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return voice.Network{IPs: []netip.Addr{ip.Unmap()}}
+	}
+	return voice.Network{}
 }
 
 // isTerminal reports whether w is a terminal.

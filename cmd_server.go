@@ -23,6 +23,7 @@ import (
 	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/web"
+	"github.com/distchat/distchat/voice"
 )
 
 const serverDescription = `Runs one chat server and registers it with the central server. The chat
@@ -50,7 +51,15 @@ the original did.
 
 The address registered at central is --advertise, else the --listen host
 if it is a specific address, else this machine's IP on the route to the
-central server, with the listener's port.`
+central server, with the listener's port.
+
+Voice: central picks one chat server to host each room's voice channel,
+and the members' own chat servers relay their WebRTC signalling there.
+The host runs an SFU that forwards each participant's Opus audio (and
+camera video) to the others, offering its advertised IP address (a
+loopback one works on one machine; for a host name, every non-loopback
+interface). Media goes over UDP straight between the participants and
+the host: --voice-udp-port puts it all on one port for a firewall.`
 
 // runServer is the "server" subcommand.
 func runServer(ctx context.Context, e *env, args []string) error {
@@ -67,6 +76,8 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	httpFlag := f.String("http", "", "serve the browser chat app on `HOST:PORT` (default off; HTTPS unless the host is loopback)")
 	tlsCert := f.String("tls-cert", "", "the web port's HTTPS certificate `FILE` (default: the cluster-CA-signed DIR/server.crt)")
 	tlsKey := f.String("tls-key", "", "the web port's HTTPS key `FILE` (with --tls-cert)")
+	voiceUDPPort := f.Int("voice-udp-port", 0, "one UDP `PORT` for every voice connection of the channels this server hosts, for a firewall (0: an ephemeral port each)")
+	voiceMax := f.Int("voice-max", voice.DefaultMaxParticipants, "participants per voice channel, at `MOST`")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -75,6 +86,12 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	if *clockMode != server.ClockHLC && *clockMode != server.ClockWall {
 		return usagef("--clock %q: want hlc or wall", *clockMode)
+	}
+	if *voiceUDPPort < 0 || *voiceUDPPort > 65535 {
+		return usagef("--voice-udp-port %d: want 0 to 65535", *voiceUDPPort)
+	}
+	if *voiceMax < 1 {
+		return usagef("--voice-max %d: want at least 1", *voiceMax)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
@@ -94,7 +111,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	sp, err := startChatServer(serverOptions{
 		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
 		secret: secret, clockMode: *clockMode, settled: *settled, certHosts: *extraHosts, clock: clock.New(), log: log,
-		http: *httpFlag, tlsCert: *tlsCert, tlsKey: *tlsKey,
+		http: *httpFlag, tlsCert: *tlsCert, tlsKey: *tlsKey, voiceUDPPort: *voiceUDPPort, voiceMax: *voiceMax,
 	})
 	if err != nil {
 		return err
@@ -137,6 +154,10 @@ type serverOptions struct {
 	http      string // the web port's HOST:PORT, "" for none
 	tlsCert   string // the web port's certificate and key files, "" for the cluster-CA-signed one
 	tlsKey    string
+	// voiceUDPPort and voiceMax configure the SFU (server.Config's
+	// VoiceNetwork.UDPPort and VoiceMax); zero for the defaults.
+	voiceUDPPort int
+	voiceMax     int
 }
 
 // serverProc is a running chat server.
@@ -212,6 +233,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	s, err := server.Open(server.Config{
 		Name: o.name, Addr: addr, HTTP: sp.webAddr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
+		VoiceNetwork: voice.Network{UDPPort: o.voiceUDPPort}, VoiceMax: o.voiceMax,
 		Connect: func(addr string) rmi.Invoker {
 			r := dial(addr)
 			sp.mu.Lock()

@@ -907,6 +907,9 @@ type discardCallback struct{}
 // Deliver implements server.Callback.
 func (discardCallback) Deliver(context.Context, chatapi.DeliverArgs) error { return nil }
 
+// Voice implements server.Callback.
+func (discardCallback) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
 // proc is one distchat process.
 type proc struct {
 	name    string

@@ -121,6 +121,9 @@ type Central struct {
 	pending  map[string]pendingPlacement // session key -> placement not yet attached
 	toPush   map[string][]string         // chat server address -> ended session ids to tell it
 	tickets  map[string]ticket           // web login tickets by hash (tickets.go)
+	// voiceHosts names, by room, the chat server hosting its voice
+	// channel (voice.go).
+	voiceHosts map[string]voiceHost
 	// ticketQueue holds the keys of c.tickets in the order issued (some
 	// perhaps redeemed already), for expiry.
 	ticketQueue []string
@@ -205,6 +208,7 @@ func Open(cfg Config) (*Central, error) {
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},
 		attached:   map[string]*attachment{},
+		voiceHosts: map[string]voiceHost{},
 		online:     map[string]map[string]int{},
 		pending:    map[string]pendingPlacement{},
 		toPush:     map[string][]string{},
@@ -386,6 +390,11 @@ func (p *clusterAPI) RedeemTicket(ctx context.Context, a centralapi.TicketArgs) 
 // IssueResetCode implements Cluster.
 func (p *clusterAPI) IssueResetCode(ctx context.Context, a centralapi.UserArgs) (centralapi.ResetReply, error) {
 	return p.c.IssueResetCode(ctx, a)
+}
+
+// VoiceHost implements Cluster.
+func (p *clusterAPI) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (centralapi.VoiceHostReply, error) {
+	return p.c.VoiceHost(ctx, a)
 }
 
 var (

@@ -194,6 +194,7 @@ func (c *Central) dropServer(s *liveServer) {
 	}
 	if c.servers[s.info.Name] == s {
 		delete(c.servers, s.info.Name)
+		c.forgetVoiceHostsLocked(s.info.Name)
 	}
 }
 

@@ -47,9 +47,10 @@ type Client struct {
 	ended       bool   // the session ended: every call fails (sessionEnded)
 	lease       time.Duration
 	pingTimer   *clock.Timer
-	rooms       *roomSet        // membership and views: the core
-	pendingFull map[string]bool // rooms with a full sync scheduled
-	pendingGap  map[string]bool // rooms with a gap check scheduled
+	rooms       *roomSet              // membership and views: the core
+	pendingFull map[string]bool       // rooms with a full sync scheduled
+	pendingGap  map[string]bool       // rooms with a gap check scheduled
+	voiceCalls  map[string]*VoiceCall // by room (voicecall.go)
 }
 
 // Login logs cfg.User in at the central server, follows the redirect to
@@ -112,6 +113,7 @@ func newClient(cfg Config, lr centralapi.LoginReply, link *centralLink) (*Client
 		rooms:       newRoomSet(),
 		pendingFull: map[string]bool{},
 		pendingGap:  map[string]bool{},
+		voiceCalls:  map[string]*VoiceCall{},
 	}
 	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
 		cancel()

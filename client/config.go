@@ -50,6 +50,13 @@ type Config struct {
 	// server is lost, and once with Back when the client is attached
 	// again and caught up, however many attempts that took.
 	OnStatus func(Status)
+	// OnVoice is called with each signal of the SFU hosting a room's
+	// voice channel that this client joined (VoiceJoin): its offers, to
+	// answer with VoiceSignal, and a bye when the client was removed.
+	// Calls come in the order the SFU sent them and are serialized with
+	// the callbacks above; like them, it must not block for long nor make
+	// remote calls itself (hand the signal to another goroutine).
+	OnVoice func(room string, s chatapi.VoiceSignal)
 	// PingInterval is how often the client pings its chat server to renew
 	// its attachment; default a third of the attachment's lease TTL.
 	PingInterval time.Duration

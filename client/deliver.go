@@ -20,6 +20,27 @@ func (o *callbackObject) Deliver(ctx context.Context, args chatapi.DeliverArgs) 
 	return nil
 }
 
+// Voice implements chatapi.Callback: it hands a voice signal to
+// Config.OnVoice.
+func (o *callbackObject) Voice(ctx context.Context, args chatapi.VoiceDeliverArgs) error {
+	c := o.c
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
+	c.mu.Lock()
+	closed, call := c.closed, c.voiceCalls[args.Room]
+	c.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if call != nil {
+		call.signal(args.Signal)
+	}
+	if c.cfg.OnVoice != nil {
+		c.cfg.OnVoice(args.Room, args.Signal)
+	}
+	return nil
+}
+
 var _ chatapi.Callback = (*callbackObject)(nil)
 
 // deliver handles a delivery from a chat server: the room set (the core,

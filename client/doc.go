@@ -32,7 +32,11 @@
 // work (pings, resyncs) runs from the configured clock's AfterFunc, and all blocking
 // happens in remote calls through the configured [Dialer]'s connections, so
 // a simulator that supplies both can schedule it. No lock is held across a
-// remote call.
+// remote call. The one exception is a VoiceCall (voicecall.go, which the
+// simulator does not use): a WebRTC peer in a room's voice channel, with a
+// goroutine of its own that carries the SFU's signals to it and joins
+// again when the channel's host goes; the voice methods themselves
+// (voice.go) are plain remote calls.
 //
 // A post goes one way through the files: ops.go (Say: ChatServer.Post),
 // then, as the chat server delivers it, deliver.go (the callback object's

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -105,7 +107,14 @@ func (c *Client) attach(ctx context.Context, lr centralapi.LoginReply) error {
 	c.rooms.attached(ar.Rooms)
 	rooms := c.rooms.names()
 	gen := c.gen
+	var calls []*VoiceCall
+	if gen > 1 {
+		calls = slices.Collect(maps.Values(c.voiceCalls))
+	}
 	c.mu.Unlock()
+	for _, v := range calls {
+		v.moved() // its signalling went through the old server
+	}
 	if oc, ok := conn.(interface{ OnClose(func()) }); ok {
 		oc.OnClose(func() { c.connLost(conn, gen) })
 	}

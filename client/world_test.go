@@ -173,6 +173,11 @@ func (l *lossyCallback) Deliver(ctx context.Context, args chatapi.DeliverArgs) e
 	return l.next.Deliver(ctx, args)
 }
 
+// Voice implements chatapi.Callback: voice signals pass unchanged.
+func (l *lossyCallback) Voice(ctx context.Context, args chatapi.VoiceDeliverArgs) error {
+	return l.next.Voice(ctx, args)
+}
+
 // loseDeliveries makes the deliveries to user of the messages drop
 // selects get lost (nil: none).
 func (w *world) loseDeliveries(user string, drop func(chatapi.Message) bool) {

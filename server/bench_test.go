@@ -24,6 +24,9 @@ func (c *countingClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) err
 	return nil
 }
 
+// Voice implements chatapi.Callback; the benchmarks use no voice.
+func (c *countingClient) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
 // benchUsers logs in members users, all placed on chat server name, in
 // one room created by the first; it returns the first user's stub and
 // token and every user's counter.

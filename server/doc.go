@@ -49,6 +49,12 @@
 //   - store.go: the bbolt file.
 //   - storage.go: a failing disk: refuse, move clients away, probe with
 //     back-off, recover without a restart.
+//   - voice.go: a client's voice operations (VoiceJoin, VoiceSignal,
+//     VoiceLeave, VoiceWho), relayed to the server central names as the
+//     host of the room's voice channel; the host's signals back to the
+//     client (VoiceReturn, Callback.Voice).
+//   - voicehost.go: the host's side: the SFU (package voice), created
+//     when first needed and closed with the server, and VoiceRelay.
 //
 // # Throughput
 //

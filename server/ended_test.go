@@ -34,6 +34,9 @@ func (u *rawUser) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	return nil
 }
 
+// Voice implements chatapi.Callback; these tests use no voice.
+func (u *rawUser) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
 func (u *rawUser) told(e chatapi.Event) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()

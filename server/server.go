@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/voice"
 )
 
 // Tuning knobs. They are constants rather than flags because the protocol's
@@ -70,6 +72,14 @@ type Config struct {
 	// of the data file, and an error it returns fails that write as a
 	// full disk would (storage.go). Only for tests of storage failure.
 	WriteFault func() error
+	// VoiceNetwork says which addresses and UDP ports the SFU of the voice
+	// channels this server hosts uses. With no IPs, it offers the host of
+	// Addr when that is an IP address (a loopback one works on one
+	// machine), else every interface but loopback.
+	VoiceNetwork voice.Network
+	// VoiceMax caps each voice channel's participants; zero means
+	// voice.DefaultMaxParticipants.
+	VoiceMax int
 }
 
 // Server is a chat server. It implements ChatServer; its Peer interface is
@@ -110,6 +120,19 @@ type Server struct {
 	storageErr   error                           // the write that failed, while storage is failing (storage.go)
 	probeWait    time.Duration                   // the wait before the next storage probe
 	centralHTTP  string                          // central's web host:port, from the registration
+
+	// Voice (voice.go, voicehost.go). As a participant's server: its
+	// clients' joins by session, and each user's latest join by channel.
+	// As a host: each participant's current session by channel.
+	voiceNonce  string // makes this process's join sessions unique
+	voiceSeq    uint64
+	voiceJoins  map[string]*voiceJoin
+	voiceByUser map[voiceKey]string
+	voiceHosted map[voiceKey]string
+
+	voiceMu     sync.Mutex // guards sfu and voiceClosed; never taken with s.mu held
+	sfu         *voice.SFU // created when first needed (voiceSFU)
+	voiceClosed bool       // Close closed the SFU: no other is made
 }
 
 // room is what the server knows of one room.
@@ -166,6 +189,8 @@ func Open(cfg Config) (*Server, error) {
 		local: map[string]map[*attachment]bool{},
 		peers: map[string]*forwarder{}, posting: map[string]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
+		voiceNonce: rand.Text()[:8], voiceJoins: map[string]*voiceJoin{},
+		voiceByUser: map[voiceKey]string{}, voiceHosted: map[voiceKey]string{},
 	}
 	for name, rd := range ls.rooms {
 		r := s.room(name)
@@ -228,6 +253,9 @@ func (s *Server) Start(ctx context.Context) error {
 // Close stops background work and closes the data file. Attached clients
 // are dropped; everything acknowledged is already durable.
 func (s *Server) Close() error {
+	// The SFU first: its byes to the participants go out through this
+	// server, which must still deliver them.
+	s.closeVoice()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

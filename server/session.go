@@ -178,6 +178,7 @@ func (s *Server) dropLocked(a *attachment) {
 	for room := range a.rooms {
 		s.removeLocalLocked(a, room)
 	}
+	s.dropVoiceLocked(a)
 }
 
 // byUser orders attachments by user then token, so background work

@@ -254,6 +254,9 @@ func (u *diskUser) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	return nil
 }
 
+// Voice implements chatapi.Callback; these tests use no voice.
+func (u *diskUser) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
 func (u *diskUser) eventsSeen() []chatapi.Event {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -153,6 +153,17 @@ type Cluster interface {
 	// password and the code (distchat admin reset-password). The code
 	// works once, like any recovery code, with ResetPassword.
 	IssueResetCode(ctx context.Context, args UserArgs) (ResetReply, error)
+	// VoiceHost names the chat server that hosts the voice channel of
+	// args.Room, for member args.User (ErrNotMember otherwise). The choice
+	// is sticky: the same live server for every member, until it is no
+	// longer live, when the least-loaded live server takes the channel
+	// over.
+	VoiceHost(ctx context.Context, args RoomArgs) (VoiceHostReply, error)
+}
+
+// VoiceHostReply names the chat server hosting a room's voice channel.
+type VoiceHostReply struct {
+	Server ServerInfo
 }
 
 // MaxSearchResults caps the users one SearchUsers returns.
@@ -467,6 +478,11 @@ func (s ClusterStub) RedeemTicket(ctx context.Context, a TicketArgs) (TicketRepl
 // IssueResetCode implements Cluster.
 func (s ClusterStub) IssueResetCode(ctx context.Context, a UserArgs) (ResetReply, error) {
 	return rmi.Call[ResetReply](ctx, s.Inv, ClusterObjectName, "IssueResetCode", a)
+}
+
+// VoiceHost implements Cluster.
+func (s ClusterStub) VoiceHost(ctx context.Context, a RoomArgs) (VoiceHostReply, error) {
+	return rmi.Call[VoiceHostReply](ctx, s.Inv, ClusterObjectName, "VoiceHost", a)
 }
 
 var (

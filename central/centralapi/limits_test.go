@@ -97,6 +97,9 @@ func (limitsChecker) RedeemTicket(_ context.Context, a centralapi.TicketArgs) (c
 func (limitsChecker) IssueResetCode(_ context.Context, a centralapi.UserArgs) (centralapi.ResetReply, error) {
 	return centralapi.ResetReply{}, argtest.Within(a)
 }
+func (limitsChecker) VoiceHost(_ context.Context, a centralapi.RoomArgs) (centralapi.VoiceHostReply, error) {
+	return centralapi.VoiceHostReply{}, argtest.Within(a)
+}
 func (limitsChecker) ListRooms(_ context.Context, a centralapi.UserArgs) (centralapi.ListReply, error) {
 	return centralapi.ListReply{}, argtest.Within(a)
 }

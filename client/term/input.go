@@ -25,6 +25,9 @@ var help = []string{
 	"/msg USER TEXT     send a direct (1:1) message",
 	"/say ROOM TEXT     send a message to a room",
 	"/history ROOM      print a room's whole log in order",
+	"/voice join ROOM FILE.ogg  join ROOM's voice, sending an Opus file (looped)",
+	"/voice leave ROOM  leave ROOM's voice; prints packets and bytes per participant",
+	"/voice stats [ROOM]  packets and bytes received per voice participant",
 	"/wait DURATION     wait (e.g. 2s) while messages keep arriving",
 	"/help              this list",
 	"/quit              leave the client",
@@ -46,6 +49,7 @@ func Run(ctx context.Context, s Session, in io.Reader, out, errOut io.Writer, op
 		opts.Clock = clock.New()
 	}
 	t := &terminal{s: s, opts: opts, out: out, errOut: errOut}
+	defer t.leaveVoice()
 	var read func() (string, error)
 	if opts.Interactive {
 		t.tty = xterm.NewTerminal(struct {
@@ -211,6 +215,8 @@ func (t *terminal) exec(ctx context.Context, line string) (quit bool) {
 			}
 			t.printHistory(rest, msgs)
 		}
+	case "voice":
+		t.voiceCmd(ctx, rest)
 	case "wait":
 		d, err := time.ParseDuration(rest)
 		if err != nil || d < 0 {

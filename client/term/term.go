@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/benbjohnson/clock"
 	xterm "golang.org/x/term"
@@ -20,6 +21,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/voice"
 )
 
 // Session is what the terminal client needs of a logged-in user;
@@ -56,6 +58,17 @@ type Options struct {
 	// Message, Event and Status methods as the client.Config's OnMessage,
 	// OnEvent and OnStatus to client.Login.
 	Feed *Feed
+	// StartVoice starts a Go peer in a room's voice channel for /voice
+	// join: a *client.Client's StartVoice. Nil refuses /voice join.
+	StartVoice func(ctx context.Context, cfg client.VoiceCallConfig) (*client.VoiceCall, error)
+	// VoiceRecord, when set, is where /voice join records what it
+	// receives: VoiceRecord/ROOM/USER.ogg.
+	VoiceRecord string
+	// VoiceNetwork is the network of the voice peers (see voice.Network):
+	// the zero value offers every interface but loopback.
+	VoiceNetwork voice.Network
+	// VoiceLogger receives the voice peers' log; nil: the client's.
+	VoiceLogger *slog.Logger
 }
 
 // MakeRaw puts the terminal fd into raw mode, as the interactive client
@@ -79,8 +92,9 @@ type terminal struct {
 	tty     *xterm.Terminal // nil unless interactive
 	out     io.Writer
 	errOut  io.Writer
-	current string // the room a line without a leading / goes to
-	ended   bool   // the session ended: Run returns ErrSessionEnded
+	current string                       // the room a line without a leading / goes to
+	ended   bool                         // the session ended: Run returns ErrSessionEnded
+	calls   map[string]*client.VoiceCall // voice channels joined, by room (voice.go)
 }
 
 // ErrSessionEnded is what [Run] returns when the session ended (logged out

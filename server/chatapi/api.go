@@ -140,6 +140,17 @@ type ChatServer interface {
 	ListRooms(ctx context.Context, args TokenArgs) (centralapi.ListReply, error)
 	// Who returns a room's members (members only for direct rooms).
 	Who(ctx context.Context, args RoomArgs) (centralapi.RoomInfo, error)
+	// VoiceJoin joins the room's voice channel (members only), replacing
+	// the user's earlier connection to it: the host's SFU then sends its
+	// offer through Callback.Voice.
+	VoiceJoin(ctx context.Context, args VoiceArgs) error
+	// VoiceSignal hands the SFU the participant's answer, an ICE
+	// candidate, or its camera turned on or off.
+	VoiceSignal(ctx context.Context, args VoiceArgs) error
+	// VoiceLeave leaves the room's voice channel.
+	VoiceLeave(ctx context.Context, args VoiceArgs) error
+	// VoiceWho lists who is in the room's voice channel (members only).
+	VoiceWho(ctx context.Context, args VoiceArgs) (VoiceWhoReply, error)
 }
 
 // Peer is the remote interface between chat servers (exported ClusterOnly).
@@ -159,6 +170,14 @@ type Peer interface {
 	// password reset, expiry): it detaches them at once and refuses their
 	// tokens from then on with ErrSessionEnded. Central calls it.
 	EndSessions(ctx context.Context, args EndSessionsArgs) error
+	// VoiceRelay carries a participant's voice operation from its own
+	// server to the server hosting the room's voice channel (central's
+	// VoiceHost), which applies it to its SFU. VoiceOpWho's reply lists
+	// the channel; the others' is empty.
+	VoiceRelay(ctx context.Context, args VoiceRelayArgs) (VoiceWhoReply, error)
+	// VoiceReturn carries one of the SFU's signals from the host back to
+	// the participant's server, which delivers it to the participant.
+	VoiceReturn(ctx context.Context, args VoiceReturnArgs) error
 }
 
 // Callback is the remote interface a client exports (as
@@ -167,6 +186,10 @@ type Callback interface {
 	// Deliver hands the client messages and events, in the order the
 	// server learned of them (not necessarily stamp order).
 	Deliver(ctx context.Context, args DeliverArgs) error
+	// Voice hands the client one signal of the SFU hosting a room's voice
+	// channel (an offer, or a bye). A client's signals come one call at
+	// a time, in the order the SFU sent them.
+	Voice(ctx context.Context, args VoiceDeliverArgs) error
 }
 
 // AttachArgs are the arguments of Attach.
@@ -369,6 +392,26 @@ func (s Stub) Who(ctx context.Context, a RoomArgs) (centralapi.RoomInfo, error) 
 	return rmi.Call[centralapi.RoomInfo](ctx, s.Inv, ObjectName, "Who", a)
 }
 
+// VoiceJoin implements ChatServer.
+func (s Stub) VoiceJoin(ctx context.Context, a VoiceArgs) error {
+	return s.Inv.Invoke(ctx, ObjectName, "VoiceJoin", a, nil)
+}
+
+// VoiceSignal implements ChatServer.
+func (s Stub) VoiceSignal(ctx context.Context, a VoiceArgs) error {
+	return s.Inv.Invoke(ctx, ObjectName, "VoiceSignal", a, nil)
+}
+
+// VoiceLeave implements ChatServer.
+func (s Stub) VoiceLeave(ctx context.Context, a VoiceArgs) error {
+	return s.Inv.Invoke(ctx, ObjectName, "VoiceLeave", a, nil)
+}
+
+// VoiceWho implements ChatServer.
+func (s Stub) VoiceWho(ctx context.Context, a VoiceArgs) (VoiceWhoReply, error) {
+	return rmi.Call[VoiceWhoReply](ctx, s.Inv, ObjectName, "VoiceWho", a)
+}
+
 // PeerStub implements Peer by calling another chat server.
 type PeerStub struct{ Inv rmi.Invoker }
 
@@ -392,12 +435,27 @@ func (s PeerStub) EndSessions(ctx context.Context, a EndSessionsArgs) error {
 	return s.Inv.Invoke(ctx, PeerObjectName, "EndSessions", a, nil)
 }
 
+// VoiceRelay implements Peer.
+func (s PeerStub) VoiceRelay(ctx context.Context, a VoiceRelayArgs) (VoiceWhoReply, error) {
+	return rmi.Call[VoiceWhoReply](ctx, s.Inv, PeerObjectName, "VoiceRelay", a)
+}
+
+// VoiceReturn implements Peer.
+func (s PeerStub) VoiceReturn(ctx context.Context, a VoiceReturnArgs) error {
+	return s.Inv.Invoke(ctx, PeerObjectName, "VoiceReturn", a, nil)
+}
+
 // CallbackStub implements Callback by calling back into a client.
 type CallbackStub struct{ Inv rmi.Invoker }
 
 // Deliver implements Callback.
 func (s CallbackStub) Deliver(ctx context.Context, a DeliverArgs) error {
 	return s.Inv.Invoke(ctx, CallbackObjectName, "Deliver", a, nil)
+}
+
+// Voice implements Callback.
+func (s CallbackStub) Voice(ctx context.Context, a VoiceDeliverArgs) error {
+	return s.Inv.Invoke(ctx, CallbackObjectName, "Voice", a, nil)
 }
 
 var (

@@ -132,3 +132,45 @@ func (DeliverArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Len: batchArgLen} 
 
 // CheckLimits implements rmi.ArgLimits.
 func (DeliverArgs) CheckLimits() error { return nil }
+
+// voiceArgBytes caps arguments carrying a VoiceSignal: an SDP of at most
+// MaxVoiceSDP bytes, a candidate, and a few names.
+const voiceArgBytes = MaxVoiceSDP + MaxVoiceCandidate + smallArgBytes
+
+// checkSignal refuses a signal over the voice package's size limits.
+func checkSignal(sig VoiceSignal) error {
+	if len(sig.SDP) > MaxVoiceSDP || len(sig.Candidate) > MaxVoiceCandidate || len(sig.SDPMid) > smallArgBytes {
+		return fmt.Errorf("voice signal over the size limits: %w", rmi.ErrTooLarge)
+	}
+	return nil
+}
+
+// ArgCaps implements rmi.ArgLimits.
+func (VoiceArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: voiceArgBytes, Len: smallArgLen} }
+
+// CheckLimits implements rmi.ArgLimits.
+func (a VoiceArgs) CheckLimits() error { return checkSignal(a.Signal) }
+
+// ArgCaps implements rmi.ArgLimits.
+func (VoiceRelayArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Bytes: voiceArgBytes, Len: smallArgLen}
+}
+
+// CheckLimits implements rmi.ArgLimits.
+func (a VoiceRelayArgs) CheckLimits() error { return checkSignal(a.Signal) }
+
+// ArgCaps implements rmi.ArgLimits.
+func (VoiceReturnArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Bytes: voiceArgBytes, Len: smallArgLen}
+}
+
+// CheckLimits implements rmi.ArgLimits.
+func (a VoiceReturnArgs) CheckLimits() error { return checkSignal(a.Signal) }
+
+// ArgCaps implements rmi.ArgLimits.
+func (VoiceDeliverArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Bytes: voiceArgBytes, Len: smallArgLen}
+}
+
+// CheckLimits implements rmi.ArgLimits.
+func (a VoiceDeliverArgs) CheckLimits() error { return checkSignal(a.Signal) }

@@ -27,6 +27,8 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 	for i := range chatapi.MaxServers {
 		have[fmt.Sprintf("%s%04d", server[:28], i)] = 1<<64 - 1
 	}
+	bigSignal := chatapi.VoiceSignal{Kind: chatapi.VoiceAnswer, SDP: strings.Repeat("s", chatapi.MaxVoiceSDP),
+		Candidate: strings.Repeat("c", chatapi.MaxVoiceCandidate), SDPMid: strings.Repeat("m", 64), SDPMLineIndex: 1<<16 - 1}
 	argtest.LargestFit(t,
 		chatapi.AttachArgs{Token: token},
 		chatapi.TokenArgs{Token: token},
@@ -36,6 +38,11 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 		chatapi.FetchArgs{Room: room, Have: have, Limit: chatapi.MaxSyncLimit},
 		chatapi.RoomArgs{Token: token, Room: room},
 		chatapi.DirectArgs{Token: token, Peer: strings.Repeat("p", 32)},
+		chatapi.VoiceArgs{Token: token, Room: room, Signal: bigSignal},
+		chatapi.VoiceRelayArgs{Op: chatapi.VoiceOpSignal, From: server, FromAddr: strings.Repeat("h", 253) + ":65535", Session: strings.Repeat("v", 64),
+			Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
+		chatapi.VoiceReturnArgs{Session: strings.Repeat("v", 64), Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
+		chatapi.VoiceDeliverArgs{Room: room, Signal: bigSignal},
 	)
 }
 
@@ -80,6 +87,27 @@ func (limitsChecker) Fetch(_ context.Context, a chatapi.FetchArgs) (chatapi.Fetc
 	return chatapi.FetchReply{}, argtest.Within(a)
 }
 func (limitsChecker) RoomChanged(_ context.Context, a chatapi.RoomChangedArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) VoiceJoin(_ context.Context, a chatapi.VoiceArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) VoiceSignal(_ context.Context, a chatapi.VoiceArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) VoiceLeave(_ context.Context, a chatapi.VoiceArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) VoiceWho(_ context.Context, a chatapi.VoiceArgs) (chatapi.VoiceWhoReply, error) {
+	return chatapi.VoiceWhoReply{}, argtest.Within(a)
+}
+func (limitsChecker) VoiceRelay(_ context.Context, a chatapi.VoiceRelayArgs) (chatapi.VoiceWhoReply, error) {
+	return chatapi.VoiceWhoReply{}, argtest.Within(a)
+}
+func (limitsChecker) VoiceReturn(_ context.Context, a chatapi.VoiceReturnArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) Voice(_ context.Context, a chatapi.VoiceDeliverArgs) error {
 	return argtest.Within(a)
 }
 func (limitsChecker) Deliver(_ context.Context, a chatapi.DeliverArgs) error {

@@ -36,10 +36,11 @@ func (c *Cluster) Start(name string) {
 	srv, err := server.Open(server.Config{
 		Name: name, Addr: addr, Dir: c.dir + "/" + name,
 		Clock: c.opts.Clock, ClockMode: c.opts.ClockMode, Settled: c.opts.Settled,
-		Central:    centralapi.ClusterStub{Inv: &link{c: c, from: name}},
-		Connect:    func(to string) rmi.Invoker { return &link{c: c, from: name, to: to} },
-		Logger:     c.log,
-		WriteFault: func() error { return c.writeFault(name) },
+		Central:      centralapi.ClusterStub{Inv: &link{c: c, from: name}},
+		Connect:      func(to string) rmi.Invoker { return &link{c: c, from: name, to: to} },
+		Logger:       c.log,
+		WriteFault:   func() error { return c.writeFault(name) },
+		VoiceNetwork: c.opts.Voice, VoiceMax: c.opts.VoiceMax,
 	})
 	if err != nil {
 		c.t.Fatalf("servertest: open %s: %v", name, err)

@@ -28,6 +28,7 @@ type RawClient struct {
 	mu       sync.Mutex
 	messages []chatapi.Message
 	events   []chatapi.Event
+	voice    []chatapi.VoiceDeliverArgs
 	hold     chan struct{} // while not nil, Deliver waits for it to close
 }
 
@@ -87,6 +88,21 @@ func (rc *RawClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	rc.messages = append(rc.messages, a.Messages...)
 	rc.events = append(rc.events, a.Events...)
 	return nil
+}
+
+// Voice implements chatapi.Callback: it records the voice signals.
+func (rc *RawClient) Voice(ctx context.Context, a chatapi.VoiceDeliverArgs) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.voice = append(rc.voice, a)
+	return nil
+}
+
+// VoiceSignals returns the voice signals delivered so far, in order.
+func (rc *RawClient) VoiceSignals() []chatapi.VoiceDeliverArgs {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.voice)
 }
 
 // Messages returns the messages delivered so far, in delivery order.

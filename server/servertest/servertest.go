@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ import (
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server"
+	"github.com/distchat/distchat/voice"
 )
 
 // LeaseTTL is the lease central grants the chat servers: a crashed server
@@ -87,6 +89,11 @@ type Options struct {
 	TCP bool
 	// Logger receives every component's log; default: discarded.
 	Logger *slog.Logger
+	// Voice is the network of every chat server's SFU (server.Config's
+	// VoiceNetwork); with no IPs, 127.0.0.1. VoiceMax caps each voice
+	// channel (zero: the voice package's default).
+	Voice    voice.Network
+	VoiceMax int
 }
 
 // Cluster is a running central server and its chat servers. Its methods
@@ -145,6 +152,9 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	if opts.ClockMode == "" {
 		opts.ClockMode = server.ClockHLC
+	}
+	if len(opts.Voice.IPs) == 0 {
+		opts.Voice.IPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	}
 	if opts.Logger == nil {
 		opts.Logger = rmitest.QuietLogger()
