@@ -22,6 +22,7 @@ import (
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 //go:embed static
@@ -88,8 +89,11 @@ type Handler struct {
 	limit  *limiter
 	// voiceLimit is the per-user limit of voice-join and voice-signal.
 	voiceLimit *limiter
-	mux        *http.ServeMux
-	index      *template.Template
+	// testVoice, set only by tests, replaces the sessions' voice
+	// operations: those of user, delivering the SFU's signals to deliver.
+	testVoice func(user string, deliver func(room string, sig chatapi.VoiceSignal)) voiceClient
+	mux       *http.ServeMux
+	index     *template.Template
 
 	mu       sync.Mutex
 	closed   bool

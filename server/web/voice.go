@@ -45,6 +45,15 @@ type voiceClient interface {
 	VoiceWho(ctx context.Context, room string) ([]chatapi.VoiceParticipant, error)
 }
 
+// voiceFor returns the voice operations of session s: its Client's,
+// unless a test gave the Handler others (export_test.go).
+func (h *Handler) voiceFor(s *session) (voiceClient, error) {
+	if h.testVoice != nil {
+		return h.testVoice(s.client().User(), s.onVoice), nil
+	}
+	return voiceOf(s.client())
+}
+
 // voiceOf returns c's voice operations.
 func voiceOf(c *client.Client) (voiceClient, error) {
 	vc, ok := any(c).(voiceClient)
@@ -132,7 +141,7 @@ func (cn *conn) voiceLoop(s *session, q <-chan request) {
 // runVoice carries out one voice command of the page on cn.
 func (h *Handler) runVoice(ctx context.Context, s *session, cn *conn, req request) (map[string]any, error) {
 	c := s.client()
-	vc, err := voiceOf(c)
+	vc, err := h.voiceFor(s)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +206,7 @@ func (s *session) voiceHangUp(cn *conn) {
 	if len(rooms) == 0 {
 		return
 	}
-	vc, err := voiceOf(s.client())
+	vc, err := s.h.voiceFor(s)
 	if err != nil {
 		return
 	}

@@ -223,12 +223,14 @@ export class Voice {
     await pc.setRemoteDescription({ type: "offer", sdp });
     if (!this.audioTx) {
       // The first offer's first audio and video sections are the ones
-      // the SFU receives on: the microphone and the camera go there.
+      // the SFU receives on: the microphone and the camera go there. The
+      // SFU may later send someone's track on them too, so they receive
+      // as well as send.
       const txs = pc.getTransceivers();
       this.audioTx = txs.find((t) => t.receiver.track.kind === "audio");
       this.videoTx = txs.find((t) => t.receiver.track.kind === "video");
-      this.audioTx.direction = "sendonly";
-      this.videoTx.direction = "sendonly";
+      this.audioTx.direction = "sendrecv";
+      this.videoTx.direction = "sendrecv";
       await this.audioTx.sender.replaceTrack(this.mic);
       await this.videoTx.sender.replaceTrack(this.cam);
     }
