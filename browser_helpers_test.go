@@ -90,6 +90,13 @@ func (b *browser) in(t *testing.T) *browser {
 // directory, so that nothing of the machine's user is trusted or used.
 func newBrowser(t *testing.T, name, home string) *browser {
 	t.Helper()
+	return newBrowserWith(t, name, home)
+}
+
+// newBrowserWith is newBrowser with extra chromium flags (such as
+// voiceFlags).
+func newBrowserWith(t *testing.T, name, home string, extra ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
 	exe := chromiumPath(t)
 	if home == "" {
 		home = t.TempDir()
@@ -105,6 +112,7 @@ func newBrowser(t *testing.T, name, home string) *browser {
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

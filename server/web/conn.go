@@ -85,6 +85,7 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.leave(cn)
+	defer s.voiceHangUp(cn)
 	c := s.client()
 	cn.send(map[string]any{
 		"type": "hello", "user": c.User(), "server": h.cfg.Server.Name,
@@ -101,11 +102,14 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // readLoop reads commands until the WebSocket ends, running up to
-// parallelOps of them at once.
+// parallelOps of them at once, except the voice commands that must keep
+// their order, which one goroutine runs in turn (voiceLoop).
 func (cn *conn) readLoop(s *session) {
 	sem := make(chan struct{}, parallelOps)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	voiceQ := make(chan request, voiceQueue)
+	wg.Go(func() { cn.voiceLoop(s, voiceQ) })
 	for {
 		typ, data, err := cn.ws.Read(cn.ctx)
 		if err != nil {
@@ -115,6 +119,14 @@ func (cn *conn) readLoop(s *session) {
 		var req request
 		if typ != websocket.MessageText || json.Unmarshal(data, &req) != nil {
 			cn.reply(req.Req, nil, ErrBadRequest)
+			continue
+		}
+		if isOrderedVoiceOp(req.Op) {
+			select {
+			case voiceQ <- req:
+			default:
+				cn.reply(req.Req, nil, ErrRateLimited)
+			}
 			continue
 		}
 		select {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/server/chatapi"
 )
 
 //go:embed static
@@ -86,8 +87,13 @@ type Handler struct {
 	log    *slog.Logger
 	secure bool
 	limit  *limiter
-	mux    *http.ServeMux
-	index  *template.Template
+	// voiceLimit is the per-user limit of voice-join and voice-signal.
+	voiceLimit *limiter
+	// testVoice, set only by tests, replaces the sessions' voice
+	// operations: those of user, delivering the SFU's signals to deliver.
+	testVoice func(user string, deliver func(room string, sig chatapi.VoiceSignal)) voiceClient
+	mux       *http.ServeMux
+	index     *template.Template
 
 	mu       sync.Mutex
 	closed   bool
@@ -142,8 +148,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		cfg: cfg, log: cfg.Logger, secure: strings.HasPrefix(cfg.Origin, "https://"),
-		limit: newLimiter(cfg.Clock, cfg.PostRate, cfg.PostBurst),
-		mux:   http.NewServeMux(), index: index, sessions: map[string]*session{},
+		limit:      newLimiter(cfg.Clock, cfg.PostRate, cfg.PostBurst),
+		voiceLimit: newLimiter(cfg.Clock, voiceRate, voiceBurst),
+		mux:        http.NewServeMux(), index: index, sessions: map[string]*session{},
 	}
 	h.mux.HandleFunc("GET /auth", h.serveAuth)
 	h.mux.HandleFunc("GET /{$}", h.serveApp)

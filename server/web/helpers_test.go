@@ -32,13 +32,14 @@ type env struct {
 	c     *servertest.Cluster
 	clk   *clock.Mock // the handlers' clock: the rate limit
 	sites map[string]*httptest.Server
+	hs    map[string]*web.Handler // each chat server's web port
 }
 
 // newEnv starts n chat servers, each with a web port; tweak, if not nil,
 // adjusts each web.Config.
 func newEnv(t *testing.T, n int, tweak func(*web.Config)) *env {
 	t.Helper()
-	e := &env{t: t, c: servertest.New(t, servertest.Options{Servers: n}), clk: clock.NewMock(), sites: map[string]*httptest.Server{}}
+	e := &env{t: t, c: servertest.New(t, servertest.Options{Servers: n}), clk: clock.NewMock(), sites: map[string]*httptest.Server{}, hs: map[string]*web.Handler{}}
 	for _, name := range e.c.Servers() {
 		// The Handler is made once the listener exists: the origin is
 		// the httptest server's URL.
@@ -73,6 +74,7 @@ func newEnv(t *testing.T, n int, tweak func(*web.Config)) *env {
 		}
 		h = wh
 		e.sites[name] = ts
+		e.hs[name] = wh
 		t.Cleanup(func() {
 			_ = wh.Close()
 			ts.Close()

@@ -140,6 +140,9 @@ func (h *Handler) run(ctx context.Context, s *session, req request) (map[string]
 		}
 		s.read(req.Room, st)
 		return nil, nil
+
+	case "voice-who":
+		return h.runVoice(ctx, s, nil, req)
 	}
 	return nil, fmt.Errorf("unknown op %q: %w", req.Op, ErrBadRequest)
 }

@@ -35,6 +35,7 @@ type session struct {
 	conns map[*conn]bool           // the WebSockets, live once sent their hello
 	reads map[string]chatapi.Stamp // per room, the latest stamp the user has read
 	ended bool                     // the session ended at central
+	voice map[string]*conn         // per room, the WebSocket in its voice channel (voice.go)
 }
 
 // join adds cn to the session of token, attaching the session first if
@@ -48,7 +49,7 @@ func (h *Handler) join(ctx context.Context, tok string, cn *conn) (*session, err
 	s := h.sessions[tok]
 	fresh := s == nil
 	if fresh {
-		s = &session{h: h, token: tok, ready: make(chan struct{}), conns: map[*conn]bool{}, reads: map[string]chatapi.Stamp{}}
+		s = &session{h: h, token: tok, ready: make(chan struct{}), conns: map[*conn]bool{}, reads: map[string]chatapi.Stamp{}, voice: map[string]*conn{}}
 		h.sessions[tok] = s
 	}
 	s.mu.Lock()

@@ -31,6 +31,8 @@ type request struct {
 	User   string `json:"user,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
 	Stamp  string `json:"stamp,omitempty"`
+	// Signal is the page's WebRTC signal of a voice-signal command.
+	Signal *wireSignal `json:"signal,omitempty"`
 }
 
 // wireError is the error of a reply.

@@ -4,6 +4,7 @@
 
 import { Connection } from "./conn.js";
 import { avatar, el, fullTime, shortTime, toast } from "./ui.js";
+import { Voice } from "./voice.js";
 
 const $ = (sel) => document.querySelector(sel);
 const list = $("#messages");
@@ -34,6 +35,8 @@ const conn = new Connection({
   onGiveUp: () => goCentral(`/go?failed=${encodeURIComponent(state.server)}`),
 });
 
+const voice = new Voice(conn, () => state.me);
+
 function goCentral(path) {
   if (state.central) location.href = state.central + path;
   else location.reload();
@@ -63,6 +66,9 @@ function handlePush(f) {
     case "status":
       conn.h.onState(f.state);
       break;
+    case "voice":
+      voice.onPush(f);
+      break;
     case "error":
       toast(f.error.message);
       break;
@@ -74,6 +80,7 @@ async function hello(f) {
   if (f.central) state.central = f.central;
   $("#me").textContent = f.user;
   $("#me-avatar").textContent = f.user.slice(0, 1);
+  voice.reconnected();
   // The read marks live in this browser: tell the gateway, then list.
   const prefix = `distchat:read:${state.me}:`;
   for (let i = 0; i < localStorage.length; i++) {
@@ -333,6 +340,7 @@ function openRoom(name, reload = false) {
   $("#send").disabled = false;
   composer.placeholder = r.direct ? `Message ${r.peer}` : `Message #${name}`;
   $("#app").classList.remove("show-sidebar");
+  voice.show(name, !!r.direct);
   if (!same || reload) {
     if (!same) {
       list.replaceChildren();
@@ -369,6 +377,8 @@ $("#leave-room").addEventListener("click", async () => {
   if (r.error) return toast(r.error.message);
   localStorage.removeItem(`distchat:read:${state.me}:${room}`);
   state.rooms.delete(room);
+  voice.roomGone(room);
+  voice.show("", false);
   state.current = "";
   list.replaceChildren();
   $("#members").replaceChildren();
