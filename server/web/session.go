@@ -79,6 +79,7 @@ func (s *session) attach() {
 	cfg.OnMessage = s.onMessage
 	cfg.OnEvent = s.onEvent
 	cfg.OnStatus = s.onStatus
+	cfg.OnVoice = s.onVoice
 	// Not the WebSocket's context: the session outlives the one that
 	// happened to attach it.
 	ctx, cancel := s.h.cfg.Client.Clock.WithTimeout(context.Background(), attachTimeout)

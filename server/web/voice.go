@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/distchat/distchat/client"
-	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -34,9 +33,6 @@ const (
 	voiceBurst = 100
 )
 
-// ErrNoVoice: the session's Client cannot carry voice.
-var ErrNoVoice = rmi.NewError("web.no_voice", "voice chat is not available on this chat server")
-
 // voiceClient is the part of client.Client the voice commands use.
 type voiceClient interface {
 	VoiceJoin(ctx context.Context, room string) error
@@ -51,17 +47,10 @@ func (h *Handler) voiceFor(s *session) (voiceClient, error) {
 	if h.testVoice != nil {
 		return h.testVoice(s.client().User(), s.onVoice), nil
 	}
-	return voiceOf(s.client())
+	return s.client(), nil
 }
 
-// voiceOf returns c's voice operations.
-func voiceOf(c *client.Client) (voiceClient, error) {
-	vc, ok := any(c).(voiceClient)
-	if !ok {
-		return nil, ErrNoVoice
-	}
-	return vc, nil
-}
+var _ voiceClient = (*client.Client)(nil)
 
 // wireSignal is a chatapi.VoiceSignal as the page sends and receives it,
 // with voice.Signal's JSON names (which a browser's RTCSessionDescription
