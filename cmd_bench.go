@@ -81,11 +81,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Each client holds a connection to central, from this one address,
-	// as do the chat servers of a cluster started here.
-	if limit := rmi.DefaultMaxConnsPerAddr - *servers; *clients > limit {
-		fmt.Fprintf(e.stderr, "%s bench: warning: %d clients from one address: servers refuse more than %d connections per address (rmi.DefaultMaxConnsPerAddr), so logins beyond about %d will fail\n",
-			e.prog, *clients, rmi.DefaultMaxConnsPerAddr, limit)
+	// Each client holds a connection to central and one to its chat
+	// server, all from this one address, as do the chat servers of a
+	// cluster started here: a cluster started here allows that many; a
+	// running one must allow it itself (--max-conns-per-addr).
+	connsNeeded := *clients + *servers + 8
+	if *centralFlag != "" && *clients > rmi.DefaultMaxConnsPerAddr-*servers {
+		fmt.Fprintf(e.stderr, "%s bench: warning: %d clients from one address: unless the cluster runs with --max-conns-per-addr %d or more, logins beyond about %d will fail\n",
+			e.prog, *clients, connsNeeded, rmi.DefaultMaxConnsPerAddr-*servers)
 	}
 
 	cfg := bench.Config{
@@ -103,7 +106,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 		cfg.Central = caddr
 	} else {
-		up, err := startUp(ctx, e, *servers)
+		up, err := startUp(ctx, e, *servers, connsNeeded)
 		if err != nil {
 			return err
 		}
@@ -168,7 +171,7 @@ type upChild struct {
 
 // startUp starts "distchat up" with n chat servers on a temporary data
 // directory (this very binary, run again) and waits until it is up.
-func startUp(ctx context.Context, e *env, n int) (*upChild, error) {
+func startUp(ctx context.Context, e *env, n, connsPerAddr int) (*upChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
@@ -179,7 +182,8 @@ func startUp(ctx context.Context, e *env, n int) (*upChild, error) {
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cmd := exec.CommandContext(cctx, exe, "up", "--data", dir, "--servers", strconv.Itoa(n),
-		"--listen", "127.0.0.1:0", "--http", "", "--server-web=false", "--log-level", "warn")
+		"--listen", "127.0.0.1:0", "--http", "", "--server-web=false", "--log-level", "warn",
+		"--max-conns-per-addr", strconv.Itoa(max(connsPerAddr, rmi.DefaultMaxConnsPerAddr)))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = upStopTimeout
 	cmd.Stderr = e.stderr

@@ -55,6 +55,7 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	data := f.String("data", "", "data directory `DIR` (required)")
 	secretFile := f.String("cluster-secret-file", "", "cluster secret `FILE`, created if absent (default DIR/cluster.secret); the cluster CA is kept beside it")
 	extraHosts := f.StringSlice("cert-host", nil, "another `NAME` or IP clients use to reach central, for its certificate (repeatable)")
+	connsPerAddr := f.Int("max-conns-per-addr", rmi.DefaultMaxConnsPerAddr, "connections served at once from one IP address, at `MOST` (raise it for many clients behind one address, or a load test from one machine)")
 	httpAddr := f.String("http", "", "serve the web pages on `HOST:PORT` (default: no web port)")
 	tlsCert := f.String("tls-cert", "", "the web port's certificate `FILE` (PEM; default: one the cluster CA signs)")
 	tlsKey := f.String("tls-key", "", "the key `FILE` of --tls-cert (PEM)")
@@ -93,7 +94,7 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	cp, err := startCentral(ctx, centralOptions{
 		dir: *data, listen: *listen, advertise: *advertise, secret: secret,
 		ca: ca, certHosts: *extraHosts, clock: clk, log: log,
-		http: *httpAddr, webTLS: webTLSOptions{certFile: *tlsCert, keyFile: *tlsKey},
+		http: *httpAddr, webTLS: webTLSOptions{certFile: *tlsCert, keyFile: *tlsKey}, connsPerAddr: *connsPerAddr,
 	})
 	if err != nil {
 		return err
@@ -124,6 +125,9 @@ type centralOptions struct {
 	http         string
 	httpFallback bool
 	webTLS       webTLSOptions
+	// connsPerAddr caps the RMI connections from one IP address; zero
+	// for rmi.DefaultMaxConnsPerAddr.
+	connsPerAddr int
 	clock        clock.Clock
 	log          *slog.Logger
 }
@@ -221,7 +225,7 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 			return fail(err)
 		}
 	}
-	cp.srv = rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig()})
+	cp.srv = rmi.NewServer(t, rmi.ServerConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: cert.ServerConfig(), Limits: rmi.Limits{MaxConnsPerAddr: o.connsPerAddr}})
 	go func() { cp.serveErr <- cp.srv.Serve(l) }()
 	o.log.Info("central server up", "listen", l.Addr().String(), "advertised", addr, "data", o.dir)
 	return cp, nil

@@ -77,6 +77,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	tlsCert := f.String("tls-cert", "", "the web port's HTTPS certificate `FILE` (default: the cluster-CA-signed DIR/server.crt)")
 	tlsKey := f.String("tls-key", "", "the web port's HTTPS key `FILE` (with --tls-cert)")
 	voiceUDPPort := f.Int("voice-udp-port", 0, "one UDP `PORT` for every voice connection of the channels this server hosts, for a firewall (0: an ephemeral port each)")
+	connsPerAddr := f.Int("max-conns-per-addr", rmi.DefaultMaxConnsPerAddr, "connections served at once from one IP address, at `MOST` (raise it for many clients behind one address, or a load test from one machine)")
 	voiceMax := f.Int("voice-max", voice.DefaultMaxParticipants, "participants per voice channel, at `MOST`")
 	if err := f.parse(args); err != nil {
 		return err
@@ -112,6 +113,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
 		secret: secret, clockMode: *clockMode, settled: *settled, certHosts: *extraHosts, clock: clock.New(), log: log,
 		http: *httpFlag, tlsCert: *tlsCert, tlsKey: *tlsKey, voiceUDPPort: *voiceUDPPort, voiceMax: *voiceMax,
+		connsPerAddr: *connsPerAddr,
 	})
 	if err != nil {
 		return err
@@ -158,6 +160,9 @@ type serverOptions struct {
 	// VoiceNetwork.UDPPort and VoiceMax); zero for the defaults.
 	voiceUDPPort int
 	voiceMax     int
+	// connsPerAddr caps the RMI connections from one IP address; zero
+	// for rmi.DefaultMaxConnsPerAddr.
+	connsPerAddr int
 }
 
 // serverProc is a running chat server.
@@ -260,6 +265,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	sp.srv = rmi.NewServer(t, rmi.ServerConfig{
 		Clock: o.clock, Logger: o.log, ClusterSecret: o.secret,
 		TLS: member.ServerConfig(), RequireClusterCert: true,
+		Limits: rmi.Limits{MaxConnsPerAddr: o.connsPerAddr},
 	})
 	go func() { sp.serveErr <- sp.srv.Serve(l) }()
 	return sp, nil

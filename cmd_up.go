@@ -12,6 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/server"
 )
@@ -44,6 +45,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	clockMode := f.String("clock", server.ClockHLC, "chat servers' stamp `CLOCK`: hlc or wall")
 	settled := f.Bool("settled", true, "track settled prefixes: promise a watermark every second so members learn which prefix of each room is final")
 	centralHTTP := f.String("http", "127.0.0.1:8080", "central's web pages on `HOST:PORT` (\"\": none; if the default port is taken, the next free one)")
+	connsPerAddr := f.Int("max-conns-per-addr", rmi.DefaultMaxConnsPerAddr, "connections served at once from one IP address, at `MOST` (raise it for many clients behind one address, or a load test from one machine)")
 	serverWeb := f.Bool("server-web", true, "serve the browser chat app on each chat server (a free port on its host)")
 	if err := f.parse(args); err != nil {
 		return err
@@ -80,7 +82,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	}
 	cp, err := startCentral(ctx, centralOptions{
 		dir: filepath.Join(*data, "central"), listen: *listen, secret: secret, ca: ca, clock: clk, log: log,
-		http: *centralHTTP, httpFallback: !f.Changed("http"),
+		http: *centralHTTP, httpFallback: !f.Changed("http"), connsPerAddr: *connsPerAddr,
 	})
 	if err != nil {
 		return err
@@ -106,6 +108,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 		sp, err := startChatServer(serverOptions{
 			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
 			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log, http: webListen,
+			connsPerAddr: *connsPerAddr,
 		})
 		if err != nil {
 			return errors.Join(err, closeAll())
