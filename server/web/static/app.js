@@ -38,6 +38,7 @@ const conn = new Connection({
 
 const voice = new Voice(conn, () => state.me);
 const ring = new Ring((room) => voice.room === room, answerCall);
+$("#voice-join").addEventListener("click", () => ring.joined(state.current));
 
 function goCentral(path) {
   if (state.central) location.href = state.central + path;

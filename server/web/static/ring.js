@@ -52,6 +52,12 @@ export class Ring {
     this.timers.giveUp = setTimeout(() => this.hide(), giveUpMs);
   }
 
+  // joined: the page joined room's voice channel (its Call button): its
+  // call, if ringing, is answered.
+  joined(room) {
+    if (this.call && this.call.room === room) this.hide();
+  }
+
   answer() {
     const call = this.call;
     this.hide();
