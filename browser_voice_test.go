@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -142,4 +144,51 @@ func TestBrowserVoice(t *testing.T) {
 	ann.do("open the chat with bob", chromedp.Click(chromedp.CSS(result)))
 	ann.waitSel(roomSel(dm))
 	ann.waitJS("the voice button of a direct chat reads Call", `document.querySelector('#voice-join')?.textContent === 'Call'`)
+
+	// The incoming-call banner, shown by a ring (here a made-up one),
+	// is declined with Esc.
+	bob.do("a ring from zed", chromedp.Evaluate[chromedp.Void](
+		`document.querySelector('#voice-ring').ring.onPush({type: 'ring', room: 'dm:bob:zed', user: 'zed'})`))
+	bob.waitJS("the banner for zed's call", ringShownJS("zed"))
+	bob.do("press Esc", pressEscape)
+	bob.waitJS("the banner hidden by Esc", `document.querySelector('#voice-ring').hidden`)
+
+	// Ann calls bob: his page, on the other chat server, rings; he
+	// accepts from the keyboard, and they hear each other.
+	ann.do("call bob", chromedp.Click(chromedp.CSS("#voice-join")))
+	bob.waitJS("the banner for ann's call", ringShownJS("ann"))
+	bob.do("accept with Enter", chromedp.Focus(chromedp.CSS("#voice-accept")), chromedp.KeyEvent("\r"))
+	bob.waitJS("the banner gone and the chat with ann open", `document.querySelector('#voice-ring').hidden &&
+		document.querySelector('#room-title').textContent === '@ ann'`)
+	for _, b := range []*browser{ann, bob} {
+		b.waitJS("ann and bob connected in the call", inVoiceJS("ann")+" && "+inVoiceJS("bob"))
+	}
+	if room := mustEval[string](bob, `document.querySelector('#voice-bar').voice.room`); room != dm {
+		t.Fatalf("bob's page is in the voice channel of %q, want %q", room, dm)
+	}
+	ann.waitInbound("bob", "audio")
+	bob.waitInbound("ann", "audio")
 }
+
+// ringShownJS is true when the incoming-call banner shows a call from
+// user, with its two buttons.
+func ringShownJS(user string) string {
+	return fmt.Sprintf(`(() => {
+		const r = document.querySelector('#voice-ring');
+		return !r.hidden && r.querySelector('#voice-ring-text').textContent === %s &&
+			!!r.querySelector('#voice-accept') && !!r.querySelector('#voice-decline');
+	})()`, jsString(user+" is calling"))
+}
+
+// pressEscape presses and releases the Esc key in the page.
+var pressEscape = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+			Type: typ, Key: "Escape", Code: "Escape", WindowsVirtualKeyCode: 27, NativeVirtualKeyCode: 27,
+		})
+		if err != nil {
+			return fmt.Errorf("press Esc: %w", err)
+		}
+	}
+	return nil
+})

@@ -55,6 +55,9 @@
 //     client (VoiceReturn, Callback.Voice).
 //   - voicehost.go: the host's side: the SFU (package voice), created
 //     when first needed and closed with the server, and VoiceRelay.
+//   - ring.go: a direct room's call rings the other member (Peer.Ring,
+//     an EventRing through the callee's delivery queue) every
+//     Config.VoiceRing while the caller waits alone.
 //
 // # Throughput
 //

@@ -80,6 +80,10 @@ type Config struct {
 	// VoiceMax caps each voice channel's participants; zero means
 	// voice.DefaultMaxParticipants.
 	VoiceMax int
+	// VoiceRing is how often a caller alone in a direct room's voice
+	// channel rings the other member again (ring.go); zero means
+	// DefaultVoiceRing.
+	VoiceRing time.Duration
 }
 
 // Server is a chat server. It implements ChatServer; its Peer interface is
@@ -160,6 +164,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.VoiceRing <= 0 {
+		cfg.VoiceRing = DefaultVoiceRing
 	}
 	st, err := openStore(cfg.Dir, cfg.Name, cfg.NoSync)
 	if err != nil {

@@ -55,6 +55,9 @@ func (s *Server) VoiceJoin(ctx context.Context, a chatapi.VoiceArgs) error {
 		s.dropVoiceJoin(j)
 		return fmt.Errorf("voice join %s: %w", a.Room, err)
 	}
+	if callee := directPeer(a.Room, att.user); callee != "" {
+		s.ringCall(ctx, j, callee, s.clk.Now().Add(ringFor))
+	}
 	return nil
 }
 

@@ -166,7 +166,7 @@ func FormatMessage(m chatapi.Message) string {
 }
 
 // printEvent prints a member joining or leaving a room: "bob joined
-// lobby", "bob left lobby".
+// lobby", "bob left lobby"; and a call coming in (printRing).
 func (t *terminal) printEvent(e chatapi.Event) {
 	if t.opts.JSON {
 		t.printJSON(jsonEvent{Type: "event", Kind: e.Kind, Room: e.Room, User: e.User})
@@ -176,6 +176,8 @@ func (t *terminal) printEvent(e chatapi.Event) {
 	case chatapi.EventResync, chatapi.EventMove, chatapi.EventSessionEnded:
 		// The client catches up, or moves, by itself; an ended session
 		// comes as a status (printStatus). Nothing for the user here.
+	case chatapi.EventRing:
+		t.printRing(e)
 	default: // chatapi.EventJoined, chatapi.EventLeft
 		t.println(fmt.Sprintf("%s %s %s", e.User, e.Kind, e.Room))
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/benbjohnson/clock"
 	xterm "golang.org/x/term"
@@ -95,6 +96,7 @@ type terminal struct {
 	current string                       // the room a line without a leading / goes to
 	ended   bool                         // the session ended: Run returns ErrSessionEnded
 	calls   map[string]*client.VoiceCall // voice channels joined, by room (voice.go)
+	rang    map[string]time.Time         // when each direct room last rang (ring.go)
 }
 
 // ErrSessionEnded is what [Run] returns when the session ended (logged out

@@ -178,6 +178,10 @@ type Peer interface {
 	// VoiceReturn carries one of the SFU's signals from the host back to
 	// the participant's server, which delivers it to the participant.
 	VoiceReturn(ctx context.Context, args VoiceReturnArgs) error
+	// Ring tells the server that Caller, alone in the voice channel of
+	// the direct room Room, calls Callee: it delivers an EventRing to
+	// Callee's clients attached there. The caller's server calls it.
+	Ring(ctx context.Context, args RingArgs) error
 }
 
 // Callback is the remote interface a client exports (as
@@ -312,6 +316,13 @@ const (
 	// reset, expiry); the server detached it and will refuse it from now
 	// on. It is the last delivery the client gets.
 	EventSessionEnded = "session_ended"
+
+	// EventRing: User is in the voice channel of the direct room Room,
+	// alone, and calls the client's user. It repeats every few seconds
+	// while the caller waits (a client shows one call per room), and
+	// stops when the callee joins, the caller leaves, or the caller gives
+	// up.
+	EventRing = "ring"
 )
 
 // Event is a notice about a room, or about the client's server (EventMove).
@@ -443,6 +454,11 @@ func (s PeerStub) VoiceRelay(ctx context.Context, a VoiceRelayArgs) (VoiceWhoRep
 // VoiceReturn implements Peer.
 func (s PeerStub) VoiceReturn(ctx context.Context, a VoiceReturnArgs) error {
 	return s.Inv.Invoke(ctx, PeerObjectName, "VoiceReturn", a, nil)
+}
+
+// Ring implements Peer.
+func (s PeerStub) Ring(ctx context.Context, a RingArgs) error {
+	return s.Inv.Invoke(ctx, PeerObjectName, "Ring", a, nil)
 }
 
 // CallbackStub implements Callback by calling back into a client.

@@ -168,6 +168,12 @@ func (VoiceReturnArgs) ArgCaps() rmi.ArgCaps {
 func (a VoiceReturnArgs) CheckLimits() error { return checkSignal(a.Signal) }
 
 // ArgCaps implements rmi.ArgLimits.
+func (RingArgs) ArgCaps() rmi.ArgCaps { return rmi.ArgCaps{Bytes: smallArgBytes, Len: smallArgLen} }
+
+// CheckLimits implements rmi.ArgLimits.
+func (RingArgs) CheckLimits() error { return nil }
+
+// ArgCaps implements rmi.ArgLimits.
 func (VoiceDeliverArgs) ArgCaps() rmi.ArgCaps {
 	return rmi.ArgCaps{Bytes: voiceArgBytes, Len: smallArgLen}
 }

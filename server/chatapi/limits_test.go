@@ -43,6 +43,7 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 			Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
 		chatapi.VoiceReturnArgs{Session: strings.Repeat("v", 64), Room: room, User: strings.Repeat("u", 32), Signal: bigSignal},
 		chatapi.VoiceDeliverArgs{Room: room, Signal: bigSignal},
+		chatapi.RingArgs{Room: room, Caller: strings.Repeat("a", 32), Callee: strings.Repeat("b", 32)},
 	)
 }
 
@@ -105,6 +106,9 @@ func (limitsChecker) VoiceRelay(_ context.Context, a chatapi.VoiceRelayArgs) (ch
 	return chatapi.VoiceWhoReply{}, argtest.Within(a)
 }
 func (limitsChecker) VoiceReturn(_ context.Context, a chatapi.VoiceReturnArgs) error {
+	return argtest.Within(a)
+}
+func (limitsChecker) Ring(_ context.Context, a chatapi.RingArgs) error {
 	return argtest.Within(a)
 }
 func (limitsChecker) Voice(_ context.Context, a chatapi.VoiceDeliverArgs) error {

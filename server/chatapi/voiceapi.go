@@ -80,3 +80,11 @@ type VoiceDeliverArgs struct {
 	Room   string
 	Signal VoiceSignal
 }
+
+// RingArgs carry a ring from the caller's chat server to a server the
+// callee is attached to (Peer.Ring).
+type RingArgs struct {
+	Room   string // a direct room of Caller and Callee
+	Caller string
+	Callee string
+}

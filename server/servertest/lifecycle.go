@@ -40,7 +40,7 @@ func (c *Cluster) Start(name string) {
 		Connect:      func(to string) rmi.Invoker { return &link{c: c, from: name, to: to} },
 		Logger:       c.log,
 		WriteFault:   func() error { return c.writeFault(name) },
-		VoiceNetwork: c.opts.Voice, VoiceMax: c.opts.VoiceMax,
+		VoiceNetwork: c.opts.Voice, VoiceMax: c.opts.VoiceMax, VoiceRing: c.opts.VoiceRing,
 	})
 	if err != nil {
 		c.t.Fatalf("servertest: open %s: %v", name, err)

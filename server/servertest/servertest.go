@@ -91,9 +91,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Voice is the network of every chat server's SFU (server.Config's
 	// VoiceNetwork); with no IPs, 127.0.0.1. VoiceMax caps each voice
-	// channel (zero: the voice package's default).
-	Voice    voice.Network
-	VoiceMax int
+	// channel (zero: the voice package's default). VoiceRing is how
+	// often a caller alone in a direct room's channel rings again (zero:
+	// server.DefaultVoiceRing).
+	Voice     voice.Network
+	VoiceMax  int
+	VoiceRing time.Duration
 }
 
 // Cluster is a running central server and its chat servers. Its methods

@@ -189,8 +189,14 @@ func (s *session) messagePush(c *client.Client, m chatapi.Message) map[string]an
 }
 
 // onEvent is the Client's OnEvent: members joining and leaving go to the
-// pages; when the user is the one, so does the new list of rooms.
+// pages; when the user is the one, so does the new list of rooms. A ring
+// (someone calls the user in a direct room) goes to the pages as a
+// "ring" push.
 func (s *session) onEvent(e chatapi.Event) {
+	if e.Kind == chatapi.EventRing {
+		s.push(map[string]any{"type": "ring", "room": e.Room, "user": e.User})
+		return
+	}
 	if e.Kind != chatapi.EventJoined && e.Kind != chatapi.EventLeft {
 		return
 	}

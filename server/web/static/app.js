@@ -4,6 +4,7 @@
 
 import { Connection } from "./conn.js";
 import { avatar, el, fullTime, shortTime, toast } from "./ui.js";
+import { Ring } from "./ring.js";
 import { Voice } from "./voice.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -36,6 +37,8 @@ const conn = new Connection({
 });
 
 const voice = new Voice(conn, () => state.me);
+const ring = new Ring((room) => voice.room === room, answerCall);
+$("#voice-join").addEventListener("click", () => ring.joined(state.current));
 
 function goCentral(path) {
   if (state.central) location.href = state.central + path;
@@ -68,6 +71,9 @@ function handlePush(f) {
       break;
     case "voice":
       voice.onPush(f);
+      break;
+    case "ring":
+      ring.onPush(f);
       break;
     case "error":
       toast(f.error.message);
@@ -355,6 +361,14 @@ function openRoom(name, reload = false) {
   }
   renderRooms();
   composer.focus();
+}
+
+// answerCall accepts caller's call in the direct room: it opens the
+// chat and joins its voice channel.
+function answerCall(room, caller) {
+  if (!state.rooms.has(room)) state.rooms.set(room, { name: room, direct: true, peer: caller, unread: 0 });
+  openRoom(room);
+  voice.join(room);
 }
 
 async function who(room) {
