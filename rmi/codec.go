@@ -24,6 +24,12 @@ func newHandle() *codec.MsgpackHandle {
 	// Our types nest a few levels deep; refuse (rather than recurse into)
 	// deeper input, such as a deeply nested value under an unknown field.
 	h.MaxDepth = 32
+	// A key repeated in a map replaces the earlier value, rather than
+	// being decoded into it: else maps repeated under one key would merge
+	// into one larger than any the encoding declares, past the length
+	// caps checkLens enforces (the fuzzer found it).
+	h.MapValueReset = true
+	h.InterfaceReset = true
 	return h
 }
 
