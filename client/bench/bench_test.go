@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/rmitest"
@@ -98,10 +100,36 @@ func TestRunDroppedDeliveryFails(t *testing.T) {
 	cfg := cluster(t, 2)
 	cfg.Clients, cfg.Messages, cfg.RunID = 3, 4, "drop"
 	// The lost delivery never comes: the run stops waiting for it once
-	// no delivery has come for Stall.
-	cfg.Stall = 2 * time.Second
-	cfg.drop = func(member int, m chatapi.Message) bool { return member == 2 && m.ID == id(0, 1) }
-	rep, err := Run(t.Context(), cfg)
+	// no delivery has come for Stall, on the run's clock, which the test
+	// moves on once every other delivery is in.
+	clk := clock.NewMock()
+	cfg.Clock, cfg.Stall = clk, time.Minute
+	var arrived atomic.Int64
+	cfg.drop = func(member int, m chatapi.Message) bool {
+		arrived.Add(1)
+		return member == 2 && m.ID == id(0, 1)
+	}
+	type result struct {
+		rep Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(t.Context(), cfg)
+		done <- result{rep, err}
+	}()
+	rmitest.WaitFor(t, "every delivery but the lost one", func() bool { return arrived.Load() == 3*3*4 })
+	var res result
+	rmitest.WaitFor(t, "the run to give up on the lost delivery", func() bool {
+		select {
+		case res = <-done:
+			return true
+		default:
+			clk.Add(15 * time.Second)
+			return false
+		}
+	})
+	rep, err := res.rep, res.err
 	if err != nil {
 		t.Fatal(err)
 	}

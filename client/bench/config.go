@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -55,6 +57,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Logger receives the clients' logs; default slog.Default().
 	Logger *slog.Logger
+	// Clock times the run (latencies, pacing, the stall, progress);
+	// default clock.New(). Latencies are real only on the real clock.
+	Clock clock.Clock
 
 	// drop, a test hook, loses a delivery before the bench accounts for
 	// it when it returns true: member is the receiving client's index.
@@ -108,6 +113,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	def(&cfg.Size, defaultSize)
 	def(&cfg.Inflight, 1)
 	def(&cfg.SetupParallel, defaultParallel)
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
+	}
 	switch {
 	case cfg.Clients < 1:
 		return cfg, fmt.Errorf("bench: %d clients: want at least 1", cfg.Clients)

@@ -41,7 +41,7 @@ type member struct {
 func newLedger(cfg Config, users []string) *ledger {
 	n := cfg.Clients * cfg.Messages
 	l := &ledger{
-		cfg: cfg, users: users, base: time.Now(), start: make([]atomic.Int64, n),
+		cfg: cfg, users: users, base: cfg.Clock.Now(), start: make([]atomic.Int64, n),
 		expected: int64(cfg.Clients) * int64(n), done: make(chan struct{}),
 	}
 	for range cfg.Clients {
@@ -51,7 +51,7 @@ func newLedger(cfg Config, users []string) *ledger {
 }
 
 // now returns the time on the run's clock.
-func (l *ledger) now() time.Duration { return time.Since(l.base) }
+func (l *ledger) now() time.Duration { return l.cfg.Clock.Since(l.base) }
 
 // id returns the message id of sender's post seq.
 func id(sender, seq int) string { return strconv.Itoa(sender) + "." + strconv.Itoa(seq) }

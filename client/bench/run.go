@@ -176,7 +176,7 @@ func pace(ctx context.Context, cfg Config, l *ledger, t0 time.Duration, seq int)
 	if wait <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(wait)
+	t := cfg.Clock.Timer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -190,7 +190,7 @@ func pace(ctx context.Context, cfg Config, l *ledger, t0 time.Duration, seq int)
 // none has arrived for Config.Stall (counted from postsEnd at the
 // earliest), or ctx ends (an error).
 func (l *ledger) wait(ctx context.Context, postsEnd time.Duration) error {
-	tick := time.NewTicker(min(l.cfg.Stall/4, 250*time.Millisecond))
+	tick := l.cfg.Clock.Ticker(min(l.cfg.Stall/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -221,7 +221,7 @@ func progress(cfg Config, l *ledger, t0 time.Duration, posted *atomic.Int64) (st
 	quit, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(cfg.ProgressEvery)
+		tick := cfg.Clock.Ticker(cfg.ProgressEvery)
 		defer tick.Stop()
 		for {
 			select {
