@@ -227,7 +227,19 @@ func (c *Client) failover(ctx context.Context, gen uint64, failed string, cause 
 		return fmt.Errorf("get a chat server from central: %w", err)
 	}
 	if err := c.attach(ctx, lr); err != nil {
-		return err
+		c.mu.Lock()
+		attached := c.gen != gen && c.srv != nil
+		c.mu.Unlock()
+		if !attached {
+			return err
+		}
+		// Attached, but catching a room up failed (say its messages'
+		// origin server is down too): attach left those rooms to the
+		// background sync. The client is back all the same; were the new
+		// server itself unreachable, losing its connection fails over
+		// again. Returning the error would report Back never: no later
+		// failover of this attachment would run.
+		c.log.Debug("client: attached; some rooms catch up in the background", "err", err)
 	}
 	c.mu.Lock()
 	back, name := c.lost, c.srvName
