@@ -145,3 +145,19 @@ func skipSized(b []byte, size, extra int) ([]byte, error) {
 	}
 	return skip(b, extra+n)
 }
+
+// wellFormed reports whether b is exactly one complete msgpack value,
+// nested no deeper than the decoder follows, with at most maxLen entries
+// in each map and array (else ErrTooLarge, as checkLens). Every map and
+// array in it then holds the entries it declares, so a decoder that
+// allocates by a declared length allocates for data that arrived.
+func wellFormed(b []byte, maxLen int) error {
+	rest, err := scanValue(b, maxLen, 0)
+	switch {
+	case err != nil:
+		return err
+	case len(rest) > 0:
+		return fmt.Errorf("%d bytes after the value: %w", len(rest), errMalformed)
+	}
+	return nil
+}

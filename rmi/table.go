@@ -196,13 +196,11 @@ func (t *Table) dispatch(ctx context.Context, object, methodName string, args []
 		err := fmt.Errorf("%d bytes of arguments, over the method's cap of %d: %w", len(args), m.caps.Bytes, ErrTooLarge)
 		return nil, fmt.Errorf("%s.%s: %w", object, methodName, m.refuse(err))
 	}
-	if m.caps.Len > 0 {
-		if err := checkLens(args, m.caps.Len); err != nil {
+	argp := reflect.New(m.argType)
+	if err := unmarshal(args, argp.Interface(), m.caps.Len); err != nil {
+		if errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("%s.%s: %w", object, methodName, err)
 		}
-	}
-	argp := reflect.New(m.argType)
-	if err := Unmarshal(args, argp.Interface()); err != nil {
 		return nil, fmt.Errorf("%s.%s: %w: %w", object, methodName, ErrBadArgs, err)
 	}
 	if err := checkArgLimits(argp.Elem()); err != nil {

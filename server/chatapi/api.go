@@ -205,7 +205,7 @@ type AttachArgs struct {
 type AttachReply struct {
 	User   string
 	Server string
-	Rooms  []string // the user's rooms, sorted
+	Rooms  []string `msg:",allownil"` // the user's rooms, sorted
 	// LeaseTTL is how long the attachment lives without a Ping.
 	LeaseTTL time.Duration
 }
@@ -236,13 +236,13 @@ type PostReply struct {
 type SyncArgs struct {
 	Token string
 	Room  string
-	Have  map[string]uint64
-	Limit int // 0 or above MaxSyncLimit means MaxSyncLimit
+	Have  map[string]uint64 `msg:",allownil"`
+	Limit int               // 0 or above MaxSyncLimit means MaxSyncLimit
 }
 
 // SyncReply is one page of a room's history.
 type SyncReply struct {
-	Messages []Message
+	Messages []Message `msg:",allownil"`
 	More     bool
 }
 
@@ -261,12 +261,12 @@ type DirectArgs struct {
 // ForwardArgs carry a batch of messages between servers.
 type ForwardArgs struct {
 	From     string
-	Messages []Message
+	Messages []Message `msg:",allownil"`
 	// Watermarks are the sender's promises, by room: every message of the
 	// room the sender stamped at or below the time has been acknowledged by
 	// the receiver already, and the sender will stamp nothing at or below
 	// it again.
-	Watermarks map[string]int64
+	Watermarks map[string]int64 `msg:",allownil"`
 }
 
 // ForwardReply acknowledges a forwarded batch.
@@ -277,25 +277,25 @@ type ForwardReply struct {
 // FetchArgs are the arguments of Fetch.
 type FetchArgs struct {
 	Room  string
-	Have  map[string]uint64
+	Have  map[string]uint64 `msg:",allownil"`
 	Limit int
 }
 
 // FetchReply is one page of a room's log.
 type FetchReply struct {
-	Messages []Message
-	Heads    map[string]uint64
+	Messages []Message         `msg:",allownil"`
+	Heads    map[string]uint64 `msg:",allownil"`
 	More     bool
 }
 
 // RoomChangedArgs name rooms whose membership changed.
 type RoomChangedArgs struct {
-	Rooms []string
+	Rooms []string `msg:",allownil"`
 }
 
 // EndSessionsArgs name ended sessions by [centralapi.SessionID].
 type EndSessionsArgs struct {
-	Sessions []string
+	Sessions []string `msg:",allownil"`
 }
 
 // Event kinds carried by DeliverArgs.
@@ -334,15 +334,15 @@ type Event struct {
 
 // DeliverArgs carry messages and events to a client.
 type DeliverArgs struct {
-	Messages []Message
-	Events   []Event
+	Messages []Message `msg:",allownil"`
+	Events   []Event   `msg:",allownil"`
 	// Settled tells, by room, a stamp time at or below which the room is
 	// settled: every message of the room with a stamp time at or below it
 	// has already reached the client (through this or an earlier Deliver,
 	// or through the Sync that followed Attach), and no other will ever
 	// exist. It is computed from every chat server's watermark, so it
 	// assumes the set of chat servers is fixed (see the README).
-	Settled map[string]int64
+	Settled map[string]int64 `msg:",allownil"`
 }
 
 // Stub implements ChatServer by calling a remote chat server.
