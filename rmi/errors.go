@@ -116,8 +116,12 @@ func IsUnreachable(err error) bool {
 		errors.Is(err, ErrTimeout) || errors.Is(err, ErrClosed) || errors.Is(err, ErrHandshake)
 }
 
-// toWire turns a method's error into its wire code and message.
-func toWire(err error) (code, msg string) {
+// ErrorCode returns what a caller learns of err when a remote method
+// returns it: the code of the *Error or *RemoteError it wraps (or empty)
+// and its text. A method that reports several outcomes in its reply
+// (chatapi.PostBatch) sends each error in this form; the caller turns it
+// back into a *RemoteError.
+func ErrorCode(err error) (code, msg string) {
 	var ae *Error
 	if errors.As(err, &ae) {
 		code = ae.Code

@@ -109,7 +109,7 @@ type Response struct {
 // fail records err, a method's error, in r.
 func (r *Response) fail(err error) {
 	r.Failed = true
-	r.ErrCode, r.ErrMsg = toWire(err)
+	r.ErrCode, r.ErrMsg = ErrorCode(err)
 }
 
 // rmiService is registered with net/rpc (one instance per connection, so

@@ -144,3 +144,20 @@ func TestRunDroppedDeliveryFails(t *testing.T) {
 		t.Fatalf("the views (the client has the message) differ, or %d deliveries: %+v", rep.Deliveries, rep.Checks)
 	}
 }
+
+// TestSenderOrderCheck: the check fails when one sender's messages stand
+// out of the order they were sent, and passes when they interleave with
+// others' in order.
+func TestSenderOrderCheck(t *testing.T) {
+	cfg := Config{Clients: 2, Messages: 3, RunID: "x", Clock: clock.NewMock()}
+	l := newLedger(cfg, []string{"a", "b"})
+	msg := func(sender, seq int) chatapi.Message {
+		return chatapi.Message{Room: cfg.room(), From: []string{"a", "b"}[sender], ID: id(sender, seq)}
+	}
+	if c := senderOrder(l, []chatapi.Message{msg(0, 0), msg(1, 0), msg(0, 1), msg(1, 1), msg(0, 2)}); !c.OK {
+		t.Fatalf("in order: %+v", c)
+	}
+	if c := senderOrder(l, []chatapi.Message{msg(0, 0), msg(1, 1), msg(0, 1), msg(1, 0)}); c.OK {
+		t.Fatal("b's 1 before b's 0 passed the check")
+	}
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"github.com/distchat/distchat/server/chatapi"
 	"time"
 
 	"github.com/distchat/distchat/client"
@@ -90,6 +91,23 @@ func sameOrder(room string, users []string, clients []*client.Client) Check {
 					j, users[i+1], a.From, a.ID, users[0], b.From, b.ID)}
 			}
 		}
+	}
+	return Check{OK: true}
+}
+
+// senderOrder checks that in view (any member's, as they are the same)
+// each sender's messages stand in the order they were sent.
+func senderOrder(l *ledger, view []chatapi.Message) Check {
+	last := map[int]int{}
+	for _, m := range view {
+		sender, seq, ok := l.index(m)
+		if !ok {
+			continue
+		}
+		if prev, seen := last[sender]; seen && seq < prev {
+			return Check{Detail: fmt.Sprintf("%s's message %d stands after their message %d", m.From, seq, prev)}
+		}
+		last[sender] = seq
 	}
 	return Check{OK: true}
 }

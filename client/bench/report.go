@@ -73,6 +73,9 @@ type Checks struct {
 	// SameOrder: every member's final view of the room is the identical
 	// sequence of messages.
 	SameOrder Check `json:"same_order"`
+	// SenderOrder: in that order, each sender's messages stand in the
+	// order they were sent, however many it kept in flight.
+	SenderOrder Check `json:"sender_order"`
 }
 
 // Check is one check's outcome; Detail says what failed first.
@@ -83,7 +86,7 @@ type Check struct {
 
 // OK reports whether every check passed.
 func (r Report) OK() bool {
-	return r.Checks.Posted.OK && r.Checks.ExactlyOnce.OK && r.Checks.SameOrder.OK
+	return r.Checks.Posted.OK && r.Checks.ExactlyOnce.OK && r.Checks.SameOrder.OK && r.Checks.SenderOrder.OK
 }
 
 // latency returns the distribution of ds, which it sorts.
@@ -133,7 +136,7 @@ func (r Report) WriteText(w io.Writer) {
 	for _, c := range []struct {
 		name string
 		c    Check
-	}{{"every post acknowledged", r.Checks.Posted}, {"each message once at every member", r.Checks.ExactlyOnce}, {"identical order at every member", r.Checks.SameOrder}} {
+	}{{"every post acknowledged", r.Checks.Posted}, {"each message once at every member", r.Checks.ExactlyOnce}, {"identical order at every member", r.Checks.SameOrder}, {"each sender's messages in the order sent", r.Checks.SenderOrder}} {
 		verdict := "ok"
 		if !c.c.OK {
 			verdict = "FAILED: " + c.c.Detail

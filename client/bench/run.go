@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		rep.Placement[c.Server()]++
 	}
 	rep.Checks.SameOrder = sameOrder(cfg.room(), users, clients)
+	rep.Checks.SenderOrder = senderOrder(l, clients[0].View(cfg.room()))
 	return rep, nil
 }
 
@@ -113,30 +114,45 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 
 	var posted, failed atomic.Int64
 	var errOnce sync.Once
-	acks := make([][]time.Duration, cfg.Clients*cfg.Inflight)
+	acks := make([][]time.Duration, cfg.Clients)
 	text := strings.Repeat("x", cfg.Size)
 	var wg sync.WaitGroup
 	for i, c := range clients {
-		var next atomic.Int64
-		for k := range cfg.Inflight {
-			w := i*cfg.Inflight + k
-			wg.Go(func() {
-				for {
-					seq := int(next.Add(1) - 1)
-					if seq >= cfg.Messages || !pace(ctx, cfg, l, t0, seq) {
-						return
-					}
-					start := l.posting(i, seq)
-					if _, err := c.Post(ctx, cfg.room(), id(i, seq), text); err != nil {
+		// Each client sends its messages in order through one Sender,
+		// keeping up to Inflight unacknowledged: they are stamped in
+		// the order sent (Checks.SenderOrder), however many are in
+		// flight.
+		sender := c.NewSender()
+		window := make(chan struct{}, cfg.Inflight)
+		wg.Go(func() {
+			var inner sync.WaitGroup
+			defer inner.Wait()
+			var mu sync.Mutex
+			for seq := range cfg.Messages {
+				if !pace(ctx, cfg, l, t0, seq) {
+					return
+				}
+				select {
+				case window <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				start := l.posting(i, seq)
+				p := sender.Send(cfg.room(), id(i, seq), text)
+				inner.Go(func() {
+					defer func() { <-window }()
+					if _, err := p.Wait(ctx); err != nil {
 						failed.Add(1)
 						errOnce.Do(func() { m.firstErr = err })
-						continue
+						return
 					}
-					acks[w] = append(acks[w], l.now()-start)
+					mu.Lock()
+					acks[i] = append(acks[i], l.now()-start)
+					mu.Unlock()
 					posted.Add(1)
-				}
-			})
-		}
+				})
+			}
+		})
 	}
 	stopProgress := progress(cfg, l, t0, &posted)
 	wg.Wait()

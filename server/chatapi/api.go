@@ -123,6 +123,13 @@ type ChatServer interface {
 	// returns once the message is durable here. Posting the same ID again
 	// returns the first stamp with Duplicate set.
 	Post(ctx context.Context, args PostArgs) (PostReply, error)
+	// PostBatch posts several messages at once, stamped in the order
+	// given and made durable together, and returns each one's outcome:
+	// a client that keeps many posts in flight sends them as successive
+	// batches, so they are stamped in the order it sent them. A message
+	// refused (not a member, too long, ...) fails alone; one already
+	// posted returns its first stamp, as Post does.
+	PostBatch(ctx context.Context, args PostBatchArgs) (PostBatchReply, error)
 	// Sync returns the room's messages the caller lacks, in stamp order:
 	// for each origin server, those with Seq above Have[origin]. With an
 	// empty Have it returns the whole history, page by page (More).
@@ -230,6 +237,37 @@ type PostArgs struct {
 type PostReply struct {
 	Stamp     Stamp
 	Duplicate bool
+}
+
+// PostBatchArgs are the arguments of PostBatch.
+type PostBatchArgs struct {
+	Token string
+	Posts []BatchPost `msg:",allownil"`
+	// Seen is as in PostArgs.
+	Seen Stamp
+}
+
+// BatchPost is one message of a PostBatch.
+type BatchPost struct {
+	Room string
+	ID   string
+	Text string
+}
+
+// PostBatchReply holds the outcome of each message of a PostBatch, in
+// the order they were given.
+type PostBatchReply struct {
+	Results []PostResult `msg:",allownil"`
+}
+
+// PostResult is one message's outcome: as PostReply, or, when ErrCode or
+// ErrMsg is set, why it was refused (an error code of this package, as
+// a *rmi.RemoteError carries it).
+type PostResult struct {
+	Stamp     Stamp
+	Duplicate bool
+	ErrCode   string
+	ErrMsg    string
 }
 
 // SyncArgs are the arguments of Sync.
@@ -366,6 +404,11 @@ func (s Stub) Detach(ctx context.Context, a TokenArgs) error {
 // Post implements ChatServer.
 func (s Stub) Post(ctx context.Context, a PostArgs) (PostReply, error) {
 	return rmi.Call[PostReply](ctx, s.Inv, ObjectName, "Post", a)
+}
+
+// PostBatch implements ChatServer.
+func (s Stub) PostBatch(ctx context.Context, a PostBatchArgs) (PostBatchReply, error) {
+	return rmi.Call[PostBatchReply](ctx, s.Inv, ObjectName, "PostBatch", a)
 }
 
 // Sync implements ChatServer.

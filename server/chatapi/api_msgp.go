@@ -167,6 +167,76 @@ func (z *AttachReply) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z BatchPost) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 3
+	// string "Room"
+	o = append(o, 0x83, 0xa4, 0x52, 0x6f, 0x6f, 0x6d)
+	o = msgp.AppendString(o, z.Room)
+	// string "ID"
+	o = append(o, 0xa2, 0x49, 0x44)
+	o = msgp.AppendString(o, z.ID)
+	// string "Text"
+	o = append(o, 0xa4, 0x54, 0x65, 0x78, 0x74)
+	o = msgp.AppendString(o, z.Text)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *BatchPost) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "Room":
+			z.Room, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Room")
+				return
+			}
+		case "ID":
+			z.ID, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "ID")
+				return
+			}
+		case "Text":
+			z.Text, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Text")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z BatchPost) Msgsize() (s int) {
+	s = 1 + 5 + msgp.StringPrefixSize + len(z.Room) + 3 + msgp.StringPrefixSize + len(z.ID) + 5 + msgp.StringPrefixSize + len(z.Text)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z *DeliverArgs) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// map header, size 3
@@ -1312,6 +1382,277 @@ func (z *PostArgs) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
+func (z *PostBatchArgs) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 3
+	// string "Token"
+	o = append(o, 0x83, 0xa5, 0x54, 0x6f, 0x6b, 0x65, 0x6e)
+	o = msgp.AppendString(o, z.Token)
+	// string "Posts"
+	o = append(o, 0xa5, 0x50, 0x6f, 0x73, 0x74, 0x73)
+	if z.Posts == nil { // allownil: if nil
+		o = msgp.AppendNil(o)
+	} else {
+		o = msgp.AppendArrayHeader(o, uint32(len(z.Posts)))
+		for za0001 := range z.Posts {
+			// map header, size 3
+			// string "Room"
+			o = append(o, 0x83, 0xa4, 0x52, 0x6f, 0x6f, 0x6d)
+			o = msgp.AppendString(o, z.Posts[za0001].Room)
+			// string "ID"
+			o = append(o, 0xa2, 0x49, 0x44)
+			o = msgp.AppendString(o, z.Posts[za0001].ID)
+			// string "Text"
+			o = append(o, 0xa4, 0x54, 0x65, 0x78, 0x74)
+			o = msgp.AppendString(o, z.Posts[za0001].Text)
+		}
+	}
+	// string "Seen"
+	o = append(o, 0xa4, 0x53, 0x65, 0x65, 0x6e)
+	// map header, size 3
+	// string "Time"
+	o = append(o, 0x83, 0xa4, 0x54, 0x69, 0x6d, 0x65)
+	o = msgp.AppendInt64(o, z.Seen.Time)
+	// string "Server"
+	o = append(o, 0xa6, 0x53, 0x65, 0x72, 0x76, 0x65, 0x72)
+	o = msgp.AppendString(o, z.Seen.Server)
+	// string "Seq"
+	o = append(o, 0xa3, 0x53, 0x65, 0x71)
+	o = msgp.AppendUint64(o, z.Seen.Seq)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PostBatchArgs) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "Token":
+			z.Token, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Token")
+				return
+			}
+		case "Posts":
+			if msgp.IsNil(bts) {
+				bts = bts[1:]
+				z.Posts = nil
+			} else {
+				var zb0002 uint32
+				zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Posts")
+					return
+				}
+				if z.Posts != nil && cap(z.Posts) >= int(zb0002) {
+					z.Posts = (z.Posts)[:zb0002]
+				} else {
+					z.Posts = make([]BatchPost, zb0002)
+				}
+				for za0001 := range z.Posts {
+					var zb0003 uint32
+					zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Posts", za0001)
+						return
+					}
+					for zb0003 > 0 {
+						zb0003--
+						field, bts, err = msgp.ReadMapKeyZC(bts)
+						if err != nil {
+							err = msgp.WrapError(err, "Posts", za0001)
+							return
+						}
+						switch msgp.UnsafeString(field) {
+						case "Room":
+							z.Posts[za0001].Room, bts, err = msgp.ReadStringBytes(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Posts", za0001, "Room")
+								return
+							}
+						case "ID":
+							z.Posts[za0001].ID, bts, err = msgp.ReadStringBytes(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Posts", za0001, "ID")
+								return
+							}
+						case "Text":
+							z.Posts[za0001].Text, bts, err = msgp.ReadStringBytes(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Posts", za0001, "Text")
+								return
+							}
+						default:
+							bts, err = msgp.Skip(bts)
+							if err != nil {
+								err = msgp.WrapError(err, "Posts", za0001)
+								return
+							}
+						}
+					}
+				}
+			}
+		case "Seen":
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Seen")
+				return
+			}
+			for zb0004 > 0 {
+				zb0004--
+				field, bts, err = msgp.ReadMapKeyZC(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Seen")
+					return
+				}
+				switch msgp.UnsafeString(field) {
+				case "Time":
+					z.Seen.Time, bts, err = msgp.ReadInt64Bytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Seen", "Time")
+						return
+					}
+				case "Server":
+					z.Seen.Server, bts, err = msgp.ReadStringBytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Seen", "Server")
+						return
+					}
+				case "Seq":
+					z.Seen.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Seen", "Seq")
+						return
+					}
+				default:
+					bts, err = msgp.Skip(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Seen")
+						return
+					}
+				}
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PostBatchArgs) Msgsize() (s int) {
+	s = 1 + 6 + msgp.StringPrefixSize + len(z.Token) + 6 + msgp.ArrayHeaderSize
+	for za0001 := range z.Posts {
+		s += 1 + 5 + msgp.StringPrefixSize + len(z.Posts[za0001].Room) + 3 + msgp.StringPrefixSize + len(z.Posts[za0001].ID) + 5 + msgp.StringPrefixSize + len(z.Posts[za0001].Text)
+	}
+	s += 5 + 1 + 5 + msgp.Int64Size + 7 + msgp.StringPrefixSize + len(z.Seen.Server) + 4 + msgp.Uint64Size
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PostBatchReply) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "Results"
+	o = append(o, 0x81, 0xa7, 0x52, 0x65, 0x73, 0x75, 0x6c, 0x74, 0x73)
+	if z.Results == nil { // allownil: if nil
+		o = msgp.AppendNil(o)
+	} else {
+		o = msgp.AppendArrayHeader(o, uint32(len(z.Results)))
+		for za0001 := range z.Results {
+			o, err = z.Results[za0001].MarshalMsg(o)
+			if err != nil {
+				err = msgp.WrapError(err, "Results", za0001)
+				return
+			}
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PostBatchReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "Results":
+			if msgp.IsNil(bts) {
+				bts = bts[1:]
+				z.Results = nil
+			} else {
+				var zb0002 uint32
+				zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Results")
+					return
+				}
+				if z.Results != nil && cap(z.Results) >= int(zb0002) {
+					z.Results = (z.Results)[:zb0002]
+				} else {
+					z.Results = make([]PostResult, zb0002)
+				}
+				for za0001 := range z.Results {
+					bts, err = z.Results[za0001].UnmarshalMsg(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Results", za0001)
+						return
+					}
+				}
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PostBatchReply) Msgsize() (s int) {
+	s = 1 + 8 + msgp.ArrayHeaderSize
+	for za0001 := range z.Results {
+		s += z.Results[za0001].Msgsize()
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
 func (z *PostReply) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// map header, size 2
@@ -1413,6 +1754,129 @@ func (z *PostReply) UnmarshalMsg(bts []byte) (o []byte, err error) {
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *PostReply) Msgsize() (s int) {
 	s = 1 + 6 + 1 + 5 + msgp.Int64Size + 7 + msgp.StringPrefixSize + len(z.Stamp.Server) + 4 + msgp.Uint64Size + 10 + msgp.BoolSize
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *PostResult) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 4
+	// string "Stamp"
+	o = append(o, 0x84, 0xa5, 0x53, 0x74, 0x61, 0x6d, 0x70)
+	// map header, size 3
+	// string "Time"
+	o = append(o, 0x83, 0xa4, 0x54, 0x69, 0x6d, 0x65)
+	o = msgp.AppendInt64(o, z.Stamp.Time)
+	// string "Server"
+	o = append(o, 0xa6, 0x53, 0x65, 0x72, 0x76, 0x65, 0x72)
+	o = msgp.AppendString(o, z.Stamp.Server)
+	// string "Seq"
+	o = append(o, 0xa3, 0x53, 0x65, 0x71)
+	o = msgp.AppendUint64(o, z.Stamp.Seq)
+	// string "Duplicate"
+	o = append(o, 0xa9, 0x44, 0x75, 0x70, 0x6c, 0x69, 0x63, 0x61, 0x74, 0x65)
+	o = msgp.AppendBool(o, z.Duplicate)
+	// string "ErrCode"
+	o = append(o, 0xa7, 0x45, 0x72, 0x72, 0x43, 0x6f, 0x64, 0x65)
+	o = msgp.AppendString(o, z.ErrCode)
+	// string "ErrMsg"
+	o = append(o, 0xa6, 0x45, 0x72, 0x72, 0x4d, 0x73, 0x67)
+	o = msgp.AppendString(o, z.ErrMsg)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *PostResult) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "Stamp":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadMapHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Stamp")
+				return
+			}
+			for zb0002 > 0 {
+				zb0002--
+				field, bts, err = msgp.ReadMapKeyZC(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Stamp")
+					return
+				}
+				switch msgp.UnsafeString(field) {
+				case "Time":
+					z.Stamp.Time, bts, err = msgp.ReadInt64Bytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Stamp", "Time")
+						return
+					}
+				case "Server":
+					z.Stamp.Server, bts, err = msgp.ReadStringBytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Stamp", "Server")
+						return
+					}
+				case "Seq":
+					z.Stamp.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Stamp", "Seq")
+						return
+					}
+				default:
+					bts, err = msgp.Skip(bts)
+					if err != nil {
+						err = msgp.WrapError(err, "Stamp")
+						return
+					}
+				}
+			}
+		case "Duplicate":
+			z.Duplicate, bts, err = msgp.ReadBoolBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Duplicate")
+				return
+			}
+		case "ErrCode":
+			z.ErrCode, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "ErrCode")
+				return
+			}
+		case "ErrMsg":
+			z.ErrMsg, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "ErrMsg")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *PostResult) Msgsize() (s int) {
+	s = 1 + 6 + 1 + 5 + msgp.Int64Size + 7 + msgp.StringPrefixSize + len(z.Stamp.Server) + 4 + msgp.Uint64Size + 10 + msgp.BoolSize + 8 + msgp.StringPrefixSize + len(z.ErrCode) + 7 + msgp.StringPrefixSize + len(z.ErrMsg)
 	return
 }
 

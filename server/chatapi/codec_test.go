@@ -67,6 +67,8 @@ func TestGeneratedCodecMatchesReflection(t *testing.T) {
 	checkSameEncoding[chatapi.TokenArgs](t)
 	checkSameEncoding[chatapi.PostArgs](t)
 	checkSameEncoding[chatapi.PostReply](t)
+	checkSameEncoding[chatapi.PostBatchArgs](t)
+	checkSameEncoding[chatapi.PostBatchReply](t)
 	checkSameEncoding[chatapi.SyncArgs](t)
 	checkSameEncoding[chatapi.SyncReply](t)
 	checkSameEncoding[chatapi.RoomArgs](t)
@@ -101,7 +103,7 @@ func FuzzGeneratedDecoders(f *testing.F) {
 	decoders := []func([]byte) error{
 		roundTrip[chatapi.SyncReply], roundTrip[chatapi.FetchReply], roundTrip[chatapi.DeliverArgs],
 		roundTrip[chatapi.AttachReply], roundTrip[chatapi.PostReply], roundTrip[chatapi.ForwardArgs],
-		roundTrip[chatapi.PostArgs], roundTrip[chatapi.SyncArgs], roundTrip[chatapi.FetchArgs],
+		roundTrip[chatapi.PostArgs], roundTrip[chatapi.PostBatchArgs], roundTrip[chatapi.PostBatchReply], roundTrip[chatapi.SyncArgs], roundTrip[chatapi.FetchArgs],
 	}
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		if err := decoders[int(which)%len(decoders)](b); err != nil {

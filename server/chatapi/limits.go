@@ -18,6 +18,12 @@ const (
 	// MaxServers is the most chat servers a cluster may have: a Have map
 	// names at most this many origin servers.
 	MaxServers = 256
+	// MaxPostBatch is the most messages one PostBatch may carry; the
+	// whole batch must also fit in MaxPostBatchBytes.
+	MaxPostBatch = 256
+	// MaxPostBatchBytes caps a PostBatch's encoding: the request size a
+	// chat server accepts from a client.
+	MaxPostBatchBytes = 64 << 10
 	// MaxForwardMessages is the most messages one Forward may carry.
 	MaxForwardMessages = 4 * MaxSyncLimit
 
@@ -70,6 +76,39 @@ func (PostArgs) CheckLimits() error { return nil }
 // TooLarge implements rmi.ArgTooLarge: a post too large to accept is one
 // whose text is too large.
 func (PostArgs) TooLarge() error { return ErrTooLarge }
+
+// postBatchOverhead bounds the encoding of a PostBatchArgs without its
+// posts: a token, a stamp and the field names.
+const postBatchOverhead = 1 << 10
+
+// FitsPostBatch reports whether a PostBatch holding posts is within
+// MaxPostBatch and MaxPostBatchBytes, whatever its token and Seen: a
+// client adds posts to a batch while it does.
+func FitsPostBatch(posts []BatchPost) bool {
+	if len(posts) > MaxPostBatch {
+		return false
+	}
+	n := postBatchOverhead
+	for _, p := range posts {
+		// Three names, three string headers and a map header: 32 bytes.
+		n += len(p.Room) + len(p.ID) + len(p.Text) + 32
+	}
+	return n <= MaxPostBatchBytes
+}
+
+// ArgCaps implements rmi.ArgLimits: at most MaxPostBatch messages in
+// MaxPostBatchBytes.
+func (PostBatchArgs) ArgCaps() rmi.ArgCaps {
+	return rmi.ArgCaps{Bytes: MaxPostBatchBytes, Len: MaxPostBatch}
+}
+
+// CheckLimits implements rmi.ArgLimits.
+func (a PostBatchArgs) CheckLimits() error {
+	if len(a.Posts) > MaxPostBatch {
+		return fmt.Errorf("%d messages in one PostBatch, at most %d: %w", len(a.Posts), MaxPostBatch, rmi.ErrTooLarge)
+	}
+	return nil
+}
 
 // ArgCaps implements rmi.ArgLimits: a Have map of at most MaxServers
 // entries.

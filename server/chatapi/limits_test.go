@@ -29,7 +29,22 @@ func TestLargestValidArgumentsFit(t *testing.T) {
 	}
 	bigSignal := chatapi.VoiceSignal{Kind: chatapi.VoiceAnswer, SDP: strings.Repeat("s", chatapi.MaxVoiceSDP),
 		Candidate: strings.Repeat("c", chatapi.MaxVoiceCandidate), SDPMid: strings.Repeat("m", 64), SDPMLineIndex: 1<<16 - 1}
+	// The largest batches a client builds (FitsPostBatch): of the
+	// longest messages, and of the most.
+	var longest, most []chatapi.BatchPost
+	for p := (chatapi.BatchPost{Room: room, ID: strings.Repeat("i", chatapi.MaxID), Text: strings.Repeat("x", chatapi.MaxText)}); chatapi.FitsPostBatch(append(longest, p)); {
+		longest = append(longest, p)
+	}
+	for p := (chatapi.BatchPost{Room: room, ID: strings.Repeat("i", chatapi.MaxID), Text: "x"}); chatapi.FitsPostBatch(append(most, p)); {
+		most = append(most, p)
+	}
+	if len(longest) < 2 || len(most) != chatapi.MaxPostBatch {
+		t.Fatalf("batches of %d longest and %d shortest messages; want at least 2 and %d", len(longest), len(most), chatapi.MaxPostBatch)
+	}
+	seen := chatapi.Stamp{Time: 1<<63 - 1, Server: server, Seq: 1<<64 - 1}
 	argtest.LargestFit(t,
+		chatapi.PostBatchArgs{Token: token, Posts: longest, Seen: seen},
+		chatapi.PostBatchArgs{Token: token, Posts: most, Seen: seen},
 		chatapi.AttachArgs{Token: token},
 		chatapi.TokenArgs{Token: token},
 		chatapi.PostArgs{Token: token, Room: room, ID: strings.Repeat("i", chatapi.MaxID),
@@ -58,6 +73,9 @@ func (limitsChecker) Ping(_ context.Context, a chatapi.TokenArgs) error   { retu
 func (limitsChecker) Detach(_ context.Context, a chatapi.TokenArgs) error { return argtest.Within(a) }
 func (limitsChecker) Post(_ context.Context, a chatapi.PostArgs) (chatapi.PostReply, error) {
 	return chatapi.PostReply{}, argtest.Within(a)
+}
+func (limitsChecker) PostBatch(_ context.Context, a chatapi.PostBatchArgs) (chatapi.PostBatchReply, error) {
+	return chatapi.PostBatchReply{}, argtest.Within(a)
 }
 func (limitsChecker) Sync(_ context.Context, a chatapi.SyncArgs) (chatapi.SyncReply, error) {
 	return chatapi.SyncReply{}, argtest.Within(a)
@@ -135,6 +153,7 @@ func FuzzArguments(f *testing.F) {
 	}
 	z.Seed(f, "Sync", chatapi.SyncArgs{Token: "t", Room: "lobby", Have: map[string]uint64{"s1": 4}})
 	z.Seed(f, "Post", chatapi.PostArgs{Token: "t", Room: "lobby", ID: "1", Text: "hello"})
+	z.Seed(f, "PostBatch", chatapi.PostBatchArgs{Token: "t", Posts: []chatapi.BatchPost{{Room: "lobby", ID: "1", Text: "hello"}, {Room: "lobby", ID: "2", Text: "again"}}})
 	z.Seed(f, "Forward", chatapi.ForwardArgs{From: "s1", Messages: []chatapi.Message{{Room: "lobby", ID: "1", Text: "x"}}})
 	z.Seed(f, "Deliver", chatapi.DeliverArgs{Events: []chatapi.Event{{Kind: chatapi.EventJoined, Room: "r", User: "u"}}})
 	z.Fuzz(f)
