@@ -42,7 +42,13 @@ bench-RUNID-I signed up there; the server figures are then n/a.
 --inflight K keeps K posts in flight per client (default 1: post, wait for
 the durable acknowledgement, post the next). --rate R paces each client at
 R posts/s. A progress bar goes to stderr on a terminal, a line per second
-otherwise.`
+otherwise.
+
+--idle K measures memory instead of fan-out: it starts a cluster, signs K
+users up, logs all K in and leaves them idle (each holds a connection to
+central and one to its chat server), and prints the servers' resident
+memory (central and the chat servers, one process) before and after the
+logins, and the difference per idle client.`
 
 // upStartTimeout bounds starting the cluster child; upStopTimeout its
 // stop after SIGTERM, before it is killed.
@@ -61,6 +67,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	inflight := f.Int("inflight", 1, "keep `K` posts in flight per client")
 	rate := f.Float64("rate", 0, "pace each client at `R` posts/s (0: as fast as allowed)")
 	centralFlag := f.String("central", "", "run against the central server at `HOST:PORT` instead of starting a cluster")
+	idle := f.Int("idle", 0, "measure the servers' memory per idle logged-in client, with `K` clients (no load)")
 	stall := f.Duration("stall", 30*time.Second, "stop waiting for missing deliveries after `D` without one")
 	jsonOut := f.Bool("json", false, "print the report as one JSON object")
 	tf := addTrustFlags(f)
@@ -76,6 +83,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return usagef("--servers %d: want 1 to %d", *servers, maxUpServers)
 	case *rate < 0:
 		return usagef("--rate %g: want 0 or more", *rate)
+	case *idle < 0 || *idle > maxIdleClients(*servers):
+		return usagef("--idle %d: want 1 to %d (central serves at most %d connections)", *idle, maxIdleClients(*servers), rmi.DefaultMaxConns)
+	case *idle > 0 && *centralFlag != "":
+		return usagef("--idle measures a cluster started here: it cannot take --central")
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -85,7 +96,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	// server, all from this one address, as do the chat servers of a
 	// cluster started here: a cluster started here allows that many; a
 	// running one must allow it itself (--max-conns-per-addr).
-	connsNeeded := *clients + *servers + 8
+	connsNeeded := max(*clients, *idle) + *servers + 8
 	if *centralFlag != "" && *clients > rmi.DefaultMaxConnsPerAddr-*servers {
 		fmt.Fprintf(e.stderr, "%s bench: warning: %d clients from one address: unless the cluster runs with --max-conns-per-addr %d or more, logins beyond about %d will fail\n",
 			e.prog, *clients, connsNeeded, rmi.DefaultMaxConnsPerAddr-*servers)
@@ -119,6 +130,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	clk := clock.New()
 	cfg.Dial = client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig)
+	if *idle > 0 {
+		cfg.Clients = *idle
+		return runIdle(ctx, e, cfg, *jsonOut)
+	}
 
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
@@ -135,6 +150,25 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if !rep.OK() {
 		return errShown // the report says which check failed
 	}
+	return nil
+}
+
+// maxIdleClients is the most idle clients "bench --idle" can log in to a
+// cluster of n chat servers: central serves at most rmi.DefaultMaxConns
+// connections, the chat servers' among them.
+func maxIdleClients(n int) int { return rmi.DefaultMaxConns - n - 8 }
+
+// runIdle runs "bench --idle" on the cluster cfg names and prints its
+// report.
+func runIdle(ctx context.Context, e *env, cfg bench.Config, jsonOut bool) error {
+	rep, err := bench.Idle(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return json.NewEncoder(e.stdout).Encode(rep)
+	}
+	rep.WriteText(e.stdout)
 	return nil
 }
 

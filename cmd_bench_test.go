@@ -60,6 +60,42 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+// TestBenchIdleCommand runs "distchat bench --idle" end to end: it starts
+// its own cluster, logs idle clients in, and reports their memory.
+func TestBenchIdleCommand(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the servers' memory from /proc")
+	}
+	bin := buildBinary(t)
+	cmd := exec.CommandContext(t.Context(), bin, "bench", "--idle", "4", "--servers", "2", "--json")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("bench --idle: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	}
+	var rep struct {
+		Clients   int
+		Placement map[string]int
+		Before    int64 `json:"server_rss_before_bytes"`
+		After     int64 `json:"server_rss_after_bytes"`
+		PerClient int64 `json:"server_bytes_per_idle_client"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	placed := 0
+	for _, n := range rep.Placement {
+		placed += n
+	}
+	if rep.Clients != 4 || placed != 4 || rep.Before <= 0 || rep.After <= 0 || rep.PerClient != (rep.After-rep.Before)/4 {
+		t.Fatalf("report %s", out)
+	}
+}
+
 func TestBenchCommandUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--clients", "0"},
@@ -67,6 +103,9 @@ func TestBenchCommandUsage(t *testing.T) {
 		{"bench", "--size", "0"},
 		{"bench", "--rate", "-1"},
 		{"bench", "stray"},
+		{"bench", "--idle", "-1"},
+		{"bench", "--idle", "5000"},
+		{"bench", "--idle", "10", "--central", "127.0.0.1:1099"},
 	} {
 		e, _, errOut := testEnv(nil)
 		if code := run(context.Background(), e, args); code != exitUsage {

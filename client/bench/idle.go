@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/distchat/distchat/client"
+)
+
+// IdleReport is the outcome of Idle: what K idle logged-in clients cost
+// the servers' process in resident memory. Its JSON form is what
+// "distchat bench --idle K --json" prints.
+type IdleReport struct {
+	RunID   string `json:"run_id"`
+	Clients int    `json:"clients"`
+	// Placement counts the clients per chat server, as central placed them.
+	Placement map[string]int `json:"placement"`
+	// RSSBefore is the servers' resident memory with the users signed up
+	// but none logged in; RSSAfter with all of them logged in and idle.
+	RSSBefore int64 `json:"server_rss_before_bytes"`
+	RSSAfter  int64 `json:"server_rss_after_bytes"`
+	// BytesPerClient is (RSSAfter − RSSBefore) / Clients.
+	BytesPerClient int64 `json:"server_bytes_per_idle_client"`
+}
+
+// Idle measures what an idle logged-in client costs the servers: it signs
+// Config.Clients users up, reads Config.ServerUsage, logs every user in
+// (each client holds a connection to central and one to its chat
+// server) and leaves them idle, reads ServerUsage again, and logs them
+// out. Central, Dial, Clients, ServerUsage (required here),
+// SetupParallel, CallTimeout, Logger and RunID are used; the fields of
+// the load are not.
+func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
+	if cfg.ServerUsage == nil {
+		return IdleReport{}, errors.New("bench: idle: no server usage to measure (Config.ServerUsage)")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return IdleReport{}, err
+	}
+	var pw [16]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return IdleReport{}, fmt.Errorf("bench: password: %w", err)
+	}
+	ccfg := func(i int) client.Config {
+		return client.Config{
+			Central: cfg.Central, User: cfg.user(i), Password: hex.EncodeToString(pw[:]),
+			Dial: cfg.Dial, Logger: cfg.Logger, CallTimeout: cfg.CallTimeout,
+		}
+	}
+	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		_, err := client.SignUp(ctx, ccfg(i))
+		return err
+	})
+	if err != nil {
+		return IdleReport{}, fmt.Errorf("bench: %w", err)
+	}
+
+	rep := IdleReport{RunID: cfg.RunID, Clients: cfg.Clients, Placement: map[string]int{}}
+	before, err := cfg.ServerUsage()
+	if err != nil {
+		return IdleReport{}, fmt.Errorf("bench: server usage: %w", err)
+	}
+	clients := make([]*client.Client, cfg.Clients)
+	defer logoutAll(clients, cfg.SetupParallel)
+	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		c, err := client.Login(ctx, ccfg(i))
+		clients[i] = c
+		return err
+	})
+	if err != nil {
+		return IdleReport{}, fmt.Errorf("bench: %w", err)
+	}
+	after, err := cfg.ServerUsage()
+	if err != nil {
+		return IdleReport{}, fmt.Errorf("bench: server usage: %w", err)
+	}
+	for _, c := range clients {
+		rep.Placement[c.Server()]++
+	}
+	rep.RSSBefore, rep.RSSAfter = before.RSS, after.RSS
+	rep.BytesPerClient = (after.RSS - before.RSS) / int64(cfg.Clients)
+	return rep, nil
+}
+
+// WriteText writes the report for a person to read.
+func (r IdleReport) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "distchat bench --idle: %d idle logged-in clients (each connected to central and to its chat server)\n", r.Clients)
+	var place []string
+	for _, s := range slices.Sorted(maps.Keys(r.Placement)) {
+		place = append(place, fmt.Sprintf("%s %d", s, r.Placement[s]))
+	}
+	fmt.Fprintf(w, "  clients per server  %s\n", strings.Join(place, ", "))
+	fmt.Fprintf(w, "  server RSS          %.1f MiB before the logins, %.1f MiB after\n", mib(r.RSSBefore), mib(r.RSSAfter))
+	fmt.Fprintf(w, "  per idle client     %.1f KiB of server RSS (central and chat servers together)\n", float64(r.BytesPerClient)/1024)
+}
