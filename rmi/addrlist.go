@@ -50,4 +50,3 @@ func ParseAddrList(s string) (addrs []string, name string, err error) {
 	}
 	return addrs, name, nil
 }
-
