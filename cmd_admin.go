@@ -76,7 +76,7 @@ func runAdminResetPassword(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	trust, err := pki.NewClientTrust(pki.TrustOptions{Central: caddr, CAFile: *caFile})
+	trust, err := pki.NewClientTrust(pki.TrustOptions{CAFile: *caFile})
 	if err != nil {
 		return err
 	}

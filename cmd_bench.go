@@ -111,7 +111,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer up.stop()
-		trust, err = pki.NewClientTrust(pki.TrustOptions{Central: up.central, CAFile: up.ca})
+		trust, err = pki.NewClientTrust(pki.TrustOptions{CAFile: up.ca})
 		if err != nil {
 			return err
 		}

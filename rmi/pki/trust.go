@@ -54,7 +54,7 @@ type TrustOptions struct {
 type ClientTrust struct {
 	o TrustOptions
 
-	mu     sync.Mutex
+	mu       sync.Mutex
 	ca       *x509.Certificate // the CA servers are verified against; nil before first use
 	pinned   string            // the fingerprint pinned for some of o.Centrals, if any
 	pinnedAt []string          // the addresses it is pinned for
