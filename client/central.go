@@ -2,14 +2,77 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
+
+// This file holds the client's way to the central servers: Config.Central
+// names one or several (of one cluster, sharing one state); calls go to
+// one of them through an rmi.Failover, which moves to the next when the
+// current one cannot be reached. A session is valid at any of them.
+
+// centralTargets returns the registry addresses of Config.Central and the
+// name to look up.
+func centralTargets(s string) (addrs []string, name string, err error) {
+	addrs, name, err = rmi.ParseAddrList(s)
+	if err != nil {
+		return nil, "", fmt.Errorf("central server address: %w", err)
+	}
+	if name == "" {
+		name = centralapi.ObjectName
+	}
+	return addrs, name, nil
+}
+
+// centralSet is the client's connection to the central servers: a
+// Failover over one centralEndpoint per address.
+type centralSet struct {
+	inv  *rmi.Failover
+	name string                      // the registry name of the central server
+	ends map[string]*centralEndpoint // by registry address
+}
+
+// newCentralSet returns the central servers of cfg.Central, not connected
+// yet. With several addresses, onLost (if not nil) hears of a connection
+// to one that closed by itself, and onMove of each move to another; with
+// one address there is nowhere to move and neither is called.
+func newCentralSet(cfg Config, onLost func(), onMove func(from, to string, cause error)) (*centralSet, error) {
+	addrs, name, err := centralTargets(cfg.Central)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 1 {
+		onLost, onMove = nil, nil
+	}
+	s := &centralSet{name: name, ends: map[string]*centralEndpoint{}}
+	s.inv, err = rmi.NewFailover(addrs, rmi.FailoverConfig{
+		Connect: func(addr string) rmi.Invoker {
+			e := &centralEndpoint{cfg: cfg, addr: addr, name: name, onLost: onLost, sem: make(chan struct{}, 1)}
+			s.ends[addr] = e
+			return e
+		},
+		OnMove: onMove,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// stub returns the central server's stub.
+func (s *centralSet) stub() centralapi.Stub { return centralapi.Stub{Inv: s.inv} }
+
+// host returns the host of the central server in use: the host to put in
+// a chat server address that names none (see fixAddr).
+func (s *centralSet) host() string { return s.ends[s.inv.Current()].host() }
+
+// Close closes the connections.
+func (s *centralSet) Close() error { return s.inv.Close() }
 
 // centralLink is a connection to the central server.
 type centralLink struct {
@@ -18,24 +81,122 @@ type centralLink struct {
 	host string      // host part of the address dialed
 }
 
-// centralTarget returns the registry address and the name to look up.
-func centralTarget(s string) (addr, name string, err error) {
-	if strings.HasPrefix(s, "rmi://") {
-		addr, name, err = rmi.ParseURL(s)
+// centralEndpoint is the central server of one registry address: it
+// connects (looking the central server up in the registry there) at the
+// first call, and again at the call after the connection was lost.
+type centralEndpoint struct {
+	cfg    Config
+	addr   string // the registry's address
+	name   string // the name to look up there
+	onLost func() // nil: connections that close are noticed at the next call
+
+	sem    chan struct{} // held (one slot) while a caller connects
+	mu     sync.Mutex
+	link   *centralLink // nil before the first call and after a loss
+	closed bool
+}
+
+// Invoke implements rmi.Invoker.
+func (e *centralEndpoint) Invoke(ctx context.Context, object, method string, args, reply any) error {
+	for attempt := 0; ; attempt++ {
+		l, fresh, err := e.get(ctx)
 		if err != nil {
-			return "", "", fmt.Errorf("central server URL %q: %w", s, err)
+			return err
 		}
-	} else {
-		addr = s
+		err = l.inv.Invoke(ctx, object, method, args, reply)
+		if !rmi.IsUnreachable(err) {
+			return err
+		}
+		e.drop(l)
+		// ErrConnect means the call was not sent: if the connection had
+		// died before it, one fresh connection is safe.
+		if attempt == 0 && !fresh && errors.Is(err, rmi.ErrConnect) {
+			continue
+		}
+		return err
 	}
-	if name == "" {
-		name = centralapi.ObjectName
+}
+
+// get returns the connection, connecting if there is none; fresh reports
+// that it was made for this call.
+func (e *centralEndpoint) get(ctx context.Context) (l *centralLink, fresh bool, err error) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("%w: waiting for the connection to central server at %s: %w", rmi.ErrConnect, e.addr, ctx.Err())
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-		addr = net.JoinHostPort(host, strconv.Itoa(rmi.DefaultPort))
+	defer func() { <-e.sem }()
+	e.mu.Lock()
+	l, closed := e.link, e.closed
+	e.mu.Unlock()
+	switch {
+	case closed:
+		return nil, false, rmi.ErrClosed
+	case l != nil:
+		return l, false, nil
 	}
-	return addr, name, nil
+	if l, err = dialCentral(ctx, e.cfg, e.addr, e.name); err != nil {
+		return nil, false, err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = l.conn.Close()
+		return nil, false, rmi.ErrClosed
+	}
+	e.link = l
+	e.mu.Unlock()
+	if oc, ok := l.conn.(interface{ OnClose(func()) }); ok && e.onLost != nil {
+		oc.OnClose(func() { e.lost(l) })
+	}
+	return l, true, nil
+}
+
+// lost is the OnClose hook of connection l: unless the client closed it
+// on purpose, it is forgotten and onLost is told.
+func (e *centralEndpoint) lost(l *centralLink) {
+	e.mu.Lock()
+	mine := e.link == l && !e.closed
+	if mine {
+		e.link = nil
+	}
+	e.mu.Unlock()
+	if mine {
+		e.onLost()
+	}
+}
+
+// drop forgets connection l, which failed, and closes it.
+func (e *centralEndpoint) drop(l *centralLink) {
+	e.mu.Lock()
+	if e.link == l {
+		e.link = nil
+	}
+	e.mu.Unlock()
+	_ = l.conn.Close()
+}
+
+// host returns the host of the central server's address (after the
+// registry's redirect), or of the registry's before the first connection.
+func (e *centralEndpoint) host() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.link != nil {
+		return e.link.host
+	}
+	return hostOf(e.addr)
+}
+
+// Close closes the connection; later calls fail with rmi.ErrClosed.
+func (e *centralEndpoint) Close() error {
+	e.mu.Lock()
+	l := e.link
+	e.link, e.closed = nil, true
+	e.mu.Unlock()
+	if l != nil {
+		return l.conn.Close()
+	}
+	return nil
 }
 
 // fixAddr replaces an unspecified host in addr (":7000", "0.0.0.0:7000")
@@ -74,13 +235,10 @@ func (a aliasInvoker) Invoke(ctx context.Context, object, method string, args, r
 	return a.inv.Invoke(ctx, object, method, args, reply)
 }
 
-// dialCentral connects to the central server's registry, looks up the
-// central server and, if it lives elsewhere, connects there.
-func dialCentral(ctx context.Context, cfg Config) (*centralLink, error) {
-	addr, name, err := centralTarget(cfg.Central)
-	if err != nil {
-		return nil, err
-	}
+// dialCentral connects to the registry at addr, looks up the central
+// server (name) and, if it lives elsewhere, connects there. Failing to
+// reach the central server is an rmi.ErrConnect: no call was sent.
+func dialCentral(ctx context.Context, cfg Config, addr, name string) (*centralLink, error) {
 	conn, err := cfg.Dial(ctx, addr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connect to central server at %s: %w", addr, err)
@@ -88,6 +246,9 @@ func dialCentral(ctx context.Context, cfg Config) (*centralLink, error) {
 	ref, err := rmi.RegistryStub{Inv: conn}.Lookup(ctx, name)
 	if err != nil {
 		_ = conn.Close()
+		if rmi.IsUnreachable(err) && !errors.Is(err, rmi.ErrConnect) {
+			err = fmt.Errorf("%w: %w", rmi.ErrConnect, err)
+		}
 		return nil, fmt.Errorf("look up %s in the registry at %s: %w", name, addr, err)
 	}
 	if ref.Addr != "" && ref.Addr != addr {
@@ -136,64 +297,111 @@ func ResetPassword(ctx context.Context, cfg Config, recoveryCode, newPassword st
 	return newCode, err
 }
 
-// withCentral runs fn on a connection to the central server that cfg (with
-// its defaults applied) names, closed afterwards: for the account calls
-// made without logging in.
+// withCentral runs fn on the central servers that cfg (with its defaults
+// applied) names, closed afterwards: for the account calls made without
+// logging in.
 func withCentral(ctx context.Context, cfg Config, fn func(centralapi.Stub, Config) error) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return err
 	}
-	l, err := dialCentral(ctx, cfg)
+	s, err := newCentralSet(cfg, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer l.conn.Close()
-	return fn(centralapi.Stub{Inv: l.inv}, cfg)
+	defer s.Close()
+	return fn(s.stub(), cfg)
 }
 
-// centralCall runs fn on the central server, reconnecting once if the
-// connection turns out to be broken.
+// centralCall runs fn on the central server, once more if the
+// conversation broke (the next central server's turn, if there are
+// several): central's calls may be repeated.
 func (c *Client) centralCall(ctx context.Context, fn func(centralapi.Stub) error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	link := c.central
-	c.mu.Unlock()
-	var err error
-	if link != nil {
-		err = fn(centralapi.Stub{Inv: link.inv})
-		if !rmi.IsUnreachable(err) || ctx.Err() != nil {
+	if c.central == nil {
+		s, err := c.newCentralSet()
+		if err != nil {
+			c.mu.Unlock()
 			return err
 		}
+		c.central = s
 	}
-	nl, derr := dialCentral(ctx, c.cfg)
-	if derr != nil {
-		if err != nil {
-			return fmt.Errorf("%w (reconnecting: %w)", err, derr)
-		}
-		return derr
+	st := c.central.stub()
+	c.mu.Unlock()
+	err := fn(st)
+	// ErrConnect: no central server could be reached (each was tried).
+	if !rmi.IsUnreachable(err) || errors.Is(err, rmi.ErrConnect) || ctx.Err() != nil {
+		return err
 	}
+	again := fn(st)
+	if rmi.IsUnreachable(again) {
+		return fmt.Errorf("%w (reconnecting: %w)", err, again)
+	}
+	return again
+}
+
+// newCentralSet returns the client's central servers, watched (with
+// several addresses) so that a lost one is left at once. Callers hold c.mu
+// or have not shared c yet.
+func (c *Client) newCentralSet() (*centralSet, error) {
+	return newCentralSet(c.cfg, c.centralLost, c.centralMoved)
+}
+
+// centralLost is called when the connection to the central server in use
+// closed by itself (with several addresses only): the client connects
+// again at once, at another central server if that one is gone, so that
+// the status line tells the user; if none answers, it tries again at
+// each ping.
+func (c *Client) centralLost() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		_ = nl.conn.Close()
-		return ErrClosed
+		return
 	}
-	if c.central != link {
-		// Someone else reconnected meanwhile: use theirs.
-		cur := c.central
+	c.centralDown = true
+	c.clk.AfterFunc(0, c.recheckCentral)
+}
+
+// recheckCentral connects to a central server again after centralLost,
+// with a look-up in its registry, unless another call did already.
+func (c *Client) recheckCentral() {
+	c.mu.Lock()
+	s := c.central
+	if c.closed || !c.centralDown || c.rechecking || s == nil {
 		c.mu.Unlock()
-		_ = nl.conn.Close()
-		nl = cur
-	} else {
-		c.central = nl
-		c.mu.Unlock()
-		if link != nil {
-			_ = link.conn.Close()
-		}
+		return
 	}
-	return fn(centralapi.Stub{Inv: nl.inv})
+	c.rechecking = true
+	c.mu.Unlock()
+	ctx, cancel := c.clk.WithTimeout(c.bg, c.cfg.CallTimeout)
+	_, err := rmi.RegistryStub{Inv: s.inv}.Lookup(ctx, s.name)
+	cancel()
+	reached := !rmi.IsUnreachable(err)
+	c.mu.Lock()
+	c.rechecking = false
+	if reached {
+		c.centralDown = false
+	}
+	c.mu.Unlock()
+	if !reached {
+		c.log.Debug("client: no central server answers; will retry", "err", err)
+	}
+}
+
+// centralMoved is the Failover's OnMove: a central server answered after
+// the one used before was lost. Once logged in, it is reported as a
+// CentralMoved status.
+func (c *Client) centralMoved(from, to string, cause error) {
+	c.log.Info("client: central server lost; using another", "lost", from, "using", to, "err", cause)
+	c.mu.Lock()
+	report := c.loggedIn && !c.closed
+	srv := c.srvName
+	c.mu.Unlock()
+	if report {
+		c.report(Status{Kind: CentralMoved, Server: srv, Central: to, LostCentral: from})
+	}
 }
