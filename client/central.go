@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -351,44 +352,52 @@ func (c *Client) newCentralSet() (*centralSet, error) {
 	return newCentralSet(c.cfg, c.centralLost, c.centralMoved)
 }
 
+// The backoff of recheckCentral while no central server answers: the
+// chat server's, when it registers.
+const (
+	minCentralRetry = 250 * time.Millisecond
+	maxCentralRetry = 5 * time.Second
+)
+
 // centralLost is called when the connection to the central server in use
 // closed by itself (with several addresses only): the client connects
 // again at once, at another central server if that one is gone, so that
-// the status line tells the user; if none answers, it tries again at
-// each ping.
+// the status line tells the user; while none answers, it tries again
+// with a backoff (from 250ms, doubling, up to 5s).
 func (c *Client) centralLost() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.centralTmr != nil {
 		return
 	}
-	c.centralDown = true
-	c.clk.AfterFunc(0, c.recheckCentral)
+	c.centralDown, c.centralWait = true, 0
+	c.centralTmr = c.clk.AfterFunc(0, c.recheckCentral)
 }
 
 // recheckCentral connects to a central server again after centralLost,
 // with a look-up in its registry, unless another call did already.
 func (c *Client) recheckCentral() {
 	c.mu.Lock()
+	c.centralTmr = nil
 	s := c.central
-	if c.closed || !c.centralDown || c.rechecking || s == nil {
+	if c.closed || !c.centralDown || s == nil {
 		c.mu.Unlock()
 		return
 	}
-	c.rechecking = true
 	c.mu.Unlock()
 	ctx, cancel := c.clk.WithTimeout(c.bg, c.cfg.CallTimeout)
 	_, err := rmi.RegistryStub{Inv: s.inv}.Lookup(ctx, s.name)
 	cancel()
-	reached := !rmi.IsUnreachable(err)
 	c.mu.Lock()
-	c.rechecking = false
-	if reached {
+	defer c.mu.Unlock()
+	if !rmi.IsUnreachable(err) {
 		c.centralDown = false
+		return
 	}
-	c.mu.Unlock()
-	if !reached {
-		c.log.Debug("client: no central server answers; will retry", "err", err)
+	c.centralWait = min(max(2*c.centralWait, minCentralRetry), maxCentralRetry)
+	c.log.Debug("client: no central server answers; will retry", "in", c.centralWait, "err", err)
+	if !c.closed && c.centralTmr == nil {
+		c.centralTmr = c.clk.AfterFunc(c.centralWait, c.recheckCentral)
 	}
 }
 

@@ -39,14 +39,15 @@ type Client struct {
 	loggedIn    bool // Login has returned: connection changes are reported
 	lost        bool // a Lost status was reported and no Back yet
 	user, token string
-	central     *centralSet // nil until the first call to central (Attach)
-	centralDown bool        // the central server's connection closed; not connected again yet
-	rechecking  bool        // recheckCentral runs
-	srv         Conn        // current chat server connection; nil while there is none
-	srvName     string      // its name
-	gen         uint64      // incremented on each successful attach
-	failing     bool        // a failover is in progress
-	ended       bool        // the session ended: every call fails (sessionEnded)
+	central     *centralSet   // nil until the first call to central (Attach)
+	centralDown bool          // the central server's connection closed; not connected again yet
+	centralWait time.Duration // recheckCentral's current backoff
+	centralTmr  *clock.Timer  // the next recheckCentral, while one is scheduled
+	srv         Conn          // current chat server connection; nil while there is none
+	srvName     string        // its name
+	gen         uint64        // incremented on each successful attach
+	failing     bool          // a failover is in progress
+	ended       bool          // the session ended: every call fails (sessionEnded)
 	lease       time.Duration
 	pingTimer   *clock.Timer
 	rooms       *roomSet              // membership and views: the core
@@ -254,6 +255,10 @@ func (c *Client) shutdown(ctx context.Context, logout bool) error {
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 		c.pingTimer = nil
+	}
+	if c.centralTmr != nil {
+		c.centralTmr.Stop()
+		c.centralTmr = nil
 	}
 	srv, cen, tok := c.srv, c.central, c.token
 	c.srv, c.central = nil, nil

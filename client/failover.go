@@ -287,7 +287,6 @@ func (c *Client) pingTick() {
 	c.pingTimer = nil
 	c.mu.Unlock()
 	c.probe()
-	c.recheckCentral()
 	c.mu.Lock()
 	c.armPingLocked()
 	c.mu.Unlock()
