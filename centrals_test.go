@@ -144,6 +144,9 @@ func TestCentralFailover(t *testing.T) {
 			Logger:       slogTo(logs, user),
 			Dial:         client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
 			PingInterval: 100 * time.Millisecond,
+			// Sign-up and login hash a password at central's real bcrypt
+			// cost, slow under the race detector on a busy machine.
+			CallTimeout: rmitest.Bound,
 		}
 		if st != nil {
 			cfg.OnStatus = st.add
