@@ -33,7 +33,7 @@ the one way to set a new password if this one is forgotten.
 // runSignup is the "signup" subcommand.
 func runSignup(ctx context.Context, e *env, args []string) error {
 	f := newFlagSet(e, "signup", "--user NAME [--central HOST:PORT] [--password-file FILE]", signupDescription, "warn")
-	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server `HOST:PORT`, or several of one cluster, comma-separated (moves to the next when one is down)")
 	user := f.String("user", "", "user `NAME` (required)")
 	pwFile := f.String("password-file", "", "read the password from `FILE`")
 	tf := addTrustFlags(f)
@@ -78,7 +78,7 @@ The recovery code comes from --recovery-code or --recovery-code-file.
 // runResetPassword is the "reset-password" subcommand.
 func runResetPassword(ctx context.Context, e *env, args []string) error {
 	f := newFlagSet(e, "reset-password", "--user NAME --recovery-code CODE [--central HOST:PORT] [--password-file FILE]", resetDescription, "warn")
-	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server `HOST:PORT`, or several of one cluster, comma-separated (moves to the next when one is down)")
 	user := f.String("user", "", "user `NAME` (required)")
 	code := f.String("recovery-code", "", "the account's recovery `CODE`")
 	codeFile := f.String("recovery-code-file", "", "read the recovery code from `FILE`")
@@ -132,11 +132,11 @@ The old code no longer works. Keep this one somewhere safe.
 // talking to the central server at central as user, over TLS verified as
 // tf says.
 func accountConfig(e *env, tf trustFlags, central, user string, log *slog.Logger) (client.Config, error) {
-	caddr, err := centralAddr(central)
+	caddrs, err := centralAddrs(central)
 	if err != nil {
 		return client.Config{}, usagef("--central: %v", err)
 	}
-	trust, err := tf.trust(e, caddr)
+	trust, err := tf.trust(e, caddrs)
 	if err != nil {
 		return client.Config{}, err
 	}

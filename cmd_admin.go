@@ -51,7 +51,7 @@ machine.`
 // runAdminResetPassword is "admin reset-password".
 func runAdminResetPassword(ctx context.Context, e *env, args []string) error {
 	f := newFlagSet(e, "admin reset-password", "--user NAME --cluster-secret-file FILE [--central HOST:PORT] [--ca FILE]", adminResetDescription, "warn")
-	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server `HOST:PORT`, or several of one cluster, comma-separated (moves to the next when one is down)")
 	user := f.String("user", "", "the user's `NAME` (required)")
 	secretFile := f.String("cluster-secret-file", "", "the cluster secret `FILE`, as on the central server (required)")
 	caFile := f.String("ca", "", "the cluster CA certificate `FILE` (default: ca.crt beside the secret file)")
@@ -65,7 +65,7 @@ func runAdminResetPassword(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	caddr, err := centralAddr(*centralFlag)
+	caddrs, err := centralAddrs(*centralFlag)
 	if err != nil {
 		return usagef("--central: %v", err)
 	}
@@ -76,14 +76,16 @@ func runAdminResetPassword(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	trust, err := pki.NewClientTrust(pki.TrustOptions{Central: caddr, CAFile: *caFile})
+	trust, err := pki.NewClientTrust(pki.TrustOptions{CAFile: *caFile})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, accountTimeout)
 	defer cancel()
 	clk := clock.New()
-	cl, err := rmi.Dial(ctx, caddr, rmi.DialConfig{Clock: clk, Logger: log, ClusterSecret: secret, TLS: trust.ClientConfig(caddr)})
+	cl, err := rmi.NewFailover(caddrs, rmi.FailoverConfig{Connect: func(addr string) rmi.Invoker {
+		return rmi.NewRedialer(addr, rmi.DialConfig{Clock: clk, Logger: log, ClusterSecret: secret, TLS: trust.ClientConfig(addr)})
+	}})
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	servers := f.Int("servers", 3, "start `N` chat servers (without --central)")
 	inflight := f.Int("inflight", 1, "keep `K` posts in flight per client")
 	rate := f.Float64("rate", 0, "pace each client at `R` posts/s (0: as fast as allowed)")
-	centralFlag := f.String("central", "", "run against the central server at `HOST:PORT` instead of starting a cluster")
+	centralFlag := f.String("central", "", "run against the central server at `HOST:PORT` (or several of one cluster, comma-separated) instead of starting a cluster")
 	idle := f.Int("idle", 0, "measure the servers' memory per idle logged-in client, with `K` clients (no load)")
 	stall := f.Duration("stall", 30*time.Second, "stop waiting for missing deliveries after `D` without one")
 	jsonOut := f.Bool("json", false, "print the report as one JSON object")
@@ -108,21 +108,21 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	var trust *pki.ClientTrust
 	if *centralFlag != "" {
-		caddr, err := centralAddr(*centralFlag)
+		caddrs, err := centralAddrs(*centralFlag)
 		if err != nil {
 			return usagef("--central: %v", err)
 		}
-		if trust, err = tf.trust(e, caddr); err != nil {
+		if trust, err = tf.trust(e, caddrs); err != nil {
 			return err
 		}
-		cfg.Central = caddr
+		cfg.Central = strings.Join(caddrs, ",")
 	} else {
 		up, err := startUp(ctx, e, *servers, connsNeeded)
 		if err != nil {
 			return err
 		}
 		defer up.stop()
-		trust, err = pki.NewClientTrust(pki.TrustOptions{Central: up.central, CAFile: up.ca})
+		trust, err = pki.NewClientTrust(pki.TrustOptions{CAFile: up.ca})
 		if err != nil {
 			return err
 		}

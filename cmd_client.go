@@ -55,7 +55,10 @@ line each, and the next command runs. If its chat server dies, the client
 moves to another one and catches up, with no gap and no duplicate; that
 prints as two lines, "connection to server-2 lost; reconnecting…" and
 "back, on server-3" ({"type":"status","status":"lost"|"back","server":...}),
-and the details go to the log (--log-level debug).
+and the details go to the log (--log-level debug). With several central
+servers (--central a,b: one cluster), when the one in use is lost the
+client moves to the next and prints "central a lost; using b"
+({"type":"status","status":"central","central":"b","lostCentral":"a",...}).
 
 In a room's voice channel the client is a participant without a
 microphone: it plays the file, and if the chat server hosting the
@@ -76,8 +79,8 @@ known-centrals file, as SSH does; a different CA later is refused.`
 
 // runClient is the "client" subcommand.
 func runClient(ctx context.Context, e *env, args []string) error {
-	f := newFlagSet(e, "client", "--user NAME [--central HOST:PORT] [--json] [--password-file FILE]", clientDescription, "warn")
-	centralFlag := f.String("central", "127.0.0.1:1099", "central server address `HOST:PORT`")
+	f := newFlagSet(e, "client", "--user NAME [--central HOST:PORT[,HOST:PORT…]] [--json] [--password-file FILE]", clientDescription, "warn")
+	centralFlag := f.String("central", "127.0.0.1:1099", "central server `HOST:PORT`, or several of one cluster, comma-separated (moves to the next when one is down)")
 	user := f.String("user", "", "user `NAME` (required)")
 	jsonOut := f.Bool("json", false, "print messages and results as JSON lines")
 	pwFile := f.String("password-file", "", "read the password from `FILE`")
@@ -98,11 +101,11 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	caddr, err := centralAddr(*centralFlag)
+	caddrs, err := centralAddrs(*centralFlag)
 	if err != nil {
 		return usagef("--central: %v", err)
 	}
-	trust, err := tf.trust(e, caddr)
+	trust, err := tf.trust(e, caddrs)
 	if err != nil {
 		return err
 	}
@@ -146,7 +149,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	}
 	err = term.Run(ctx, c, e.stdin, e.stdout, e.stderr, term.Options{
 		JSON: *jsonOut, Interactive: interactive, Clock: clk, Feed: feed,
-		StartVoice: c.StartVoice, VoiceRecord: *voiceRecord, VoiceNetwork: voiceNetwork(caddr), VoiceLogger: log,
+		StartVoice: c.StartVoice, VoiceRecord: *voiceRecord, VoiceNetwork: voiceNetwork(caddrs[0]), VoiceLogger: log,
 	})
 	switch {
 	case errors.Is(err, context.Canceled):

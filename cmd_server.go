@@ -36,6 +36,10 @@ callback object they export on their own connection.
 The cluster secret file must be the central server's (copy it over); it
 proves to central and to the other chat servers that this one belongs.
 
+--central may name several central servers of one cluster (sharing one
+state), comma-separated: the chat server talks to one and, when it cannot
+be reached, to the next; its lease and its users' sessions hold at any.
+
 Every connection is TLS 1.3. When it registers, the chat server asks
 central for a certificate (for its advertised host, this machine's host
 name and addresses, and --cert-host), signed by the cluster CA, and keeps
@@ -63,8 +67,8 @@ the host: --voice-udp-port puts it all on one port for a firewall.`
 
 // runServer is the "server" subcommand.
 func runServer(ctx context.Context, e *env, args []string) error {
-	f := newFlagSet(e, "server", "--central HOST:PORT --name NAME --data DIR --cluster-secret-file FILE [flags]", serverDescription, "info")
-	centralFlag := f.String("central", "", "central server address `HOST:PORT` (required)")
+	f := newFlagSet(e, "server", "--central HOST:PORT[,HOST:PORT…] --name NAME --data DIR --cluster-secret-file FILE [flags]", serverDescription, "info")
+	centralFlag := f.String("central", "", "central server `HOST:PORT`, or several of one cluster, comma-separated (required)")
 	name := f.String("name", "", "this chat server's `NAME`, unique in the cluster: 1-32 of a-z 0-9 - (required)")
 	data := f.String("data", "", "data directory `DIR` (required)")
 	listen := f.String("listen", ":0", "`HOST:PORT` to listen on (port 0: any free port)")
@@ -101,7 +105,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	caddr, err := centralAddr(*centralFlag)
+	caddrs, err := centralAddrs(*centralFlag)
 	if err != nil {
 		return usagef("--central: %v", err)
 	}
@@ -110,7 +114,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	sp, err := startChatServer(serverOptions{
-		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddr,
+		name: *name, dir: *data, listen: *listen, advertise: *advertise, central: caddrs,
 		secret: secret, clockMode: *clockMode, settled: *settled, certHosts: *extraHosts, clock: clock.New(), log: log,
 		http: *httpFlag, tlsCert: *tlsCert, tlsKey: *tlsKey, voiceUDPPort: *voiceUDPPort, voiceMax: *voiceMax,
 		connsPerAddr: *connsPerAddr,
@@ -127,7 +131,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		}
 		return errors.Join(err, sp.Close())
 	}
-	fmt.Fprintf(e.stdout, "chat server %s registered with the central server at %s\n", sp.name, caddr)
+	fmt.Fprintf(e.stdout, "chat server %s registered with the central server at %s\n", sp.name, sp.centralInv.Current())
 	if sp.webURL != "" {
 		fmt.Fprintf(e.stdout, "chat server %s web at %s\n", sp.name, sp.webURL)
 	}
@@ -146,7 +150,7 @@ type serverOptions struct {
 	dir       string
 	listen    string
 	advertise string
-	central   string // the central server's address
+	central   []string // the central servers' addresses (one cluster)
 	secret    []byte
 	clockMode string
 	settled   bool
@@ -175,17 +179,17 @@ type serverProc struct {
 	clk        clock.Clock
 	log        *slog.Logger
 	cluster    centralapi.Cluster
-	centralInv *rmi.Redialer
+	centralInv *rmi.Failover // calls to central, moving to the next central server when one is down
 	certs      *certKeeper
 	serveErr   chan error
 	member     *pki.Member
-	central    string // central's registry address
-	opts       serverOptions
-	httpL      net.Listener // the web port's listener, nil for none
-	webAddr    string       // its advertised host:port
-	webURL     string       // its URL, once serving
-	web        *web.Handler
-	httpSrv    *http.Server
+
+	opts    serverOptions
+	httpL   net.Listener // the web port's listener, nil for none
+	webAddr string       // its advertised host:port
+	webURL  string       // its URL, once serving
+	web     *web.Handler
+	httpSrv *http.Server
 
 	mu         sync.Mutex
 	registered bool            // Start succeeded: Close unregisters
@@ -199,7 +203,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	addr, err := advertiseAddr(l, o.listen, o.advertise, o.central)
+	addr, err := advertiseAddr(l, o.listen, o.advertise, o.central[0])
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -218,10 +222,20 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 	dial := func(addr string) *rmi.Redialer {
 		return rmi.NewRedialer(addr, rmi.DialConfig{Clock: o.clock, Logger: o.log, ClusterSecret: o.secret, TLS: member.ClientConfig(addr)})
 	}
+	centralInv, err := rmi.NewFailover(o.central, rmi.FailoverConfig{
+		Connect: func(addr string) rmi.Invoker { return dial(addr) },
+		OnMove: func(from, to string, cause error) {
+			o.log.Warn("central server lost; using another", "server", o.name, "lost", from, "using", to, "err", cause)
+		},
+	})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
+	}
 	sp := &serverProc{
 		name: o.name, listenAddr: l.Addr().String(), addr: addr, clk: o.clock, log: o.log,
-		centralInv: dial(o.central), serveErr: make(chan error, 1),
-		member: member, central: o.central, opts: o,
+		centralInv: centralInv, serveErr: make(chan error, 1),
+		member: member, opts: o,
 	}
 	if o.http != "" {
 		if sp.httpL, sp.webAddr, err = listenServerWeb(o.http, addr); err != nil {
@@ -389,7 +403,7 @@ func (p *serverProc) startWeb() error {
 		},
 		Cluster: p.cluster,
 		Client: client.Config{
-			Central: p.central,
+			Central: strings.Join(p.opts.central, ","),
 			Dial:    client.TLSDialer(rmi.DialConfig{Clock: p.clk, Logger: p.log}, clientTLS),
 		},
 		Clock:  p.clk,

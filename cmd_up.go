@@ -106,7 +106,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 			webListen = net.JoinHostPort(hostPart(listens[i-1]), "0")
 		}
 		sp, err := startChatServer(serverOptions{
-			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: cp.addr,
+			name: name, dir: filepath.Join(*data, name), listen: listens[i-1], central: []string{cp.addr},
 			secret: secret, clockMode: *clockMode, settled: *settled, clock: clk, log: log, http: webListen,
 			connsPerAddr: *connsPerAddr,
 		})

@@ -386,7 +386,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		otherCA := filepath.Join(otherDir, pki.CACertFile)
-		stranger, err := pki.NewClientTrust(pki.TrustOptions{Central: h.centralAddr, CAFile: otherCA})
+		stranger, err := pki.NewClientTrust(pki.TrustOptions{CAFile: otherCA})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -560,7 +560,7 @@ func TestEndToEnd(t *testing.T) {
 		cfg := h.clientConfig("zed", password("zed"), nil)
 		cfg.Central = addr
 		// A client on the same machine takes the CA from the data dir.
-		upTrust, err := pki.NewClientTrust(pki.TrustOptions{Central: addr, CAFile: filepath.Join(data, pki.CACertFile)})
+		upTrust, err := pki.NewClientTrust(pki.TrustOptions{CAFile: filepath.Join(data, pki.CACertFile)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -670,7 +670,7 @@ func newClusterWith(t *testing.T, opts clusterOptions) *cluster {
 	}
 	h.ca = filepath.Join(h.dir, pki.CACertFile)
 	var err error
-	if h.trust, err = pki.NewClientTrust(pki.TrustOptions{Central: h.centralAddr, CAFile: h.ca}); err != nil {
+	if h.trust, err = pki.NewClientTrust(pki.TrustOptions{CAFile: h.ca}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= opts.servers; i++ {

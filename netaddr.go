@@ -4,32 +4,21 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 
 	"github.com/distchat/distchat/rmi"
 )
 
-// centralAddr accepts HOST:PORT, HOST (port 1099) or rmi://HOST[:PORT]/NAME.
-// An IPv6 HOST is written in brackets, with or without a port: [::1]:2000
-// or [::1].
-func centralAddr(s string) (string, error) {
-	if strings.HasPrefix(s, "rmi://") {
-		addr, _, err := rmi.ParseURL(s)
-		return addr, err
+// centralAddrs parses --central: HOST:PORT, HOST (port 1099) or
+// rmi://HOST[:PORT]/NAME, or several central servers of one cluster,
+// comma-separated (a:1099,b:1099 or rmi://a,b/NAME). An IPv6 HOST is
+// written in brackets, with or without a port: [::1]:2000 or [::1]. It
+// returns the addresses as HOST:PORT, in the order given.
+func centralAddrs(s string) ([]string, error) {
+	addrs, _, err := rmi.ParseAddrList(s)
+	if err != nil {
+		return nil, fmt.Errorf("central address %q: %w", s, err)
 	}
-	defaultPort := strconv.Itoa(rmi.DefaultPort)
-	switch {
-	case !strings.Contains(s, ":"):
-		// A host name or IPv4 address without a port.
-		return net.JoinHostPort(s, defaultPort), nil
-	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
-		// A bracketed IPv6 address without a port.
-		return net.JoinHostPort(s[1:len(s)-1], defaultPort), nil
-	}
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		return "", fmt.Errorf("central address %q: %w", s, err)
-	}
-	return s, nil
+	return addrs, nil
 }
 
 // advertiseAddr returns the address others should use to reach a

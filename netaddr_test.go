@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -25,14 +26,20 @@ func TestCentralAddr(t *testing.T) {
 		{"[::1]x", ""},             // junk after the brackets
 		{"[::1", ""},               // no closing bracket
 		{"rmi://chat.example", ""}, // no /NAME
+		// Several central servers of one cluster.
+		{"10.0.0.5:2000,10.0.0.6", "10.0.0.5:2000,10.0.0.6:1099"},
+		{"rmi://a:77,[::1]/CentralServer", "a:77,[::1]:1099"},
+		{"a,a:1099", ""}, // the same one twice
+		{"a,", ""},       // an empty one
 	}
 	for _, c := range cases {
-		got, err := centralAddr(c.in)
+		addrs, err := centralAddrs(c.in)
+		got := strings.Join(addrs, ",")
 		switch {
 		case c.want == "" && err == nil:
-			t.Errorf("centralAddr(%q) = %q, want an error", c.in, got)
+			t.Errorf("centralAddrs(%q) = %q, want an error", c.in, got)
 		case c.want != "" && (err != nil || got != c.want):
-			t.Errorf("centralAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
+			t.Errorf("centralAddrs(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }

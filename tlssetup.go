@@ -65,11 +65,12 @@ func addTrustFlags(f *flagSet) trustFlags {
 	}
 }
 
-// trust returns how the command verifies the servers of the central
-// server at central ("host:port"): against --ca, else by trust on first
-// use pinned in the known-centrals file, with the notice on stderr.
-func (tf trustFlags) trust(e *env, central string) (*pki.ClientTrust, error) {
-	o := pki.TrustOptions{Central: central, CAFile: *tf.ca, KnownCentrals: *tf.known, Notice: e.stderr}
+// trust returns how the command verifies the servers of the cluster of
+// the central servers at centrals ("host:port" each): against --ca, else
+// by trust on first use pinned in the known-centrals file, with the
+// notice on stderr.
+func (tf trustFlags) trust(e *env, centrals []string) (*pki.ClientTrust, error) {
+	o := pki.TrustOptions{Centrals: centrals, CAFile: *tf.ca, KnownCentrals: *tf.known, Notice: e.stderr}
 	if o.CAFile == "" && o.KnownCentrals == "" {
 		dir := e.getenv("XDG_CONFIG_HOME")
 		if dir == "" {

@@ -37,7 +37,7 @@ func Attach(ctx context.Context, cfg Config, s Session) (*Client, error) {
 	cfg.User = s.User
 	cfg = cfg.applyDefaults()
 	lr := centralapi.LoginReply{User: s.User, Token: s.Token, Server: s.Server}
-	c, err := newClient(cfg, lr, nil)
+	c, err := newClient(cfg, lr)
 	if err != nil {
 		return nil, err
 	}
@@ -59,12 +59,12 @@ func LogoutSession(ctx context.Context, cfg Config, token string) error {
 	if cfg.Central == "" {
 		return errors.New("client: no central server address")
 	}
-	l, err := dialCentral(ctx, cfg.applyDefaults())
+	s, err := newCentralSet(cfg.applyDefaults(), nil, nil)
 	if err != nil {
 		return err
 	}
-	defer l.conn.Close()
-	if err := (centralapi.Stub{Inv: l.inv}).Logout(ctx, centralapi.LogoutArgs{Token: token}); err != nil {
+	defer s.Close()
+	if err := s.stub().Logout(ctx, centralapi.LogoutArgs{Token: token}); err != nil {
 		return fmt.Errorf("log out: %w", err)
 	}
 	return nil

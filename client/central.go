@@ -2,109 +2,18 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
 
-// centralLink is a connection to the central server.
-type centralLink struct {
-	conn Conn
-	inv  rmi.Invoker // conn, calling the looked-up object name
-	host string      // host part of the address dialed
-}
-
-// centralTarget returns the registry address and the name to look up.
-func centralTarget(s string) (addr, name string, err error) {
-	if strings.HasPrefix(s, "rmi://") {
-		addr, name, err = rmi.ParseURL(s)
-		if err != nil {
-			return "", "", fmt.Errorf("central server URL %q: %w", s, err)
-		}
-	} else {
-		addr = s
-	}
-	if name == "" {
-		name = centralapi.ObjectName
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-		addr = net.JoinHostPort(host, strconv.Itoa(rmi.DefaultPort))
-	}
-	return addr, name, nil
-}
-
-// fixAddr replaces an unspecified host in addr (":7000", "0.0.0.0:7000")
-// with host, the central server's host: a server that listens on all
-// interfaces may advertise such an address.
-func fixAddr(addr, host string) string {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return addr
-	}
-	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-		return net.JoinHostPort(host, p)
-	}
-	return addr
-}
-
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ""
-	}
-	return h
-}
-
-// aliasInvoker sends calls for object from to object to.
-type aliasInvoker struct {
-	inv      rmi.Invoker
-	from, to string
-}
-
-// Invoke implements rmi.Invoker.
-func (a aliasInvoker) Invoke(ctx context.Context, object, method string, args, reply any) error {
-	if object == a.from {
-		object = a.to
-	}
-	return a.inv.Invoke(ctx, object, method, args, reply)
-}
-
-// dialCentral connects to the central server's registry, looks up the
-// central server and, if it lives elsewhere, connects there.
-func dialCentral(ctx context.Context, cfg Config) (*centralLink, error) {
-	addr, name, err := centralTarget(cfg.Central)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := cfg.Dial(ctx, addr, nil)
-	if err != nil {
-		return nil, fmt.Errorf("connect to central server at %s: %w", addr, err)
-	}
-	ref, err := rmi.RegistryStub{Inv: conn}.Lookup(ctx, name)
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("look up %s in the registry at %s: %w", name, addr, err)
-	}
-	if ref.Addr != "" && ref.Addr != addr {
-		if other := fixAddr(ref.Addr, hostOf(addr)); other != addr {
-			_ = conn.Close()
-			if conn, err = cfg.Dial(ctx, other, nil); err != nil {
-				return nil, fmt.Errorf("connect to central server at %s (from the registry at %s): %w", other, addr, err)
-			}
-			addr = other
-		}
-	}
-	l := &centralLink{conn: conn, inv: conn, host: hostOf(addr)}
-	if ref.Object != "" && ref.Object != centralapi.ObjectName {
-		l.inv = aliasInvoker{inv: conn, from: centralapi.ObjectName, to: ref.Object}
-	}
-	return l, nil
-}
+// This file holds the client's calls to central (its connection is in
+// centralconn.go): the account calls made without logging in, the calls
+// of a logged-in client, and its move to another central server when the
+// one in use is lost.
 
 // SignUp creates the account cfg.User with cfg.Password and returns its
 // recovery code, the only way to reset a forgotten password.
@@ -136,64 +45,119 @@ func ResetPassword(ctx context.Context, cfg Config, recoveryCode, newPassword st
 	return newCode, err
 }
 
-// withCentral runs fn on a connection to the central server that cfg (with
-// its defaults applied) names, closed afterwards: for the account calls
-// made without logging in.
+// withCentral runs fn on the central servers that cfg (with its defaults
+// applied) names, closed afterwards: for the account calls made without
+// logging in.
 func withCentral(ctx context.Context, cfg Config, fn func(centralapi.Stub, Config) error) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return err
 	}
-	l, err := dialCentral(ctx, cfg)
+	s, err := newCentralSet(cfg, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer l.conn.Close()
-	return fn(centralapi.Stub{Inv: l.inv}, cfg)
+	defer s.Close()
+	return fn(s.stub(), cfg)
 }
 
-// centralCall runs fn on the central server, reconnecting once if the
-// connection turns out to be broken.
+// centralCall runs fn on the central server, once more if the
+// conversation broke (the next central server's turn, if there are
+// several): central's calls may be repeated.
 func (c *Client) centralCall(ctx context.Context, fn func(centralapi.Stub) error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	link := c.central
-	c.mu.Unlock()
-	var err error
-	if link != nil {
-		err = fn(centralapi.Stub{Inv: link.inv})
-		if !rmi.IsUnreachable(err) || ctx.Err() != nil {
+	if c.central == nil {
+		s, err := c.newCentralSet()
+		if err != nil {
+			c.mu.Unlock()
 			return err
 		}
+		c.central = s
 	}
-	nl, derr := dialCentral(ctx, c.cfg)
-	if derr != nil {
-		if err != nil {
-			return fmt.Errorf("%w (reconnecting: %w)", err, derr)
-		}
-		return derr
+	st := c.central.stub()
+	c.mu.Unlock()
+	err := fn(st)
+	// ErrConnect: no central server could be reached (each was tried).
+	if !rmi.IsUnreachable(err) || errors.Is(err, rmi.ErrConnect) || ctx.Err() != nil {
+		return err
 	}
+	again := fn(st)
+	if rmi.IsUnreachable(again) {
+		return fmt.Errorf("%w (reconnecting: %w)", err, again)
+	}
+	return again
+}
+
+// newCentralSet returns the client's central servers, watched (with
+// several addresses) so that a lost one is left at once. Callers hold c.mu
+// or have not shared c yet.
+func (c *Client) newCentralSet() (*centralSet, error) {
+	return newCentralSet(c.cfg, c.centralLost, c.centralMoved)
+}
+
+// The backoff of recheckCentral while no central server answers: the
+// chat server's, when it registers.
+const (
+	minCentralRetry = 250 * time.Millisecond
+	maxCentralRetry = 5 * time.Second
+)
+
+// centralLost is called when the connection to the central server in use
+// closed by itself (with several addresses only): the client connects
+// again at once, at another central server if that one is gone, so that
+// the status line tells the user; while none answers, it tries again
+// with a backoff (from 250ms, doubling, up to 5s).
+func (c *Client) centralLost() {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		_ = nl.conn.Close()
-		return ErrClosed
+	defer c.mu.Unlock()
+	if c.closed || c.centralTmr != nil {
+		return
 	}
-	if c.central != link {
-		// Someone else reconnected meanwhile: use theirs.
-		cur := c.central
+	c.centralDown, c.centralWait = true, 0
+	c.centralTmr = c.clk.AfterFunc(0, c.recheckCentral)
+}
+
+// recheckCentral connects to a central server again after centralLost,
+// with a look-up in its registry, unless another call did already.
+func (c *Client) recheckCentral() {
+	c.mu.Lock()
+	c.centralTmr = nil
+	s := c.central
+	if c.closed || !c.centralDown || s == nil {
 		c.mu.Unlock()
-		_ = nl.conn.Close()
-		nl = cur
-	} else {
-		c.central = nl
-		c.mu.Unlock()
-		if link != nil {
-			_ = link.conn.Close()
-		}
+		return
 	}
-	return fn(centralapi.Stub{Inv: nl.inv})
+	c.mu.Unlock()
+	ctx, cancel := c.clk.WithTimeout(c.bg, c.cfg.CallTimeout)
+	_, err := rmi.RegistryStub{Inv: s.inv}.Lookup(ctx, s.name)
+	cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !rmi.IsUnreachable(err) {
+		c.centralDown = false
+		return
+	}
+	c.centralWait = min(max(2*c.centralWait, minCentralRetry), maxCentralRetry)
+	c.log.Debug("client: no central server answers; will retry", "in", c.centralWait, "err", err)
+	if !c.closed && c.centralTmr == nil {
+		c.centralTmr = c.clk.AfterFunc(c.centralWait, c.recheckCentral)
+	}
+}
+
+// centralMoved is the Failover's OnMove: a central server answered after
+// the one used before was lost. Once logged in, it is reported as a
+// CentralMoved status.
+func (c *Client) centralMoved(from, to string, cause error) {
+	c.log.Info("client: central server lost; using another", "lost", from, "using", to, "err", cause)
+	c.mu.Lock()
+	report := c.loggedIn && !c.closed
+	srv := c.srvName
+	c.mu.Unlock()
+	if report {
+		c.report(Status{Kind: CentralMoved, Server: srv, Central: to, LostCentral: from})
+	}
 }

@@ -39,12 +39,15 @@ type Client struct {
 	loggedIn    bool // Login has returned: connection changes are reported
 	lost        bool // a Lost status was reported and no Back yet
 	user, token string
-	central     *centralLink
-	srv         Conn   // current chat server connection; nil while there is none
-	srvName     string // its name
-	gen         uint64 // incremented on each successful attach
-	failing     bool   // a failover is in progress
-	ended       bool   // the session ended: every call fails (sessionEnded)
+	central     *centralSet   // nil until the first call to central (Attach)
+	centralDown bool          // the central server's connection closed; not connected again yet
+	centralWait time.Duration // recheckCentral's current backoff
+	centralTmr  *clock.Timer  // the next recheckCentral, while one is scheduled
+	srv         Conn          // current chat server connection; nil while there is none
+	srvName     string        // its name
+	gen         uint64        // incremented on each successful attach
+	failing     bool          // a failover is in progress
+	ended       bool          // the session ended: every call fails (sessionEnded)
 	lease       time.Duration
 	pingTimer   *clock.Timer
 	rooms       *roomSet              // membership and views: the core
@@ -62,20 +65,22 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := dialCentral(ctx, cfg)
+	c, err := newClient(cfg, centralapi.LoginReply{User: cfg.User})
 	if err != nil {
 		return nil, err
 	}
-	lr, err := centralapi.Stub{Inv: l.inv}.Login(ctx, centralapi.LoginArgs{User: cfg.User, Password: cfg.Password})
+	if c.central, err = c.newCentralSet(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	lr, err := c.central.stub().Login(ctx, centralapi.LoginArgs{User: cfg.User, Password: cfg.Password})
 	if err != nil {
-		_ = l.conn.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("log in as %s: %w", cfg.User, err)
 	}
-	c, err := newClient(cfg, lr, l)
-	if err != nil {
-		_ = l.conn.Close()
-		return nil, err
-	}
+	c.mu.Lock()
+	c.user, c.token = lr.User, lr.Token
+	c.mu.Unlock()
 	if err := c.attach(ctx, lr); err != nil {
 		// Central may have placed us on a server that just died.
 		if !needsFailover(err) || ctx.Err() != nil {
@@ -96,9 +101,9 @@ func Login(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // newClient returns a Client for the session lr, with its callback object
-// exported, not attached yet. link is the connection to central, or nil
-// to connect when first needed.
-func newClient(cfg Config, lr centralapi.LoginReply, link *centralLink) (*Client, error) {
+// exported, not attached yet, and no connection to central (see
+// centralCall).
+func newClient(cfg Config, lr centralapi.LoginReply) (*Client, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:         cfg,
@@ -109,7 +114,6 @@ func newClient(cfg Config, lr centralapi.LoginReply, link *centralLink) (*Client
 		cancel:      cancel,
 		user:        lr.User,
 		token:       lr.Token,
-		central:     link,
 		rooms:       newRoomSet(),
 		pendingFull: map[string]bool{},
 		pendingGap:  map[string]bool{},
@@ -252,7 +256,11 @@ func (c *Client) shutdown(ctx context.Context, logout bool) error {
 		c.pingTimer.Stop()
 		c.pingTimer = nil
 	}
-	srv, link, tok := c.srv, c.central, c.token
+	if c.centralTmr != nil {
+		c.centralTmr.Stop()
+		c.centralTmr = nil
+	}
+	srv, cen, tok := c.srv, c.central, c.token
 	c.srv, c.central = nil, nil
 	c.mu.Unlock()
 	defer c.cancel()
@@ -263,13 +271,13 @@ func (c *Client) shutdown(ctx context.Context, logout bool) error {
 		_ = srv.Close()
 	}
 	var err error
-	if link != nil {
+	if cen != nil {
 		if logout {
-			if lerr := (centralapi.Stub{Inv: link.inv}).Logout(ctx, centralapi.LogoutArgs{Token: tok}); lerr != nil {
+			if lerr := cen.stub().Logout(ctx, centralapi.LogoutArgs{Token: tok}); lerr != nil {
 				err = fmt.Errorf("log out: %w", lerr)
 			}
 		}
-		_ = link.conn.Close()
+		_ = cen.Close()
 	}
 	return err
 }

@@ -20,6 +20,10 @@ type Config struct {
 	// Central is the host:port of the central server's registry; the port
 	// defaults to rmi.DefaultPort (1099). An rmi://host:port/name URL names
 	// the registry entry to look up as well (default central.ObjectName).
+	// It may list several central servers of one cluster, comma-separated
+	// ("a:1099,b:1099" or "rmi://a,b/CentralServer"; see
+	// rmi.ParseAddrList): calls go to one, and to the next when it cannot
+	// be reached (rmi.Failover); OnStatus hears of a move (CentralMoved).
 	Central string
 	// User and Password are the account's credentials. The password is
 	// kept to log in again if the session expires.
@@ -48,7 +52,8 @@ type Config struct {
 	// OnStatus is called, like OnMessage, when the connection to the chat
 	// server changes after Login returned: once with Lost when the chat
 	// server is lost, and once with Back when the client is attached
-	// again and caught up, however many attempts that took.
+	// again and caught up, however many attempts that took; and with
+	// CentralMoved when it moved to another central server of its list.
 	OnStatus func(Status)
 	// OnVoice is called with each signal of the SFU hosting a room's
 	// voice channel that this client joined (VoiceJoin): its offers, to

@@ -28,6 +28,10 @@ const (
 	// failover, no pings): every later call fails with
 	// chatapi.ErrSessionEnded. Log in again to go on.
 	Ended
+	// CentralMoved: the central server the client used (LostCentral) was
+	// lost and another of Config.Central's addresses (Central) answered;
+	// the session holds there. Server is the chat server, unchanged.
+	CentralMoved
 )
 
 // String names the kind.
@@ -39,6 +43,8 @@ func (k StatusKind) String() string {
 		return "back"
 	case Ended:
 		return "ended"
+	case CentralMoved:
+		return "central"
 	}
 	return "unknown"
 }
@@ -53,6 +59,9 @@ type Status struct {
 	// Err is why the server was given up (Lost), or why the session ended
 	// (Ended: it wraps chatapi.ErrSessionEnded).
 	Err error
+	// Central is the central server address now used, and LostCentral the
+	// one lost (CentralMoved).
+	Central, LostCentral string
 }
 
 // report hands st to Config.OnStatus, in order with the deliveries.
@@ -70,7 +79,7 @@ func (c *Client) attach(ctx context.Context, lr centralapi.LoginReply) error {
 	c.mu.Lock()
 	host := ""
 	if c.central != nil {
-		host = c.central.host
+		host = c.central.host()
 	}
 	c.mu.Unlock()
 	name := lr.Server.Name

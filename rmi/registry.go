@@ -2,6 +2,7 @@ package rmi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -221,28 +222,36 @@ func ParseURL(s string) (addr, name string, err error) {
 	if err := checkName(name); err != nil {
 		return bad("name must be non-empty, without '/' or spaces")
 	}
+	if addr, err = hostPort(hostport); err != nil {
+		return "", "", fmt.Errorf("rmi: bad URL %q: %w", s, err)
+	}
+	return addr, name, nil
+}
+
+// hostPort checks "host:port", "host" or "[ipv6]" (port DefaultPort) and
+// returns it as "host:port".
+func hostPort(hostport string) (string, error) {
 	var host, port string
 	switch {
 	case hostport == "":
-		return bad("no host")
+		return "", errors.New("no host")
 	case strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]"):
 		host, port = hostport[1:len(hostport)-1], strconv.Itoa(DefaultPort)
 	case strings.Count(hostport, ":") == 0:
 		host, port = hostport, strconv.Itoa(DefaultPort)
 	default:
 		var err error
-		host, port, err = net.SplitHostPort(hostport)
-		if err != nil {
-			return "", "", fmt.Errorf("rmi: bad URL %q: %w", s, err)
+		if host, port, err = net.SplitHostPort(hostport); err != nil {
+			return "", err
 		}
 	}
-	if host == "" || strings.ContainsAny(host, " \t@?#[]") {
-		return bad("bad host")
+	if host == "" || strings.ContainsAny(host, " \t@?#[],/") {
+		return "", errors.New("bad host")
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return bad("bad port")
+		return "", errors.New("bad port")
 	}
-	return net.JoinHostPort(host, port), name, nil
+	return net.JoinHostPort(host, port), nil
 }
 
 // registryArgBytes caps the encoded arguments of a registry method: a name

@@ -88,7 +88,7 @@ func newServer(p *pinger, addr, tlsDir string, log *slog.Logger) (*rmi.Server, e
 func dialPinger(ctx context.Context, addr, tlsDir string, log *slog.Logger) (*rmi.Client, pingerStub, error) {
 	cfg := rmi.DialConfig{Logger: log}
 	if tlsDir != "" {
-		trust, err := pki.NewClientTrust(pki.TrustOptions{Central: addr, CAFile: filepath.Join(tlsDir, pki.CACertFile)})
+		trust, err := pki.NewClientTrust(pki.TrustOptions{Centrals: []string{addr}, CAFile: filepath.Join(tlsDir, pki.CACertFile)})
 		if err != nil {
 			return nil, pingerStub{}, err
 		}

@@ -109,9 +109,11 @@ type (
 		User string `json:"user,omitempty"`
 	}
 	jsonStatus struct {
-		Type   string `json:"type"`   // "status"
-		Status string `json:"status"` // "lost", "back" or "ended"
-		Server string `json:"server"`
+		Type        string `json:"type"`   // "status"
+		Status      string `json:"status"` // "lost", "back", "ended" or "central"
+		Server      string `json:"server"`
+		Central     string `json:"central,omitempty"`     // "central": the central server now used
+		LostCentral string `json:"lostCentral,omitempty"` // and the one lost
 	}
 	jsonRoom struct {
 		Name    string `json:"name"`
@@ -184,15 +186,16 @@ func (t *terminal) printEvent(e chatapi.Event) {
 }
 
 // printStatus prints a connection change as one short line: "connection
-// to server-2 lost; reconnecting…", then "back, on server-3". Why it was
-// lost goes to the client's log, not here. An ended session also stops
-// the terminal (terminal.ended).
+// to server-2 lost; reconnecting…", then "back, on server-3", or "central
+// 10.0.0.1:1099 lost; using 10.0.0.2:1099". Why it was lost goes to the
+// client's log, not here. An ended session also stops the terminal
+// (terminal.ended).
 func (t *terminal) printStatus(s client.Status) {
 	if s.Kind == client.Ended {
 		t.ended = true
 	}
 	if t.opts.JSON {
-		t.printJSON(jsonStatus{Type: "status", Status: s.Kind.String(), Server: s.Server})
+		t.printJSON(jsonStatus{Type: "status", Status: s.Kind.String(), Server: s.Server, Central: s.Central, LostCentral: s.LostCentral})
 		return
 	}
 	switch s.Kind {
@@ -202,6 +205,8 @@ func (t *terminal) printStatus(s client.Status) {
 		t.println("back, on " + s.Server)
 	case client.Ended:
 		t.println("session ended: logged out, password reset or expired; log in again")
+	case client.CentralMoved:
+		t.println(fmt.Sprintf("central %s lost; using %s", s.LostCentral, s.Central))
 	}
 }
 

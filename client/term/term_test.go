@@ -345,7 +345,8 @@ func TestTerminalEndsWithContext(t *testing.T) {
 
 // arrivals queues, before a script runs, what a client hands the terminal
 // while the user types: others joining and leaving, a lost connection, a
-// message, the connection back. It returns the message.
+// message, the connection back, a move to another central server. It
+// returns the message.
 func arrivals(feed *Feed) chatapi.Message {
 	m := chatapi.Message{Room: "lobby", ID: "x", From: "bob", Text: "made it", Stamp: chatapi.Stamp{Time: 7, Server: "s3", Seq: 1}}
 	feed.Event(chatapi.Event{Kind: chatapi.EventJoined, Room: "lobby", User: "bob"})
@@ -354,6 +355,7 @@ func arrivals(feed *Feed) chatapi.Message {
 	feed.Message(m)
 	feed.Status(client.Status{Kind: client.Back, Server: "s3"})
 	feed.Event(chatapi.Event{Kind: chatapi.EventLeft, Room: "lobby", User: "cy"})
+	feed.Status(client.Status{Kind: client.CentralMoved, Server: "s3", Central: "10.0.0.2:1099", LostCentral: "10.0.0.1:1099"})
 	return m
 }
 
@@ -373,6 +375,7 @@ func TestTerminalShowsMembersAndConnection(t *testing.T) {
 		FormatMessage(m),
 		"back, on s3",
 		"cy left lobby",
+		"central 10.0.0.1:1099 lost; using 10.0.0.2:1099",
 		"lobby (2 members) joined",
 	}
 	if got := out.Lines(); !slices.Equal(got, want) {
@@ -398,6 +401,7 @@ func TestTerminalShowsMembersAndConnectionJSON(t *testing.T) {
 		`{"type":"message","room":"lobby","id":"x","from":"bob","text":"made it","time":"1970-01-01T00:00:00.000000007Z","server":"s3","seq":1,"stamp":7}`,
 		`{"type":"status","status":"back","server":"s3"}`,
 		`{"type":"event","kind":"left","room":"lobby","user":"cy"}`,
+		`{"type":"status","status":"central","server":"s3","central":"10.0.0.2:1099","lostCentral":"10.0.0.1:1099"}`,
 	}
 	if got := out.Lines(); !slices.Equal(got, want) {
 		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

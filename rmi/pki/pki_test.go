@@ -257,7 +257,7 @@ func TestClientTrustOnFirstUse(t *testing.T) {
 	known := filepath.Join(t.TempDir(), "distchat", "known_centrals")
 	const addr = "127.0.0.1:1099"
 	newTrust := func(notice *bytes.Buffer) *ClientTrust {
-		tr, err := NewClientTrust(TrustOptions{Central: addr, KnownCentrals: known, Notice: notice, Clock: clk})
+		tr, err := NewClientTrust(TrustOptions{Centrals: []string{addr}, KnownCentrals: known, Notice: notice, Clock: clk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func TestClientTrustOnFirstUse(t *testing.T) {
 func TestClientTrustWithCAFile(t *testing.T) {
 	clk := clock.New()
 	ca, dir := newTestCA(t, clk)
-	tr, err := NewClientTrust(TrustOptions{Central: "127.0.0.1:1099", CAFile: filepath.Join(dir, CACertFile), Clock: clk})
+	tr, err := NewClientTrust(TrustOptions{CAFile: filepath.Join(dir, CACertFile), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,5 +334,85 @@ func TestCentralDialsMembers(t *testing.T) {
 	rogue := member(t, other, clk, "s1", "127.0.0.1")
 	if _, _, err := handshake(t, cc.ClientConfig("127.0.0.1:7000"), rogue.ServerConfig()); err == nil {
 		t.Fatal("central accepted a chat server of another CA")
+	}
+}
+
+func TestClientTrustListOfCentrals(t *testing.T) {
+	clk := clock.New()
+	ca, _ := newTestCA(t, clk)
+	central := ca.CentralCert([]string{"127.0.0.1"}).ServerConfig()
+	known := filepath.Join(t.TempDir(), "distchat", "known_centrals")
+	const a, b, c = "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"
+	newTrust := func(notice *bytes.Buffer, centrals ...string) (*ClientTrust, error) {
+		return NewClientTrust(TrustOptions{Centrals: centrals, KnownCentrals: known, Notice: notice, Clock: clk})
+	}
+	lines := func() string {
+		b, _ := os.ReadFile(known)
+		return string(b)
+	}
+
+	// First use with a list pins the CA for every address of it.
+	var notice bytes.Buffer
+	tr, err := newTrust(&notice, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, withName(tr.ClientConfig(b), "central"), central); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	fp := ca.Fingerprint()
+	if want := a + " " + fp + "\n" + b + " " + fp + "\n"; lines() != want {
+		t.Fatalf("known centrals %q, want %q", lines(), want)
+	}
+	if !strings.Contains(notice.String(), a+", "+b) || !strings.Contains(notice.String(), fp) {
+		t.Fatalf("first use notice %q", notice.String())
+	}
+
+	// A list with a pinned address and a new one: the CA pinned for b is
+	// accepted at c, and pinned for c too.
+	notice.Reset()
+	if tr, err = newTrust(&notice, b, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, withName(tr.ClientConfig(c), "central"), central); err != nil {
+		t.Fatalf("a new address of the same cluster: %v", err)
+	}
+	if !strings.HasSuffix(lines(), c+" "+fp+"\n") || !strings.Contains(notice.String(), "pinned for it too") {
+		t.Fatalf("known centrals %q, notice %q", lines(), notice.String())
+	}
+	// Everything pinned: nothing more is written or shown.
+	notice.Reset()
+	before := lines()
+	if tr, err = newTrust(&notice, a, b, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, withName(tr.ClientConfig(a), "central"), central); err != nil || notice.Len() != 0 || lines() != before {
+		t.Fatalf("all pinned: %v, notice %q, known centrals %q", err, notice.String(), lines())
+	}
+
+	// Another CA at a new address of the list is refused: the list's pin
+	// holds for every address of it.
+	otherCA, _ := newTestCA(t, clk)
+	impostor := otherCA.CentralCert([]string{"127.0.0.1"}).ServerConfig()
+	const d = "127.0.0.1:7003"
+	if tr, err = newTrust(&notice, a, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, withName(tr.ClientConfig(d), "central"), impostor); !errors.Is(err, ErrCAChanged) {
+		t.Fatalf("another CA at a new address of the list: %v", err)
+	}
+	if strings.Contains(lines(), d) {
+		t.Fatalf("the refused address was pinned: %q", lines())
+	}
+
+	// A list whose addresses are pinned to different CAs is refused.
+	if err := appendPins(known, []string{d}, otherCA.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newTrust(&notice, a, d); !errors.Is(err, ErrCAChanged) || !strings.Contains(err.Error(), d) {
+		t.Fatalf("a list of two clusters: %v", err)
+	}
+	if _, err := newTrust(&notice); err == nil {
+		t.Fatal("no central address accepted")
 	}
 }

@@ -17,14 +17,15 @@ import (
 )
 
 // ErrCAChanged is the error of a central server whose cluster CA is not the
-// one pinned for its address.
+// one pinned for its address (or for another address of its list).
 var ErrCAChanged = errors.New("the cluster CA has changed")
 
 // TrustOptions configure a ClientTrust.
 type TrustOptions struct {
-	// Central is the central server's address as the user gave it
-	// (host:port): the key under which its CA is pinned.
-	Central string
+	// Centrals are the central servers' addresses as the user gave them
+	// (host:port), all of one cluster: the keys under which its CA is
+	// pinned.
+	Centrals []string
 	// CAFile, if set, is a copy of the cluster's ca.crt: servers are
 	// verified against it, and nothing is pinned.
 	CAFile string
@@ -42,18 +43,25 @@ type TrustOptions struct {
 // dialed, signed by the cluster CA. The CA is read from TrustOptions.CAFile,
 // or trusted on first use: the first central server contacted sends the
 // CA along with its certificate; its fingerprint is shown and pinned for
-// that central address in KnownCentrals, and from then on a central server
-// at that address with another CA is refused (ErrCAChanged), as SSH does
-// with host keys. It is safe for concurrent use.
+// the central addresses in KnownCentrals, and from then on a central server
+// with another CA is refused (ErrCAChanged), as SSH does with host keys.
+//
+// The central servers of one list are one cluster, with one CA: a CA
+// pinned for any of them is the one every server must present, and it is
+// pinned for the others of the list when first used with them. Addresses
+// of one list pinned to different CAs are refused at once.
+// It is safe for concurrent use.
 type ClientTrust struct {
 	o TrustOptions
 
-	mu     sync.Mutex
-	ca     *x509.Certificate // the CA servers are verified against; nil before first use
-	pinned string            // the fingerprint pinned for o.Central, if any
+	mu       sync.Mutex
+	ca       *x509.Certificate // the CA servers are verified against; nil before first use
+	pinned   string            // the fingerprint pinned for some of o.Centrals, if any
+	pinnedAt []string          // the addresses it is pinned for
+	unpinned []string          // the addresses without a pin yet
 }
 
-// NewClientTrust reads the CA file or the pin for the central address.
+// NewClientTrust reads the CA file or the pins of the central addresses.
 func NewClientTrust(o TrustOptions) (*ClientTrust, error) {
 	if o.Clock == nil {
 		o.Clock = clock.New()
@@ -76,11 +84,24 @@ func NewClientTrust(o TrustOptions) (*ClientTrust, error) {
 	if o.KnownCentrals == "" {
 		return nil, errors.New("pki: neither a CA file nor a known-centrals file")
 	}
-	pinned, err := lookupPin(o.KnownCentrals, o.Central)
-	if err != nil {
-		return nil, err
+	if len(o.Centrals) == 0 {
+		return nil, errors.New("pki: no central server address to pin the cluster CA for")
 	}
-	t.pinned = pinned
+	for _, central := range o.Centrals {
+		pin, err := lookupPin(o.KnownCentrals, central)
+		switch {
+		case err != nil:
+			return nil, err
+		case pin == "":
+			t.unpinned = append(t.unpinned, central)
+		case t.pinned != "" && pin != t.pinned:
+			return nil, fmt.Errorf("%w: %s pins cluster CA %s for %s but %s for %s: "+
+				"the central servers of one list must be one cluster", ErrCAChanged, o.KnownCentrals, t.pinned, t.pinnedAt[0], pin, central)
+		default:
+			t.pinned = pin
+			t.pinnedAt = append(t.pinnedAt, central)
+		}
+	}
 	return t, nil
 }
 
@@ -111,20 +132,29 @@ func (t *ClientTrust) verify(chain []*x509.Certificate, host string) error {
 		return err
 	}
 	fp := Fingerprint(ca)
-	if t.pinned != "" {
-		if fp != t.pinned {
-			return fmt.Errorf("%w: central server %s presents cluster CA %s, but %s is pinned for it in %s. "+
-				"Someone may be intercepting the connection; or, if the cluster's CA was replaced on purpose, "+
-				"delete the line for %s from that file", ErrCAChanged, t.o.Central, fp, t.pinned, t.o.KnownCentrals, t.o.Central)
+	pinnedAt := strings.Join(t.pinnedAt, ", ")
+	switch {
+	case t.pinned != "" && fp != t.pinned:
+		return fmt.Errorf("%w: central server %s presents cluster CA %s, but %s is pinned for %s in %s. "+
+			"Someone may be intercepting the connection; or, if the cluster's CA was replaced on purpose, "+
+			"delete the lines for %s from that file", ErrCAChanged, host, fp, t.pinned, pinnedAt, t.o.KnownCentrals, pinnedAt)
+	case len(t.unpinned) == 0:
+	case t.pinned != "":
+		// Other central servers of the same cluster: the same CA.
+		if err := appendPins(t.o.KnownCentrals, t.unpinned, fp); err != nil {
+			return err
 		}
-	} else {
-		if err := appendPin(t.o.KnownCentrals, t.o.Central, fp); err != nil {
+		fmt.Fprintf(t.o.Notice, "Central server %s: the cluster CA %s pinned for %s; pinned for it too (in %s).\n",
+			strings.Join(t.unpinned, ", "), fp, pinnedAt, t.o.KnownCentrals)
+	default:
+		if err := appendPins(t.o.KnownCentrals, t.unpinned, fp); err != nil {
 			return err
 		}
 		fmt.Fprintf(t.o.Notice, "First connection to central server %s: trusting its cluster CA %s (pinned in %s).\n"+
-			"Check it against the fingerprint the central server printed when it started.\n", t.o.Central, fp, t.o.KnownCentrals)
-		t.pinned = fp
+			"Check it against the fingerprint the central server printed when it started.\n",
+			strings.Join(t.unpinned, ", "), fp, t.o.KnownCentrals)
 	}
+	t.pinned, t.pinnedAt, t.unpinned = fp, append(t.pinnedAt, t.unpinned...), nil
 	t.ca = ca
 	return nil
 }
@@ -153,8 +183,9 @@ func lookupPin(path, central string) (string, error) {
 	return "", nil
 }
 
-// appendPin adds "central fingerprint" to the known-centrals file.
-func appendPin(path, central, fp string) error {
+// appendPins adds a "central fingerprint" line for each of centrals to the
+// known-centrals file.
+func appendPins(path string, centrals []string, fp string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("known centrals: %w", err)
 	}
@@ -162,7 +193,11 @@ func appendPin(path, central, fp string) error {
 	if err != nil {
 		return fmt.Errorf("known centrals: %w", err)
 	}
-	_, werr := fmt.Fprintf(f, "%s %s\n", central, fp)
+	var lines strings.Builder
+	for _, c := range centrals {
+		fmt.Fprintf(&lines, "%s %s\n", c, fp)
+	}
+	_, werr := f.WriteString(lines.String())
 	if err := errors.Join(werr, f.Close()); err != nil {
 		return fmt.Errorf("known centrals %s: %w", path, err)
 	}
