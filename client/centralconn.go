@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/benbjohnson/clock"
+
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 )
@@ -75,6 +77,19 @@ func (s *centralSet) host() string { return s.ends[s.inv.Current()].host() }
 // Close closes the connections.
 func (s *centralSet) Close() error { return s.inv.Close() }
 
+// connected reports whether a connection to any central server is open.
+func (s *centralSet) connected() bool {
+	for _, e := range s.ends {
+		e.mu.Lock()
+		open := e.link != nil
+		e.mu.Unlock()
+		if open {
+			return true
+		}
+	}
+	return false
+}
+
 // centralLink is a connection to the central server.
 type centralLink struct {
 	conn Conn
@@ -95,6 +110,8 @@ type centralEndpoint struct {
 	mu     sync.Mutex
 	link   *centralLink // nil before the first call and after a loss
 	closed bool
+	busy   int          // calls in flight on link
+	idle   *clock.Timer // closes link once it has been idle CentralIdle
 }
 
 // Invoke implements rmi.Invoker.
@@ -104,7 +121,9 @@ func (e *centralEndpoint) Invoke(ctx context.Context, object, method string, arg
 		if err != nil {
 			return err
 		}
+		e.begin()
 		err = l.inv.Invoke(ctx, object, method, args, reply)
+		e.end(l)
 		if !rmi.IsUnreachable(err) {
 			return err
 		}
@@ -153,6 +172,43 @@ func (e *centralEndpoint) get(ctx context.Context) (l *centralLink, fresh bool, 
 	return l, true, nil
 }
 
+// begin counts a call starting on the connection.
+func (e *centralEndpoint) begin() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.busy++
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
+}
+
+// end counts a call on l ending. Once no call is left, l is closed if no
+// other starts within cfg.CentralIdle: an idle client holds no connection
+// to central, which needs it only for logins and room changes (a
+// connection costs central some tens of KB), and the next call connects
+// again.
+func (e *centralEndpoint) end(l *centralLink) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.busy--
+	if e.busy > 0 || e.link != l || e.closed || e.cfg.CentralIdle < 0 {
+		return
+	}
+	var t *clock.Timer
+	t = e.cfg.Clock.AfterFunc(e.cfg.CentralIdle, func() {
+		e.mu.Lock()
+		if e.idle != t || e.link != l {
+			e.mu.Unlock()
+			return
+		}
+		e.idle, e.link = nil, nil // forgotten first: not reported as lost
+		e.mu.Unlock()
+		_ = l.conn.Close()
+	})
+	e.idle = t
+}
+
 // lost is the OnClose hook of connection l: unless the client closed it
 // on purpose, it is forgotten and onLost is told.
 func (e *centralEndpoint) lost(l *centralLink) {
@@ -193,6 +249,10 @@ func (e *centralEndpoint) Close() error {
 	e.mu.Lock()
 	l := e.link
 	e.link, e.closed = nil, true
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
 	e.mu.Unlock()
 	if l != nil {
 		return l.conn.Close()
@@ -266,4 +326,14 @@ func dialCentral(ctx context.Context, cfg Config, addr, name string) (*centralLi
 		l.inv = aliasInvoker{inv: conn, from: centralapi.ObjectName, to: ref.Object}
 	}
 	return l, nil
+}
+
+// CentralConnected reports whether the client holds a connection to a
+// central server: from its first call there until the connection has
+// been idle for Config.CentralIdle.
+func (c *Client) CentralConnected() bool {
+	c.mu.Lock()
+	cs := c.central
+	c.mu.Unlock()
+	return cs != nil && cs.connected()
 }

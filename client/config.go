@@ -25,6 +25,10 @@ type Config struct {
 	// rmi.ParseAddrList): calls go to one, and to the next when it cannot
 	// be reached (rmi.Failover); OnStatus hears of a move (CentralMoved).
 	Central string
+	// CentralIdle is how long the connection to central stays open with
+	// no call on it; the next call connects again. Default
+	// DefaultCentralIdle; negative: never closed for idleness.
+	CentralIdle time.Duration
 	// User and Password are the account's credentials. The password is
 	// kept to log in again if the session expires.
 	User, Password string
@@ -78,6 +82,10 @@ type Config struct {
 }
 
 // Defaults.
+// DefaultCentralIdle is Config.CentralIdle's default: an idle client
+// holds a connection only to its chat server.
+const DefaultCentralIdle = 30 * time.Second
+
 const (
 	defaultPingInterval = 10 * time.Second
 	minPingInterval     = 10 * time.Millisecond
@@ -124,6 +132,9 @@ func (cfg Config) applyDefaults() Config {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
+	}
+	if cfg.CentralIdle == 0 {
+		cfg.CentralIdle = DefaultCentralIdle
 	}
 	if cfg.GapSyncDelay == 0 {
 		cfg.GapSyncDelay = defaultGapSyncDelay

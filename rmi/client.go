@@ -138,7 +138,7 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*Client, error) {
 	if cfg.Callbacks != nil {
 		rs = newRPCServer(cbctx, cfg.Callbacks, lim)
 	}
-	go serveStreams(sess, rs, lim, log)
+	go serveStreams(sess, rs, lim, log, nil)
 	go func() {
 		<-sess.CloseChan()
 		log.Debug("rmi: connection closed")

@@ -240,7 +240,14 @@ func (s *Server) serveConn(sc *serverConn) {
 		return
 	}
 
-	keepAlive := max(min(keepAliveInterval, s.cfg.IdleTimeout/3), time.Millisecond)
+	// Clients ping every keepAliveInterval, which keeps a connection
+	// from going idle here. The server pings only when its idle timeout
+	// is too short for that; else the pinging would cost it a goroutine
+	// per connection for nothing.
+	var keepAlive time.Duration
+	if s.cfg.IdleTimeout < 3*keepAliveInterval {
+		keepAlive = max(s.cfg.IdleTimeout/3, time.Millisecond)
+	}
 	sess, err := yamux.Server(&frameConn{Conn: newIdleConn(conn, s.cfg.Clock, s.cfg.IdleTimeout)}, yamuxConfig(log, keepAlive))
 	if err != nil {
 		_ = raw.Close()
@@ -267,21 +274,17 @@ func (s *Server) serveConn(sc *serverConn) {
 
 	ctx, cancel := context.WithCancel(WithPeer(s.ctx, peer))
 	lim := s.streamLimits(sc, hs.cluster)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		serveStreams(sess, newRPCServer(ctx, s.table, lim), lim, log)
-	}()
-
-	<-sess.CloseChan()
-	// The session is gone before the calls' contexts are canceled, so a
-	// call interrupted by the connection's end cannot still send a reply.
-	if back != nil {
-		back.close()
-	}
-	cancel()
-	peer.Close()
-	<-done
+	// Serve until the session ends; then, before waiting for the calls
+	// in flight, end them: the session is gone before the calls'
+	// contexts are canceled, so a call interrupted by the connection's
+	// end cannot still send a reply.
+	serveStreams(sess, newRPCServer(ctx, s.table, lim), lim, log, func() {
+		if back != nil {
+			back.close()
+		}
+		cancel()
+		peer.Close()
+	})
 	log.Debug("rmi: connection closed")
 }
 

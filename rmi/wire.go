@@ -156,11 +156,12 @@ type streamLimits struct {
 }
 
 // serveStreams accepts streams on sess and serves rs on each (rs nil:
-// refuse every stream) until the session ends; then it waits for the
-// streams' goroutines, which wait for their in-flight calls. A peer that
+// refuse every stream) until the session ends; then it runs ended (if
+// not nil), which should end the calls in flight, and waits for the
+// streams' goroutines, which wait for those calls. A peer that
 // opens more than lim.maxStreams streams at once has its connection
 // closed.
-func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *slog.Logger) {
+func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *slog.Logger, ended func()) {
 	var wg sync.WaitGroup
 	var open atomic.Int32
 	for {
@@ -193,6 +194,9 @@ func serveStreams(sess *yamux.Session, rs *rpc.Server, lim streamLimits, log *sl
 			_ = st.SetReadDeadline(time.Time{})
 			_, _ = io.Copy(io.Discard, st)
 		}()
+	}
+	if ended != nil {
+		ended()
 	}
 	wg.Wait()
 }
@@ -449,11 +453,14 @@ func (c *idleConn) Close() error {
 	return c.Conn.Close()
 }
 
-// yamuxConfig returns the multiplexer settings for one session.
+// yamuxConfig returns the multiplexer settings for one session; this side
+// pings the other every keepAlive, or never if keepAlive is zero.
 func yamuxConfig(log *slog.Logger, keepAlive time.Duration) *yamux.Config {
 	cfg := yamux.DefaultConfig()
-	cfg.EnableKeepAlive = true
-	cfg.KeepAliveInterval = keepAlive
+	cfg.EnableKeepAlive = keepAlive > 0 // zero: this side does not ping
+	if keepAlive > 0 {
+		cfg.KeepAliveInterval = keepAlive
+	}
 	cfg.StreamCloseTimeout = 30 * time.Second
 	// Streams opened but not yet accepted: each may buffer a stream
 	// window (256 KiB). The accept loop takes them at once, so a short

@@ -10,6 +10,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/client"
 )
@@ -30,11 +33,16 @@ type IdleReport struct {
 	BytesPerClient int64 `json:"server_bytes_per_idle_client"`
 }
 
+// idleCentral is the idle clients' client.Config.CentralIdle: they let
+// their connection to central go soon after logging in, as every client
+// does after client.DefaultCentralIdle.
+const idleCentral = 100 * time.Millisecond
+
 // Idle measures what an idle logged-in client costs the servers: it signs
 // Config.Clients users up, reads Config.ServerUsage, logs every user in
-// (each client holds a connection to central and one to its chat
-// server) and leaves them idle, reads ServerUsage again, and logs them
-// out. Central, Dial, Clients, ServerUsage (required here),
+// and leaves them idle until they hold only their connection to their
+// chat server (their connection to central closes when idle, here after
+// idleCentral), reads ServerUsage again, and logs them out. Central, Dial, Clients, ServerUsage (required here),
 // SetupParallel, CallTimeout, Logger and RunID are used; the fields of
 // the load are not.
 func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
@@ -53,6 +61,7 @@ func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
 		return client.Config{
 			Central: cfg.Central, User: cfg.user(i), Password: hex.EncodeToString(pw[:]),
 			Dial: cfg.Dial, Logger: cfg.Logger, CallTimeout: cfg.CallTimeout,
+			CentralIdle: idleCentral,
 		}
 	}
 	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
@@ -78,6 +87,9 @@ func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
 	if err != nil {
 		return IdleReport{}, fmt.Errorf("bench: %w", err)
 	}
+	if err := idleWait(ctx, cfg.Clock, clients); err != nil {
+		return IdleReport{}, err
+	}
 	after, err := cfg.ServerUsage()
 	if err != nil {
 		return IdleReport{}, fmt.Errorf("bench: server usage: %w", err)
@@ -92,7 +104,7 @@ func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
 
 // WriteText writes the report for a person to read.
 func (r IdleReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "distchat bench --idle: %d idle logged-in clients (each connected to central and to its chat server)\n", r.Clients)
+	fmt.Fprintf(w, "distchat bench --idle: %d idle logged-in clients (each connected to its chat server)\n", r.Clients)
 	var place []string
 	for _, s := range slices.Sorted(maps.Keys(r.Placement)) {
 		place = append(place, fmt.Sprintf("%s %d", s, r.Placement[s]))
@@ -100,4 +112,29 @@ func (r IdleReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  clients per server  %s\n", strings.Join(place, ", "))
 	fmt.Fprintf(w, "  server RSS          %.1f MiB before the logins, %.1f MiB after\n", mib(r.RSSBefore), mib(r.RSSAfter))
 	fmt.Fprintf(w, "  per idle client     %.1f KiB of server RSS (central and chat servers together)\n", float64(r.BytesPerClient)/1024)
+}
+
+// idleWait waits until no client holds a connection to central, for at
+// most a minute.
+func idleWait(ctx context.Context, clk clock.Clock, clients []*client.Client) error {
+	ctx, cancel := clk.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := clk.Ticker(idleCentral / 4)
+	defer tick.Stop()
+	for {
+		held := 0
+		for _, c := range clients {
+			if c.CentralConnected() {
+				held++
+			}
+		}
+		if held == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("bench: %d clients still hold their connection to central: %w", held, ctx.Err())
+		}
+	}
 }

@@ -25,9 +25,10 @@ func (c *countedConn) Close() error {
 }
 
 // TestIdle checks that Idle reads the servers' usage with no client
-// connected and again with all of them connected (each to central and to
-// its chat server), and divides the difference among the clients. The
-// fake usage charges 3000 bytes per open connection.
+// connected and again with all of them logged in and idle (each connected
+// to its chat server only: the connection to central closed once idle),
+// and divides the difference among the clients. The fake usage charges
+// 3000 bytes per open connection.
 func TestIdle(t *testing.T) {
 	cfg := cluster(t, 2)
 	var open atomic.Int64
@@ -47,16 +48,15 @@ func TestIdle(t *testing.T) {
 		return ServerUsage{RSS: 1<<20 + 3000*n}, nil
 	}
 	cfg.Clients = 5
-
 	rep, err := Idle(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reads) != 2 || reads[0] != 0 || reads[1] != 10 {
-		t.Fatalf("usage read with %v connections open, want [0 10]", reads)
+	if len(reads) != 2 || reads[0] != 0 || reads[1] != 5 {
+		t.Fatalf("usage read with %v connections open, want [0 5]", reads)
 	}
-	if rep.Clients != 5 || rep.RSSBefore != 1<<20 || rep.RSSAfter != 1<<20+30000 || rep.BytesPerClient != 6000 {
-		t.Fatalf("report %+v: want 5 clients at 6000 bytes each", rep)
+	if rep.Clients != 5 || rep.RSSBefore != 1<<20 || rep.RSSAfter != 1<<20+15000 || rep.BytesPerClient != 3000 {
+		t.Fatalf("report %+v: want 5 clients at 3000 bytes each", rep)
 	}
 	placed := 0
 	for _, n := range rep.Placement {
@@ -70,7 +70,7 @@ func TestIdle(t *testing.T) {
 	}
 	var out strings.Builder
 	rep.WriteText(&out)
-	if !strings.Contains(out.String(), "per idle client     5.9 KiB") {
+	if !strings.Contains(out.String(), "per idle client     2.9 KiB") {
 		t.Errorf("text report:\n%s", out.String())
 	}
 }
