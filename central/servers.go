@@ -84,7 +84,7 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		key, err := sessionKey(tok)
 		if err == nil {
 			var rec sessionRecord
-			if rec, err = c.validSession(key); err == nil {
+			if rec, err = c.validSession(ctx, key); err == nil {
 				c.attach(key, rec.User, a.Name)
 				continue
 			}
@@ -136,7 +136,7 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 			c.log.Info("chat server storage works again", "server", a.Name)
 		}
 	}
-	ended, err := c.endedAmong(a.Sessions)
+	ended, err := c.endedAmong(ctx, a.Sessions)
 	if err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), err)
 	}

@@ -83,7 +83,7 @@ func (c *Central) RedeemTicket(ctx context.Context, a centralapi.TicketArgs) (ce
 	if err != nil {
 		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
 	}
-	rec, err := c.validSession(key)
+	rec, err := c.validSession(ctx, key)
 	if err != nil {
 		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
 	}

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // voiceHost is the chat server chosen to host one room's voice channel:
@@ -32,13 +31,15 @@ func (c *Central) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (central
 	if err := checkAnyRoom(a.Room); err != nil {
 		return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
 	}
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		if _, ok, err := getRoom(tx, a.Room); err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrNoSuchRoom)
 		}
-		if !isMember(tx, a.Room, a.User) {
+		if member, err := isMember(tx, a.Room, a.User); err != nil {
+			return err
+		} else if !member {
 			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), centralapi.ErrNotMember)
 		}
 		return nil
