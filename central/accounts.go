@@ -288,8 +288,10 @@ func (c *Central) Reassign(ctx context.Context, a centralapi.ReassignArgs) (cent
 	if err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
 	}
-	if a.Failed != "" {
-		c.detach(key, a.Failed)
+	if a.Failed != "" && c.detach(key, a.Failed) {
+		if err := c.storeDetach(ctx, key, a.Failed); err != nil {
+			return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
+		}
 	}
 	srv, gen, err := c.place(rec.User, key, a.Failed)
 	if err != nil {
@@ -440,8 +442,8 @@ func (c *Central) CheckSession(ctx context.Context, a centralapi.SessionArgs) (c
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.servers[a.Server] == nil {
-		return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), centralapi.ErrUnknownServer)
+	if err := c.knowServer(ctx, a.Server); err != nil {
+		return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), err)
 	}
 	rec, err := c.validSession(ctx, key)
 	if err != nil {
@@ -454,6 +456,10 @@ func (c *Central) CheckSession(ctx context.Context, a centralapi.SessionArgs) (c
 		}
 	}
 	if c.attach(key, rec.User, a.Server) {
+		if err := c.storeAttach(ctx, key, rec.User, a.Server); err != nil {
+			c.detach(key, a.Server)
+			return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), err)
+		}
 		c.log.Debug("session attached", "user", rec.User, "session", shortID(key), "server", a.Server)
 	}
 	return centralapi.SessionInfo{User: rec.User}, nil
@@ -473,6 +479,9 @@ func (c *Central) EndSession(ctx context.Context, a centralapi.SessionArgs) erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.detach(key, a.Server) {
+		if err := c.storeDetach(ctx, key, a.Server); err != nil {
+			return fmt.Errorf("end session: %w", err)
+		}
 		c.log.Debug("session detached", "session", shortID(key), "server", a.Server)
 	}
 	return nil

@@ -99,6 +99,11 @@ type Central struct {
 	bg         context.Context // for background calls; cancelled by Close
 	stopBg     context.CancelFunc
 	store      kv.Store
+	// shared: the store is shared with other central front-ends (it came
+	// in Config.Store), so the live servers and attachments live in it
+	// too (registry.go); followDone closes when the registry watch ends.
+	shared     bool
+	followDone chan struct{}
 	leases     *rmi.Leases
 	// dummyHash is compared against when a user does not exist, so that
 	// the answer takes as long as for a wrong password.
@@ -138,7 +143,8 @@ type Central struct {
 type liveServer struct {
 	info     centralapi.ServerInfo // Sessions is not maintained here; see len(sessions)
 	gen      uint64
-	lease    string
+	lease    string              // in the lease table (one process)
+	kvLease  kv.LeaseID          // in the store (shared registry); then gen is it too
 	sessions map[string]struct{} // keys of the sessions attached here
 	// storageFailing: the server reported that it cannot write; no one is
 	// placed there (servers.go).
@@ -217,6 +223,7 @@ func Open(cfg Config) (*Central, error) {
 		connect:    cfg.Connect,
 		http:       cfg.HTTP,
 		store:      db,
+		shared:     cfg.Store != nil,
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},
 		attached:   map[string]*attachment{},
@@ -241,6 +248,17 @@ func Open(cfg Config) (*Central, error) {
 	c.dummyHash = dummyHash
 	c.bg, c.stopBg = context.WithCancel(context.Background())
 	c.leases = rmi.NewLeases(c.clk, c.leaseExpired)
+	if c.shared {
+		rev, err := c.loadLive(context.Background())
+		if err != nil {
+			c.stopBg()
+			c.leases.Close()
+			db.Close()
+			return nil, err
+		}
+		c.followDone = make(chan struct{})
+		go c.followLive(rev)
+	}
 	c.mu.Lock()
 	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
 	c.mu.Unlock()
@@ -268,6 +286,9 @@ func (c *Central) Close() error {
 	c.mu.Unlock()
 	c.stopBg()
 	c.leases.Close()
+	if c.followDone != nil {
+		<-c.followDone
+	}
 	if err := c.store.Close(); err != nil {
 		return fmt.Errorf("central: close: %w", err)
 	}
