@@ -22,6 +22,9 @@ import (
 //
 //	live/servers/NAME       -> liveRecord (JSON), bound to the server's lease
 //	live/attach/NAME/HEX    -> user, bound to the same lease
+//	live/voice/ROOM         -> the name of the server hosting the room's
+//	                           voice channel, bound to that server's lease
+//	tickets/HEX             -> ticketRecord (JSON), on a lease of TicketTTL
 //
 // A chat server's lease is a kv lease: any front-end renews it
 // (KeepAlive), and when it ends the store deletes the registration and its
@@ -33,6 +36,8 @@ const (
 	prefixLive       = "live/"
 	prefixLiveServer = "live/servers/"
 	prefixLiveAttach = "live/attach/"
+	prefixLiveVoice  = "live/voice/"
+	prefixTickets    = "tickets/"
 )
 
 // liveRecord is a registration in the shared registry.
@@ -357,4 +362,102 @@ func (c *Central) knowServer(ctx context.Context, name string) error {
 		}
 	}
 	return centralapi.ErrUnknownServer
+}
+
+// voiceHostShared is VoiceHost's choice on a shared registry: the host
+// named in the store while its registration lives, else the least-loaded
+// server, written if no other front-end chose one meanwhile. c.mu must be
+// held.
+func (c *Central) voiceHostShared(ctx context.Context, room string) (centralapi.VoiceHostReply, error) {
+	key := prefixLiveVoice + room
+	for range kv.MaxAttempts {
+		cur, ok, err := c.store.Get(ctx, key)
+		if err != nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
+		}
+		if ok {
+			name := string(cur.Value)
+			if c.knowServer(ctx, name) == nil && c.servers[name].kvLease == cur.Lease {
+				return centralapi.VoiceHostReply{Server: infoOf(c.servers[name])}, nil
+			}
+		} else {
+			cur = kv.KeyValue{Key: key}
+		}
+		s := c.leastLoadedLocked()
+		if s == nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host for room %s: %w", q(room), centralapi.ErrNoServers)
+		}
+		won, _, err := c.store.Txn(ctx, []kv.Cmp{kv.Unchanged(cur)}, []kv.Op{kv.PutLease(key, []byte(s.info.Name), s.kvLease)})
+		if errors.Is(err, kv.ErrLeaseNotFound) {
+			c.dropServer(s) // its lease just ended; the watch will say so too
+			continue
+		}
+		if err != nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
+		}
+		if won {
+			c.log.Info("voice channel placed", "room", room, "server", s.info.Name, "previous", string(cur.Value))
+			return centralapi.VoiceHostReply{Server: infoOf(s)}, nil
+		}
+	}
+	return centralapi.VoiceHostReply{}, fmt.Errorf("voice host for room %s: %w", q(room), kv.ErrConflict)
+}
+
+// ticketRecord is a web login ticket in the shared store. The token is
+// kept in clear for the ticket's minute, as in memory: the chat server
+// that redeems the ticket needs it.
+type ticketRecord struct {
+	Token  string `json:"token"`
+	Server string `json:"server"`
+}
+
+// issueShared stores ticket t for token at server, on a lease of
+// centralapi.TicketTTL, so that any front-end redeems it.
+func (c *Central) issueShared(t, token, server string) error {
+	ctx, cancel := c.clk.WithTimeout(c.bg, pushTimeout)
+	defer cancel()
+	raw, err := json.Marshal(ticketRecord{Token: token, Server: server})
+	if err != nil {
+		return err
+	}
+	lease, err := c.store.Grant(ctx, centralapi.TicketTTL)
+	if err != nil {
+		return fmt.Errorf("issue ticket: %w", err)
+	}
+	if _, _, err := c.store.Txn(ctx, nil, []kv.Op{kv.PutLease(prefixTickets+hex.EncodeToString([]byte(ticketKey(t))), raw, lease)}); err != nil {
+		return fmt.Errorf("issue ticket: %w", err)
+	}
+	return nil
+}
+
+// redeemShared spends a ticket of the shared store: deleting it is the
+// spending, so two redemptions cannot both succeed.
+func (c *Central) redeemShared(ctx context.Context, a centralapi.TicketArgs) (centralapi.TicketReply, error) {
+	bad := fmt.Errorf("redeem ticket at %s: %w", q(a.Server), centralapi.ErrBadTicket)
+	cur, ok, err := c.store.Get(ctx, prefixTickets+hex.EncodeToString([]byte(ticketKey(a.Ticket))))
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	var tk ticketRecord
+	if !ok || json.Unmarshal(cur.Value, &tk) != nil || tk.Server != a.Server {
+		return centralapi.TicketReply{}, bad
+	}
+	spent, _, err := c.store.Txn(ctx, []kv.Cmp{kv.Unchanged(cur)}, []kv.Op{kv.Delete(cur.Key)})
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	if !spent {
+		return centralapi.TicketReply{}, bad
+	}
+	key, err := sessionKey(tk.Token)
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.validSession(ctx, key)
+	if err != nil {
+		return centralapi.TicketReply{}, fmt.Errorf("redeem ticket: %w", err)
+	}
+	return centralapi.TicketReply{User: rec.User, Token: tk.Token}, nil
 }

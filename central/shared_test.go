@@ -132,6 +132,30 @@ func testSharedRegistry(t *testing.T, h sharedHarness) {
 		}
 	}
 
+	// A web login ticket issued at one front-end is redeemed at the
+	// other, once.
+	ticket, err := fe1.IssueTicket(l.Token, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := fe2.RedeemTicket(ctx, centralapi.TicketArgs{Ticket: ticket, Server: "s1"}); err != nil || r.User != "alice" || r.Token != l.Token {
+		t.Fatalf("redeeming at the other front-end: %+v, %v", r, err)
+	}
+	if _, err := fe1.RedeemTicket(ctx, centralapi.TicketArgs{Ticket: ticket, Server: "s1"}); !errors.Is(err, centralapi.ErrBadTicket) {
+		t.Fatalf("redeeming the ticket twice: %v, want ErrBadTicket", err)
+	}
+	// Both front-ends name the same voice host for a room.
+	v1, err := fe1.VoiceHost(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2, err := fe2.VoiceHost(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"}); err != nil || v2.Server.Name != v1.Server.Name {
+		t.Fatalf("voice host at front-end 2: %+v, %v; front-end 1 chose %s", v2, err, v1.Server.Name)
+	}
+	if v1.Server.Name != "s2" {
+		t.Fatalf("voice host %s, want the least loaded, s2", v1.Server.Name)
+	}
+
 	// s2 stops renewing; s1 goes on (at front-end 2): s2's lease ends.
 	start := time.Now()
 	if h.pass != nil {
@@ -153,6 +177,14 @@ func testSharedRegistry(t *testing.T, h sharedHarness) {
 	}
 	if err := renew(fe1, "s2"); !errors.Is(err, centralapi.ErrUnknownServer) {
 		t.Fatalf("renewing s2 after its lease ended: %v, want ErrUnknownServer", err)
+	}
+
+	// The voice channel moves off the dead host, for both front-ends.
+	if v, err := fe2.VoiceHost(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"}); err != nil || v.Server.Name != "s1" {
+		t.Fatalf("voice host after s2 died: %+v, %v", v, err)
+	}
+	if v, err := fe1.VoiceHost(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"}); err != nil || v.Server.Name != "s1" {
+		t.Fatalf("voice host at front-end 1 after s2 died: %+v, %v", v, err)
 	}
 
 	// Logging out at front-end 2 detaches the session at both.

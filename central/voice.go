@@ -49,6 +49,9 @@ func (c *Central) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (central
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.shared {
+		return c.voiceHostShared(ctx, a.Room)
+	}
 	if h, ok := c.voiceHosts[a.Room]; ok {
 		if s := c.servers[h.server]; s != nil && s.gen == h.gen {
 			return centralapi.VoiceHostReply{Server: infoOf(s)}, nil
