@@ -53,7 +53,17 @@ With --etcd ENDPOINTS the accounts, sessions, rooms and members live in
 that etcd cluster (under --etcd-prefix) instead of DIR/central.db; DIR
 still holds the cluster secret and CA. --etcd-ca, --etcd-cert/--etcd-key
 and --etcd-user/--etcd-password-file reach a cluster with TLS and auth.
-'distchat admin migrate' copies an embedded central's state into etcd.`
+'distchat admin migrate' copies an embedded central's state into etcd.
+
+With --etcd-member NAME central also runs one member of an etcd cluster,
+its data in DIR/etcd: run it on each of three machines, each with its own
+NAME and the same --etcd-initial-cluster (NAME=PEER-URL of every member,
+e.g. c1=https://10.0.0.1:2380,c2=https://10.0.0.2:2380,...); the member
+serves clients at --etcd-client-url, and this central uses it (or the
+--etcd ENDPOINTS, if given). Central waits until a quorum of members is up.
+On a LAN give --etcd-member-cert/-key/-ca (PEM files; both ports then
+require certificates the CA signed) and the same files as --etcd-cert,
+--etcd-key and --etcd-ca, so that the front-ends present them.`
 
 // runCentral is the "central" subcommand.
 func runCentral(ctx context.Context, e *env, args []string) error {
@@ -68,6 +78,13 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	tlsCert := f.String("tls-cert", "", "the web port's certificate `FILE` (PEM; default: one the cluster CA signs)")
 	tlsKey := f.String("tls-key", "", "the key `FILE` of --tls-cert (PEM)")
 	etcd := addEtcdFlags(f, "etcd", "keep the state in the etcd cluster at `ENDPOINTS` (comma-separated client URLs) instead of DIR/central.db")
+	member := memberOptions{}
+	f.StringVar(&member.name, "etcd-member", "", "also run the etcd member `NAME` (data in DIR/etcd), and keep the state in its cluster")
+	f.StringVar(&member.initialCluster, "etcd-initial-cluster", "", "every member as `NAME=PEER-URL,...` (default NAME=http://127.0.0.1:2380)")
+	f.StringVar(&member.clientURL, "etcd-client-url", "http://127.0.0.1:2379", "the `URL` where the member serves clients")
+	f.StringVar(&member.certFile, "etcd-member-cert", "", "the member's certificate `FILE` (PEM), for its client and peer ports")
+	f.StringVar(&member.keyFile, "etcd-member-key", "", "the key `FILE` (PEM) of --etcd-member-cert")
+	f.StringVar(&member.caFile, "etcd-member-ca", "", "the CA `FILE` (PEM) clients and peers must present certificates of")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -101,6 +118,22 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var store kv.Store
+	if member.name != "" {
+		if member.initialCluster == "" {
+			member.initialCluster = member.name + "=http://127.0.0.1:2380"
+		}
+		member.dir = memberDir(*data)
+		fmt.Fprintf(e.stdout, "etcd member %s starting; waiting for the cluster %s\n", member.name, member.initialCluster)
+		m, err := startMember(ctx, member)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		fmt.Fprintf(e.stdout, "etcd member %s serving clients at %s\n", member.name, member.clientURL)
+		if !etcd.set() {
+			*etcd.endpoints = member.clientURL
+		}
+	}
 	if etcd.set() {
 		s, err := etcd.open(ctx, e)
 		if err != nil {
