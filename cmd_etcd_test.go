@@ -99,3 +99,59 @@ func TestAdminMigrateToEtcd(t *testing.T) {
 		t.Fatalf("central on etcd made a central.db: %v", err)
 	}
 }
+
+// TestEtcdFlagsBadInput: the etcd flags of central and admin migrate, and
+// those of an embedded member, refuse bad input with a clear error.
+func TestEtcdFlagsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string // in the error; "" for success
+	}{
+		{[]string{"--etcd", " , "}, nil, "no endpoint"},
+		{[]string{"--etcd", "e1:2379", "--etcd-prefix", "distchat"}, nil, "starts and ends with /"},
+		{[]string{"--etcd", "e1:2379", "--etcd-cert", "c.pem"}, nil, "give both --etcd-cert and --etcd-key"},
+		{[]string{"--etcd", "e1:2379", "--etcd-ca", filepath.Join(dir, "missing.pem")}, nil, "--etcd-ca"},
+		{[]string{"--etcd", "e1:2379", "--etcd-ca", pwFile}, nil, "no PEM certificate"},
+		{[]string{"--etcd", "e1:2379", "--etcd-user", "root"}, nil, "needs a password"},
+		{[]string{"--etcd", "e1:2379", "--etcd-user", "root"}, map[string]string{"DISTCHAT_ETCD_PASSWORD": "pw"}, ""},
+		{[]string{"--etcd", "e1:2379,e2:2379", "--etcd-user", "root", "--etcd-password-file", pwFile}, nil, ""},
+	} {
+		e, _, _ := testEnv(tc.env)
+		f := newFlagSet(e, "test", "", "", "")
+		ef := addEtcdFlags(f, "etcd", "endpoints")
+		if err := f.parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ef.config(e)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v, want one saying %q", tc.args, err, tc.want)
+		case tc.want == "" && (cfg.Password == "" || len(cfg.Endpoints) == 0):
+			t.Errorf("%v: config %+v lacks the password or endpoints", tc.args, cfg)
+		}
+	}
+	for _, tc := range []struct {
+		o    memberOptions
+		want string
+	}{
+		{memberOptions{name: "c9", initialCluster: "c1=http://127.0.0.1:2380", clientURL: "http://127.0.0.1:2379"}, "names no member"},
+		{memberOptions{name: "c1", initialCluster: "c1=http://127.0.0.1:2380", clientURL: "http://127.0.0.1:2379", certFile: "m.crt"}, "together"},
+		{memberOptions{name: "c1", initialCluster: "c1=http://127.0.0.1:2380", clientURL: "http://127.0.0.1:2379", dir: dir}, ""},
+	} {
+		_, err := memberConfig(tc.o)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.o, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want one saying %q", tc.o, err, tc.want)
+		}
+	}
+}
