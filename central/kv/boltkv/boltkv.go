@@ -191,10 +191,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// DB is the bbolt database, for tools that read the file as it is (the
-// migration to etcd reads it through the Store, not this).
-func (s *Store) DB() *bolt.DB { return s.db }
-
 // Get implements kv.Store.
 func (s *Store) Get(ctx context.Context, key string) (kv.KeyValue, bool, error) {
 	var out kv.KeyValue
