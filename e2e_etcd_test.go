@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -106,32 +108,77 @@ func TestEtcdMembers(t *testing.T) {
 		return err == nil && rep.Server.Name == "chat-1", fmt.Sprintf("%+v, %v", rep.Server, err)
 	})
 
+	// Kill the front-end whose member leads the etcd cluster: the two
+	// others elect a leader and go on.
+	lead := leader(t, dir)
+	var rest []string
+	for i, a := range addrs {
+		if i+1 != lead {
+			rest = append(rest, a)
+		}
+	}
 	start := time.Now()
-	h.kill("central-1")
-	if err := signup(addrs[1], "bob"); err != nil {
-		t.Fatalf("after central-1 (and its etcd member) died: %v", err)
+	h.kill(fmt.Sprintf("central-%d", lead))
+	if err := signup(rest[0], "bob"); err != nil {
+		t.Fatalf("after central-%d (and its etcd member, the leader) died: %v", lead, err)
 	}
-	t.Logf("signup at central-2 done %v after SIGKILL of central-1 and member m1", time.Since(start).Round(time.Millisecond))
-	if _, err := login(addrs[2], "bob"); err != nil {
-		t.Fatalf("bob's login at central-3: %v", err)
+	t.Logf("signup at another front-end done %v after SIGKILL of central-%d and the etcd leader", time.Since(start).Round(time.Millisecond), lead)
+	if _, err := login(rest[1], "bob"); err != nil {
+		t.Fatalf("bob's login at the third front-end: %v", err)
 	}
-	if err := signup(addrs[2], "alice"); err == nil || !strings.Contains(err.Error(), "already taken") {
-		t.Fatalf("alice signed up again at central-3: %v", err)
+	if err := signup(rest[1], "alice"); err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Fatalf("alice signed up again at the third front-end: %v", err)
+	}
+	if lead == 1 {
+		// chat-1 renewed at central-1: it is cut off from the cluster now
+		// (a chat server takes one central address), and its lease ends
+		// like that of a dead server.
+		t.Log("the leader was central-1, where chat-1 is registered")
 	}
 
 	// A chat server that dies leaves every front-end within its lease.
 	start = time.Now()
 	h.kill("chat-1")
 	rmitest.WaitForWhy(t, "chat-1's lease to end", func() (bool, string) {
-		_, err2 := login(addrs[1], "alice")
-		_, err3 := login(addrs[2], "alice")
-		return errors.Is(err2, centralapi.ErrNoServers) && errors.Is(err3, centralapi.ErrNoServers), fmt.Sprintf("central-2: %v; central-3: %v", err2, err3)
+		_, err2 := login(rest[0], "alice")
+		_, err3 := login(rest[1], "alice")
+		return errors.Is(err2, centralapi.ErrNoServers) && errors.Is(err3, centralapi.ErrNoServers), fmt.Sprintf("%v; %v", err2, err3)
 	})
 	gone := time.Since(start)
 	t.Logf("chat-1 left both front-ends %v after its SIGKILL (lease %v)", gone.Round(time.Millisecond), central10s)
 	if gone > central10s+5*time.Second {
 		t.Fatalf("chat-1 left %v after its death, want within its lease (%v) and an election", gone, central10s)
 	}
+}
+
+// leader returns which of the three members (1-3) leads the etcd
+// cluster, asking each through its socket in dir.
+func leader(t *testing.T, dir string) int {
+	t.Helper()
+	var ids [4]uint64
+	var lead uint64
+	for i := 1; i <= 3; i++ {
+		ep := "unix://" + filepath.Join(dir, fmt.Sprintf("localhost:%d", 2000+i))
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: e2eWait, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+		st, err := cli.Status(ctx, ep)
+		cancel()
+		cli.Close()
+		if err != nil {
+			t.Fatalf("status of member m%d: %v", i, err)
+		}
+		ids[i], lead = st.Header.MemberId, st.Leader
+	}
+	for i := 1; i <= 3; i++ {
+		if ids[i] == lead {
+			return i
+		}
+	}
+	t.Fatalf("no member is the leader %x (members %x)", lead, ids[1:])
+	return 0
 }
 
 // central10s is the chat servers' lease (central.DefaultServerLeaseTTL).
