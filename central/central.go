@@ -46,8 +46,9 @@ type Config struct {
 	// boltkv store). It is created if missing. Unused if Store is set.
 	Dir string
 	// Store, if set, holds the state instead of Dir/central.db: an etcd
-	// cluster (etcdkv), for central front-ends that share it. Close
-	// closes it.
+	// cluster (etcdkv), for central front-ends that share it. The live
+	// chat servers (on kv leases), their sessions, web login tickets and
+	// voice hosts then live in it too (registry.go). Close closes it.
 	Store kv.Store
 	// Clock is the only source of time; nil means clock.New().
 	Clock clock.Clock
