@@ -63,13 +63,19 @@ func pairKey(prefix string) func([]byte) (string, error) {
 
 // carryLegacy is boltkv's Options.Legacy: it puts every record of a
 // schema-1 file into the kv store and deletes the old buckets. A new,
-// empty file has none of them.
+// empty file has none of them. Either way it leaves bucket meta saying
+// schema 2, so that an older distchat refuses the file ("database schema
+// version") instead of taking it for an empty one.
 func carryLegacy(tx *bolt.Tx, put func(key string, value []byte) error) error {
-	meta := tx.Bucket([]byte("meta"))
-	if meta == nil {
-		return nil
+	meta, err := tx.CreateBucketIfNotExists([]byte("meta"))
+	if err != nil {
+		return err
 	}
-	if v := string(meta.Get([]byte("schema"))); v != legacySchema {
+	switch v := string(meta.Get([]byte("schema"))); v {
+	case "":
+		return meta.Put([]byte("schema"), []byte(schemaVersion))
+	case legacySchema:
+	default:
 		return fmt.Errorf("database schema version %q, want %q", v, legacySchema)
 	}
 	for _, lb := range legacyBuckets {
@@ -91,5 +97,5 @@ func carryLegacy(tx *bolt.Tx, put func(key string, value []byte) error) error {
 			return err
 		}
 	}
-	return tx.DeleteBucket([]byte("meta"))
+	return meta.Put([]byte("schema"), []byte(schemaVersion))
 }

@@ -79,6 +79,10 @@ func TestLegacyDataDirOpens(t *testing.T) {
 				t.Errorf("bucket %s still there", lb.name)
 			}
 		}
+		// An older distchat reads this and refuses the file.
+		if v := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); v != schemaVersion {
+			t.Errorf("meta schema %q, want %q", v, schemaVersion)
+		}
 		return nil
 	})
 }
