@@ -8,6 +8,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
+	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/pki"
@@ -19,22 +20,29 @@ so run them on the central machine or on one with a copy of the secret.
 Commands:
   reset-password --user NAME   issue a one-time reset code for a user who
                                lost both the password and the recovery code
+  migrate --to-etcd ENDPOINTS --data DIR
+                               copy an embedded central's state into etcd
 
 Run 'distchat admin COMMAND --help' for a command's flags.`
 
 // runAdmin is the "admin" subcommand: it dispatches to its own commands.
 func runAdmin(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "reset-password" {
-		return runAdminResetPassword(ctx, e, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "reset-password":
+			return runAdminResetPassword(ctx, e, args[1:])
+		case "migrate":
+			return runAdminMigrate(ctx, e, args[1:])
+		}
 	}
 	f := newFlagSet(e, "admin", "COMMAND [flags]", adminDescription, "warn")
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return usagef("unknown admin command %q (want reset-password)", args[0])
+		return usagef("unknown admin command %q (want reset-password or migrate)", args[0])
 	}
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	return usagef("missing admin command (want reset-password)")
+	return usagef("missing admin command (want reset-password or migrate)")
 }
 
 const adminResetDescription = `Issues a one-time reset code for a user who lost both the password and
@@ -101,4 +109,36 @@ central web port's "Forgot password" page, or with
 It replaces their recovery code and works once.
 `, *user, rep.RecoveryCode, e.prog, *centralFlag, *user)
 	return nil
+}
+
+const adminMigrateDescription = `Copies the state of an embedded central server (DIR/central.db: accounts,
+sessions, rooms and members) into an etcd cluster, for 'distchat central
+--etcd'. Stop central first: the file is locked while it runs.
+
+It only creates keys etcd lacks, so it can run again (it then copies
+nothing); a key etcd holds with another value is reported and left as it
+is. It prints the keys by kind, what it copied, and a check that every key
+of DIR is in etcd with the same value; it fails if one is not.`
+
+// runAdminMigrate is "admin migrate".
+func runAdminMigrate(ctx context.Context, e *env, args []string) error {
+	f := newFlagSet(e, "admin migrate", "--to-etcd ENDPOINTS --data DIR [flags]", adminMigrateDescription, "warn")
+	data := f.String("data", "", "the embedded central's data directory `DIR` (required)")
+	etcd := addEtcdFlags(f, "to-etcd", "the etcd cluster's client `ENDPOINTS`, comma-separated (required)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.required("to-etcd", "data"); err != nil {
+		return err
+	}
+	dst, err := etcd.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	rep, err := central.Migrate(ctx, *data, dst)
+	if rep.Total > 0 || err == nil {
+		fmt.Fprint(e.stdout, rep)
+	}
+	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/pki"
 )
@@ -23,7 +24,8 @@ const centralDescription = `Runs the central server: the RMI registry (where cli
 "CentralServer"), accounts (bcrypt password hashes), sessions, the list of
 live chat servers (each holds a lease it renews), placement of each
 logging-in user on the least-loaded live chat server, and rooms with their
-members. Its state lives in DIR/central.db.
+members. Its state lives in DIR/central.db, or with --etcd in an etcd
+cluster (see below).
 
 Chat servers must prove the cluster secret to use the cluster interface.
 If --cluster-secret-file does not exist it is created (32 random bytes,
@@ -45,7 +47,23 @@ chat server it placed the user on. Chat servers learn the address. On a
 loopback host it is plain HTTP; anywhere else HTTPS, with --tls-cert and
 --tls-key if given, else with a certificate the cluster CA signs for
 central's host names and addresses (the login page offers the CA for
-browsers to trust).`
+browsers to trust).
+
+With --etcd ENDPOINTS the accounts, sessions, rooms and members live in
+that etcd cluster (under --etcd-prefix) instead of DIR/central.db; DIR
+still holds the cluster secret and CA. --etcd-ca, --etcd-cert/--etcd-key
+and --etcd-user/--etcd-password-file reach a cluster with TLS and auth.
+'distchat admin migrate' copies an embedded central's state into etcd.
+
+With --etcd-member NAME central also runs one member of an etcd cluster,
+its data in DIR/etcd: run it on each of three machines, each with its own
+NAME and the same --etcd-initial-cluster (NAME=PEER-URL of every member,
+e.g. c1=https://10.0.0.1:2380,c2=https://10.0.0.2:2380,...); the member
+serves clients at --etcd-client-url, and this central uses it (or the
+--etcd ENDPOINTS, if given). Central waits until a quorum of members is up.
+On a LAN give --etcd-member-cert/-key/-ca (PEM files; both ports then
+require certificates the CA signed) and the same files as --etcd-cert,
+--etcd-key and --etcd-ca, so that the front-ends present them.`
 
 // runCentral is the "central" subcommand.
 func runCentral(ctx context.Context, e *env, args []string) error {
@@ -59,6 +77,14 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	httpAddr := f.String("http", "", "serve the web pages on `HOST:PORT` (default: no web port)")
 	tlsCert := f.String("tls-cert", "", "the web port's certificate `FILE` (PEM; default: one the cluster CA signs)")
 	tlsKey := f.String("tls-key", "", "the key `FILE` of --tls-cert (PEM)")
+	etcd := addEtcdFlags(f, "etcd", "keep the state in the etcd cluster at `ENDPOINTS` (comma-separated client URLs) instead of DIR/central.db")
+	member := memberOptions{}
+	f.StringVar(&member.name, "etcd-member", "", "also run the etcd member `NAME` (data in DIR/etcd), and keep the state in its cluster")
+	f.StringVar(&member.initialCluster, "etcd-initial-cluster", "", "every member as `NAME=PEER-URL,...` (default NAME=http://127.0.0.1:2380)")
+	f.StringVar(&member.clientURL, "etcd-client-url", "http://127.0.0.1:2379", "the `URL` where the member serves clients")
+	f.StringVar(&member.certFile, "etcd-member-cert", "", "the member's certificate `FILE` (PEM), for its client and peer ports")
+	f.StringVar(&member.keyFile, "etcd-member-key", "", "the key `FILE` (PEM) of --etcd-member-cert")
+	f.StringVar(&member.caFile, "etcd-member-ca", "", "the CA `FILE` (PEM) clients and peers must present certificates of")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -91,8 +117,33 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var store kv.Store
+	if member.name != "" {
+		if member.initialCluster == "" {
+			member.initialCluster = member.name + "=http://127.0.0.1:2380"
+		}
+		member.dir = memberDir(*data)
+		fmt.Fprintf(e.stdout, "etcd member %s starting; waiting for the cluster %s\n", member.name, member.initialCluster)
+		m, err := startMember(ctx, member)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		fmt.Fprintf(e.stdout, "etcd member %s serving clients at %s\n", member.name, member.clientURL)
+		if !etcd.set() {
+			*etcd.endpoints = member.clientURL
+		}
+	}
+	if etcd.set() {
+		s, err := etcd.open(ctx, e)
+		if err != nil {
+			return err
+		}
+		store = s // closed by central
+		log.Info("central state in etcd", "endpoints", *etcd.endpoints, "prefix", *etcd.prefix)
+	}
 	cp, err := startCentral(ctx, centralOptions{
-		dir: *data, listen: *listen, advertise: *advertise, secret: secret,
+		dir: *data, store: store, listen: *listen, advertise: *advertise, secret: secret,
 		ca: ca, certHosts: *extraHosts, clock: clk, log: log,
 		http: *httpAddr, webTLS: webTLSOptions{certFile: *tlsCert, keyFile: *tlsKey}, connsPerAddr: *connsPerAddr,
 	})
@@ -115,6 +166,7 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 // centralOptions configure startCentral.
 type centralOptions struct {
 	dir       string
+	store     kv.Store // the state, if not in dir (etcd); closed with central
 	listen    string
 	advertise string
 	secret    []byte
@@ -146,6 +198,13 @@ type centralProc struct {
 // the central server's state, exports the registry and the central
 // server's objects, binds the central server in the registry, and serves.
 func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
+	// Until central.Open takes o.store over, it is ours to close.
+	storeTaken := false
+	defer func() {
+		if !storeTaken && o.store != nil {
+			o.store.Close()
+		}
+	}()
 	l, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -181,7 +240,8 @@ func startCentral(ctx context.Context, o centralOptions) (*centralProc, error) {
 	// cert is central's certificate, made once the advertised address is
 	// known (below), before anything is served: Connect runs only later.
 	var cert *pki.CentralCert
-	c, err := central.Open(central.Config{Dir: o.dir, Clock: o.clock, Logger: o.log, HTTP: webAddr,
+	storeTaken = true // Open closes it if it fails
+	c, err := central.Open(central.Config{Dir: o.dir, Store: o.store, Clock: o.clock, Logger: o.log, HTTP: webAddr,
 		// Only to tell chat servers that sessions ended. Chat servers
 		// require mutual TLS: central presents its own certificate.
 		Connect: func(addr string) rmi.Invoker {

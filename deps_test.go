@@ -75,4 +75,11 @@ func TestPackageGraph(t *testing.T) {
 			t.Errorf("the client library links the server implementation %s", dep)
 		}
 	}
+	// The embedded default (and the simulator on it) runs on bbolt alone;
+	// only the command links the etcd client, for --etcd.
+	for _, dep := range goList(t, "-deps", "./central", "./sim/...") {
+		if strings.HasPrefix(dep, "go.etcd.io/etcd/") {
+			t.Errorf("central or the simulator links %s", dep)
+		}
+	}
 }

@@ -10,13 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // Recovery codes: 20 base32 characters (100 random bits), shown in four
@@ -164,7 +165,7 @@ func (c *Central) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centrala
 		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
 	// Fail fast on a taken name, before spending bcrypt time.
-	if err := c.db.View(func(tx *bolt.Tx) error {
+	if err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		if _, ok, err := getUser(tx, a.User); err != nil || ok {
 			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), centralapi.ErrUserExists))
 		}
@@ -188,11 +189,11 @@ func (c *Central) SignUp(ctx context.Context, a centralapi.SignUpArgs) (centrala
 	if err := ctx.Err(); err != nil {
 		return centralapi.SignUpReply{}, fmt.Errorf("sign up %s: %w", q(a.User), err)
 	}
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	_, err = kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		if _, ok, err := getUser(tx, a.User); err != nil || ok {
 			return errors.Join(err, fmt.Errorf("user %s: %w", q(a.User), centralapi.ErrUserExists))
 		}
-		return putJSON(tx.Bucket(bucketUsers), a.User, userRecord{
+		return putUser(tx, a.User, userRecord{
 			PasswordHash: pwHash, RecoveryHash: rcHash, Created: c.clk.Now(),
 		})
 	})
@@ -216,7 +217,7 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	var hash []byte
-	if err := c.db.View(func(tx *bolt.Tx) error {
+	if err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		u, _, err := getUser(tx, a.User)
 		hash = u.PasswordHash
 		return err
@@ -255,7 +256,7 @@ func (c *Central) Login(ctx context.Context, a centralapi.LoginArgs) (centralapi
 	}
 	now := c.clk.Now()
 	rec := sessionRecord{User: a.User, Created: now, Expires: now.Add(c.sessionTTL)}
-	if err := c.db.Update(func(tx *bolt.Tx) error { return putSession(tx, key, rec) }); err != nil {
+	if _, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error { return putSession(tx, key, rec) }); err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("log in %s: %w", q(a.User), err)
 	}
 	c.mu.Lock()
@@ -283,12 +284,14 @@ func (c *Central) Reassign(ctx context.Context, a centralapi.ReassignArgs) (cent
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec, err := c.validSession(key)
+	rec, err := c.validSession(ctx, key)
 	if err != nil {
 		return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
 	}
-	if a.Failed != "" {
-		c.detach(key, a.Failed)
+	if a.Failed != "" && c.detach(key, a.Failed) {
+		if err := c.storeDetach(ctx, key, a.Failed); err != nil {
+			return centralapi.LoginReply{}, fmt.Errorf("reassign: %w", err)
+		}
 	}
 	srv, gen, err := c.place(rec.User, key, a.Failed)
 	if err != nil {
@@ -320,7 +323,7 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: malformed code: %w", q(a.User), centralapi.ErrBadRecoveryCode)
 	}
 	var old []byte
-	if err := c.db.View(func(tx *bolt.Tx) error {
+	if err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		u, _, err := getUser(tx, a.User)
 		old = u.RecoveryHash
 		return err
@@ -357,8 +360,15 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ended []string
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	ended, err := userSessionKeys(ctx, c.store, a.User)
+	if err != nil {
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	// The first sessions end with the password change, in one
+	// transaction; a user with more than fit in one (kv.MaxTxnOps) has
+	// the others ended right after.
+	first, rest := ended[:min(len(ended), sessionsPerTxn)], ended[min(len(ended), sessionsPerTxn):]
+	_, err = kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		u, ok, err := getUser(tx, a.User)
 		if err != nil {
 			return err
@@ -369,19 +379,19 @@ func (c *Central) ResetPassword(ctx context.Context, a centralapi.ResetArgs) (ce
 			return centralapi.ErrBadRecoveryCode
 		}
 		u.PasswordHash, u.RecoveryHash = pwHash, rcHash
-		if err := putJSON(tx.Bucket(bucketUsers), a.User, u); err != nil {
+		if err := putUser(tx, a.User, u); err != nil {
 			return err
 		}
-		ended = userSessionKeys(tx, a.User)
-		for _, k := range ended {
-			if err := deleteSession(tx, k, a.User); err != nil {
-				return err
-			}
+		for _, k := range first {
+			deleteSession(tx, k, a.User)
 		}
 		return nil
 	})
 	if err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: %w", q(a.User), err)
+	}
+	if err := c.deleteSessions(ctx, a.User, rest); err != nil {
+		return centralapi.ResetReply{}, fmt.Errorf("reset password of %s: password changed, ending its sessions: %w", q(a.User), err)
 	}
 	for _, k := range ended {
 		c.dropSession(k)
@@ -399,7 +409,7 @@ func (c *Central) Logout(ctx context.Context, a centralapi.LogoutArgs) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var user string
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	_, err = kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		rec, ok, err := getSession(tx, key)
 		if err != nil {
 			return err
@@ -408,7 +418,8 @@ func (c *Central) Logout(ctx context.Context, a centralapi.LogoutArgs) error {
 			return centralapi.ErrBadSession
 		}
 		user = rec.User
-		return deleteSession(tx, key, rec.User)
+		deleteSession(tx, key, rec.User)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("log out: %w", err)
@@ -431,24 +442,24 @@ func (c *Central) CheckSession(ctx context.Context, a centralapi.SessionArgs) (c
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.servers[a.Server] == nil {
-		return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), centralapi.ErrUnknownServer)
+	if err := c.knowServer(ctx, a.Server); err != nil {
+		return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), err)
 	}
-	rec, err := c.validSession(key)
+	rec, err := c.validSession(ctx, key)
 	if err != nil {
 		return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 	}
 	now := c.clk.Now()
 	if rec.Expires.Sub(now) < c.sessionTTL/2 {
-		rec.Expires = now.Add(c.sessionTTL)
-		if err := c.db.Update(func(tx *bolt.Tx) error {
-			// Logout and reset hold c.mu, so the session still exists.
-			return putSession(tx, key, rec)
-		}); err != nil {
+		if err := c.extendSession(ctx, key, now.Add(c.sessionTTL)); err != nil {
 			return centralapi.SessionInfo{}, fmt.Errorf("check session: %w", err)
 		}
 	}
 	if c.attach(key, rec.User, a.Server) {
+		if err := c.storeAttach(ctx, key, rec.User, a.Server); err != nil {
+			c.detach(key, a.Server)
+			return centralapi.SessionInfo{}, fmt.Errorf("check session at server %s: %w", q(a.Server), err)
+		}
 		c.log.Debug("session attached", "user", rec.User, "session", shortID(key), "server", a.Server)
 	}
 	return centralapi.SessionInfo{User: rec.User}, nil
@@ -468,6 +479,9 @@ func (c *Central) EndSession(ctx context.Context, a centralapi.SessionArgs) erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.detach(key, a.Server) {
+		if err := c.storeDetach(ctx, key, a.Server); err != nil {
+			return fmt.Errorf("end session: %w", err)
+		}
 		c.log.Debug("session detached", "session", shortID(key), "server", a.Server)
 	}
 	return nil
@@ -475,10 +489,10 @@ func (c *Central) EndSession(ctx context.Context, a centralapi.SessionArgs) erro
 
 // validSession returns a session that exists and has not expired; an
 // expired one is deleted. c.mu must be held.
-func (c *Central) validSession(key string) (sessionRecord, error) {
+func (c *Central) validSession(ctx context.Context, key string) (sessionRecord, error) {
 	var rec sessionRecord
 	var ok bool
-	if err := c.db.View(func(tx *bolt.Tx) (err error) {
+	if err := kv.View(ctx, c.store, func(tx *kv.Tx) (err error) {
 		rec, ok, err = getSession(tx, key)
 		return err
 	}); err != nil {
@@ -488,13 +502,51 @@ func (c *Central) validSession(key string) (sessionRecord, error) {
 		return rec, centralapi.ErrBadSession
 	}
 	if !c.clk.Now().Before(rec.Expires) {
-		if err := c.db.Update(func(tx *bolt.Tx) error { return deleteSession(tx, key, rec.User) }); err != nil {
+		if err := c.deleteSessions(ctx, rec.User, []string{key}); err != nil {
 			return rec, err
 		}
 		c.dropSession(key)
 		return rec, fmt.Errorf("expired: %w", centralapi.ErrBadSession)
 	}
 	return rec, nil
+}
+
+// sessionsPerTxn is how many sessions one transaction deletes or extends
+// at most: each takes a compare and two writes, within kv.MaxTxnOps.
+const sessionsPerTxn = (kv.MaxTxnOps - 2) / 3
+
+// deleteSessions deletes sessions of user, a transaction per
+// sessionsPerTxn of them.
+func (c *Central) deleteSessions(ctx context.Context, user string, keys []string) error {
+	for chunk := range slices.Chunk(keys, sessionsPerTxn) {
+		_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
+			for _, k := range chunk {
+				deleteSession(tx, k, user)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// extendSession moves a session's expiry to expires, unless it ended
+// meanwhile (ErrBadSession): another central front-end may have ended it.
+func (c *Central) extendSession(ctx context.Context, key string, expires time.Time) error {
+	_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
+		rec, ok, err := getSession(tx, key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return centralapi.ErrBadSession
+		}
+		rec.Expires = expires
+		return putSession(tx, key, rec)
+	})
+	return err
 }
 
 // sweepInterval is the period of the expired-session sweep.
@@ -509,34 +561,9 @@ func (c *Central) sweepSessions() {
 	if c.closed {
 		return
 	}
-	now := c.clk.Now()
-	var expired []string
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		var users []string
-		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var rec sessionRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			if !now.Before(rec.Expires) {
-				expired = append(expired, string(k))
-				users = append(users, rec.User)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for i, k := range expired {
-			if err := deleteSession(tx, k, users[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	expired, err := c.deleteExpired(c.bg, c.clk.Now())
 	if err != nil {
-		c.log.Error("session sweep failed", "err", err)
-		expired = nil
+		c.log.Error("session sweep failed", "err", err, "removed", len(expired))
 	}
 	for _, k := range expired {
 		c.dropSession(k)
@@ -545,4 +572,39 @@ func (c *Central) sweepSessions() {
 		c.log.Info("expired sessions removed", "count", len(expired))
 	}
 	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
+}
+
+// deleteExpired deletes the sessions expired at now and returns their
+// keys. Each is deleted only if unchanged since it was read, so that a
+// session another front-end just extended stays.
+func (c *Central) deleteExpired(ctx context.Context, now time.Time) ([]string, error) {
+	kvs, _, err := c.store.Range(ctx, prefixSessions, 0)
+	if err != nil {
+		return nil, err
+	}
+	var expired []string
+	for _, p := range kvs {
+		var rec sessionRecord
+		if err := json.Unmarshal(p.Value, &rec); err != nil {
+			return expired, fmt.Errorf("corrupt record %s: %w", p.Key, err)
+		}
+		raw, err := hex.DecodeString(p.Key[len(prefixSessions):])
+		if err != nil {
+			return expired, fmt.Errorf("corrupt session key %s: %w", p.Key, err)
+		}
+		if now.Before(rec.Expires) {
+			continue
+		}
+		key := string(raw)
+		ok, _, err := c.store.Txn(ctx, []kv.Cmp{kv.Unchanged(p)}, []kv.Op{
+			kv.Delete(p.Key), kv.Delete(prefixUserSessions + rec.User + "/" + sessionHex(key)),
+		})
+		if err != nil {
+			return expired, err
+		}
+		if ok {
+			expired = append(expired, key)
+		}
+	}
+	return expired, nil
 }

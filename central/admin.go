@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // IssueResetCode implements [Cluster]: for a user who lost both the
@@ -31,7 +30,7 @@ func (c *Central) IssueResetCode(ctx context.Context, a centralapi.UserArgs) (ce
 	if err := ctx.Err(); err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("issue reset code for %s: %w", q(a.User), err)
 	}
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	_, err = kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		u, ok, err := getUser(tx, a.User)
 		if err != nil {
 			return err
@@ -40,7 +39,7 @@ func (c *Central) IssueResetCode(ctx context.Context, a centralapi.UserArgs) (ce
 			return fmt.Errorf("user %s: %w", q(a.User), centralapi.ErrNoSuchUser)
 		}
 		u.RecoveryHash = hash
-		return putJSON(tx.Bucket(bucketUsers), a.User, u)
+		return putUser(tx, a.User, u)
 	})
 	if err != nil {
 		return centralapi.ResetReply{}, fmt.Errorf("issue reset code: %w", err)

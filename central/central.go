@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
+	"github.com/distchat/distchat/central/kv/boltkv"
 	"github.com/distchat/distchat/rmi"
 )
 
@@ -41,9 +42,14 @@ const (
 
 // Config configures a Central.
 type Config struct {
-	// Dir is the data directory; the state lives in Dir/central.db. It is
-	// created if missing.
+	// Dir is the data directory; the state lives in Dir/central.db (a
+	// boltkv store). It is created if missing. Unused if Store is set.
 	Dir string
+	// Store, if set, holds the state instead of Dir/central.db: an etcd
+	// cluster (etcdkv), for central front-ends that share it. The live
+	// chat servers (on kv leases), their sessions, web login tickets and
+	// voice hosts then live in it too (registry.go). Close closes it.
+	Store kv.Store
 	// Clock is the only source of time; nil means clock.New().
 	Clock clock.Clock
 	// Logger receives the log; nil means slog.Default().
@@ -93,7 +99,12 @@ type Central struct {
 	http       string          // the web port's host:port, if any
 	bg         context.Context // for background calls; cancelled by Close
 	stopBg     context.CancelFunc
-	db         *bolt.DB
+	store      kv.Store
+	// shared: the store is shared with other central front-ends (it came
+	// in Config.Store), so the live servers and attachments live in it
+	// too (registry.go); followDone closes when the registry watch ends.
+	shared     bool
+	followDone chan struct{}
 	leases     *rmi.Leases
 	// dummyHash is compared against when a user does not exist, so that
 	// the answer takes as long as for a wrong password.
@@ -109,7 +120,7 @@ type Central struct {
 	randMu sync.Mutex
 	rand   io.Reader
 
-	// mu guards the in-memory state below, and is held across the bbolt
+	// mu guards the in-memory state below, and is held across the store's
 	// transactions that must agree with it (sessions vs. attachments).
 	mu       sync.Mutex
 	closed   bool
@@ -133,7 +144,8 @@ type Central struct {
 type liveServer struct {
 	info     centralapi.ServerInfo // Sessions is not maintained here; see len(sessions)
 	gen      uint64
-	lease    string
+	lease    string              // in the lease table (one process)
+	kvLease  kv.LeaseID          // in the store (shared registry); then gen is it too
 	sessions map[string]struct{} // keys of the sessions attached here
 	// storageFailing: the server reported that it cannot write; no one is
 	// placed there (servers.go).
@@ -154,9 +166,11 @@ type pendingPlacement struct {
 	at     time.Time
 }
 
-// Open opens (creating if needed) the central server's state in cfg.Dir.
+// Open opens (creating if needed) the central server's state: cfg.Store,
+// or else the bbolt file in cfg.Dir (a file of an older distchat is
+// carried over to the current layout, legacy.go).
 func Open(cfg Config) (*Central, error) {
-	if cfg.Dir == "" {
+	if cfg.Dir == "" && cfg.Store == nil {
 		return nil, errors.New("central: Config.Dir is empty")
 	}
 	if cfg.Clock == nil {
@@ -183,17 +197,22 @@ func Open(cfg Config) (*Central, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("central: %w", err)
+	where := "the given store"
+	db := cfg.Store
+	if db == nil {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("central: %w", err)
+		}
+		where = filepath.Join(cfg.Dir, dbFile)
+		var err error
+		db, err = boltkv.Open(where, boltkv.Options{Clock: cfg.Clock, LockTimeout: dbLockTimeout, Legacy: carryLegacy})
+		if err != nil {
+			return nil, fmt.Errorf("central: %w", err)
+		}
 	}
-	path := filepath.Join(cfg.Dir, dbFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: dbLockTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("central: open %s: %w", path, err)
-	}
-	if err := initSchema(db); err != nil {
+	if err := initSchema(context.Background(), db); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("central: %s: %w", path, err)
+		return nil, fmt.Errorf("central: %s: %w", where, err)
 	}
 	c := &Central{
 		clk:        cfg.Clock,
@@ -204,7 +223,8 @@ func Open(cfg Config) (*Central, error) {
 		prefer:     cfg.Prefer,
 		connect:    cfg.Connect,
 		http:       cfg.HTTP,
-		db:         db,
+		store:      db,
+		shared:     cfg.Store != nil,
 		rand:       cfg.Rand,
 		servers:    map[string]*liveServer{},
 		attached:   map[string]*attachment{},
@@ -221,16 +241,29 @@ func Open(cfg Config) (*Central, error) {
 		db.Close()
 		return nil, err
 	}
-	if c.dummyHash, err = c.hashSecret(context.Background(), string(dummy)); err != nil {
+	dummyHash, err := c.hashSecret(context.Background(), string(dummy))
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("central: %w", err)
 	}
+	c.dummyHash = dummyHash
 	c.bg, c.stopBg = context.WithCancel(context.Background())
 	c.leases = rmi.NewLeases(c.clk, c.leaseExpired)
+	if c.shared {
+		rev, err := c.loadLive(context.Background())
+		if err != nil {
+			c.stopBg()
+			c.leases.Close()
+			db.Close()
+			return nil, err
+		}
+		c.followDone = make(chan struct{})
+		go c.followLive(rev)
+	}
 	c.mu.Lock()
 	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
 	c.mu.Unlock()
-	c.log.Info("central server open", "db", path, "server_lease", c.leaseTTL, "session_ttl", c.sessionTTL)
+	c.log.Info("central server open", "db", where, "server_lease", c.leaseTTL, "session_ttl", c.sessionTTL)
 	return c, nil
 }
 
@@ -254,7 +287,10 @@ func (c *Central) Close() error {
 	c.mu.Unlock()
 	c.stopBg()
 	c.leases.Close()
-	if err := c.db.Close(); err != nil {
+	if c.followDone != nil {
+		<-c.followDone
+	}
+	if err := c.store.Close(); err != nil {
 		return fmt.Errorf("central: close: %w", err)
 	}
 	c.log.Info("central server closed")

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -8,8 +9,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/distchat/distchat/central/kv"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -79,12 +79,12 @@ func (c *Central) push(addr string) {
 // others, being in use, are extended when past half their lifetime, as
 // CheckSession does. It writes only when something changes (a renewal
 // comes every few seconds from every server). c.mu must be held.
-func (c *Central) endedAmong(ids []string) ([]string, error) {
+func (c *Central) endedAmong(ctx context.Context, ids []string) ([]string, error) {
 	now := c.clk.Now()
 	ended := map[string]bool{}
 	expired := map[string]sessionRecord{}
 	extend := map[string]sessionRecord{}
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		for _, id := range ids {
 			raw, err := hex.DecodeString(id)
 			if err != nil || len(raw) != sha256.Size {
@@ -108,21 +108,8 @@ func (c *Central) endedAmong(ids []string) ([]string, error) {
 		}
 		return nil
 	})
-	if err == nil && len(expired)+len(extend) > 0 {
-		// c.mu is held, so the sessions are as the View saw them.
-		err = c.db.Update(func(tx *bolt.Tx) error {
-			for key, rec := range expired {
-				if err := deleteSession(tx, key, rec.User); err != nil {
-					return err
-				}
-			}
-			for key, rec := range extend {
-				if err := putSession(tx, key, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	if err == nil {
+		err = c.settleSessions(ctx, expired, extend)
 	}
 	if err != nil {
 		return nil, err
@@ -131,4 +118,39 @@ func (c *Central) endedAmong(ids []string) ([]string, error) {
 		c.dropSession(key)
 	}
 	return slices.Sorted(maps.Keys(ended)), nil
+}
+
+// settleSessions deletes the expired sessions and writes the extended
+// ones, sessionsPerTxn to a transaction. Each write is checked against
+// the session as it is then: another central front-end may have ended or
+// extended it in the meantime, and then it is left as it is.
+func (c *Central) settleSessions(ctx context.Context, expired, extend map[string]sessionRecord) error {
+	keys := slices.Sorted(maps.Keys(expired))
+	keys = append(keys, slices.Sorted(maps.Keys(extend))...)
+	for chunk := range slices.Chunk(keys, sessionsPerTxn) {
+		_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
+			for _, key := range chunk {
+				cur, ok, err := getSession(tx, key)
+				switch {
+				case err != nil:
+					return err
+				case !ok:
+				case expired[key].User != "":
+					if !cur.Expires.After(expired[key].Expires) {
+						deleteSession(tx, key, cur.User)
+					}
+				case cur.Expires.Before(extend[key].Expires):
+					cur.Expires = extend[key].Expires
+					if err := putSession(tx, key, cur); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

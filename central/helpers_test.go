@@ -10,7 +10,6 @@ import (
 	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
@@ -138,14 +137,11 @@ func (e *env) liveServers() []string {
 // countSessions returns the number of stored sessions.
 func (e *env) countSessions() int {
 	e.t.Helper()
-	n := 0
-	c := e.c
-	if err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSessions).ForEach(func(_, _ []byte) error { n++; return nil })
-	}); err != nil {
+	kvs, _, err := e.c.store.Range(ctx, prefixSessions, 0)
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	return n
+	return len(kvs)
 }
 
 // wantErr checks err against want (nil means success expected).

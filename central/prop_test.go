@@ -11,11 +11,11 @@ import (
 	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 	"pgregory.net/rapid"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // TestMembershipProperties drives random create/join/leave/direct
@@ -38,9 +38,9 @@ func TestMembershipProperties(t *testing.T) {
 		defer c.Close()
 		// Accounts are written directly: bcrypt under the race detector
 		// would dominate the run, and this test is about membership.
-		if err := c.db.Update(func(tx *bolt.Tx) error {
+		if _, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 			for _, u := range users {
-				if err := putJSON(tx.Bucket(bucketUsers), u, userRecord{PasswordHash: c.dummyHash}); err != nil {
+				if err := putUser(tx, u, userRecord{PasswordHash: c.dummyHash}); err != nil {
 					return err
 				}
 			}

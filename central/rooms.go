@@ -6,21 +6,24 @@ import (
 	"sort"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // needUser fails with ErrNoSuchUser unless user has an account.
-func needUser(tx *bolt.Tx, user string) error {
-	if tx.Bucket(bucketUsers).Get([]byte(user)) == nil {
+func needUser(tx *kv.Tx, user string) error {
+	_, ok, err := tx.Get(prefixUsers + user)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return fmt.Errorf("user %s: %w", q(user), centralapi.ErrNoSuchUser)
 	}
 	return nil
 }
 
 // needRoom returns a room that can be joined or left by name.
-func needRoom(tx *bolt.Tx, room string) (roomRecord, error) {
+func needRoom(tx *kv.Tx, room string) (roomRecord, error) {
 	rec, ok, err := getRoom(tx, room)
 	switch {
 	case err != nil:
@@ -43,8 +46,7 @@ func (c *Central) CreateRoom(ctx context.Context, a centralapi.RoomArgs) (centra
 		return centralapi.RoomInfo{}, fmt.Errorf("create room: %w", err)
 	}
 	var rec roomRecord
-	var mem []string
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
 		}
@@ -56,15 +58,16 @@ func (c *Central) CreateRoom(ctx context.Context, a centralapi.RoomArgs) (centra
 			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrRoomExists)
 		}
 		rec = roomRecord{Creator: a.User, Created: c.clk.Now()}
-		if err := putJSON(tx.Bucket(bucketRooms), a.Room, rec); err != nil {
+		if err := putRoom(tx, a.Room, rec); err != nil {
 			return err
 		}
-		if err := addMember(tx, a.Room, a.User); err != nil {
-			return err
-		}
-		mem = members(tx, a.Room)
+		addMember(tx, a.Room, a.User)
 		return nil
 	})
+	var mem []string
+	if err == nil {
+		mem, err = members(ctx, c.store, a.Room)
+	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("create room: %w", err)
 	}
@@ -82,9 +85,8 @@ func (c *Central) JoinRoom(ctx context.Context, a centralapi.RoomArgs) (centrala
 		return centralapi.RoomInfo{}, fmt.Errorf("join room: %w", err)
 	}
 	var rec roomRecord
-	var mem []string
 	joined := false
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
 		}
@@ -92,15 +94,20 @@ func (c *Central) JoinRoom(ctx context.Context, a centralapi.RoomArgs) (centrala
 		if rec, err = needRoom(tx, a.Room); err != nil {
 			return err
 		}
-		if !isMember(tx, a.Room, a.User) {
-			if err := addMember(tx, a.Room, a.User); err != nil {
-				return err
-			}
-			joined = true
+		member, err := isMember(tx, a.Room, a.User)
+		if err != nil {
+			return err
 		}
-		mem = members(tx, a.Room)
+		joined = !member
+		if joined {
+			addMember(tx, a.Room, a.User)
+		}
 		return nil
 	})
+	var mem []string
+	if err == nil {
+		mem, err = members(ctx, c.store, a.Room)
+	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("join room: %w", err)
 	}
@@ -120,8 +127,7 @@ func (c *Central) LeaveRoom(ctx context.Context, a centralapi.RoomArgs) (central
 		return centralapi.RoomInfo{}, fmt.Errorf("leave room: %w", err)
 	}
 	var rec roomRecord
-	var mem []string
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
 		}
@@ -129,15 +135,18 @@ func (c *Central) LeaveRoom(ctx context.Context, a centralapi.RoomArgs) (central
 		if rec, err = needRoom(tx, a.Room); err != nil {
 			return err
 		}
-		if !isMember(tx, a.Room, a.User) {
+		if member, err := isMember(tx, a.Room, a.User); err != nil {
+			return err
+		} else if !member {
 			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), centralapi.ErrNotMember)
 		}
-		if err := removeMember(tx, a.Room, a.User); err != nil {
-			return err
-		}
-		mem = members(tx, a.Room)
+		removeMember(tx, a.Room, a.User)
 		return nil
 	})
+	var mem []string
+	if err == nil {
+		mem, err = members(ctx, c.store, a.Room)
+	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("leave room: %w", err)
 	}
@@ -159,9 +168,8 @@ func (c *Central) DirectRoom(ctx context.Context, a centralapi.DirectArgs) (cent
 	}
 	name := centralapi.DirectRoomName(a.User, a.Peer)
 	var rec roomRecord
-	var mem []string
 	created := false
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	_, err := kv.Update(ctx, c.store, func(tx *kv.Tx) error {
 		if err := needUser(tx, a.User); err != nil {
 			return err
 		}
@@ -173,22 +181,21 @@ func (c *Central) DirectRoom(ctx context.Context, a centralapi.DirectArgs) (cent
 		if rec, ok, err = getRoom(tx, name); err != nil {
 			return err
 		}
-		if !ok {
+		created = !ok
+		if created {
 			rec = roomRecord{Direct: true, Creator: a.User, Created: c.clk.Now()}
-			if err := putJSON(tx.Bucket(bucketRooms), name, rec); err != nil {
+			if err := putRoom(tx, name, rec); err != nil {
 				return err
 			}
-			if err := addMember(tx, name, a.User); err != nil {
-				return err
-			}
-			if err := addMember(tx, name, a.Peer); err != nil {
-				return err
-			}
-			created = true
+			addMember(tx, name, a.User)
+			addMember(tx, name, a.Peer)
 		}
-		mem = members(tx, name)
 		return nil
 	})
+	var mem []string
+	if err == nil {
+		mem, err = members(ctx, c.store, name)
+	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("direct room: %w", err)
 	}
@@ -205,8 +212,7 @@ func (c *Central) Room(ctx context.Context, a centralapi.RoomQuery) (centralapi.
 		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}
 	var rec roomRecord
-	var mem []string
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		var ok bool
 		var err error
 		if rec, ok, err = getRoom(tx, a.Room); err != nil {
@@ -215,9 +221,12 @@ func (c *Central) Room(ctx context.Context, a centralapi.RoomQuery) (centralapi.
 		if !ok {
 			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrNoSuchRoom)
 		}
-		mem = members(tx, a.Room)
 		return nil
 	})
+	var mem []string
+	if err == nil {
+		mem, err = members(ctx, c.store, a.Room)
+	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}
@@ -230,27 +239,7 @@ func (c *Central) ListRooms(ctx context.Context, a centralapi.UserArgs) (central
 	if err := checkUser(a.User); err != nil {
 		return centralapi.ListReply{}, fmt.Errorf("list rooms: %w", err)
 	}
-	var out centralapi.ListReply
-	err := c.db.View(func(tx *bolt.Tx) error {
-		if err := needUser(tx, a.User); err != nil {
-			return err
-		}
-		counts := memberCounts(tx)
-		joined := map[string]bool{}
-		for _, r := range userRooms(tx, a.User) {
-			joined[r] = true
-		}
-		out.Rooms = []centralapi.RoomSummary{}
-		return tx.Bucket(bucketRooms).ForEach(func(k, _ []byte) error {
-			name := string(k)
-			direct := strings.HasPrefix(name, centralapi.DirectPrefix)
-			if direct && !joined[name] {
-				return nil
-			}
-			out.Rooms = append(out.Rooms, centralapi.RoomSummary{Name: name, Direct: direct, Members: counts[name], Joined: joined[name]})
-			return nil
-		})
-	})
+	out, err := c.listRooms(ctx, a.User)
 	if err != nil {
 		return centralapi.ListReply{}, fmt.Errorf("list rooms: %w", err)
 	}
@@ -264,13 +253,12 @@ func (c *Central) UserRooms(ctx context.Context, a centralapi.UserArgs) (central
 		return centralapi.UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
 	}
 	out := centralapi.UserRoomsReply{Rooms: []string{}}
-	err := c.db.View(func(tx *bolt.Tx) error {
-		if err := needUser(tx, a.User); err != nil {
-			return err
-		}
-		out.Rooms = append(out.Rooms, userRooms(tx, a.User)...)
-		return nil
-	})
+	err := kv.View(ctx, c.store, func(tx *kv.Tx) error { return needUser(tx, a.User) })
+	var rooms []string
+	if err == nil {
+		rooms, err = userRooms(ctx, c.store, a.User)
+		out.Rooms = append(out.Rooms, rooms...)
+	}
 	if err != nil {
 		return centralapi.UserRoomsReply{}, fmt.Errorf("user rooms: %w", err)
 	}
@@ -301,4 +289,37 @@ func (c *Central) describe(name string, rec roomRecord, mem []string) centralapi
 		}
 	}
 	return info
+}
+
+// listRooms lists the public rooms and user's direct rooms, with their
+// member counts.
+func (c *Central) listRooms(ctx context.Context, user string) (centralapi.ListReply, error) {
+	if err := kv.View(ctx, c.store, func(tx *kv.Tx) error { return needUser(tx, user) }); err != nil {
+		return centralapi.ListReply{}, err
+	}
+	counts, err := memberCounts(ctx, c.store)
+	if err != nil {
+		return centralapi.ListReply{}, err
+	}
+	mine, err := userRooms(ctx, c.store, user)
+	if err != nil {
+		return centralapi.ListReply{}, err
+	}
+	joined := map[string]bool{}
+	for _, r := range mine {
+		joined[r] = true
+	}
+	rooms, err := suffixes(ctx, c.store, prefixRooms)
+	if err != nil {
+		return centralapi.ListReply{}, err
+	}
+	out := centralapi.ListReply{Rooms: []centralapi.RoomSummary{}}
+	for _, name := range rooms {
+		direct := strings.HasPrefix(name, centralapi.DirectPrefix)
+		if direct && !joined[name] {
+			continue
+		}
+		out.Rooms = append(out.Rooms, centralapi.RoomSummary{Name: name, Direct: direct, Members: counts[name], Joined: joined[name]})
+	}
+	return out, nil
 }

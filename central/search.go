@@ -1,11 +1,8 @@
 package central
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/distchat/distchat/central/centralapi"
 )
@@ -18,17 +15,13 @@ func (c *Central) SearchUsers(ctx context.Context, a centralapi.SearchArgs) (cen
 	if limit <= 0 || limit > centralapi.MaxSearchResults {
 		limit = centralapi.MaxSearchResults
 	}
-	var users []string
-	err := c.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketUsers).Cursor()
-		prefix := []byte(a.Prefix)
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(users) < limit; k, _ = cur.Next() {
-			users = append(users, string(k))
-		}
-		return nil
-	})
+	kvs, _, err := c.store.Range(ctx, prefixUsers+a.Prefix, limit)
 	if err != nil {
 		return centralapi.SearchReply{}, fmt.Errorf("search users: %w", err)
+	}
+	var users []string
+	for _, p := range kvs {
+		users = append(users, p.Key[len(prefixUsers):])
 	}
 	return centralapi.SearchReply{Users: users}, nil
 }

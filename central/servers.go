@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +37,9 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		if err := checkAddr("HTTP", a.HTTP); err != nil {
 			return centralapi.RegisterReply{}, fmt.Errorf("register server %s: %w", q(a.Name), err)
 		}
+	}
+	if c.shared {
+		return c.registerShared(ctx, a)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -84,7 +89,7 @@ func (c *Central) RegisterServer(ctx context.Context, a centralapi.RegisterArgs)
 		key, err := sessionKey(tok)
 		if err == nil {
 			var rec sessionRecord
-			if rec, err = c.validSession(key); err == nil {
+			if rec, err = c.validSession(ctx, key); err == nil {
 				c.attach(key, rec.User, a.Name)
 				continue
 			}
@@ -113,6 +118,9 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 	if err := checkServer(a.Name); err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server: %w", err)
 	}
+	if c.shared {
+		return c.renewShared(ctx, a)
+	}
 	c.mu.Lock()
 	s := c.servers[a.Name]
 	c.mu.Unlock()
@@ -136,7 +144,7 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 			c.log.Info("chat server storage works again", "server", a.Name)
 		}
 	}
-	ended, err := c.endedAmong(a.Sessions)
+	ended, err := c.endedAmong(ctx, a.Sessions)
 	if err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), err)
 	}
@@ -148,6 +156,9 @@ func (c *Central) RenewServer(ctx context.Context, a centralapi.RenewArgs) (cent
 func (c *Central) UnregisterServer(ctx context.Context, a centralapi.UnregisterArgs) error {
 	if err := checkServer(a.Name); err != nil {
 		return fmt.Errorf("unregister server: %w", err)
+	}
+	if c.shared {
+		return c.unregisterShared(ctx, a)
 	}
 	c.mu.Lock()
 	s := c.servers[a.Name]
@@ -340,8 +351,13 @@ func (c *Central) dropSession(key string) {
 	c.queueEndLocked(key)
 	delete(c.pending, key)
 	if a := c.attached[key]; a != nil {
-		for name := range a.servers {
+		names := slices.Sorted(maps.Keys(a.servers))
+		for _, name := range names {
 			c.detach(key, name)
+		}
+		if err := c.storeDetach(c.bg, key, names...); err != nil {
+			// They go with the servers' leases at the latest.
+			c.log.Warn("removing an ended session's attachments from the registry failed", "session", shortID(key), "err", err)
 		}
 	}
 }

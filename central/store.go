@@ -1,39 +1,40 @@
 package central
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/distchat/distchat/central/kv"
 )
 
-// The bbolt file's layout. Composite keys join two parts with sep (a NUL
-// byte). User and room names cannot contain it; session keys (raw SHA-256
-// digests) can, so they only ever come last, after a user name.
+// Central's key space in its kv.Store. Names cannot contain '/', so it
+// separates the parts of a key; a session is stored under the hex of its
+// key (the SHA-256 of its token), never under the token.
 //
-//	meta           "schema" -> schemaVersion
-//	users          user -> userRecord (JSON)
-//	sessions       sha256(token) -> sessionRecord (JSON)
-//	user_sessions  user sep sha256(token) -> ""
-//	rooms          room -> roomRecord (JSON)
-//	room_members   room sep user -> ""
-//	user_rooms     user sep room -> ""
-var (
-	bucketMeta         = []byte("meta")
-	bucketUsers        = []byte("users")
-	bucketSessions     = []byte("sessions")
-	bucketUserSessions = []byte("user_sessions")
-	bucketRooms        = []byte("rooms")
-	bucketRoomMembers  = []byte("room_members")
-	bucketUserRooms    = []byte("user_rooms")
-)
-
+//	meta/schema              -> schemaVersion
+//	users/USER               -> userRecord (JSON)
+//	sessions/HEX             -> sessionRecord (JSON)
+//	user_sessions/USER/HEX   -> ""
+//	rooms/ROOM               -> roomRecord (JSON)
+//	room_members/ROOM/USER   -> ""
+//	user_rooms/USER/ROOM     -> ""
+//
+// The pairs room_members/user_rooms and sessions/user_sessions are always
+// written together, in one transaction. legacy.go carries a data
+// directory of the older bbolt layout (schema 1) over to this one.
 const (
-	sep           = "\x00"
-	schemaKey     = "schema"
-	schemaVersion = "1"
+	keySchema          = "meta/schema"
+	prefixUsers        = "users/"
+	prefixSessions     = "sessions/"
+	prefixUserSessions = "user_sessions/"
+	prefixRooms        = "rooms/"
+	prefixRoomMembers  = "room_members/"
+	prefixUserRooms    = "user_rooms/"
+	schemaVersion      = "2"
 )
 
 // userRecord is an account. Only hashes of the secrets are kept.
@@ -57,138 +58,151 @@ type roomRecord struct {
 	Created time.Time `json:"created"`
 }
 
-// initSchema creates the buckets and checks the schema version.
-func initSchema(db *bolt.DB) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketUsers, bucketSessions, bucketUserSessions,
-			bucketRooms, bucketRoomMembers, bucketUserRooms} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("create bucket %s: %w", b, err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get([]byte(schemaKey)); {
-		case v == nil:
-			return meta.Put([]byte(schemaKey), []byte(schemaVersion))
+// initSchema records the schema version in an empty store and checks it
+// in any other.
+func initSchema(ctx context.Context, s kv.Store) error {
+	_, err := kv.Update(ctx, s, func(tx *kv.Tx) error {
+		v, ok, err := tx.Get(keySchema)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			tx.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
-			return fmt.Errorf("database schema version %q, want %q", v, schemaVersion)
+			return fmt.Errorf("state schema version %q, want %q", v, schemaVersion)
 		}
 		return nil
 	})
+	return err
 }
 
-func getJSON(tx *bolt.Tx, bucket []byte, key string, v any) (bool, error) {
-	raw := tx.Bucket(bucket).Get([]byte(key))
-	if raw == nil {
-		return false, nil
+func sessionHex(key string) string { return hex.EncodeToString([]byte(key)) }
+
+func getJSON(tx *kv.Tx, key string, v any) (bool, error) {
+	raw, ok, err := tx.Get(key)
+	if err != nil || !ok {
+		return false, err
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("corrupt record in %s: %w", bucket, err)
+		return false, fmt.Errorf("corrupt record %s: %w", key, err)
 	}
 	return true, nil
 }
 
-func putJSON(b *bolt.Bucket, key string, v any) error {
+func putJSON(tx *kv.Tx, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(key), raw)
+	tx.Put(key, raw)
+	return nil
 }
 
-func getUser(tx *bolt.Tx, name string) (userRecord, bool, error) {
+func getUser(tx *kv.Tx, name string) (userRecord, bool, error) {
 	var u userRecord
-	ok, err := getJSON(tx, bucketUsers, name, &u)
+	ok, err := getJSON(tx, prefixUsers+name, &u)
 	return u, ok, err
 }
 
-func getSession(tx *bolt.Tx, key string) (sessionRecord, bool, error) {
+func putUser(tx *kv.Tx, name string, u userRecord) error {
+	return putJSON(tx, prefixUsers+name, u)
+}
+
+func getSession(tx *kv.Tx, key string) (sessionRecord, bool, error) {
 	var s sessionRecord
-	ok, err := getJSON(tx, bucketSessions, key, &s)
+	ok, err := getJSON(tx, prefixSessions+sessionHex(key), &s)
 	return s, ok, err
 }
 
-func putSession(tx *bolt.Tx, key string, s sessionRecord) error {
-	if err := putJSON(tx.Bucket(bucketSessions), key, s); err != nil {
+func putSession(tx *kv.Tx, key string, s sessionRecord) error {
+	if err := putJSON(tx, prefixSessions+sessionHex(key), s); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketUserSessions).Put([]byte(s.User+sep+key), nil)
+	tx.Put(prefixUserSessions+s.User+"/"+sessionHex(key), nil)
+	return nil
 }
 
-func deleteSession(tx *bolt.Tx, key, user string) error {
-	if err := tx.Bucket(bucketSessions).Delete([]byte(key)); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketUserSessions).Delete([]byte(user + sep + key))
+func deleteSession(tx *kv.Tx, key, user string) {
+	tx.Delete(prefixSessions + sessionHex(key))
+	tx.Delete(prefixUserSessions + user + "/" + sessionHex(key))
 }
 
-// userSessionKeys lists the keys of a user's sessions.
-func userSessionKeys(tx *bolt.Tx, user string) []string {
-	var keys []string
-	prefix := []byte(user + sep)
-	c := tx.Bucket(bucketUserSessions).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, string(k[len(prefix):]))
-	}
-	return keys
-}
-
-func getRoom(tx *bolt.Tx, name string) (roomRecord, bool, error) {
+func getRoom(tx *kv.Tx, name string) (roomRecord, bool, error) {
 	var r roomRecord
-	ok, err := getJSON(tx, bucketRooms, name, &r)
+	ok, err := getJSON(tx, prefixRooms+name, &r)
 	return r, ok, err
 }
 
-func isMember(tx *bolt.Tx, room, user string) bool {
-	return tx.Bucket(bucketRoomMembers).Get([]byte(room+sep+user)) != nil
+func putRoom(tx *kv.Tx, name string, r roomRecord) error {
+	return putJSON(tx, prefixRooms+name, r)
 }
 
-func addMember(tx *bolt.Tx, room, user string) error {
-	if err := tx.Bucket(bucketRoomMembers).Put([]byte(room+sep+user), nil); err != nil {
-		return err
+func isMember(tx *kv.Tx, room, user string) (bool, error) {
+	_, ok, err := tx.Get(prefixRoomMembers + room + "/" + user)
+	return ok, err
+}
+
+func addMember(tx *kv.Tx, room, user string) {
+	tx.Put(prefixRoomMembers+room+"/"+user, nil)
+	tx.Put(prefixUserRooms+user+"/"+room, nil)
+}
+
+func removeMember(tx *kv.Tx, room, user string) {
+	tx.Delete(prefixRoomMembers + room + "/" + user)
+	tx.Delete(prefixUserRooms + user + "/" + room)
+}
+
+// userSessionKeys lists the keys of a user's sessions.
+func userSessionKeys(ctx context.Context, s kv.Store, user string) ([]string, error) {
+	hexes, err := suffixes(ctx, s, prefixUserSessions+user+"/")
+	if err != nil {
+		return nil, err
 	}
-	return tx.Bucket(bucketUserRooms).Put([]byte(user+sep+room), nil)
-}
-
-func removeMember(tx *bolt.Tx, room, user string) error {
-	if err := tx.Bucket(bucketRoomMembers).Delete([]byte(room + sep + user)); err != nil {
-		return err
+	keys := make([]string, 0, len(hexes))
+	for _, h := range hexes {
+		raw, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("corrupt session key %s%s/%s: %w", prefixUserSessions, user, h, err)
+		}
+		keys = append(keys, string(raw))
 	}
-	return tx.Bucket(bucketUserRooms).Delete([]byte(user + sep + room))
+	return keys, nil
 }
 
-// members lists a room's members, sorted (bbolt keeps keys in byte order).
-func members(tx *bolt.Tx, room string) []string {
-	return scanSuffixes(tx.Bucket(bucketRoomMembers), room)
+// members lists a room's members, sorted.
+func members(ctx context.Context, s kv.Store, room string) ([]string, error) {
+	return suffixes(ctx, s, prefixRoomMembers+room+"/")
 }
 
 // userRooms lists the rooms a user is a member of, sorted.
-func userRooms(tx *bolt.Tx, user string) []string {
-	return scanSuffixes(tx.Bucket(bucketUserRooms), user)
+func userRooms(ctx context.Context, s kv.Store, user string) ([]string, error) {
+	return suffixes(ctx, s, prefixUserRooms+user+"/")
 }
 
-func scanSuffixes(b *bolt.Bucket, head string) []string {
-	var out []string
-	prefix := []byte(head + sep)
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		out = append(out, string(k[len(prefix):]))
+// suffixes lists what follows prefix in the keys that start with it.
+func suffixes(ctx context.Context, s kv.Store, prefix string) ([]string, error) {
+	kvs, _, err := s.Range(ctx, prefix, 0)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	out := make([]string, 0, len(kvs))
+	for _, p := range kvs {
+		out = append(out, p.Key[len(prefix):])
+	}
+	return out, nil
 }
 
 // memberCounts returns the number of members of every room with any.
-func memberCounts(tx *bolt.Tx) map[string]int {
+func memberCounts(ctx context.Context, s kv.Store) (map[string]int, error) {
+	kvs, _, err := s.Range(ctx, prefixRoomMembers, 0)
+	if err != nil {
+		return nil, err
+	}
 	counts := map[string]int{}
-	_ = tx.Bucket(bucketRoomMembers).ForEach(func(k, _ []byte) error {
-		if room, _, ok := strings.Cut(string(k), sep); ok {
+	for _, p := range kvs {
+		if room, _, ok := strings.Cut(p.Key[len(prefixRoomMembers):], "/"); ok {
 			counts[room]++
 		}
-		return nil
-	})
-	return counts
-}
-
-func hasPrefix(b, prefix []byte) bool {
-	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+	}
+	return counts, nil
 }

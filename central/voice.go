@@ -2,11 +2,11 @@ package central
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/central/kv"
 )
 
 // voiceHost is the chat server chosen to host one room's voice channel:
@@ -24,7 +24,8 @@ type voiceHost struct {
 // every member's media goes to one place; once it is gone, the next call
 // picks another. The choice lives in memory only: after a restart of
 // central, or of the host, the channel is placed afresh and its
-// participants join again.
+// participants join again. Front-ends that share a store keep it there,
+// on the host's lease, so that all name the same host (voiceHostShared).
 func (c *Central) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (centralapi.VoiceHostReply, error) {
 	if err := checkUser(a.User); err != nil {
 		return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
@@ -32,13 +33,15 @@ func (c *Central) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (central
 	if err := checkAnyRoom(a.Room); err != nil {
 		return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
 	}
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		if _, ok, err := getRoom(tx, a.Room); err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrNoSuchRoom)
 		}
-		if !isMember(tx, a.Room, a.User) {
+		if member, err := isMember(tx, a.Room, a.User); err != nil {
+			return err
+		} else if !member {
 			return fmt.Errorf("user %s in room %s: %w", q(a.User), q(a.Room), centralapi.ErrNotMember)
 		}
 		return nil
@@ -48,6 +51,9 @@ func (c *Central) VoiceHost(ctx context.Context, a centralapi.RoomArgs) (central
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.shared {
+		return c.voiceHostShared(ctx, a.Room)
+	}
 	if h, ok := c.voiceHosts[a.Room]; ok {
 		if s := c.servers[h.server]; s != nil && s.gen == h.gen {
 			return centralapi.VoiceHostReply{Server: infoOf(s)}, nil
@@ -95,4 +101,43 @@ func (c *Central) forgetVoiceHostsLocked(name string) {
 			delete(c.voiceHosts, room)
 		}
 	}
+}
+
+// voiceHostShared is VoiceHost's choice on a shared registry: the host
+// named in the store while its registration lives, else the least-loaded
+// server, written if no other front-end chose one meanwhile. c.mu must be
+// held.
+func (c *Central) voiceHostShared(ctx context.Context, room string) (centralapi.VoiceHostReply, error) {
+	key := prefixLiveVoice + room
+	for range kv.MaxAttempts {
+		cur, ok, err := c.store.Get(ctx, key)
+		if err != nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
+		}
+		if ok {
+			name := string(cur.Value)
+			if c.knowServer(ctx, name) == nil && c.servers[name].kvLease == cur.Lease {
+				return centralapi.VoiceHostReply{Server: infoOf(c.servers[name])}, nil
+			}
+		} else {
+			cur = kv.KeyValue{Key: key}
+		}
+		s := c.leastLoadedLocked()
+		if s == nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host for room %s: %w", q(room), centralapi.ErrNoServers)
+		}
+		won, _, err := c.store.Txn(ctx, []kv.Cmp{kv.Unchanged(cur)}, []kv.Op{kv.PutLease(key, []byte(s.info.Name), s.kvLease)})
+		if errors.Is(err, kv.ErrLeaseNotFound) {
+			c.dropServer(s) // its lease just ended; the watch will say so too
+			continue
+		}
+		if err != nil {
+			return centralapi.VoiceHostReply{}, fmt.Errorf("voice host: %w", err)
+		}
+		if won {
+			c.log.Info("voice channel placed", "room", room, "server", s.info.Name, "previous", string(cur.Value))
+			return centralapi.VoiceHostReply{Server: infoOf(s)}, nil
+		}
+	}
+	return centralapi.VoiceHostReply{}, fmt.Errorf("voice host for room %s: %w", q(room), kv.ErrConflict)
 }
