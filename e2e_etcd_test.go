@@ -87,7 +87,7 @@ func TestEtcdMembers(t *testing.T) {
 	login := func(addr, user string) (centralapi.LoginReply, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 		defer cancel()
-		trust, err := pki.NewClientTrust(pki.TrustOptions{Central: addr, CAFile: h.ca})
+		trust, err := pki.NewClientTrust(pki.TrustOptions{Centrals: []string{addr}, CAFile: h.ca})
 		if err != nil {
 			return centralapi.LoginReply{}, err
 		}
