@@ -105,6 +105,7 @@ type Central struct {
 	// too (registry.go); followDone closes when the registry watch ends.
 	shared     bool
 	followDone chan struct{}
+	roomsDone  chan struct{} // closes when the membership watch ends (roomwatch.go)
 	leases     *rmi.Leases
 	// dummyHash is compared against when a user does not exist, so that
 	// the answer takes as long as for a wrong password.
@@ -150,6 +151,10 @@ type liveServer struct {
 	// storageFailing: the server reported that it cannot write; no one is
 	// placed there (servers.go).
 	storageFailing bool
+	// servedUntil: the server registered or renewed its lease at this
+	// front-end, which tells it of membership changes until then
+	// (roomwatch.go; shared registry only).
+	servedUntil time.Time
 }
 
 // attachment records the servers one session is attached to.
@@ -259,6 +264,8 @@ func Open(cfg Config) (*Central, error) {
 		}
 		c.followDone = make(chan struct{})
 		go c.followLive(rev)
+		c.roomsDone = make(chan struct{})
+		go c.followRooms(rev)
 	}
 	c.mu.Lock()
 	c.sweep = c.clk.AfterFunc(c.sweepInterval(), c.sweepSessions)
@@ -289,6 +296,7 @@ func (c *Central) Close() error {
 	c.leases.Close()
 	if c.followDone != nil {
 		<-c.followDone
+		<-c.roomsDone
 	}
 	if err := c.store.Close(); err != nil {
 		return fmt.Errorf("central: close: %w", err)

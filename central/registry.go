@@ -211,6 +211,7 @@ func (c *Central) registerShared(ctx context.Context, a centralapi.RegisterArgs)
 		return centralapi.RegisterReply{}, errClosed
 	}
 	s := c.installLive(a.Name, uint64(lease), lease, rec)
+	s.servedUntil = c.clk.Now().Add(c.leaseTTL)
 	var rejected []string
 	var ops []kv.Op
 	for _, tok := range a.Sessions {
@@ -284,7 +285,7 @@ func (c *Central) renewShared(ctx context.Context, a centralapi.RenewArgs) (cent
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.installLive(a.Name, uint64(cur.Lease), cur.Lease, rec)
+	c.installLive(a.Name, uint64(cur.Lease), cur.Lease, rec).servedUntil = c.clk.Now().Add(c.leaseTTL)
 	ended, err := c.endedAmong(ctx, a.Sessions)
 	if err != nil {
 		return centralapi.RenewReply{}, fmt.Errorf("renew server %s: %w", q(a.Name), err)
