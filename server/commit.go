@@ -12,7 +12,7 @@ type commitReq struct {
 	msgs  []chatapi.Message
 	last  int64    // a watermark to make durable (meta "last")
 	known []string // the known chat servers to record
-	own   bool     // msgs were stamped here (record dedupe entries)
+	own   bool     // msgs were stamped here (not from another server)
 	done  chan struct{}
 	err   error
 	isNew []bool
@@ -20,8 +20,8 @@ type commitReq struct {
 }
 
 // committer group-commits: while one caller (the leader) writes a batch,
-// others queue; the leader then writes everything queued in one bbolt
-// transaction. There is no background goroutine and no timer: with one
+// others queue; the leader then writes everything queued with one append
+// to the log (one write, one fdatasync: store.go). There is no background goroutine and no timer: with one
 // caller at a time (as in the simulator) every commit is immediate.
 type committer struct {
 	st *store
@@ -139,7 +139,6 @@ func (c *committer) write(batch []*commitReq) error {
 		}
 		for _, m := range r.msgs {
 			wb.msgs = append(wb.msgs, m)
-			wb.own = append(wb.own, r.own)
 			// Only our own stamps (and promises) floor our stamper after a
 			// restart; in wall mode another server's clock must not.
 			if r.own && m.Stamp.Time > wb.last {
@@ -164,35 +163,26 @@ func (c *committer) write(batch []*commitReq) error {
 }
 
 // committed runs in the committing leader once a batch is durable, and
-// hands it on: the new messages of each room go to its local members
-// (fanout.go), and own ones to the outbox for the room's other servers
-// (fanout.go). Stamps stored from elsewhere move the stamper's clock.
+// hands it on: the new own messages of each room go to its local members
+// (fanout.go) and to the outbox for the room's other servers (outbox.go).
+// Messages from other servers reached local members before they were
+// written (storeForeign); here only the rooms' heads move past them.
 func (s *Server) committed(batch []*commitReq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	byRoom := map[string][]chatapi.Message{}
 	var order []string
-	ownRooms := map[string]bool{}
 	for _, q := range batch {
-		for i, m := range q.msgs {
-			if !q.isNew[i] {
-				continue
-			}
-			if _, ok := byRoom[m.Room]; !ok {
-				order = append(order, m.Room)
-			}
-			byRoom[m.Room] = append(byRoom[m.Room], m)
-			if r := s.room(m.Room); !q.own && !r.members.valid {
-				// Messages of a room whose members we do not know (a
-				// RoomChanged that never came): learn them, so local
-				// members get them.
-				s.refreshSoonLocked(r)
-			}
-			if q.own {
-				ownRooms[m.Room] = true
+		if q.own {
+			for i, m := range q.msgs {
+				if !q.isNew[i] {
+					continue
+				}
+				if _, ok := byRoom[m.Room]; !ok {
+					order = append(order, m.Room)
+				}
+				byRoom[m.Room] = append(byRoom[m.Room], m)
 				s.out.stored(m.Room, m.Stamp.Seq) // durable now: the forwarders may send it
-			} else {
-				s.stamper.observe(m.Stamp.Time)
 			}
 		}
 		for room, hs := range q.heads {
@@ -206,9 +196,7 @@ func (s *Server) committed(batch []*commitReq) {
 	}
 	for _, room := range order {
 		s.deliverLocked(room, byRoom[room])
-		if ownRooms[room] {
-			s.dispatchLocked(s.room(room))
-		}
+		s.dispatchLocked(s.room(room))
 	}
 }
 

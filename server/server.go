@@ -45,7 +45,7 @@ type Config struct {
 	Addr string
 	// HTTP is the host:port of its web listener, if any (reported to central).
 	HTTP string
-	// Dir holds the server's bbolt file (server.db).
+	// Dir holds the server's data: its log (Dir/log, store.go).
 	Dir string
 	// Clock is the only source of time; default clock.New().
 	Clock clock.Clock
@@ -173,6 +173,10 @@ func Open(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st.fault = cfg.WriteFault
+	if n := st.tornBytes(); n > 0 {
+		cfg.Logger.Warn("cut a torn write off the end of the log (a crash during a write; it was never acknowledged)",
+			"server", cfg.Name, "bytes", n)
+	}
 	ls, err := st.load(cfg.Name)
 	if err != nil {
 		st.close()
