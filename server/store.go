@@ -101,9 +101,8 @@ func openStore(dir, name string, noSync bool) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "server.db")); err == nil {
-		return nil, fmt.Errorf("%s holds server.db, the data file of an older distchat (bbolt): this version keeps its data in %s; start it on an empty directory",
-			dir, filepath.Join(dir, logDir))
+	if err := migrateBolt(dir, name, noSync); err != nil {
+		return nil, err
 	}
 	st := &store{
 		self: name, rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{},
