@@ -74,9 +74,9 @@ type Pos struct {
 	Off int64
 }
 
-// Log is an open segment log. Append must not be called concurrently
-// with itself (the caller serializes its writers, as a group committer
-// does); Read may be called at any time, from any goroutine.
+// Log is an open segment log. Its methods may be called from any
+// goroutine; appends run one at a time (a group committer has one
+// writer anyway), and reads run alongside them.
 type Log struct {
 	dir  string
 	opts Options
@@ -84,11 +84,14 @@ type Log struct {
 	mu   sync.RWMutex // guards segs (Append adds to it; Read looks up)
 	segs []*segment   // in order; the last is the one appended to
 
-	// Only Append touches these.
-	size  int64  // bytes of complete records in the last segment
-	dirty bool   // a failed append may have left bytes past size
-	buf   []byte // reused for each batch
-	cut   int64  // bytes of torn tail Open cut off
+	// wmu is held by Append throughout, and by Close, which so waits for
+	// the append in flight. It guards the fields below.
+	wmu    sync.Mutex
+	closed bool
+	size   int64  // bytes of complete records in the last segment
+	dirty  bool   // a failed append may have left bytes past size
+	buf    []byte // reused for each batch
+	cut    int64  // bytes of torn tail Open cut off
 }
 
 // segment is one file of the log.
@@ -300,6 +303,11 @@ func (l *Log) Append(recs [][]byte) ([]Pos, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.closed {
+		return nil, errClosed
+	}
 	seg := l.last()
 	if l.dirty {
 		if err := seg.f.Truncate(l.size); err != nil {
@@ -376,7 +384,7 @@ func (l *Log) Read(p Pos) ([]byte, error) {
 	var seg *segment
 	if len(l.segs) == 0 {
 		l.mu.RUnlock()
-		return nil, errors.New("seglog: read from a closed log")
+		return nil, errClosed
 	}
 	if first := l.segs[0].num; p.Seg >= first && int(p.Seg-first) < len(l.segs) {
 		seg = l.segs[p.Seg-first]
@@ -396,8 +404,14 @@ func (l *Log) Read(p Pos) ([]byte, error) {
 	return payload, nil
 }
 
-// Close closes the segment files.
+// errClosed is returned by an append to a closed log.
+var errClosed = errors.New("seglog: the log is closed")
+
+// Close waits for an append in flight and closes the segment files.
 func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.closed = true
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var errs []error
