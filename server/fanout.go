@@ -156,7 +156,7 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	if err := validForwarded(ms); err != nil {
 		return 0, err
 	}
-	s.deliverForeign(ms, s.st.claim(ms))
+	s.deliverForeign(ms, s.st.accept(ms))
 	req := &commitReq{msgs: ms}
 	if err := s.commit.submit(req); err != nil {
 		return 0, fmt.Errorf("%w: %w", chatapi.ErrStorage, err)

@@ -57,9 +57,11 @@ type store struct {
 type roomLog struct {
 	order   []logEntry            // every stored message, in stamp order
 	origins map[string]*originLog // the same messages by origin, in seq order
-	// claimed are messages handed to local delivery before they were
-	// stored (claim); they are dropped from here once stored.
-	claimed map[chatapi.Stamp]bool
+	// pending are messages from other servers handed to local delivery
+	// before they are stored (accept): reads see them, so that a member
+	// who syncs before their write misses nothing. They leave when
+	// stored, and are lost in a crash (their origin sends them again).
+	pending map[chatapi.Stamp]chatapi.Message
 }
 
 // originLog is one origin's messages in a room.
@@ -210,7 +212,7 @@ func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved 
 	o.entries = slices.Insert(o.entries, i, e)
 	j := sort.Search(len(r.order), func(j int) bool { return !r.order[j].stamp.Less(m.Stamp) })
 	r.order = slices.Insert(r.order, j, e)
-	delete(r.claimed, m.Stamp)
+	delete(r.pending, m.Stamp)
 	for o.head < uint64(len(o.entries)) && o.entries[o.head].stamp.Seq == o.head+1 {
 		o.head++
 		moved = true
@@ -350,11 +352,12 @@ func (st *store) commit(b *writeBatch) error {
 	return nil
 }
 
-// claim marks which of msgs, from another server, are neither stored nor
-// claimed before, so that the caller hands each to local delivery once,
-// before it is stored (storeForeign). A claim does not store anything: the
-// commit that follows decides what is written, by what is stored then.
-func (st *store) claim(msgs []chatapi.Message) []bool {
+// accept marks which of msgs, from another server, are neither stored nor
+// pending, and makes them pending, so that the caller hands each to local
+// delivery once, before it is stored (storeForeign). Pending messages are
+// read like stored ones, but nothing is written: the commit that follows
+// decides what to write, by what is stored then.
+func (st *store) accept(msgs []chatapi.Message) []bool {
 	fresh := make([]bool, len(msgs))
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -363,13 +366,13 @@ func (st *store) claim(msgs []chatapi.Message) []bool {
 			continue
 		}
 		r := st.roomLocked(m.Room)
-		if r.claimed[m.Stamp] {
+		if _, ok := r.pending[m.Stamp]; ok {
 			continue
 		}
-		if r.claimed == nil {
-			r.claimed = map[chatapi.Stamp]bool{}
+		if r.pending == nil {
+			r.pending = map[chatapi.Stamp]chatapi.Message{}
 		}
-		r.claimed[m.Stamp] = true
+		r.pending[m.Stamp] = m
 		fresh[i] = true
 	}
 	return fresh
@@ -403,9 +406,11 @@ func (st *store) read(room string, ps []seglog.Pos) ([]chatapi.Message, error) {
 }
 
 // scan returns up to limit messages of room in stamp order whose seq is
-// above have[origin] for their origin, and whether more remain.
+// above have[origin] for their origin, and whether more remain. Pending
+// messages (accept) are among them.
 func (st *store) scan(room string, have map[string]uint64, limit int) ([]chatapi.Message, bool, error) {
 	var ps []seglog.Pos
+	var pending []chatapi.Message
 	more := false
 	st.mu.RLock()
 	if r := st.rooms[room]; r != nil {
@@ -431,10 +436,25 @@ func (st *store) scan(room string, have map[string]uint64, limit int) ([]chatapi
 				ps = append(ps, e.pos)
 			}
 		}
+		for s, m := range r.pending {
+			if s.Seq > have[s.Server] {
+				pending = append(pending, m)
+			}
+		}
 	}
 	st.mu.RUnlock()
 	out, err := st.read(room, ps)
-	return out, more, err
+	if err != nil || len(pending) == 0 {
+		return out, more, err
+	}
+	// The stored messages read are the first limit of their kind, so the
+	// first limit of them and the pending ones together are the answer.
+	out = append(out, pending...)
+	slices.SortFunc(out, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
+	if len(out) > limit {
+		out, more = out[:limit], true
+	}
+	return out, more, nil
 }
 
 // ownRange returns this server's own messages of room with seq in

@@ -240,25 +240,44 @@ func TestStoreBelongsToOneServer(t *testing.T) {
 	}
 }
 
-// claim hands each message from elsewhere to local delivery once, whether
-// it is stored yet or not.
-func TestStoreClaimsEachMessageOnce(t *testing.T) {
+// accept hands each message from elsewhere to local delivery once,
+// whether it is stored yet or not, and reads see it from then on.
+func TestStoreAcceptsEachMessageOnce(t *testing.T) {
 	st, err := openStore(t.TempDir(), "a", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.close()
-	m1, m2 := testMsg("b", 1, 10), testMsg("b", 2, 20)
-	if got := st.claim([]chatapi.Message{m1, m1}); !reflect.DeepEqual(got, []bool{true, false}) {
-		t.Fatalf("first claim %v", got)
+	m1, m2, m3 := testMsg("b", 1, 10), testMsg("b", 2, 20), testMsg("c", 1, 15)
+	if got := st.accept([]chatapi.Message{m1, m1}); !reflect.DeepEqual(got, []bool{true, false}) {
+		t.Fatalf("first accept %v", got)
 	}
 	if err := st.commit(&writeBatch{msgs: []chatapi.Message{m1}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := st.claim([]chatapi.Message{m1, m2}); !reflect.DeepEqual(got, []bool{false, true}) {
-		t.Fatalf("claim after m1 was stored: %v", got)
+	if got := st.accept([]chatapi.Message{m1, m2, m3}); !reflect.DeepEqual(got, []bool{false, true, true}) {
+		t.Fatalf("accept after m1 was stored: %v", got)
 	}
-	if n := len(st.rooms["r"].claimed); n != 1 {
-		t.Fatalf("%d claims left, want m2's only", n)
+	if n := len(st.rooms["r"].pending); n != 2 {
+		t.Fatalf("%d pending, want m2 and m3", n)
+	}
+	// A member who syncs before m2 and m3 are written gets them, in
+	// stamp order, page by page.
+	got, more, err := st.scan("r", nil, 2)
+	if err != nil || !more || !reflect.DeepEqual(got, []chatapi.Message{m1, m3}) {
+		t.Fatalf("first page with pending messages: %v, more=%v, %v", got, more, err)
+	}
+	got, more, err = st.scan("r", map[string]uint64{"b": 1, "c": 1}, 2)
+	if err != nil || more || !reflect.DeepEqual(got, []chatapi.Message{m2}) {
+		t.Fatalf("second page: %v, more=%v, %v", got, more, err)
+	}
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{m2, m3}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.rooms["r"].pending); n != 0 {
+		t.Fatalf("%d pending after the write", n)
+	}
+	if got, _, _ := st.scan("r", nil, 10); !reflect.DeepEqual(got, []chatapi.Message{m1, m3, m2}) {
+		t.Fatalf("after the write: %v", got)
 	}
 }
