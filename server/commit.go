@@ -21,8 +21,9 @@ type commitReq struct {
 
 // committer group-commits: while one caller (the leader) writes a batch,
 // others queue; the leader then writes everything queued with one append
-// to the log (one write, one fdatasync: store.go). There is no background goroutine and no timer: with one
-// caller at a time (as in the simulator) every commit is immediate.
+// to the log (one write, one fdatasync: store.go). There is no background
+// goroutine and no timer: with one caller at a time (as in the simulator)
+// every commit is immediate.
 type committer struct {
 	st *store
 	// after runs in the leader after each successful batch, before the

@@ -68,9 +68,9 @@ type Config struct {
 	// close the file (so nothing written is lost) and which would
 	// otherwise spend its time waiting on the disk. Never in production.
 	NoSync bool
-	// WriteFault, if set, is asked at the end of every write transaction
-	// of the data file, and an error it returns fails that write as a
-	// full disk would (storage.go). Only for tests of storage failure.
+	// WriteFault, if set, is asked after every write to the log, before
+	// it is synced, and an error it returns fails that write as a full
+	// disk would (storage.go). Only for tests of storage failure.
 	WriteFault func() error
 	// VoiceNetwork says which addresses and UDP ports the SFU of the voice
 	// channels this server hosts uses. With no IPs, it offers the host of
