@@ -13,6 +13,9 @@ type commitReq struct {
 	last  int64    // a watermark to make durable (meta "last")
 	known []string // the known chat servers to record
 	own   bool     // msgs were stamped here (not from another server)
+	// later marks messages from another server to hand to local members
+	// once stored, if new (deliverForeign); the others went at once.
+	later []bool
 	done  chan struct{}
 	err   error
 	isNew []bool
@@ -166,24 +169,30 @@ func (c *committer) write(batch []*commitReq) error {
 // committed runs in the committing leader once a batch is durable, and
 // hands it on: the new own messages of each room go to its local members
 // (fanout.go) and to the outbox for the room's other servers (outbox.go).
-// Messages from other servers reached local members before they were
-// written (storeForeign); here only the rooms' heads move past them.
+// Messages from other servers went to local members before they were
+// written (storeForeign), but for those marked later, which go now, and
+// whose stamps move the stamper's clock. The rooms' heads move past what
+// was stored.
 func (s *Server) committed(batch []*commitReq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	byRoom := map[string][]chatapi.Message{}
 	var order []string
+	ownRooms := map[string]bool{}
 	for _, q := range batch {
-		if q.own {
-			for i, m := range q.msgs {
-				if !q.isNew[i] {
-					continue
-				}
-				if _, ok := byRoom[m.Room]; !ok {
-					order = append(order, m.Room)
-				}
-				byRoom[m.Room] = append(byRoom[m.Room], m)
+		for i, m := range q.msgs {
+			if !q.isNew[i] || (!q.own && !q.later[i]) {
+				continue
+			}
+			if _, ok := byRoom[m.Room]; !ok {
+				order = append(order, m.Room)
+			}
+			byRoom[m.Room] = append(byRoom[m.Room], m)
+			if q.own {
+				ownRooms[m.Room] = true
 				s.out.stored(m.Room, m.Stamp.Seq) // durable now: the forwarders may send it
+			} else {
+				s.stamper.observe(m.Stamp.Time)
 			}
 		}
 		for room, hs := range q.heads {
@@ -197,7 +206,9 @@ func (s *Server) committed(batch []*commitReq) {
 	}
 	for _, room := range order {
 		s.deliverLocked(room, byRoom[room])
-		s.dispatchLocked(s.room(room))
+		if ownRooms[room] {
+			s.dispatchLocked(s.room(room))
+		}
 	}
 }
 

@@ -156,8 +156,7 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	if err := validForwarded(ms); err != nil {
 		return 0, err
 	}
-	s.deliverForeign(ms, s.st.accept(ms))
-	req := &commitReq{msgs: ms}
+	req := &commitReq{msgs: ms, later: s.deliverForeign(ms)}
 	if err := s.commit.submit(req); err != nil {
 		return 0, fmt.Errorf("%w: %w", chatapi.ErrStorage, err)
 	}
@@ -178,26 +177,34 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	return n, nil
 }
 
-// deliverForeign queues for local members the messages of ms that fresh
-// marks (not seen here before), room by room, before they are stored.
-// Their stamps move the stamper's clock.
-func (s *Server) deliverForeign(ms []chatapi.Message, fresh []bool) {
-	byRoom := map[string][]chatapi.Message{}
-	var order []string
+// deliverForeign queues for local members the messages of ms not seen
+// here before, room by room, before they are stored; their stamps move the
+// stamper's clock. A room whose membership is not known (a RoomChanged
+// just came, or none ever did) has its membership read again, and its
+// messages wait for their write, as every message did before: by then
+// the members the read makes local get them too. later marks those.
+func (s *Server) deliverForeign(ms []chatapi.Message) (later []bool) {
+	later = make([]bool, len(ms))
+	var now []chatapi.Message
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, m := range ms {
-		if !fresh[i] {
+		if r := s.room(m.Room); !r.members.valid {
+			s.refreshSoonLocked(r)
+			later[i] = true
 			continue
 		}
+		now = append(now, m)
+	}
+	byRoom := map[string][]chatapi.Message{}
+	var order []string
+	for i, fresh := range s.st.accept(now) {
+		if !fresh {
+			continue
+		}
+		m := now[i]
 		if _, ok := byRoom[m.Room]; !ok {
 			order = append(order, m.Room)
-			if r := s.room(m.Room); !r.members.valid {
-				// Messages of a room whose members we do not know (a
-				// RoomChanged that never came): learn them, so local
-				// members get them.
-				s.refreshSoonLocked(r)
-			}
 		}
 		byRoom[m.Room] = append(byRoom[m.Room], m)
 		s.stamper.observe(m.Stamp.Time)
@@ -205,6 +212,7 @@ func (s *Server) deliverForeign(ms []chatapi.Message, fresh []bool) {
 	for _, room := range order {
 		s.deliverLocked(room, byRoom[room])
 	}
+	return later
 }
 
 // validForwarded checks messages arriving from another server.
