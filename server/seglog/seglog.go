@@ -17,6 +17,14 @@
 // A failed append (a full disk, a failing fsync) is cut off the file
 // before the next append, so a failed batch never leaves bytes in the
 // middle of the log.
+//
+// Why a log of its own: a chat server mostly appends, and reads what it
+// appended recently. A B+tree (bbolt, which the chat server used before)
+// copies the pages it changes on every commit and syncs twice; an LSM
+// tree (Pebble) writes its own log first and then does the work of a
+// sorted table in the background. This log does only the first part: one
+// write and one fdatasync per group commit, and the index the chat
+// server needs is kept in memory (server/store.go).
 package seglog
 
 import (
