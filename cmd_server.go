@@ -28,7 +28,7 @@ import (
 
 const serverDescription = `Runs one chat server and registers it with the central server. The chat
 server accepts the users central places on it, stamps each post it
-receives first with (time, server, seq), makes it durable (DIR/server.db)
+receives first with (time, server, seq), makes it durable (DIR/log)
 before acknowledging it, forwards it once to every other chat server that
 hosts members of the room, and delivers it to its own users through the
 callback object they export on their own connection.

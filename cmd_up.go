@@ -24,7 +24,7 @@ directory, all under --data:
   DIR/cluster.secret   the cluster secret (created if absent, mode 0600)
   DIR/ca.crt, ca.key   the cluster CA (created if absent; the key mode 0600)
   DIR/central/         the central server's central.db
-  DIR/server-N/        chat server N's server.db, its key and certificate
+  DIR/server-N/        chat server N's log/, its key and certificate
 
 The central server listens on --listen; the chat servers on 127.0.0.1 with
 any free port, or on consecutive ports from --server-listen. The processes

@@ -12,7 +12,10 @@ type commitReq struct {
 	msgs  []chatapi.Message
 	last  int64    // a watermark to make durable (meta "last")
 	known []string // the known chat servers to record
-	own   bool     // msgs were stamped here (record dedupe entries)
+	own   bool     // msgs were stamped here (not from another server)
+	// later marks messages from another server to hand to local members
+	// once stored, if new (deliverForeign); the others went at once.
+	later []bool
 	done  chan struct{}
 	err   error
 	isNew []bool
@@ -20,9 +23,10 @@ type commitReq struct {
 }
 
 // committer group-commits: while one caller (the leader) writes a batch,
-// others queue; the leader then writes everything queued in one bbolt
-// transaction. There is no background goroutine and no timer: with one
-// caller at a time (as in the simulator) every commit is immediate.
+// others queue; the leader then writes everything queued with one append
+// to the log (one write, one fdatasync: store.go). There is no background
+// goroutine and no timer: with one caller at a time (as in the simulator)
+// every commit is immediate.
 type committer struct {
 	st *store
 	// after runs in the leader after each successful batch, before the
@@ -139,7 +143,6 @@ func (c *committer) write(batch []*commitReq) error {
 		}
 		for _, m := range r.msgs {
 			wb.msgs = append(wb.msgs, m)
-			wb.own = append(wb.own, r.own)
 			// Only our own stamps (and promises) floor our stamper after a
 			// restart; in wall mode another server's clock must not.
 			if r.own && m.Stamp.Time > wb.last {
@@ -164,9 +167,12 @@ func (c *committer) write(batch []*commitReq) error {
 }
 
 // committed runs in the committing leader once a batch is durable, and
-// hands it on: the new messages of each room go to its local members
-// (fanout.go), and own ones to the outbox for the room's other servers
-// (fanout.go). Stamps stored from elsewhere move the stamper's clock.
+// hands it on: the new own messages of each room go to its local members
+// (fanout.go) and to the outbox for the room's other servers (outbox.go).
+// Messages from other servers went to local members before they were
+// written (storeForeign), but for those marked later, which go now, and
+// whose stamps move the stamper's clock. The rooms' heads move past what
+// was stored.
 func (s *Server) committed(batch []*commitReq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,19 +181,13 @@ func (s *Server) committed(batch []*commitReq) {
 	ownRooms := map[string]bool{}
 	for _, q := range batch {
 		for i, m := range q.msgs {
-			if !q.isNew[i] {
+			if !q.isNew[i] || (!q.own && !q.later[i]) {
 				continue
 			}
 			if _, ok := byRoom[m.Room]; !ok {
 				order = append(order, m.Room)
 			}
 			byRoom[m.Room] = append(byRoom[m.Room], m)
-			if r := s.room(m.Room); !q.own && !r.members.valid {
-				// Messages of a room whose members we do not know (a
-				// RoomChanged that never came): learn them, so local
-				// members get them.
-				s.refreshSoonLocked(r)
-			}
 			if q.own {
 				ownRooms[m.Room] = true
 				s.out.stored(m.Room, m.Stamp.Seq) // durable now: the forwarders may send it

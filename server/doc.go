@@ -46,7 +46,9 @@
 //   - rooms.go: membership from central, room operations, RoomChanged.
 //   - catchup.go: Sync, Fetch, catch-up from peers and anti-entropy.
 //   - heartbeat.go: this server's watermark, and settled notices.
-//   - store.go: the bbolt file.
+//   - store.go: the log (package seglog) and its index in memory;
+//     logrec.go: the log's records; migrate.go: an older version's bbolt
+//     file converted.
 //   - storage.go: a failing disk: refuse, move clients away, probe with
 //     back-off, recover without a restart.
 //   - voice.go: a client's voice operations (VoiceJoin, VoiceSignal,
@@ -63,8 +65,10 @@
 //
 // The hot path is built for throughput:
 //
-//   - group commit: concurrent posts and forwards share one bbolt
-//     transaction and one fsync (committer);
+//   - group commit: concurrent posts and forwards share one append to
+//     the log: one write and one fdatasync (committer, store);
+//   - a forward reaches local members as soon as it arrives; its write
+//     follows (storeForeign);
 //   - batched forwarding: one forwarder per destination server drains every
 //     room's pending messages into one Forward call (outbox);
 //   - batched callbacks: each attached client has a bounded queue drained by
@@ -75,10 +79,11 @@
 //
 // # Durability
 //
-// A post is acknowledged only after it is in the server's bbolt file. Each
+// A post is acknowledged only after it is in the server's log. Each
 // room's own messages are forwarded to each destination with a durable
 // cursor (the outbox), retried until acknowledged; receivers drop
-// duplicates by (room, origin server, seq). A server that gains members in
+// duplicates by (room, origin server, seq), and acknowledge a Forward
+// only once its messages are in their own log. A server that gains members in
 // a room pulls the room's history from every live server (Peer.Fetch), and
 // rooms with local members are re-checked against all live servers
 // periodically (anti-entropy), so a message reaches everyone who needs it

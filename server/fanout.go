@@ -132,9 +132,11 @@ func (s *Server) flushCursors() {
 	}
 }
 
-// Forward implements Peer: the receiving side of fan-out. The messages are
-// stored (and so handed to local delivery by committed); then the
-// watermarks they carried apply, since what they cover is durable here.
+// Forward implements Peer: the receiving side of fan-out. The messages go
+// to local members at once, and are stored (group commit) before Forward
+// returns: the sender keeps them in its outbox until it is acknowledged,
+// so a crash before the write loses nothing. The watermarks they carried
+// apply once they are durable.
 func (p *peerAPI) Forward(ctx context.Context, args chatapi.ForwardArgs) (chatapi.ForwardReply, error) {
 	n, err := p.s.storeForeign(args.Messages)
 	if err == nil {
@@ -143,9 +145,9 @@ func (p *peerAPI) Forward(ctx context.Context, args chatapi.ForwardArgs) (chatap
 	return chatapi.ForwardReply{Stored: n}, err
 }
 
-// storeForeign durably stores messages that came from elsewhere (Forward
-// or a catch-up) and reports how many were new. Newly stored ones reach
-// local members through committed. A gap in an origin's stream starts a
+// storeForeign hands messages that came from elsewhere (Forward or a
+// catch-up) to local members, each once, then stores them durably and
+// reports how many were new. A gap in an origin's stream starts a
 // catch-up of that room.
 func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	if len(ms) == 0 {
@@ -154,7 +156,7 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	if err := validForwarded(ms); err != nil {
 		return 0, err
 	}
-	req := &commitReq{msgs: ms}
+	req := &commitReq{msgs: ms, later: s.deliverForeign(ms)}
 	if err := s.commit.submit(req); err != nil {
 		return 0, fmt.Errorf("%w: %w", chatapi.ErrStorage, err)
 	}
@@ -173,6 +175,44 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 	}
 	s.mu.Unlock()
 	return n, nil
+}
+
+// deliverForeign queues for local members the messages of ms not seen
+// here before, room by room, before they are stored; their stamps move the
+// stamper's clock. A room whose membership is not known (a RoomChanged
+// just came, or none ever did) has its membership read again, and its
+// messages wait for their write, as every message did before: by then
+// the members the read makes local get them too. later marks those.
+func (s *Server) deliverForeign(ms []chatapi.Message) (later []bool) {
+	later = make([]bool, len(ms))
+	var now []chatapi.Message
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range ms {
+		if r := s.room(m.Room); !r.members.valid {
+			s.refreshSoonLocked(r)
+			later[i] = true
+			continue
+		}
+		now = append(now, m)
+	}
+	byRoom := map[string][]chatapi.Message{}
+	var order []string
+	for i, fresh := range s.st.accept(now) {
+		if !fresh {
+			continue
+		}
+		m := now[i]
+		if _, ok := byRoom[m.Room]; !ok {
+			order = append(order, m.Room)
+		}
+		byRoom[m.Room] = append(byRoom[m.Room], m)
+		s.stamper.observe(m.Stamp.Time)
+	}
+	for _, room := range order {
+		s.deliverLocked(room, byRoom[room])
+	}
+	return later
 }
 
 // validForwarded checks messages arriving from another server.

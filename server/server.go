@@ -45,7 +45,7 @@ type Config struct {
 	Addr string
 	// HTTP is the host:port of its web listener, if any (reported to central).
 	HTTP string
-	// Dir holds the server's bbolt file (server.db).
+	// Dir holds the server's data: its log (Dir/log, store.go).
 	Dir string
 	// Clock is the only source of time; default clock.New().
 	Clock clock.Clock
@@ -68,9 +68,9 @@ type Config struct {
 	// close the file (so nothing written is lost) and which would
 	// otherwise spend its time waiting on the disk. Never in production.
 	NoSync bool
-	// WriteFault, if set, is asked at the end of every write transaction
-	// of the data file, and an error it returns fails that write as a
-	// full disk would (storage.go). Only for tests of storage failure.
+	// WriteFault, if set, is asked after every write to the log, before
+	// it is synced, and an error it returns fails that write as a full
+	// disk would (storage.go). Only for tests of storage failure.
 	WriteFault func() error
 	// VoiceNetwork says which addresses and UDP ports the SFU of the voice
 	// channels this server hosts uses. With no IPs, it offers the host of
@@ -173,6 +173,10 @@ func Open(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st.fault = cfg.WriteFault
+	if n := st.tornBytes(); n > 0 {
+		cfg.Logger.Warn("cut a torn write off the end of the log (a crash during a write; it was never acknowledged)",
+			"server", cfg.Name, "bytes", n)
+	}
 	ls, err := st.load(cfg.Name)
 	if err != nil {
 		st.close()

@@ -1,59 +1,80 @@
 package server
 
 import (
-	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
+	"slices"
+	"sort"
+	"sync"
 
-	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
-	bolt "go.etcd.io/bbolt"
+	"github.com/distchat/distchat/server/seglog"
 )
 
-// Layout of the chat server's bbolt file:
+// The chat server's durable state is one append-only log (package seglog,
+// in DIR/log), and everything it needs to find its way in the log is an
+// index in memory, rebuilt from the log when the server opens.
 //
-//	meta                 "name" -> server name; "last" -> largest stamp time
-//	                     (or watermark promised); "known" -> every chat
-//	                     server ever seen, newline-separated
-//	rooms/<room>/log     stampKey -> Message (msgpack), in stamp order
-//	rooms/<room>/seq     origin 0 seq(8) -> stampKey
-//	rooms/<room>/heads   origin -> contiguous head (8)
-//	dedupe               user 0 id -> room 0 stampKey   (posts first stamped here)
-//	cursor               dest 0 room -> last own seq dest acknowledged (the outbox)
+// The log's records (logrec.go) are the server's name (the first record),
+// messages, forwarding cursors, the largest stamp time ("last") and the
+// chat servers ever seen ("known"); a later cursor, last or known record
+// replaces an earlier one. From the messages the index rebuilds each
+// room's order by stamp, each origin's messages by seq and contiguous
+// head, and the dedupe table of posts first stamped here (by sender and
+// post id). A group commit is one append: one write and one fdatasync.
 //
-// meta "probe" holds the last storage probe (storage.go): probeSize bytes
-// of no meaning.
-var (
-	bucketMeta   = []byte("meta")
-	bucketRooms  = []byte("rooms")
-	bucketDedupe = []byte("dedupe")
-	bucketCursor = []byte("cursor")
-	bucketLog    = []byte("log")
-	bucketSeq    = []byte("seq")
-	bucketHeads  = []byte("heads")
-	keyName      = []byte("name")
-	keyLast      = []byte("last")
-	keyKnown     = []byte("known")
-	keyProbe     = []byte("probe")
-)
+// Nothing is ever rewritten in place, so a crash can only leave a torn
+// record at the very end, which opening cuts off (it was never
+// acknowledged).
+
+// logDir is the log's directory inside the server's data directory.
+const logDir = "log"
 
 // probeSize is how much a storage probe writes: four times the largest
-// message, so that it needs fresh space in the file, as a post may. (An
-// empty transaction rewrites only the meta pages, which a full disk still
-// has room for.)
+// message, so that it needs fresh space on the disk, as a post may.
 const probeSize = 4 * chatapi.MaxText
 
-// store is the chat server's durable state.
+// store is the chat server's durable state: the log and its index.
 type store struct {
-	db *bolt.DB
-	// fault, if set, fails write transactions (Config.WriteFault, for
-	// tests).
+	log  *seglog.Log
+	self string
+	// fault, if set, fails writes (Config.WriteFault, for tests): it is
+	// asked after each append's write and before its sync, and the
+	// append is then cut off again.
 	fault func() error
+
+	mu      sync.RWMutex
+	rooms   map[string]*roomLog
+	dedupe  map[string]dedupeRec         // user 0 id -> posts first stamped here
+	cursors map[string]map[string]uint64 // dest -> room -> own seq dest acknowledged
+	last    int64
+	known   []string
+}
+
+// roomLog is the index of one room's messages.
+type roomLog struct {
+	order   []logEntry            // every stored message, in stamp order
+	origins map[string]*originLog // the same messages by origin, in seq order
+	// pending are messages from other servers handed to local delivery
+	// before they are stored (accept): reads see them, so that a member
+	// who syncs before their write misses nothing. They leave when
+	// stored, and are lost in a crash (their origin sends them again).
+	pending map[chatapi.Stamp]chatapi.Message
+}
+
+// originLog is one origin's messages in a room.
+type originLog struct {
+	name    string     // the origin (one copy, shared by its entries' stamps)
+	entries []logEntry // by seq
+	head    uint64     // contiguous head: seqs 1..head are all here
+}
+
+// logEntry locates one stored message.
+type logEntry struct {
+	stamp chatapi.Stamp
+	pos   seglog.Pos
 }
 
 // roomDisk is what load returns per room.
@@ -70,353 +91,384 @@ type loadedState struct {
 	cursors map[string]map[string]uint64 // dest -> room -> acked own seq
 }
 
-func openStore(dir, name string, noSync bool) (*store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	path := filepath.Join(dir, "server.db")
-	// Like etcd: the freelist is not written on every commit (it is
-	// rebuilt when the file is opened), which makes each commit cheaper.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: 2 * time.Second, NoSync: noSync,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRooms, bucketDedupe, bucketCursor} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if old := meta.Get(keyName); old != nil && string(old) != name {
-			return fmt.Errorf("%s belongs to chat server %q, not %q", path, old, name)
-		}
-		return meta.Put(keyName, []byte(name))
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &store{db: db}, nil
-}
-
-func (st *store) close() error { return st.db.Close() }
-
-// load reads the counters the server keeps in memory.
-func (st *store) load(self string) (*loadedState, error) {
-	ls := &loadedState{rooms: map[string]*roomDisk{}, cursors: map[string]map[string]uint64{}}
-	err := st.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyLast); len(v) == 8 {
-			ls.last = int64(binary.BigEndian.Uint64(v))
-		}
-		if v := tx.Bucket(bucketMeta).Get(keyKnown); len(v) > 0 {
-			ls.known = strings.Split(string(v), "\n")
-		}
-		err := tx.Bucket(bucketRooms).ForEachBucket(func(k []byte) error {
-			rb := tx.Bucket(bucketRooms).Bucket(k)
-			rd := &roomDisk{heads: map[string]uint64{}}
-			if hb := rb.Bucket(bucketHeads); hb != nil {
-				hb.ForEach(func(o, v []byte) error {
-					rd.heads[string(o)] = binary.BigEndian.Uint64(v)
-					return nil
-				})
-			}
-			// Own seqs are stamped and committed in order, so they are
-			// contiguous and our own head is our counter.
-			rd.ownSeq = rd.heads[self]
-			ls.rooms[string(k)] = rd
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketCursor).ForEach(func(k, v []byte) error {
-			i := bytes.IndexByte(k, 0)
-			if i < 0 || len(v) != 8 {
-				return nil
-			}
-			dest, room := string(k[:i]), string(k[i+1:])
-			if ls.cursors[dest] == nil {
-				ls.cursors[dest] = map[string]uint64{}
-			}
-			ls.cursors[dest][room] = binary.BigEndian.Uint64(v)
-			return nil
-		})
-	})
-	return ls, err
-}
-
-// stampKey encodes a stamp so that byte order is stamp order.
-func stampKey(s chatapi.Stamp) []byte {
-	k := make([]byte, 0, 17+len(s.Server))
-	k = binary.BigEndian.AppendUint64(k, uint64(s.Time)^(1<<63))
-	k = append(k, s.Server...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, s.Seq)
-}
-
-func seqKey(origin string, seq uint64) []byte {
-	k := make([]byte, 0, len(origin)+9)
-	k = append(k, origin...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
 // dedupeRec is a post first stamped here, found by its sender and ID.
 type dedupeRec struct {
 	Room  string
 	Stamp chatapi.Stamp
 }
 
-// writeBatch is one group-committed transaction.
+// openStore opens (or creates) the log in dir/log and rebuilds the index.
+// The log belongs to the chat server named in its first record.
+func openStore(dir, name string, noSync bool) (*store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := migrateBolt(dir, name, noSync); err != nil {
+		return nil, err
+	}
+	st := &store{
+		self: name, rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{},
+		cursors: map[string]map[string]uint64{},
+	}
+	path := filepath.Join(dir, logDir)
+	owner := ""
+	opts := seglog.Options{NoSync: noSync, Fault: st.writeFault}
+	lg, err := seglog.Open(path, opts, func(p seglog.Pos, b []byte) error {
+		if owner == "" {
+			if b[0] != recName {
+				return fmt.Errorf("%s does not start with the server's name: %w", path, errBadRecord)
+			}
+			r := &recReader{b: b[1:]}
+			owner = r.str()
+			return r.end()
+		}
+		if err := st.index(p, b); err != nil {
+			return fmt.Errorf("%s: record at %d/%d: %w", path, p.Seg, p.Off, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	st.log = lg
+	switch owner {
+	case name:
+	case "":
+		if _, err := lg.Append([][]byte{encodeName(name)}); err != nil {
+			lg.Close()
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+	default:
+		lg.Close()
+		return nil, fmt.Errorf("%s belongs to chat server %q, not %q", path, owner, name)
+	}
+	return st, nil
+}
+
+// tornBytes returns how many bytes of a torn last write opening cut off
+// the log (0 if none), for the server to log.
+func (st *store) tornBytes() int64 { return st.log.TornBytes() }
+
+func (st *store) writeFault() error {
+	if st.fault != nil {
+		return st.fault()
+	}
+	return nil
+}
+
+func (st *store) close() error { return st.log.Close() }
+
+// index adds one record read from the log to the index. Callers hold
+// st.mu, or own st alone (openStore).
+func (st *store) index(p seglog.Pos, b []byte) error {
+	switch b[0] {
+	case recMessage:
+		m, err := decodeMessage(b)
+		if err != nil {
+			return err
+		}
+		st.addLocked(m, p)
+		return nil
+	case recCursors:
+		return decodeCursors(b, st.cursors)
+	case recLast:
+		r := &recReader{b: b[1:]}
+		st.last = max(st.last, r.varint())
+		return r.end()
+	case recKnown:
+		known, err := decodeKnown(b)
+		st.known = known
+		return err
+	case recProbe:
+		return nil
+	}
+	return fmt.Errorf("kind %q: %w", b[0], errBadRecord)
+}
+
+// roomLocked returns the index of room, creating it. Callers hold st.mu.
+func (st *store) roomLocked(room string) *roomLog {
+	r := st.rooms[room]
+	if r == nil {
+		r = &roomLog{origins: map[string]*originLog{}}
+		st.rooms[room] = r
+	}
+	return r
+}
+
+// addLocked indexes a stored message and returns its origin's contiguous
+// head and whether the message moved it. Callers hold st.mu.
+func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved bool) {
+	r := st.roomLocked(m.Room)
+	o := r.origins[m.Stamp.Server]
+	if o == nil {
+		o = &originLog{name: m.Stamp.Server}
+		r.origins[o.name] = o
+	}
+	e := logEntry{stamp: m.Stamp, pos: p}
+	e.stamp.Server = o.name
+	// Both orders are almost always appends: a server stamps and stores
+	// its messages in order, and its stamps grow.
+	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].stamp.Seq >= m.Stamp.Seq })
+	o.entries = slices.Insert(o.entries, i, e)
+	j := sort.Search(len(r.order), func(j int) bool { return !r.order[j].stamp.Less(m.Stamp) })
+	r.order = slices.Insert(r.order, j, e)
+	delete(r.pending, m.Stamp)
+	for o.head < uint64(len(o.entries)) && o.entries[o.head].stamp.Seq == o.head+1 {
+		o.head++
+		moved = true
+	}
+	if m.Stamp.Server == st.self {
+		st.dedupe[dedupeKey(m.From, m.ID)] = dedupeRec{Room: m.Room, Stamp: m.Stamp}
+	}
+	return o.head, moved
+}
+
+// hasLocked reports whether the message with stamp s is stored in room.
+// Callers hold st.mu.
+func (st *store) hasLocked(room string, s chatapi.Stamp) bool {
+	r := st.rooms[room]
+	if r == nil {
+		return false
+	}
+	o := r.origins[s.Server]
+	if o == nil {
+		return false
+	}
+	if s.Seq <= o.head {
+		return true
+	}
+	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].stamp.Seq >= s.Seq })
+	return i < len(o.entries) && o.entries[i].stamp.Seq == s.Seq
+}
+
+// load reads the counters the server keeps in memory.
+func (st *store) load(self string) (*loadedState, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	ls := &loadedState{
+		last: st.last, known: slices.Clone(st.known), rooms: map[string]*roomDisk{},
+		cursors: map[string]map[string]uint64{},
+	}
+	for name, r := range st.rooms {
+		rd := &roomDisk{heads: map[string]uint64{}}
+		for origin, o := range r.origins {
+			if o.head > 0 {
+				rd.heads[origin] = o.head
+			}
+		}
+		// Own seqs are stamped and committed in order, so they are
+		// contiguous and our own head is our counter.
+		rd.ownSeq = rd.heads[self]
+		ls.rooms[name] = rd
+	}
+	for dest, rooms := range st.cursors {
+		ls.cursors[dest] = maps.Clone(rooms)
+	}
+	return ls, nil
+}
+
+// writeBatch is one group commit.
 type writeBatch struct {
 	msgs    []chatapi.Message // to store (duplicates by room/origin/seq are skipped)
-	own     []bool            // msgs[i] was stamped here: record its dedupe entry
 	cursors map[string]map[string]uint64
 	last    int64
 	// isNew[i] reports whether msgs[i] was stored (not a duplicate); set by commit.
 	isNew []bool
 	// heads are the rooms' contiguous heads after the commit, for rooms
-	// that changed; set by commit.
+	// and origins whose head moved; set by commit.
 	heads map[string]map[string]uint64
 	// known, if not nil, replaces the list of known chat servers.
 	known []string
 }
 
-// update runs fn in a write transaction. The fault hook, if set, is asked
-// after fn; its error fails the transaction (it is rolled back), as a full
-// disk fails the commit.
-func (st *store) update(fn func(*bolt.Tx) error) error {
-	return st.db.Update(func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if st.fault != nil {
-			return st.fault()
-		}
-		return nil
-	})
-}
-
-// probe tells whether writes work (again): it writes probeSize bytes under
-// meta "probe", replacing the previous probe, in a transaction of its own.
+// probe tells whether writes work (again): it appends a probe record of
+// probeSize bytes.
 func (st *store) probe() error {
-	return st.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyProbe, make([]byte, probeSize))
-	})
+	_, err := st.log.Append([][]byte{encodeProbe()})
+	return err
 }
 
-// commit writes b in one transaction (one fsync).
+// commit writes b with one append (one fdatasync) and then indexes it.
+// Only one commit runs at a time (the committer's leader), so what it
+// finds stored before the append is still all that is stored after it.
 func (st *store) commit(b *writeBatch) error {
 	b.isNew = make([]bool, len(b.msgs))
 	b.heads = map[string]map[string]uint64{}
-	return st.update(func(tx *bolt.Tx) error {
-		rooms := tx.Bucket(bucketRooms)
-		dd := tx.Bucket(bucketDedupe)
-		type rb struct{ log, seq, heads *bolt.Bucket }
-		open := map[string]rb{}
-		for i, m := range b.msgs {
-			r, ok := open[m.Room]
-			if !ok {
-				root, err := rooms.CreateBucketIfNotExists([]byte(m.Room))
-				if err != nil {
-					return err
-				}
-				for _, name := range [][]byte{bucketLog, bucketSeq, bucketHeads} {
-					if _, err := root.CreateBucketIfNotExists(name); err != nil {
-						return err
-					}
-				}
-				r = rb{root.Bucket(bucketLog), root.Bucket(bucketSeq), root.Bucket(bucketHeads)}
-				open[m.Room] = r
-			}
-			sk := seqKey(m.Stamp.Server, m.Stamp.Seq)
-			if r.seq.Get(sk) != nil {
-				continue
-			}
-			val, err := rmi.Marshal(m)
-			if err != nil {
-				return err
-			}
-			key := stampKey(m.Stamp)
-			if err := r.log.Put(key, val); err != nil {
-				return err
-			}
-			if err := r.seq.Put(sk, key); err != nil {
-				return err
-			}
-			b.isNew[i] = true
-			if b.own != nil && b.own[i] {
-				rec, err := rmi.Marshal(dedupeRec{Room: m.Room, Stamp: m.Stamp})
-				if err != nil {
-					return err
-				}
-				if err := dd.Put(dedupeKey(m.From, m.ID), rec); err != nil {
-					return err
-				}
-			}
-			// Advance the origin's contiguous head past this and any
-			// later seqs already present.
-			origin := []byte(m.Stamp.Server)
-			var head uint64
-			if v := r.heads.Get(origin); len(v) == 8 {
-				head = binary.BigEndian.Uint64(v)
-			}
-			if m.Stamp.Seq == head+1 {
-				for head++; r.seq.Get(seqKey(m.Stamp.Server, head+1)) != nil; head++ {
-				}
-				if err := r.heads.Put(origin, u64(head)); err != nil {
-					return err
-				}
-				if b.heads[m.Room] == nil {
-					b.heads[m.Room] = map[string]uint64{}
-				}
-				b.heads[m.Room][m.Stamp.Server] = head
-			}
+	var recs [][]byte
+	st.mu.RLock()
+	inBatch := map[string]map[chatapi.Stamp]bool{}
+	for i, m := range b.msgs {
+		if st.hasLocked(m.Room, m.Stamp) || inBatch[m.Room][m.Stamp] {
+			continue
 		}
-		cb := tx.Bucket(bucketCursor)
-		for dest, rooms := range b.cursors {
-			for room, seq := range rooms {
-				if err := cb.Put(append(append([]byte(dest), 0), room...), u64(seq)); err != nil {
-					return err
-				}
+		if inBatch[m.Room] == nil {
+			inBatch[m.Room] = map[chatapi.Stamp]bool{}
+		}
+		inBatch[m.Room][m.Stamp] = true
+		b.isNew[i] = true
+		recs = append(recs, encodeMessage(m))
+	}
+	writeLast := b.last > st.last
+	st.mu.RUnlock()
+	if len(b.cursors) > 0 {
+		recs = append(recs, encodeCursors(b.cursors))
+	}
+	if b.known != nil {
+		recs = append(recs, encodeKnown(b.known))
+	}
+	if writeLast {
+		recs = append(recs, encodeLast(b.last))
+	}
+	pos, err := st.log.Append(recs)
+	if err != nil {
+		return err
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	k := 0
+	for i, m := range b.msgs {
+		if !b.isNew[i] {
+			continue
+		}
+		if head, moved := st.addLocked(m, pos[k]); moved {
+			if b.heads[m.Room] == nil {
+				b.heads[m.Room] = map[string]uint64{}
 			}
+			b.heads[m.Room][m.Stamp.Server] = head
 		}
-		meta := tx.Bucket(bucketMeta)
-		if b.known != nil {
-			if err := meta.Put(keyKnown, []byte(strings.Join(b.known, "\n"))); err != nil {
-				return err
-			}
+		k++
+	}
+	for dest, rooms := range b.cursors {
+		if st.cursors[dest] == nil {
+			st.cursors[dest] = map[string]uint64{}
 		}
-		if v := meta.Get(keyLast); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= b.last {
-			return nil
-		}
-		return meta.Put(keyLast, u64(uint64(b.last)))
-	})
+		maps.Copy(st.cursors[dest], rooms)
+	}
+	if b.known != nil {
+		st.known = slices.Clone(b.known)
+	}
+	st.last = max(st.last, b.last)
+	return nil
 }
 
-func dedupeKey(user, id string) []byte {
-	return append(append([]byte(user), 0), id...)
+// accept marks which of msgs, from another server, are neither stored nor
+// pending, and makes them pending, so that the caller hands each to local
+// delivery once, before it is stored (storeForeign). Pending messages are
+// read like stored ones, but nothing is written: the commit that follows
+// decides what to write, by what is stored then.
+func (st *store) accept(msgs []chatapi.Message) []bool {
+	fresh := make([]bool, len(msgs))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, m := range msgs {
+		if st.hasLocked(m.Room, m.Stamp) {
+			continue
+		}
+		r := st.roomLocked(m.Room)
+		if _, ok := r.pending[m.Stamp]; ok {
+			continue
+		}
+		if r.pending == nil {
+			r.pending = map[chatapi.Stamp]chatapi.Message{}
+		}
+		r.pending[m.Stamp] = m
+		fresh[i] = true
+	}
+	return fresh
 }
+
+func dedupeKey(user, id string) string { return user + "\x00" + id }
 
 // lookupDedupe finds a post user already made with id.
 func (st *store) lookupDedupe(user, id string) (dedupeRec, bool, error) {
-	var rec dedupeRec
-	var found bool
-	err := st.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDedupe).Get(dedupeKey(user, id))
-		if v == nil {
-			return nil
-		}
-		found = true
-		return rmi.Unmarshal(v, &rec)
-	})
-	return rec, found, err
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	rec, ok := st.dedupe[dedupeKey(user, id)]
+	return rec, ok, nil
 }
 
-// errStop ends a bbolt iteration early.
-var errStop = errors.New("stop")
+// read reads the messages at ps from the log.
+func (st *store) read(room string, ps []seglog.Pos) ([]chatapi.Message, error) {
+	out := make([]chatapi.Message, 0, len(ps))
+	for _, p := range ps {
+		b, err := st.log.Read(p)
+		if err == nil {
+			var m chatapi.Message
+			if m, err = decodeMessage(b); err == nil {
+				out = append(out, m)
+				continue
+			}
+		}
+		return nil, fmt.Errorf("room %q: corrupt message: %w", room, err)
+	}
+	return out, nil
+}
 
 // scan returns up to limit messages of room in stamp order whose seq is
-// above have[origin] for their origin, and whether more remain.
+// above have[origin] for their origin, and whether more remain. Pending
+// messages (accept) are among them.
 func (st *store) scan(room string, have map[string]uint64, limit int) ([]chatapi.Message, bool, error) {
-	var out []chatapi.Message
+	var ps []seglog.Pos
+	var pending []chatapi.Message
 	more := false
-	err := st.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if root == nil {
-			return nil
-		}
-		logb, seqb := root.Bucket(bucketLog), root.Bucket(bucketSeq)
+	st.mu.RLock()
+	if r := st.rooms[room]; r != nil {
 		// Start at the earliest stamp any origin is missing: for each
-		// origin we hold, the first seq above have[origin].
-		var start []byte
-		// Every origin with a message here, read off the seq index one
-		// origin at a time (not the heads, which miss an origin whose
-		// first message is missing).
-		origins := map[string]bool{}
-		sc := seqb.Cursor()
-		for k, _ := sc.First(); k != nil; {
-			i := bytes.IndexByte(k, 0)
-			if i < 0 {
-				break
-			}
-			origins[string(k[:i])] = true
-			k, _ = sc.Seek(append(append([]byte{}, k[:i]...), 1))
-		}
-		for o := range origins {
-			prefix := append([]byte(o), 0)
-			k, v := sc.Seek(seqKey(o, have[o]+1))
-			if k == nil || !bytes.HasPrefix(k, prefix) {
-				continue
-			}
-			if start == nil || bytes.Compare(v, start) < 0 {
-				start = append([]byte{}, v...)
+		// origin, its first seq above have[origin].
+		start, found := chatapi.Stamp{}, false
+		for origin, o := range r.origins {
+			i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].stamp.Seq > have[origin] })
+			if i < len(o.entries) && (!found || o.entries[i].stamp.Less(start)) {
+				start, found = o.entries[i].stamp, true
 			}
 		}
-		if start == nil {
-			return nil
+		if found {
+			j := sort.Search(len(r.order), func(j int) bool { return !r.order[j].stamp.Less(start) })
+			for _, e := range r.order[j:] {
+				if e.stamp.Seq <= have[e.stamp.Server] {
+					continue
+				}
+				if len(ps) == limit {
+					more = true
+					break
+				}
+				ps = append(ps, e.pos)
+			}
 		}
-		c := logb.Cursor()
-		for k, v := c.Seek(start); k != nil; k, v = c.Next() {
-			origin, seq, ok := splitStampKey(k)
-			if !ok || seq <= have[origin] {
-				continue
+		for s, m := range r.pending {
+			if s.Seq > have[s.Server] {
+				pending = append(pending, m)
 			}
-			if len(out) == limit {
-				more = true
-				return errStop
-			}
-			var m chatapi.Message
-			if err := rmi.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("room %q: corrupt message: %w", room, err)
-			}
-			out = append(out, m)
 		}
-		return nil
-	})
-	if errors.Is(err, errStop) {
-		err = nil
 	}
-	return out, more, err
-}
-
-// splitStampKey returns the origin and seq of a stampKey.
-func splitStampKey(k []byte) (string, uint64, bool) {
-	if len(k) < 17 || k[len(k)-9] != 0 {
-		return "", 0, false
+	st.mu.RUnlock()
+	out, err := st.read(room, ps)
+	if err != nil || len(pending) == 0 {
+		return out, more, err
 	}
-	return string(k[8 : len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), true
+	// The stored messages read are the first limit of their kind, so the
+	// first limit of them and the pending ones together are the answer.
+	out = append(out, pending...)
+	slices.SortFunc(out, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
+	if len(out) > limit {
+		out, more = out[:limit], true
+	}
+	return out, more, nil
 }
 
 // ownRange returns this server's own messages of room with seq in
 // (from, to], at most limit of them, in seq order.
 func (st *store) ownRange(room, self string, from, to uint64, limit int) ([]chatapi.Message, error) {
-	var out []chatapi.Message
-	err := st.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if root == nil {
-			return nil
+	var ps []seglog.Pos
+	st.mu.RLock()
+	if r := st.rooms[room]; r != nil && r.origins[self] != nil {
+		es := r.origins[self].entries
+		i := sort.Search(len(es), func(i int) bool { return es[i].stamp.Seq > from })
+		for ; i < len(es) && es[i].stamp.Seq <= to && len(ps) < limit; i++ {
+			ps = append(ps, es[i].pos)
 		}
-		logb, seqb := root.Bucket(bucketLog), root.Bucket(bucketSeq)
-		c := seqb.Cursor()
-		prefix := append([]byte(self), 0)
-		for k, v := c.Seek(seqKey(self, from+1)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k[len(prefix):]) > to {
-				break
-			}
-			var m chatapi.Message
-			if err := rmi.Unmarshal(logb.Get(v), &m); err != nil {
-				return fmt.Errorf("room %q: corrupt message: %w", room, err)
-			}
-			out = append(out, m)
-		}
-		return nil
-	})
-	return out, err
+	}
+	st.mu.RUnlock()
+	return st.read(room, ps)
 }

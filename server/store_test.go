@@ -1,9 +1,17 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/seglog"
 )
 
 func TestScanServesOriginsWithGaps(t *testing.T) {
@@ -35,5 +43,241 @@ func TestScanServesOriginsWithGaps(t *testing.T) {
 	got, more, _ = st.scan("r", nil, 2)
 	if len(got) != 2 || !more || got[1].Stamp.Server != "b" {
 		t.Fatalf("paged scan: %v more=%v", got, more)
+	}
+}
+
+// testMsg is message seq of origin in room r, stamped at time t.
+func testMsg(origin string, seq uint64, t int64) chatapi.Message {
+	return chatapi.Message{Room: "r", ID: fmt.Sprintf("%s-%d", origin, seq), From: "u", Text: "text " + fmt.Sprint(seq),
+		Stamp: chatapi.Stamp{Time: t, Server: origin, Seq: seq}}
+}
+
+// reopen closes st and opens dir again as server a.
+func reopen(t *testing.T, st *store, dir string) *store {
+	t.Helper()
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(dir, "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.close() })
+	return st
+}
+
+// Everything the server reads back (history, own ranges, dedupe, heads,
+// cursors, the largest stamp, the known servers) is the same after a
+// reopen, which rebuilds the index from the log.
+func TestStoreReopenRebuildsTheIndex(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.commit(&writeBatch{
+		msgs:    []chatapi.Message{testMsg("a", 1, 10), testMsg("b", 1, 5), testMsg("a", 2, 30), testMsg("b", 3, 40)},
+		cursors: map[string]map[string]uint64{"b": {"r": 1}}, last: 30, known: []string{"a", "b"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{testMsg("a", 3, 50), testMsg("b", 3, 40)}, cursors: map[string]map[string]uint64{"b": {"r": 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		scan  []chatapi.Message
+		own   []chatapi.Message
+		ls    *loadedState
+		dedup dedupeRec
+	}
+	look := func(st *store) view {
+		var v view
+		var err error
+		if v.scan, _, err = st.scan("r", nil, 100); err != nil {
+			t.Fatal(err)
+		}
+		if v.own, err = st.ownRange("r", "a", 1, 3, 10); err != nil {
+			t.Fatal(err)
+		}
+		if v.ls, err = st.load("a"); err != nil {
+			t.Fatal(err)
+		}
+		rec, ok, err := st.lookupDedupe("u", "a-2")
+		if err != nil || !ok {
+			t.Fatalf("dedupe of a-2: %v, %v", ok, err)
+		}
+		v.dedup = rec
+		return v
+	}
+	before := look(st)
+	if len(before.scan) != 5 || len(before.own) != 2 || before.ls.rooms["r"].ownSeq != 3 ||
+		before.ls.rooms["r"].heads["b"] != 1 || before.ls.cursors["b"]["r"] != 2 || before.ls.last != 30 {
+		t.Fatalf("before reopen: %+v, rooms %+v", before, before.ls.rooms["r"])
+	}
+	st = reopen(t, st, dir)
+	after := look(st)
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("after reopen:\n%+v\nwant\n%+v", after, before)
+	}
+	if _, ok, _ := st.lookupDedupe("u", "b-1"); ok {
+		t.Fatal("a message stamped elsewhere is in the dedupe table")
+	}
+}
+
+// A crash in the middle of a write leaves a torn record at the end of the
+// log: the store reopens with every complete record (the acknowledged
+// posts), without the torn one, and goes on.
+func TestStoreSurvivesATornWrite(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := []chatapi.Message{testMsg("a", 1, 10), testMsg("a", 2, 20)}
+	if err := st.commit(&writeBatch{msgs: acked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{testMsg("a", 3, 30)}}); err != nil {
+		t.Fatal(err)
+	}
+	// Cut the last record in half, as a crash during its write would.
+	seg := filepath.Join(dir, logDir, "0000000001.seg")
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	st = reopen(t, st, dir)
+	if st.tornBytes() == 0 {
+		t.Fatal("tornBytes() = 0 after a torn write")
+	}
+	got, _, err := st.scan("r", nil, 10)
+	if err != nil || !reflect.DeepEqual(got, acked) {
+		t.Fatalf("after the torn write: %v, %v; want %v", got, err, acked)
+	}
+	if _, ok, _ := st.lookupDedupe("u", "a-3"); ok {
+		t.Fatal("the torn post is in the dedupe table")
+	}
+	ls, _ := st.load("a")
+	if ls.rooms["r"].ownSeq != 2 {
+		t.Fatalf("own seq %d after the torn write, want 2", ls.rooms["r"].ownSeq)
+	}
+	// Seq 3 is stamped again and stored after the complete records.
+	again := testMsg("a", 3, 35)
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{again}}); err != nil {
+		t.Fatal(err)
+	}
+	st = reopen(t, st, dir)
+	if got, _, _ := st.scan("r", nil, 10); !reflect.DeepEqual(got, append(acked, again)) {
+		t.Fatalf("after the next write: %v", got)
+	}
+}
+
+// A record corrupted in the middle of the log is not dropped silently:
+// the store does not open, and says where the damage is.
+func TestStoreRefusesACorruptRecord(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := st.commit(&writeBatch{msgs: []chatapi.Message{testMsg("a", seq, int64(seq))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.close()
+	seg := filepath.Join(dir, logDir, "0000000001.seg")
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("text 2"))
+	b[i] ^= 0xff
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openStore(dir, "a", true)
+	if !errors.Is(err, seglog.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
+		t.Fatalf("open with a corrupt record: %v, want seglog.ErrCorrupt naming %s", err, seg)
+	}
+}
+
+// A write that fails leaves nothing behind: not in the index, not in the
+// log after a reopen.
+func TestStoreFailedWriteLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFull := errors.New("disk full")
+	st.fault = func() error { return errFull }
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{testMsg("a", 1, 10)}, last: 10}); !errors.Is(err, errFull) {
+		t.Fatalf("commit on a failing disk: %v", err)
+	}
+	for _, st := range []*store{st, reopen(t, st, dir)} {
+		got, _, _ := st.scan("r", nil, 10)
+		ls, _ := st.load("a")
+		if len(got) != 0 || ls.last != 0 || len(ls.rooms) != 0 {
+			t.Fatalf("after a failed write: %v, last %d, rooms %v", got, ls.last, ls.rooms)
+		}
+	}
+}
+
+func TestStoreBelongsToOneServer(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(dir, "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.close()
+	if _, err := openStore(dir, "b", true); err == nil || !strings.Contains(err.Error(), `belongs to chat server "a"`) {
+		t.Fatalf("open a's log as b: %v", err)
+	}
+}
+
+// accept hands each message from elsewhere to local delivery once,
+// whether it is stored yet or not, and reads see it from then on.
+func TestStoreAcceptsEachMessageOnce(t *testing.T) {
+	st, err := openStore(t.TempDir(), "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	m1, m2, m3 := testMsg("b", 1, 10), testMsg("b", 2, 20), testMsg("c", 1, 15)
+	if got := st.accept([]chatapi.Message{m1, m1}); !reflect.DeepEqual(got, []bool{true, false}) {
+		t.Fatalf("first accept %v", got)
+	}
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{m1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.accept([]chatapi.Message{m1, m2, m3}); !reflect.DeepEqual(got, []bool{false, true, true}) {
+		t.Fatalf("accept after m1 was stored: %v", got)
+	}
+	if n := len(st.rooms["r"].pending); n != 2 {
+		t.Fatalf("%d pending, want m2 and m3", n)
+	}
+	// A member who syncs before m2 and m3 are written gets them, in
+	// stamp order, page by page.
+	got, more, err := st.scan("r", nil, 2)
+	if err != nil || !more || !reflect.DeepEqual(got, []chatapi.Message{m1, m3}) {
+		t.Fatalf("first page with pending messages: %v, more=%v, %v", got, more, err)
+	}
+	got, more, err = st.scan("r", map[string]uint64{"b": 1, "c": 1}, 2)
+	if err != nil || more || !reflect.DeepEqual(got, []chatapi.Message{m2}) {
+		t.Fatalf("second page: %v, more=%v, %v", got, more, err)
+	}
+	if err := st.commit(&writeBatch{msgs: []chatapi.Message{m2, m3}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.rooms["r"].pending); n != 0 {
+		t.Fatalf("%d pending after the write", n)
+	}
+	if got, _, _ := st.scan("r", nil, 10); !reflect.DeepEqual(got, []chatapi.Message{m1, m3, m2}) {
+		t.Fatalf("after the write: %v", got)
 	}
 }

@@ -129,6 +129,7 @@ type Cluster struct {
 type chatServer struct {
 	name, addr  string
 	diskFull    bool           // its writes fail (DiskFull)
+	writeHold   chan struct{}  // while not nil, its writes wait for it to close (HoldWrites)
 	srv         *server.Server // nil while down
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
