@@ -221,15 +221,29 @@ func (s *Store) Range(ctx context.Context, prefix string, limit int) ([]kv.KeyVa
 		rev = int64(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyRev)))
 		c := tx.Bucket(bucketKV).Cursor()
 		p := []byte(prefix)
-		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
+		// Count first, so that the result and its keys take two
+		// allocations, not a few per key (a room's members are read
+		// this way on every fan-out lookup).
+		n, size := 0, 0
+		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p) && (limit <= 0 || n < limit); k, _ = c.Next() {
+			n++
+			size += len(k)
+		}
+		out = make([]kv.KeyValue, 0, n)
+		buf := make([]byte, 0, size)
+		k, _ := c.Seek(p)
+		for i := 0; i < n; i++ {
+			buf = append(buf, k...)
+			k, _ = c.Next()
+		}
+		keys, off := string(buf), 0
+		for k, v := c.Seek(p); len(out) < n; k, v = c.Next() {
 			r, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("key %q: %w", k, err)
 			}
-			out = append(out, r.keyValue(string(k)))
+			out = append(out, r.keyValue(keys[off:off+len(k)]))
+			off += len(k)
 		}
 		return nil
 	})
