@@ -145,7 +145,31 @@ func (u *termUser) run(ctx context.Context) {
 	pace := time.NewTicker(termUserPace)
 	defer pace.Stop()
 	posting := false
+	// handle runs one request; false: the client misbehaved.
+	handle := func(r termRequest) bool {
+		if r.posting != nil {
+			posting = *r.posting
+			r.reply <- termReply{}
+			return true
+		}
+		lines, err := u.exec(r.cmd)
+		r.reply <- termReply{lines, err}
+		if err != nil {
+			u.stop(err)
+		}
+		return err == nil
+	}
 	for n := 1; ; {
+		// Queued requests go first, one after the other: no post comes
+		// between a /leave and the /join sent after it.
+		select {
+		case r := <-u.reqs:
+			if !handle(r) {
+				return
+			}
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -158,15 +182,7 @@ func (u *termUser) run(ctx context.Context) {
 			u.stop(fmt.Errorf("%s's client exited: %v", u.name, u.p.waitErr))
 			return
 		case r := <-u.reqs:
-			if r.posting != nil {
-				posting = *r.posting
-				r.reply <- termReply{}
-				continue
-			}
-			lines, err := u.exec(r.cmd)
-			r.reply <- termReply{lines, err}
-			if err != nil {
-				u.stop(err)
+			if !handle(r) {
 				return
 			}
 		case <-pace.C:
