@@ -34,6 +34,71 @@ func TestEtcdMembers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs four processes")
 	}
+	h, addrs := startEtcdFrontEnds(t)
+	dir := h.dir
+	h.centralAddr = addrs[0]
+	h.serverNames = []string{"chat-1"}
+	h.startServer("chat-1", "127.0.0.1:0")
+
+	if err := h.signupAt(addrs[1], "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Registered at central-1, alice signed up at central-2: central-3
+	// places her on chat-1.
+	rmitest.WaitForWhy(t, "a login at central-3", func() (bool, string) {
+		rep, err := h.loginAt(addrs[2], "alice")
+		return err == nil && rep.Server.Name == "chat-1", fmt.Sprintf("%+v, %v", rep.Server, err)
+	})
+
+	// Kill the front-end whose member leads the etcd cluster: the two
+	// others elect a leader and go on.
+	lead := leader(t, dir)
+	var rest []string
+	for i, a := range addrs {
+		if i+1 != lead {
+			rest = append(rest, a)
+		}
+	}
+	start := time.Now()
+	h.kill(fmt.Sprintf("central-%d", lead))
+	if err := h.signupAt(rest[0], "bob"); err != nil {
+		t.Fatalf("after central-%d (and its etcd member, the leader) died: %v", lead, err)
+	}
+	t.Logf("signup at another front-end done %v after SIGKILL of central-%d and the etcd leader", time.Since(start).Round(time.Millisecond), lead)
+	if _, err := h.loginAt(rest[1], "bob"); err != nil {
+		t.Fatalf("bob's login at the third front-end: %v", err)
+	}
+	if err := h.signupAt(rest[1], "alice"); err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Fatalf("alice signed up again at the third front-end: %v", err)
+	}
+	if lead == 1 {
+		// chat-1 renewed at central-1: it is cut off from the cluster now
+		// (a chat server takes one central address), and its lease ends
+		// like that of a dead server.
+		t.Log("the leader was central-1, where chat-1 is registered")
+	}
+
+	// A chat server that dies leaves every front-end within its lease.
+	start = time.Now()
+	h.kill("chat-1")
+	rmitest.WaitForWhy(t, "chat-1's lease to end", func() (bool, string) {
+		_, err2 := h.loginAt(rest[0], "alice")
+		_, err3 := h.loginAt(rest[1], "alice")
+		return errors.Is(err2, centralapi.ErrNoServers) && errors.Is(err3, centralapi.ErrNoServers), fmt.Sprintf("%v; %v", err2, err3)
+	})
+	gone := time.Since(start)
+	t.Logf("chat-1 left both front-ends %v after its SIGKILL (lease %v)", gone.Round(time.Millisecond), central10s)
+	if gone > central10s+5*time.Second {
+		t.Fatalf("chat-1 left %v after its death, want within its lease (%v) and an election", gone, central10s)
+	}
+}
+
+// startEtcdFrontEnds builds the binary and starts three 'distchat
+// central --etcd-member' processes, central-1 to central-3, which form one
+// etcd cluster on unix sockets in h.dir (no port guessed) and share one
+// cluster secret and CA (h.secret, h.ca). It returns their RMI addresses.
+func startEtcdFrontEnds(t *testing.T) (*cluster, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	h := &cluster{t: t, bin: buildBinary(t), dir: dir, procs: map[string]*proc{}, logs: &rmitest.SyncBuffer{}}
 	h.secret = filepath.Join(dir, "cluster.secret")
@@ -70,85 +135,46 @@ func TestEtcdMembers(t *testing.T) {
 		got := h.procs[fmt.Sprintf("central-%d", i)].waitLine(t, regexp.MustCompile(`^central server listening on (\S+) `))
 		addrs = append(addrs, got[1])
 	}
-	h.centralAddr = addrs[0]
-	h.serverNames = []string{"chat-1"}
-	h.startServer("chat-1", "127.0.0.1:0")
+	return h, addrs
+}
 
-	signup := func(addr, user string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, h.bin, "signup", "--central", addr, "--user", user, "--ca", h.ca)
-		cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(user))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("signup %s at %s: %v\n%s", user, addr, err, out)
-		}
-		return nil
+// signupAt makes the account user (password(user)) with the binary, at
+// the central servers central (one address or a list), trusting h.ca.
+func (h *cluster) signupAt(central, user string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bin, "signup", "--central", central, "--user", user, "--ca", h.ca)
+	cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(user))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("signup %s at %s: %w\n%s", user, central, err, out)
 	}
-	login := func(addr, user string) (centralapi.LoginReply, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-		defer cancel()
-		trust, err := pki.NewClientTrust(pki.TrustOptions{Centrals: []string{addr}, CAFile: h.ca})
-		if err != nil {
-			return centralapi.LoginReply{}, err
-		}
-		cl, err := rmi.Dial(ctx, addr, rmi.DialConfig{Clock: clock.New(), Logger: rmitest.QuietLogger(), TLS: trust.ClientConfig(addr)})
-		if err != nil {
-			return centralapi.LoginReply{}, err
-		}
-		defer cl.Close()
-		return centralapi.Stub{Inv: cl}.Login(ctx, centralapi.LoginArgs{User: user, Password: password(user)})
+	return nil
+}
+
+// centralAt calls fn on a connection of its own to the central server at
+// addr (TLS, trusting h.ca), closed afterwards.
+func (h *cluster) centralAt(addr string, fn func(context.Context, centralapi.Stub) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	trust, err := pki.NewClientTrust(pki.TrustOptions{Centrals: []string{addr}, CAFile: h.ca})
+	if err != nil {
+		return err
 	}
-	if err := signup(addrs[1], "alice"); err != nil {
-		t.Fatal(err)
+	cl, err := rmi.Dial(ctx, addr, rmi.DialConfig{Clock: clock.New(), Logger: rmitest.QuietLogger(), TLS: trust.ClientConfig(addr)})
+	if err != nil {
+		return err
 	}
-	// Registered at central-1, alice signed up at central-2: central-3
-	// places her on chat-1.
-	rmitest.WaitForWhy(t, "a login at central-3", func() (bool, string) {
-		rep, err := login(addrs[2], "alice")
-		return err == nil && rep.Server.Name == "chat-1", fmt.Sprintf("%+v, %v", rep.Server, err)
+	defer cl.Close()
+	return fn(ctx, centralapi.Stub{Inv: cl})
+}
+
+// loginAt logs user in at the central server at addr.
+func (h *cluster) loginAt(addr, user string) (rep centralapi.LoginReply, err error) {
+	err = h.centralAt(addr, func(ctx context.Context, st centralapi.Stub) error {
+		rep, err = st.Login(ctx, centralapi.LoginArgs{User: user, Password: password(user)})
+		return err
 	})
-
-	// Kill the front-end whose member leads the etcd cluster: the two
-	// others elect a leader and go on.
-	lead := leader(t, dir)
-	var rest []string
-	for i, a := range addrs {
-		if i+1 != lead {
-			rest = append(rest, a)
-		}
-	}
-	start := time.Now()
-	h.kill(fmt.Sprintf("central-%d", lead))
-	if err := signup(rest[0], "bob"); err != nil {
-		t.Fatalf("after central-%d (and its etcd member, the leader) died: %v", lead, err)
-	}
-	t.Logf("signup at another front-end done %v after SIGKILL of central-%d and the etcd leader", time.Since(start).Round(time.Millisecond), lead)
-	if _, err := login(rest[1], "bob"); err != nil {
-		t.Fatalf("bob's login at the third front-end: %v", err)
-	}
-	if err := signup(rest[1], "alice"); err == nil || !strings.Contains(err.Error(), "already taken") {
-		t.Fatalf("alice signed up again at the third front-end: %v", err)
-	}
-	if lead == 1 {
-		// chat-1 renewed at central-1: it is cut off from the cluster now
-		// (a chat server takes one central address), and its lease ends
-		// like that of a dead server.
-		t.Log("the leader was central-1, where chat-1 is registered")
-	}
-
-	// A chat server that dies leaves every front-end within its lease.
-	start = time.Now()
-	h.kill("chat-1")
-	rmitest.WaitForWhy(t, "chat-1's lease to end", func() (bool, string) {
-		_, err2 := login(rest[0], "alice")
-		_, err3 := login(rest[1], "alice")
-		return errors.Is(err2, centralapi.ErrNoServers) && errors.Is(err3, centralapi.ErrNoServers), fmt.Sprintf("%v; %v", err2, err3)
-	})
-	gone := time.Since(start)
-	t.Logf("chat-1 left both front-ends %v after its SIGKILL (lease %v)", gone.Round(time.Millisecond), central10s)
-	if gone > central10s+5*time.Second {
-		t.Fatalf("chat-1 left %v after its death, want within its lease (%v) and an election", gone, central10s)
-	}
+	return rep, err
 }
 
 // leader returns which of the three members (1-3) leads the etcd
@@ -158,13 +184,9 @@ func leader(t *testing.T, dir string) int {
 	var ids [4]uint64
 	var lead uint64
 	for i := 1; i <= 3; i++ {
-		ep := "unix://" + filepath.Join(dir, fmt.Sprintf("localhost:%d", 2000+i))
-		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: e2eWait, Logger: zap.NewNop()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cli := memberClient(t, dir, i)
 		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-		st, err := cli.Status(ctx, ep)
+		st, err := cli.Status(ctx, cli.Endpoints()[0])
 		cancel()
 		cli.Close()
 		if err != nil {
@@ -179,6 +201,48 @@ func leader(t *testing.T, dir string) int {
 	}
 	t.Fatalf("no member is the leader %x (members %x)", lead, ids[1:])
 	return 0
+}
+
+// makeLeader makes member want (1-3) lead the etcd cluster of the
+// members whose sockets are in dir: it asks the leader to hand over.
+func makeLeader(t *testing.T, dir string, want int) {
+	t.Helper()
+	lead := leader(t, dir)
+	if lead == want {
+		return
+	}
+	id := func(i int) uint64 {
+		cli := memberClient(t, dir, i)
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+		defer cancel()
+		st, err := cli.Status(ctx, cli.Endpoints()[0])
+		if err != nil {
+			t.Fatalf("status of member m%d: %v", i, err)
+		}
+		return st.Header.MemberId
+	}
+	target := id(want)
+	cli := memberClient(t, dir, lead)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	if _, err := cli.MoveLeader(ctx, target); err != nil {
+		t.Fatalf("move the etcd leadership from m%d to m%d: %v", lead, want, err)
+	}
+	rmitest.WaitFor(t, fmt.Sprintf("m%d to lead", want), func() bool { return leader(t, dir) == want })
+}
+
+// memberClient returns an etcd client of member i (1-3) alone, through
+// its socket in dir.
+func memberClient(t *testing.T, dir string, i int) *clientv3.Client {
+	t.Helper()
+	ep := "unix://" + filepath.Join(dir, fmt.Sprintf("localhost:%d", 2000+i))
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: e2eWait, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
 }
 
 // central10s is the chat servers' lease (central.DefaultServerLeaseTTL).
