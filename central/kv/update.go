@@ -18,9 +18,10 @@ const MaxAttempts = 16
 type Tx struct {
 	ctx    context.Context
 	s      Store
-	reads  map[string]KeyValue // ModRev 0: read as absent
-	writes map[string]Op
-	order  []string // keys of writes, in the order first written
+	reads  map[string]KeyValue // ModRev 0: read as absent (nil in a View)
+	writes map[string]Op       // made at the first write
+	order  []string            // keys of writes, in the order first written
+	view   bool                // a View: reads are not remembered
 }
 
 // Get returns key's value as this transaction sees it.
@@ -34,6 +35,9 @@ func (t *Tx) Get(key string) (value []byte, ok bool, err error) {
 	kv, ok, err := t.s.Get(t.ctx, key)
 	if err != nil {
 		return nil, false, err
+	}
+	if t.view {
+		return kv.Value, ok, nil
 	}
 	if !ok {
 		kv = KeyValue{Key: key}
@@ -54,6 +58,9 @@ func (t *Tx) PutLease(key string, value []byte, lease LeaseID) {
 func (t *Tx) Delete(key string) { t.write(Delete(key)) }
 
 func (t *Tx) write(op Op) {
+	if t.writes == nil {
+		t.writes = map[string]Op{}
+	}
 	if _, ok := t.writes[op.Key]; !ok {
 		t.order = append(t.order, op.Key)
 	}
@@ -71,7 +78,7 @@ func (t *Tx) write(op Op) {
 // of the commit.
 func Update(ctx context.Context, s Store, fn func(*Tx) error) (int64, error) {
 	for range MaxAttempts {
-		t := &Tx{ctx: ctx, s: s, reads: map[string]KeyValue{}, writes: map[string]Op{}}
+		t := &Tx{ctx: ctx, s: s, reads: map[string]KeyValue{}}
 		if err := fn(t); err != nil {
 			return 0, err
 		}
@@ -101,7 +108,7 @@ func Update(ctx context.Context, s Store, fn func(*Tx) error) (int64, error) {
 // it is then, with no check that the reads agree with each other (use
 // Update for that). Writes in fn are an error.
 func View(ctx context.Context, s Store, fn func(*Tx) error) error {
-	t := &Tx{ctx: ctx, s: s, reads: map[string]KeyValue{}, writes: map[string]Op{}}
+	t := &Tx{ctx: ctx, s: s, view: true}
 	if err := fn(t); err != nil {
 		return err
 	}
