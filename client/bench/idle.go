@@ -64,12 +64,8 @@ func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
 			CentralIdle: idleCentral,
 		}
 	}
-	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
-		_, err := client.SignUp(ctx, ccfg(i))
-		return err
-	})
-	if err != nil {
-		return IdleReport{}, fmt.Errorf("bench: %w", err)
+	if err := signUpAll(ctx, cfg, ccfg); err != nil {
+		return IdleReport{}, err
 	}
 
 	rep := IdleReport{RunID: cfg.RunID, Clients: cfg.Clients, Placement: map[string]int{}}
@@ -79,13 +75,8 @@ func Idle(ctx context.Context, cfg Config) (IdleReport, error) {
 	}
 	clients := make([]*client.Client, cfg.Clients)
 	defer logoutAll(clients, cfg.SetupParallel)
-	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
-		c, err := client.Login(ctx, ccfg(i))
-		clients[i] = c
-		return err
-	})
-	if err != nil {
-		return IdleReport{}, fmt.Errorf("bench: %w", err)
+	if err := loginAll(ctx, cfg, ccfg, clients); err != nil {
+		return IdleReport{}, err
 	}
 	if err := idleWait(ctx, cfg.Clock, clients); err != nil {
 		return IdleReport{}, err

@@ -45,22 +45,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 
-	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
-		_, err := client.SignUp(ctx, ccfg(i))
-		return err
-	})
-	if err != nil {
-		return Report{}, fmt.Errorf("bench: %w", err)
+	if err := signUpAll(ctx, cfg, ccfg); err != nil {
+		return Report{}, err
 	}
 	clients := make([]*client.Client, cfg.Clients)
 	defer logoutAll(clients, cfg.SetupParallel)
-	err = forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
-		c, err := client.Login(ctx, ccfg(i))
-		clients[i] = c
-		return err
-	})
-	if err != nil {
-		return Report{}, fmt.Errorf("bench: %w", err)
+	if err := loginAll(ctx, cfg, ccfg, clients); err != nil {
+		return Report{}, err
 	}
 	if _, err := clients[0].CreateRoom(ctx, cfg.room()); err != nil {
 		return Report{}, fmt.Errorf("bench: %w", err)
@@ -289,6 +280,32 @@ func forEach(ctx context.Context, n, parallel int, fn func(i int) error) error {
 		first = ctx.Err()
 	}
 	return first
+}
+
+// signUpAll signs up the users of ccfg(0) to ccfg(cfg.Clients-1).
+func signUpAll(ctx context.Context, cfg Config, ccfg func(int) client.Config) error {
+	err := forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		_, err := client.SignUp(ctx, ccfg(i))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// loginAll logs the users of ccfg in, clients[i] as ccfg(i); the caller
+// logs out those that got in (logoutAll), even after an error.
+func loginAll(ctx context.Context, cfg Config, ccfg func(int) client.Config, clients []*client.Client) error {
+	err := forEach(ctx, cfg.Clients, cfg.SetupParallel, func(i int) error {
+		c, err := client.Login(ctx, ccfg(i))
+		clients[i] = c
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
 }
 
 // logoutAll logs out the clients that logged in (closing those whose
