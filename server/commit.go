@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -171,8 +172,9 @@ func (c *committer) write(batch []*commitReq) error {
 // (fanout.go) and to the outbox for the room's other servers (outbox.go).
 // Messages from other servers went to local members before they were
 // written (storeForeign), but for those marked later, which go now, and
-// whose stamps move the stamper's clock. The rooms' heads move past what
-// was stored.
+// whose stamps move the stamper's clock; those of a room whose membership
+// is still being read are also held for the members the read makes local
+// (holdLocked). The rooms' heads move past what was stored.
 func (s *Server) committed(batch []*commitReq) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,6 +185,9 @@ func (s *Server) committed(batch []*commitReq) {
 		for i, m := range q.msgs {
 			if !q.isNew[i] || (!q.own && !q.later[i]) {
 				continue
+			}
+			if !q.own {
+				s.holdLocked(s.room(m.Room), m)
 			}
 			if _, ok := byRoom[m.Room]; !ok {
 				order = append(order, m.Room)
@@ -210,6 +215,22 @@ func (s *Server) committed(batch []*commitReq) {
 			s.dispatchLocked(s.room(room))
 		}
 	}
+}
+
+// holdLocked keeps m, a stored message from another server, for the
+// members that the pending read of r's membership makes local
+// (membersChangedLocked), so that they too receive it live, if that read
+// is still to come. A room whose read does not come back holds at most
+// maxQueue messages; past that the oldest go, and a member who gains the
+// room syncs them anyway when told it joined.
+func (s *Server) holdLocked(r *room, m chatapi.Message) {
+	if r.members.valid {
+		return
+	}
+	if len(r.held) >= s.maxQueue {
+		r.held = slices.Delete(r.held, 0, len(r.held)/2)
+	}
+	r.held = append(r.held, m)
 }
 
 // takeDirtyCursors hands the committer the forwarding cursors to write.

@@ -181,8 +181,8 @@ func (s *Server) storeForeign(ms []chatapi.Message) (int, error) {
 // here before, room by room, before they are stored; their stamps move the
 // stamper's clock. A room whose membership is not known (a RoomChanged
 // just came, or none ever did) has its membership read again, and its
-// messages wait for their write, as every message did before: by then
-// the members the read makes local get them too. later marks those.
+// messages wait for both their write and that read, so that the members
+// the read makes local get them too. later marks those.
 func (s *Server) deliverForeign(ms []chatapi.Message) (later []bool) {
 	later = make([]bool, len(ms))
 	var now []chatapi.Message

@@ -81,3 +81,46 @@ func TestForwardDeliversBeforeTheWriteAndAcknowledgesAfter(t *testing.T) {
 		t.Fatalf("bob got the message %d times, want once", n)
 	}
 }
+
+// A forwarded message of a room this server has not yet read the
+// membership of is written at once, but its new members here are known
+// only once that read comes back from central. They receive it live then,
+// with the news that they joined, rather than only by syncing.
+func TestForwardWaitsForTheMembershipRead(t *testing.T) {
+	c := servertest.New(t, servertest.Options{Servers: 2})
+	alice, bob := inLobby(t, c)
+	if bob.Server != "server-2" {
+		t.Fatalf("bob on %s, want server-2", bob.Server)
+	}
+	ctx := context.Background()
+	c.HoldCentral("server-2", true)
+	held := true
+	defer func() {
+		if held {
+			c.HoldCentral("server-2", false)
+		}
+	}()
+	info, err := alice.Chat.Direct(ctx, chatapi.DirectArgs{Token: alice.Token, Peer: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := chatapi.Message{Room: info.Name, ID: "d1", From: "alice", Text: "psst",
+		Stamp: chatapi.Stamp{Time: 1, Server: "server-3", Seq: 1}}
+	rep, err := c.Server("server-2").PeerAPI().Forward(ctx, chatapi.ForwardArgs{From: "server-3", Messages: []chatapi.Message{m}})
+	if err != nil || rep.Stored != 1 {
+		t.Fatalf("Forward = %+v, %v; want 1 stored", rep, err)
+	}
+	// Written, but server-2 cannot yet know that bob is a member.
+	if got := delivered(bob, info.Name); len(got) != 0 {
+		t.Fatalf("bob got %v before server-2 knew he was a member", got)
+	}
+	c.HoldCentral("server-2", false)
+	held = false
+	rmitest.WaitFor(t, "bob to get the message once server-2 reads the membership", func() bool {
+		return slices.Equal(delivered(bob, info.Name), []string{"psst"})
+	})
+	joined := chatapi.Event{Kind: chatapi.EventJoined, Room: info.Name, User: "bob"}
+	if !slices.Contains(bob.Events(), joined) {
+		t.Fatalf("bob's events %v lack %v", bob.Events(), joined)
+	}
+}

@@ -65,6 +65,9 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 	// here (its user joined elsewhere, or this server learned of the room
 	// only now) is told it joined, so its client adds the room and syncs
 	// it: messages stored before it was added were never queued to it.
+	// It also gets the messages held while the membership was read.
+	held := r.held
+	r.held = nil
 	for _, a := range s.sortedAttachments() {
 		if isMember(r.members.info, a.user) {
 			if !a.rooms[r.name] {
@@ -73,6 +76,7 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 				if !slices.Contains(ch.events, joined) { // else it comes with ch.events below
 					a.enqueueLocked(s, nil, []chatapi.Event{joined})
 				}
+				a.enqueueLocked(s, held, nil)
 			}
 		} else {
 			s.removeLocalLocked(a, r.name)
@@ -130,7 +134,9 @@ func (s *Server) refreshSoonLocked(r *room) {
 		r.refreshing = false
 		if err != nil {
 			s.log.Warn("refresh room membership", "room", r.name, "err", err)
-			if !errors.Is(err, centralapi.ErrNoSuchRoom) {
+			if errors.Is(err, centralapi.ErrNoSuchRoom) {
+				r.held = nil // no read is coming
+			} else {
 				s.after(retryWait(1), func() {
 					s.mu.Lock()
 					s.refreshSoonLocked(r)

@@ -148,6 +148,9 @@ type room struct {
 	heads      map[string]uint64 // contiguous head per origin
 	synced     bool              // caught up from peers since it gained local members
 	catchingUp bool              // a background catch-up is running
+	// held are messages from other servers stored while the membership
+	// was unknown, kept for the members its read makes local (commit.go).
+	held []chatapi.Message
 }
 
 // Open opens (or creates) the server's data and returns a server that is
