@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
@@ -36,7 +35,7 @@ func (f *flakyCA) IssueCertificate(ctx context.Context, a centralapi.CertArgs) (
 // when it registers, asks for a new one on its own when two thirds of its
 // lifetime have passed, and retries a failed renewal.
 func TestCertKeeperRenewsBeforeExpiry(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ca, _, err := pki.LoadOrCreateCA(t.TempDir(), clk)
 	if err != nil {

@@ -9,17 +9,17 @@ import (
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 // env is a Central under test with a mock clock.
 type env struct {
 	t   testing.TB
 	dir string
-	clk *clock.Mock
+	clk *clocktest.Mock
 	c   *Central
 	log *rmitest.SyncBuffer
 	mod func(*Config) // applied to every config, if set
@@ -29,7 +29,7 @@ func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
 
 func newEnvWith(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clk: clock.NewMock(), log: &rmitest.SyncBuffer{}, mod: mod}
+	e := &env{t: t, dir: t.TempDir(), clk: clocktest.New(), log: &rmitest.SyncBuffer{}, mod: mod}
 	e.clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	e.open()
 	return e

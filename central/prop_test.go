@@ -10,12 +10,12 @@ import (
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 	"pgregory.net/rapid"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/central/kv"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 // TestMembershipProperties drives random create/join/leave/direct
@@ -31,7 +31,7 @@ func TestMembershipProperties(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		c, err := Open(Config{Dir: dir, Clock: clock.NewMock(), Logger: rmitest.QuietLogger(), PasswordCost: bcrypt.MinCost})
+		c, err := Open(Config{Dir: dir, Clock: clocktest.New(), Logger: rmitest.QuietLogger(), PasswordCost: bcrypt.MinCost})
 		if err != nil {
 			rt.Fatal(err)
 		}

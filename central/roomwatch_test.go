@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/central/kv/boltkv"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -24,7 +24,7 @@ import (
 // front-end's watch, the chat servers of the room's members, each told
 // by the front-end that serves it (where it renews its lease), once.
 func TestMembershipChangesReachServedServers(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	store, err := boltkv.Open(filepath.Join(t.TempDir(), "kv.db"), boltkv.Options{Clock: clk})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/distchat/distchat/central/kv/boltkv"
 	"github.com/distchat/distchat/central/kv/etcdkv"
 	"github.com/distchat/distchat/central/kv/etcdkv/etcdtest"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
@@ -41,7 +42,7 @@ type sharedHarness struct {
 // other is seen attached at both, until it ends.
 func TestSharedRegistry(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) {
-		clk := clock.NewMock()
+		clk := clocktest.New()
 		clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 		s, err := boltkv.Open(filepath.Join(t.TempDir(), "kv.db"), boltkv.Options{Clock: clk})
 		if err != nil {

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -25,7 +24,7 @@ import (
 type world struct {
 	*servertest.Cluster
 	t   *testing.T
-	clk *clock.Mock // the clients' clock
+	clk *clocktest.Mock // the clients' clock
 
 	mu        sync.Mutex
 	dials     map[string][]string                   // user -> addresses dialed
@@ -47,7 +46,7 @@ func newWorld(t *testing.T, n int) *world {
 }
 
 func newWorldWith(t *testing.T, opts servertest.Options) *world {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	opts.ClientClock = clk
 	w := &world{

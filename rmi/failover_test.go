@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 // scripted is one server of a failover test: each call records the
@@ -208,7 +208,7 @@ func TestFailoverBadConfig(t *testing.T) {
 func TestFailoverOverRedialers(t *testing.T) {
 	a := startServer(t, ServerConfig{}, nil)
 	b := startServer(t, ServerConfig{}, nil)
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	var moved []string
 	f, err := NewFailover([]string{a.addr, b.addr}, FailoverConfig{
 		Connect: func(addr string) Invoker {

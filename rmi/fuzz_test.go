@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 // Fuzz targets for every decoder of untrusted input in this package: the
@@ -77,7 +78,7 @@ func FuzzServerCodec(f *testing.F) {
 	exportChat(f)(tab)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := streamLimits{
-			clk:        clock.NewMock(), // no timer fires: the stream ends by EOF
+			clk:        clocktest.New(), // no timer fires: the stream ends by EOF
 			idle:       time.Minute,
 			timeout:    time.Minute,
 			maxBytes:   16 << 10,

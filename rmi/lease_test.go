@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 func TestLeases(t *testing.T) {
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	expired := make(chan string, 8)
 	l := NewLeases(mock, func(id string) { expired <- id })
 	defer l.Close()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
@@ -69,7 +69,7 @@ func TestLenGuard(t *testing.T) {
 func TestHugeDeclaredLengthAllocatesNothing(t *testing.T) {
 	data := []byte("\x82\xa3000\xdd0000\xdd000M0\xd5000\xc900Հ\xff0")
 	lim := streamLimits{
-		clk: clock.NewMock(), idle: time.Minute, timeout: time.Minute, maxBytes: 16 << 10, maxStreams: 1,
+		clk: clocktest.New(), idle: time.Minute, timeout: time.Minute, maxBytes: 16 << 10, maxStreams: 1,
 		budgets: budgets{newByteBudget("this connection", 64<<10), newByteBudget("the server", 64<<10)},
 	}
 	client, server := net.Pipe()

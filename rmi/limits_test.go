@@ -15,7 +15,7 @@ import (
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/yamux"
 )
@@ -223,7 +223,7 @@ func TestAmplificationRequestRefused(t *testing.T) {
 // server's mock clock): its stream is closed RequestTimeout after its
 // first byte, though no byte is ever late enough to count as a stall.
 func TestTrickledRequestCutOff(t *testing.T) {
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	ts := startServer(t, ServerConfig{Clock: mock}, nil)
 	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Hour), Args: mustMarshal(t, EchoArgs{S: "slow"})})
 	st, err := rawSession(t, ts.addr).OpenStream()

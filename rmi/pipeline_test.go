@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/hashicorp/yamux"
 )
 
@@ -45,7 +46,7 @@ func (s syncTransport) RoundTrip(_ context.Context, req *Request) (*Response, er
 // routes returns the ways to call a testSvc: over TCP, through Local, and
 // through syncTransport. Every end reads time on mock and caps requests at
 // maxBytes.
-func routes(t *testing.T, mock *clock.Mock, maxBytes int) []route {
+func routes(t *testing.T, mock *clocktest.Mock, maxBytes int) []route {
 	t.Helper()
 	table := func() (*Table, *testSvc) {
 		tab := NewTable(quietLog())
@@ -68,7 +69,7 @@ func routes(t *testing.T, mock *clock.Mock, maxBytes int) []route {
 }
 
 func TestCalleeSeesCallersDeadline(t *testing.T) {
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	for _, r := range routes(t, mock, DefaultMaxRequestBytes) {
 		ctx, cancel := mock.WithTimeout(context.Background(), 42*time.Second)
 		want, _ := ctx.Deadline()
@@ -105,7 +106,7 @@ func classify(err error) classified {
 
 func TestDeadlineOverrunIsTheSameErrorEverywhere(t *testing.T) {
 	want := classified{timeout: true, deadline: true, unknown: true, unreachable: true}
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	for _, r := range routes(t, mock, DefaultMaxRequestBytes) {
 		// A method that ignores its deadline and succeeds after it.
 		ctx, cancel := mock.WithTimeout(context.Background(), overrunBy/2)
@@ -132,7 +133,7 @@ func TestDeadlineOverrunIsTheSameErrorEverywhere(t *testing.T) {
 
 func TestOversizeArgsRejectedTheSameWayEverywhere(t *testing.T) {
 	const maxBytes = 4096
-	for _, r := range routes(t, clock.NewMock(), maxBytes) {
+	for _, r := range routes(t, clocktest.New(), maxBytes) {
 		var n int
 		err := r.inv.Invoke(context.Background(), "svc", "Size", make([]byte, 16*maxBytes), &n)
 		var re *RemoteError
@@ -149,7 +150,7 @@ func TestOversizeArgsRejectedTheSameWayEverywhere(t *testing.T) {
 }
 
 func TestOnlyTheInterfaceIsCallable(t *testing.T) {
-	for _, r := range routes(t, clock.NewMock(), DefaultMaxRequestBytes) {
+	for _, r := range routes(t, clocktest.New(), DefaultMaxRequestBytes) {
 		var out EchoArgs
 		// Secret has a remote method's shape, but testAPI lacks it.
 		if err := r.inv.Invoke(context.Background(), "svc", "Secret", EchoArgs{S: "x"}, &out); !errors.Is(err, ErrNoSuchMethod) || out.S != "" {
@@ -246,7 +247,7 @@ func TestUndecodableRequestIsErrMarshal(t *testing.T) {
 // on another, hours apart: the callee gets the caller's remaining time,
 // measured on its own clock, as over TCP.
 func TestLocalAcrossClocks(t *testing.T) {
-	caller, callee := clock.NewMock(), clock.NewMock()
+	caller, callee := clocktest.New(), clocktest.New()
 	caller.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	callee.Set(caller.Now().Add(7 * time.Hour))
 	tab := NewTable(quietLog())

@@ -9,7 +9,7 @@ import (
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 func TestRedialer(t *testing.T) {
@@ -19,7 +19,7 @@ func TestRedialer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	ts := startServerOn(t, l, ServerConfig{}, nil)
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	r := NewRedialer(addr, DialConfig{Clock: mock, Logger: quietLog()})
 	defer r.Close()
 

@@ -19,6 +19,7 @@ import (
 	"github.com/distchat/distchat/rmi/rmitest"
 
 	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/yamux"
 )
@@ -70,7 +71,7 @@ type testSvc struct {
 	release chan struct{} // Block returns when this is closed
 	closed  chan struct{} // closed by the OnClose hook Watch installs
 	once    sync.Once
-	mock    *clock.Mock // the clock Overrun moves on
+	mock    *clocktest.Mock // the clock Overrun moves on
 }
 
 func newTestSvc() *testSvc {
@@ -572,7 +573,7 @@ func TestCallTimeout(t *testing.T) {
 
 func TestCallTimeoutUsesInjectedClock(t *testing.T) {
 	ts := startServer(t, ServerConfig{}, nil)
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	c := dial(t, ts.addr, DialConfig{Clock: mock, CallTimeout: time.Minute})
 	errc := make(chan error, 1)
 	go func() { errc <- c.Invoke(context.Background(), "svc", "Block", EchoArgs{}, nil) }()
@@ -789,7 +790,7 @@ func TestCloseTwiceAndServeAfterClose(t *testing.T) {
 }
 
 func TestServerDeadlineUsesInjectedClock(t *testing.T) {
-	mock := clock.NewMock()
+	mock := clocktest.New()
 	ts := startServer(t, ServerConfig{Clock: mock, IdleTimeout: 2 * time.Hour}, nil)
 	c := dial(t, ts.addr, DialConfig{})
 	errc := make(chan error, 1)

@@ -7,10 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -96,7 +95,7 @@ func TestEndedSessionRefusedOnChatServer(t *testing.T) {
 		{"reset, push lost", reset, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			mock := clock.NewMock()
+			mock := clocktest.New()
 			c := servertest.New(t, servertest.Options{Servers: 1, Clock: mock})
 			su, err := c.Central().SignUp(ctx, centralapi.SignUpArgs{User: "alice", Password: c.Password("alice")})
 			if err != nil {

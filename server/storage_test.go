@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -26,7 +25,7 @@ import (
 // restart, its seqs gap-free and nothing it acknowledged lost.
 func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 	ctx := context.Background()
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	logs := &rmitest.SyncBuffer{}
 	c := servertest.New(t, servertest.Options{
@@ -143,7 +142,7 @@ func TestStorageFailureRecoversWithoutRestart(t *testing.T) {
 // central does not answer: telling central does not hold up the committer.
 func TestStorageFailureDoesNotWaitForCentral(t *testing.T) {
 	ctx := context.Background()
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	logs := &rmitest.SyncBuffer{}
 	c := servertest.New(t, servertest.Options{
@@ -198,7 +197,7 @@ func TestStorageFailureDoesNotWaitForCentral(t *testing.T) {
 // restart it still waits for a server it learned before the failure,
 // though central no longer lists that server.
 func TestKnownServersSurviveAFailedHeartbeat(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	logs := &rmitest.SyncBuffer{}
 	c := servertest.New(t, servertest.Options{

@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
 func TestMeasure(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	calls := 0
 	// Call i (from 1) takes i µs; the first 3 are the warm-up.
 	rtt, err := measure(context.Background(), clk, 100, 3, func(context.Context) error {
@@ -53,7 +52,7 @@ func TestMeasure(t *testing.T) {
 func TestMeasureStopsAtError(t *testing.T) {
 	boom := errors.New("boom")
 	n := 0
-	_, err := measure(context.Background(), clock.NewMock(), 10, 2, func(context.Context) error {
+	_, err := measure(context.Background(), clocktest.New(), 10, 2, func(context.Context) error {
 		if n++; n == 5 {
 			return boom
 		}

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/pki"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
@@ -23,7 +23,7 @@ import (
 // web ports), alice placed on s1, and the web port's handler.
 type testEnv struct {
 	t   *testing.T
-	clk *clock.Mock
+	clk *clocktest.Mock
 	c   *central.Central
 	ca  *pki.CA
 	h   *Handler
@@ -39,7 +39,7 @@ const pw = "correct horse"
 
 func newTestEnv(t *testing.T, secure bool) *testEnv {
 	t.Helper()
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	c, err := central.Open(central.Config{
 		Dir: t.TempDir(), Clock: clk, Logger: rmitest.QuietLogger(), PasswordCost: bcrypt.MinCost,

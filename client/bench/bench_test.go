@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -102,7 +101,7 @@ func TestRunDroppedDeliveryFails(t *testing.T) {
 	// The lost delivery never comes: the run stops waiting for it once
 	// no delivery has come for Stall, on the run's clock, which the test
 	// moves on once every other delivery is in.
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	cfg.Clock, cfg.Stall = clk, time.Minute
 	var arrived atomic.Int64
 	cfg.drop = func(member int, m chatapi.Message) bool {
@@ -149,7 +148,7 @@ func TestRunDroppedDeliveryFails(t *testing.T) {
 // out of the order they were sent, and passes when they interleave with
 // others' in order.
 func TestSenderOrderCheck(t *testing.T) {
-	cfg := Config{Clients: 2, Messages: 3, RunID: "x", Clock: clock.NewMock()}
+	cfg := Config{Clients: 2, Messages: 3, RunID: "x", Clock: clocktest.New()}
 	l := newLedger(cfg, []string{"a", "b"})
 	msg := func(sender, seq int) chatapi.Message {
 		return chatapi.Message{Room: cfg.room(), From: []string{"a", "b"}[sender], ID: id(sender, seq)}

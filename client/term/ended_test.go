@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -26,7 +25,7 @@ func TestTerminalExitsWhenSessionEnds(t *testing.T) {
 	var out, errOut rmitest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), sess, in, &out, &errOut, Options{Clock: clock.NewMock(), Feed: feed})
+		done <- Run(context.Background(), sess, in, &out, &errOut, Options{Clock: clocktest.New(), Feed: feed})
 	}()
 	if _, err := io.WriteString(inW, "/wait 1h\n"); err != nil {
 		t.Fatal(err)

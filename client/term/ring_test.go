@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -18,7 +17,7 @@ import (
 // while again.
 func TestTerminalPrintsACallOnce(t *testing.T) {
 	feed := NewFeed()
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	in, inW := io.Pipe()
 	var out, errOut rmitest.SyncBuffer
 	done := make(chan error, 1)

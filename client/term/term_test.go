@@ -14,10 +14,9 @@ import (
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
-
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -152,7 +151,7 @@ func TestTerminalScriptJSON(t *testing.T) {
 	}, "\n") + "\n"
 	var out, errOut rmitest.SyncBuffer
 	err := Run(context.Background(), sess, strings.NewReader(script), &out, &errOut,
-		Options{JSON: true, Clock: clock.NewMock(), Feed: feed})
+		Options{JSON: true, Clock: clocktest.New(), Feed: feed})
 	if err != nil {
 		t.Fatalf("RunTerminal: %v", err)
 	}
@@ -272,7 +271,7 @@ func TestTerminalScriptText(t *testing.T) {
 func TestTerminalWaitKeepsPrinting(t *testing.T) {
 	feed := NewFeed()
 	sess := newFakeSession(feed)
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	in, inW := io.Pipe()
 	var out, errOut rmitest.SyncBuffer
 	done := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/distchat/distchat/rmi/clocktest"
 )
 
 // handshake runs a TLS handshake between a client and a server
@@ -185,7 +186,7 @@ func TestMutualTLSBetweenMembers(t *testing.T) {
 }
 
 func TestMemberRenewsAndReloads(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ca, _ := newTestCA(t, clk)
 	dir := t.TempDir()
@@ -232,7 +233,7 @@ func TestMemberRenewsAndReloads(t *testing.T) {
 }
 
 func TestCentralCertificateRenewed(t *testing.T) {
-	clk := clock.NewMock()
+	clk := clocktest.New()
 	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ca, _ := newTestCA(t, clk)
 	cfg := ca.CentralCert([]string{"127.0.0.1", "central.example"}).ServerConfig()

@@ -70,7 +70,7 @@ type Options struct {
 	// (as distchat up names them); default 1.
 	Servers int
 	// Clock is central's and every chat server's clock; default
-	// clock.New(). With a *clock.Mock their background work (deliveries,
+	// clock.New(). With a mock clock (clocktest.Mock) their background work (deliveries,
 	// forwarding, lease renewals) runs only as the test advances it.
 	Clock clock.Clock
 	// ClientClock is the clock of the clients that connect with Dial: it

@@ -17,6 +17,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/servertest"
 	"github.com/distchat/distchat/server/web"
@@ -30,7 +31,7 @@ const centralWeb = "http://central.test:8080"
 type env struct {
 	t     *testing.T
 	c     *servertest.Cluster
-	clk   *clock.Mock // the handlers' clock: the rate limit
+	clk   *clocktest.Mock // the handlers' clock: the rate limit
 	sites map[string]*httptest.Server
 	hs    map[string]*web.Handler // each chat server's web port
 }
@@ -39,7 +40,7 @@ type env struct {
 // adjusts each web.Config.
 func newEnv(t *testing.T, n int, tweak func(*web.Config)) *env {
 	t.Helper()
-	e := &env{t: t, c: servertest.New(t, servertest.Options{Servers: n}), clk: clock.NewMock(), sites: map[string]*httptest.Server{}, hs: map[string]*web.Handler{}}
+	e := &env{t: t, c: servertest.New(t, servertest.Options{Servers: n}), clk: clocktest.New(), sites: map[string]*httptest.Server{}, hs: map[string]*web.Handler{}}
 	for _, name := range e.c.Servers() {
 		// The Handler is made once the listener exists: the origin is
 		// the httptest server's URL.
