@@ -152,3 +152,22 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// Reader is implemented by a Store that can make several reads in one
+// consistent and cheap step (boltkv: one bbolt read transaction). View
+// uses it when the store has it; etcdkv does not, and View reads it key by
+// key.
+type Reader interface {
+	// Read runs fn on a Snapshot of the store as of one revision.
+	Read(ctx context.Context, fn func(Snapshot) error) error
+}
+
+// Snapshot is a store as of one revision, valid only while Reader.Read's
+// fn runs: the bytes it hands out must be copied to be kept.
+type Snapshot interface {
+	// Get returns key's value; ok is false if it is absent.
+	Get(key string) (value []byte, ok bool, err error)
+	// Keys calls fn with each key starting with prefix, in key order,
+	// until fn returns an error, which Keys returns.
+	Keys(prefix string, fn func(key []byte) error) error
+}

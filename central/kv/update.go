@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ type Tx struct {
 	writes map[string]Op       // made at the first write
 	order  []string            // keys of writes, in the order first written
 	view   bool                // a View: reads are not remembered
+	snap   Snapshot            // a View on a Reader: reads go here
 }
 
 // Get returns key's value as this transaction sees it.
@@ -31,6 +33,13 @@ func (t *Tx) Get(key string) (value []byte, ok bool, err error) {
 	}
 	if kv, r := t.reads[key]; r {
 		return kv.Value, kv.ModRev != 0, nil
+	}
+	if t.snap != nil {
+		v, ok, err := t.snap.Get(key)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return bytes.Clone(v), true, nil
 	}
 	kv, ok, err := t.s.Get(t.ctx, key)
 	if err != nil {
@@ -44,6 +53,61 @@ func (t *Tx) Get(key string) (value []byte, ok bool, err error) {
 	}
 	t.reads[key] = kv
 	return kv.Value, ok, nil
+}
+
+// Use calls use with key's value as this transaction sees it, if key is
+// present, and reports whether it was. The value is valid only during the
+// call (it may be the store's own memory): decode it there, or copy it.
+func (t *Tx) Use(key string, use func(value []byte) error) (ok bool, err error) {
+	if t.snap != nil && t.writes == nil {
+		v, ok, err := t.snap.Get(key)
+		if err != nil || !ok {
+			return false, err
+		}
+		return true, use(v)
+	}
+	v, ok, err := t.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, use(v)
+}
+
+// Keys returns what follows prefix in each key that starts with it, in key
+// order. Only a View may list keys: an Update could not check at commit
+// that no key was added or removed under the prefix since.
+func (t *Tx) Keys(prefix string) ([]string, error) {
+	if !t.view {
+		return nil, fmt.Errorf("kv: Keys(%q) in an Update", prefix)
+	}
+	if t.snap == nil {
+		kvs, _, err := t.s.Range(t.ctx, prefix, 0)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(kvs))
+		for _, p := range kvs {
+			out = append(out, p.Key[len(prefix):])
+		}
+		return out, nil
+	}
+	// The suffixes go into one buffer, made one string: a few
+	// allocations in all, not one per key (a room's members are listed
+	// this way on every fan-out lookup).
+	buf := make([]byte, 0, 1024)
+	ends := make([]int, 0, 64)
+	if err := t.snap.Keys(prefix, func(k []byte) error {
+		buf = append(buf, k[len(prefix):]...)
+		ends = append(ends, len(buf))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	all, out, start := string(buf), make([]string, len(ends)), 0
+	for i, end := range ends {
+		out[i], start = all[start:end], end
+	}
+	return out, nil
 }
 
 // Put sets key to value when the transaction commits.
@@ -104,11 +168,24 @@ func Update(ctx context.Context, s Store, fn func(*Tx) error) (int64, error) {
 	return 0, fmt.Errorf("%d attempts: %w", MaxAttempts, ErrConflict)
 }
 
-// View runs fn once on a Tx that only reads: each Get reads the store as
-// it is then, with no check that the reads agree with each other (use
-// Update for that). Writes in fn are an error.
+// View runs fn once on a Tx that only reads. On a store that is a Reader
+// the reads are one snapshot; on another, each Get and Keys reads the
+// store as it is then, with no check that the reads agree with each other
+// (use Update for that). Writes in fn are an error.
 func View(ctx context.Context, s Store, fn func(*Tx) error) error {
 	t := &Tx{ctx: ctx, s: s, view: true}
+	if r, ok := s.(Reader); ok {
+		return r.Read(ctx, func(snap Snapshot) error {
+			t.snap = snap
+			defer func() { t.snap = nil }() // it is valid only inside Read
+			return t.runView(fn)
+		})
+	}
+	return t.runView(fn)
+}
+
+// runView runs fn on t, a View's Tx, and refuses what it wrote.
+func (t *Tx) runView(fn func(*Tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}

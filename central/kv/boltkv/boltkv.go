@@ -253,6 +253,39 @@ func (s *Store) Range(ctx context.Context, prefix string, limit int) ([]kv.KeyVa
 	return out, rev, nil
 }
 
+// Read implements kv.Reader: fn reads in one bbolt read transaction.
+func (s *Store) Read(ctx context.Context, fn func(kv.Snapshot) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error { return fn(snapshot{tx.Bucket(bucketKV)}) })
+}
+
+// snapshot is a kv.Snapshot on a bbolt read transaction.
+type snapshot struct{ b *bolt.Bucket }
+
+func (sn snapshot) Get(key string) ([]byte, bool, error) {
+	raw := sn.b.Get([]byte(key))
+	if raw == nil {
+		return nil, false, nil
+	}
+	if len(raw) < recordHeader {
+		return nil, false, fmt.Errorf("boltkv: key %q: record of %d bytes, want at least %d", key, len(raw), recordHeader)
+	}
+	return raw[recordHeader:], true, nil
+}
+
+func (sn snapshot) Keys(prefix string, fn func(key []byte) error) error {
+	p := []byte(prefix)
+	c := sn.b.Cursor()
+	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Txn implements kv.Store.
 func (s *Store) Txn(ctx context.Context, cmps []kv.Cmp, ops []kv.Op) (bool, int64, error) {
 	if len(cmps)+len(ops) > kv.MaxTxnOps {

@@ -38,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 		{"CreateIfAbsent", testCreateIfAbsent},
 		{"CompareAllOrNothing", testCompareAllOrNothing},
 		{"RangePrefixLimit", testRangePrefixLimit},
+		{"ViewGetAndKeys", testViewGetAndKeys},
 		{"TooManyOps", testTooManyOps},
 		{"UpdateRetriesOnConflict", testUpdateRetries},
 		{"UpdateReadsItsWrites", testUpdateReadsItsWrites},
@@ -191,6 +192,51 @@ func testRangePrefixLimit(t *testing.T, h Harness) {
 	}
 	if kvs, _, err := s.Range(ctx, "nothing/", 0); err != nil || len(kvs) != 0 {
 		t.Fatalf("Range(nothing/) = %v, %v", kvs, err)
+	}
+}
+
+// A View reads values and lists the keys under a prefix (in one snapshot
+// on a kv.Reader, key by key on another store); the values it returns stay
+// valid after it, and only a View may list keys.
+func testViewGetAndKeys(t *testing.T, h Harness) {
+	s := h.Open(t)
+	put(t, s, kv.Put("room/b", nil), kv.Put("room/a", []byte("A")), kv.Put("roomy", nil),
+		kv.Put("room/c", nil), kv.Put("rom", nil))
+	var a []byte
+	var aOK, zOK bool
+	var sub, none []string
+	err := kv.View(ctx, s, func(tx *kv.Tx) (err error) {
+		if a, aOK, err = tx.Get("room/a"); err != nil {
+			return err
+		}
+		if _, zOK, err = tx.Get("room/z"); err != nil {
+			return err
+		}
+		if sub, err = tx.Keys("room/"); err != nil {
+			return err
+		}
+		none, err = tx.Keys("nothing/")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !aOK || string(a) != "A" || zOK {
+		t.Fatalf("Get: room/a = %q, %v; room/z present %v", a, aOK, zOK)
+	}
+	if !slices.Equal(sub, []string{"a", "b", "c"}) || len(none) != 0 {
+		t.Fatalf("Keys(room/) = %q, Keys(nothing/) = %q", sub, none)
+	}
+	put(t, s, kv.Put("room/a", []byte("B")))
+	if string(a) != "A" {
+		t.Fatalf("a value read in a View changed to %q after it", a)
+	}
+	_, err = kv.Update(ctx, s, func(tx *kv.Tx) error {
+		_, err := tx.Keys("room/")
+		return err
+	})
+	if err == nil {
+		t.Fatal("Keys in an Update: no error")
 	}
 }
 
