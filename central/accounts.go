@@ -493,12 +493,13 @@ func (c *Central) validSession(ctx context.Context, key string) (sessionRecord, 
 	var rec sessionRecord
 	var ok bool
 	if err := kv.View(ctx, c.store, func(tx *kv.Tx) (err error) {
-		rec, ok, err = getSession(tx, key)
+		rec, ok, err = c.sessions.get(tx, sessionRecordKey(key))
 		return err
 	}); err != nil {
 		return rec, err
 	}
 	if !ok {
+		c.sessions.forget(sessionRecordKey(key))
 		return rec, centralapi.ErrBadSession
 	}
 	if !c.clk.Now().Before(rec.Expires) {

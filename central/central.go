@@ -121,6 +121,10 @@ type Central struct {
 	randMu sync.Mutex
 	rand   io.Reader
 
+	// Decoded records of sessions and rooms, by key (store.go).
+	sessions recordCache[sessionRecord]
+	rooms    recordCache[roomRecord]
+
 	// mu guards the in-memory state below, and is held across the store's
 	// transactions that must agree with it (sessions vs. attachments).
 	mu       sync.Mutex

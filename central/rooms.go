@@ -212,21 +212,19 @@ func (c *Central) Room(ctx context.Context, a centralapi.RoomQuery) (centralapi.
 		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}
 	var rec roomRecord
+	var mem []string
 	err := kv.View(ctx, c.store, func(tx *kv.Tx) error {
 		var ok bool
 		var err error
-		if rec, ok, err = getRoom(tx, a.Room); err != nil {
+		if rec, ok, err = c.rooms.get(tx, prefixRooms+a.Room); err != nil {
 			return err
 		}
 		if !ok {
 			return fmt.Errorf("room %s: %w", q(a.Room), centralapi.ErrNoSuchRoom)
 		}
-		return nil
+		mem, err = tx.Keys(memberPrefix(a.Room))
+		return err
 	})
-	var mem []string
-	if err == nil {
-		mem, err = members(ctx, c.store, a.Room)
-	}
 	if err != nil {
 		return centralapi.RoomInfo{}, fmt.Errorf("room: %w", err)
 	}

@@ -348,6 +348,7 @@ func (c *Central) detach(key, name string) bool {
 // and queues the news for the chat servers it is attached to (endpush.go).
 // c.mu must be held.
 func (c *Central) dropSession(key string) {
+	c.sessions.forget(sessionRecordKey(key))
 	c.queueEndLocked(key)
 	delete(c.pending, key)
 	if a := c.attached[key]; a != nil {

@@ -1,11 +1,13 @@
 package central
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distchat/distchat/central/kv"
@@ -78,15 +80,18 @@ func initSchema(ctx context.Context, s kv.Store) error {
 
 func sessionHex(key string) string { return hex.EncodeToString([]byte(key)) }
 
+// sessionRecordKey is the key of the session's record.
+func sessionRecordKey(key string) string {
+	return string(hex.AppendEncode([]byte(prefixSessions), []byte(key)))
+}
+
 func getJSON(tx *kv.Tx, key string, v any) (bool, error) {
-	raw, ok, err := tx.Get(key)
-	if err != nil || !ok {
-		return false, err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("corrupt record %s: %w", key, err)
-	}
-	return true, nil
+	return tx.Use(key, func(raw []byte) error {
+		if err := json.Unmarshal(raw, v); err != nil {
+			return fmt.Errorf("corrupt record %s: %w", key, err)
+		}
+		return nil
+	})
 }
 
 func putJSON(tx *kv.Tx, key string, v any) error {
@@ -108,14 +113,73 @@ func putUser(tx *kv.Tx, name string, u userRecord) error {
 	return putJSON(tx, prefixUsers+name, u)
 }
 
+// recordCache keeps JSON records decoded, each with the bytes it was
+// decoded from, by key. Reading a record whose bytes are those cached
+// takes the cached value instead of decoding the JSON again: a chat
+// server checks the session of each client that connects, and looks a
+// room up for the posts to it, and those records rarely change. Other
+// bytes are decoded afresh, so what it returns is never stale, whoever
+// wrote the store.
+type recordCache[T any] struct {
+	mu sync.Mutex
+	m  map[string]cachedRecord[T]
+}
+
+// cachedRecord is a value and the bytes it was decoded from.
+type cachedRecord[T any] struct {
+	raw []byte
+	v   T
+}
+
+// maxCachedRecords bounds each cache; past it, an arbitrary entry goes.
+const maxCachedRecords = 8192
+
+// get reads key's record in tx, decoding it only if its bytes are not
+// those cached.
+func (rc *recordCache[T]) get(tx *kv.Tx, key string) (v T, ok bool, err error) {
+	ok, err = tx.Use(key, func(raw []byte) error {
+		rc.mu.Lock()
+		cached, hit := rc.m[key]
+		rc.mu.Unlock()
+		if hit && bytes.Equal(cached.raw, raw) {
+			v = cached.v
+			return nil
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("corrupt record %s: %w", key, err)
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if rc.m == nil {
+			rc.m = map[string]cachedRecord[T]{}
+		}
+		if _, in := rc.m[key]; !in && len(rc.m) >= maxCachedRecords {
+			for k := range rc.m {
+				delete(rc.m, k)
+				break
+			}
+		}
+		rc.m[key] = cachedRecord[T]{raw: bytes.Clone(raw), v: v}
+		return nil
+	})
+	return v, ok, err
+}
+
+// forget drops key's cached record (it was deleted).
+func (rc *recordCache[T]) forget(key string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.m, key)
+}
+
 func getSession(tx *kv.Tx, key string) (sessionRecord, bool, error) {
 	var s sessionRecord
-	ok, err := getJSON(tx, prefixSessions+sessionHex(key), &s)
+	ok, err := getJSON(tx, sessionRecordKey(key), &s)
 	return s, ok, err
 }
 
 func putSession(tx *kv.Tx, key string, s sessionRecord) error {
-	if err := putJSON(tx, prefixSessions+sessionHex(key), s); err != nil {
+	if err := putJSON(tx, sessionRecordKey(key), s); err != nil {
 		return err
 	}
 	tx.Put(prefixUserSessions+s.User+"/"+sessionHex(key), nil)
@@ -123,7 +187,7 @@ func putSession(tx *kv.Tx, key string, s sessionRecord) error {
 }
 
 func deleteSession(tx *kv.Tx, key, user string) {
-	tx.Delete(prefixSessions + sessionHex(key))
+	tx.Delete(sessionRecordKey(key))
 	tx.Delete(prefixUserSessions + user + "/" + sessionHex(key))
 }
 
@@ -171,8 +235,11 @@ func userSessionKeys(ctx context.Context, s kv.Store, user string) ([]string, er
 
 // members lists a room's members, sorted.
 func members(ctx context.Context, s kv.Store, room string) ([]string, error) {
-	return suffixes(ctx, s, prefixRoomMembers+room+"/")
+	return suffixes(ctx, s, memberPrefix(room))
 }
+
+// memberPrefix is the prefix of the keys that name room's members.
+func memberPrefix(room string) string { return prefixRoomMembers + room + "/" }
 
 // userRooms lists the rooms a user is a member of, sorted.
 func userRooms(ctx context.Context, s kv.Store, user string) ([]string, error) {
@@ -180,16 +247,12 @@ func userRooms(ctx context.Context, s kv.Store, user string) ([]string, error) {
 }
 
 // suffixes lists what follows prefix in the keys that start with it.
-func suffixes(ctx context.Context, s kv.Store, prefix string) ([]string, error) {
-	kvs, _, err := s.Range(ctx, prefix, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(kvs))
-	for _, p := range kvs {
-		out = append(out, p.Key[len(prefix):])
-	}
-	return out, nil
+func suffixes(ctx context.Context, s kv.Store, prefix string) (out []string, err error) {
+	err = kv.View(ctx, s, func(tx *kv.Tx) error {
+		out, err = tx.Keys(prefix)
+		return err
+	})
+	return out, err
 }
 
 // memberCounts returns the number of members of every room with any.
