@@ -93,6 +93,10 @@ func newBrowser(t *testing.T, name, home string) *browser {
 	return newBrowserWith(t, name, home)
 }
 
+// startAttempts is how many times a browser is started before its test
+// fails.
+const startAttempts = 3
+
 // newBrowserWith is newBrowser with extra chromium flags (such as
 // voiceFlags).
 func newBrowserWith(t *testing.T, name, home string, extra ...chromedp.ExecAllocatorOption) *browser {
@@ -104,7 +108,6 @@ func newBrowserWith(t *testing.T, name, home string, extra ...chromedp.ExecAlloc
 	b := &browser{t: t, name: name, out: &rmitest.SyncBuffer{}, dialogs: &dialogLog{}}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Env("HOME="+home),
 		chromedp.WindowSize(1280, 800),
 		chromedp.CombinedOutput(b.out),
@@ -113,19 +116,34 @@ func newBrowserWith(t *testing.T, name, home string, extra ...chromedp.ExecAlloc
 		opts = append(opts, chromedp.NoSandbox)
 	}
 	opts = append(opts, extra...)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
+	// The first action starts the browser and binds it to ctx, which
+	// has no deadline; later actions get their own bounds. A chromium
+	// that exits while starting up (one in a few dozen on a loaded
+	// machine, before it opens its DevTools port) is started again, with
+	// a fresh profile, up to startAttempts times in all.
+	var ctx context.Context
+	for attempt := 1; ; attempt++ {
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		var cancel context.CancelFunc
+		ctx, cancel = chromedp.NewContext(allocCtx)
+		err := chromedp.Do(ctx)
+		if err == nil {
+			t.Cleanup(func() {
+				cancel()
+				cancelAlloc()
+				if t.Failed() {
+					t.Logf("---- browser %s output (last lines) ----\n%s", name, lastLines(b.out.String(), 20))
+				}
+			})
+			break
+		}
 		cancel()
 		cancelAlloc()
-		if t.Failed() {
-			t.Logf("---- browser %s output (last lines) ----\n%s", name, lastLines(b.out.String(), 20))
+		if attempt == startAttempts {
+			t.Fatalf("browser %s: start %s (%d attempts): %v\n%s", name, exe, attempt, err, lastLines(b.out.String(), 20))
 		}
-	})
-	// The first action starts the browser and binds it to ctx, which
-	// has no deadline; later actions get their own bounds.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("browser %s: start %s: %v\n%s", name, exe, err, lastLines(b.out.String(), 20))
+		t.Logf("browser %s: start %s: %v; starting it again", name, exe, err)
 	}
 	b.ctx = ctx
 	// A fixed viewport, so that screenshots have one size.
