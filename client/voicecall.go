@@ -206,7 +206,7 @@ func (v *VoiceCall) join(ctx context.Context) (*voice.Peer, error) {
 	}
 	p, err := voice.NewPeer(v.ctx, voice.PeerConfig{
 		Network: v.cfg.Network, Audio: v.cfg.Audio, Loop: true, RecordDir: rec,
-		Logger: v.cfg.Logger.With("voice", v.cfg.Room),
+		Logger: v.cfg.Logger.With("voice", v.cfg.Room), Clock: v.c.clk,
 		Send: func(sig voice.Signal) {
 			if err := v.c.VoiceSignal(v.ctx, v.cfg.Room, fromVoice(sig)); err != nil {
 				v.cfg.Logger.Debug("voice signal", "room", v.cfg.Room, "kind", sig.Kind, "err", err)

@@ -97,7 +97,7 @@ func (s *Server) voiceSFU() (*voice.SFU, error) {
 	if len(netw.IPs) == 0 {
 		netw.IPs = advertisedIPs(s.cfg.Addr)
 	}
-	sfu, err := voice.New(voice.Config{Network: netw, MaxParticipants: s.cfg.VoiceMax, Logger: s.log.With("voice", "sfu")})
+	sfu, err := voice.New(voice.Config{Network: netw, MaxParticipants: s.cfg.VoiceMax, Logger: s.log.With("voice", "sfu"), Clock: s.clk})
 	if err != nil {
 		return nil, fmt.Errorf("voice: %w", err)
 	}

@@ -35,7 +35,7 @@ func (s *SFU) requestKeyframe(owner *participant, force bool) {
 	if ssrc == 0 {
 		return // no video yet; its first frame will be a keyframe
 	}
-	now := s.now().UnixNano()
+	now := s.clk.Now().UnixNano()
 	last := owner.lastPLI.Load()
 	if !force && now-last < int64(keyframeInterval) {
 		return
@@ -94,7 +94,7 @@ func (s *SFU) forward(p *participant, t *webrtc.TrackRemote, r *webrtc.RTPReceiv
 		if levelID != 0 {
 			if l, ok := audioLevel(&pkt.Header, levelID); ok {
 				p.level.Store(uint32(l))
-				p.levelAt.Store(s.now().UnixNano())
+				p.levelAt.Store(s.clk.Now().UnixNano())
 			}
 		}
 		keepOnly(&pkt.Header, levelID)

@@ -69,7 +69,7 @@ func (s *SFU) negotiateLocked(p *participant) error {
 	if err := p.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("voice: offer to %s: %w", p.id, err)
 	}
-	timer := time.NewTimer(gatherTimeout)
+	timer := s.clk.Timer(gatherTimeout)
 	defer timer.Stop()
 	select {
 	case <-gathered:

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -31,7 +32,7 @@ type participant struct {
 	early     []webrtc.ICECandidateInit                         // candidates before it was
 	keyframes []*participant                                    // whose video it began to receive
 
-	connectTimer *time.Timer // removes it if it does not connect in time; set under ch.mu
+	connectTimer *clock.Timer // removes it if it does not connect in time; set under ch.mu
 
 	connected atomic.Bool
 	videoSSRC atomic.Uint32 // of the video it sends; 0 before any came

@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -44,6 +44,9 @@ type PeerConfig struct {
 	Send func(Signal)
 	// Logger receives the Peer's log; nil discards it.
 	Logger *slog.Logger
+	// Clock bounds ICE gathering; nil means clock.New(). (The media files
+	// are sent in real time.)
+	Clock clock.Clock
 }
 
 // Peer is a Go participant in a voice channel: it answers the SFU's
@@ -87,6 +90,9 @@ func NewPeer(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	if err != nil {
 		tr.close()
 		return nil, fmt.Errorf("voice: new peer connection: %w", err)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -250,7 +256,7 @@ func (p *Peer) answer(ctx context.Context, offer string) (string, error) {
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("voice: answer: %w", err)
 	}
-	timer := time.NewTimer(gatherTimeout)
+	timer := p.cfg.Clock.Timer(gatherTimeout)
 	defer timer.Stop()
 	select {
 	case <-gathered:

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // DefaultMaxParticipants is the per-channel cap when Config leaves it zero:
@@ -43,8 +45,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Logger receives the SFU's log; nil discards it.
 	Logger *slog.Logger
-	// Now is the clock for the speaking indicator; nil means time.Now.
-	Now func() time.Time
+	// Clock times ConnectTimeout, the bound on ICE gathering and the
+	// speaking indicator; nil means clock.New(). (Media itself moves in
+	// real time: RTP packets are forwarded as they come.)
+	Clock clock.Clock
 }
 
 // SFU is a selective forwarding unit for the voice channels of one chat
@@ -55,7 +59,7 @@ type Config struct {
 type SFU struct {
 	cfg Config
 	log *slog.Logger
-	now func() time.Time
+	clk clock.Clock
 	tr  *transport
 
 	mu       sync.Mutex
@@ -109,11 +113,11 @@ func New(cfg Config) (*SFU, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.New()
 	}
-	return &SFU{cfg: cfg, log: log, now: now, tr: tr, channels: map[string]*channel{}}, nil
+	return &SFU{cfg: cfg, log: log, clk: clk, tr: tr, channels: map[string]*channel{}}, nil
 }
 
 // Join adds participant to channel and sends it the first offer through
@@ -166,7 +170,7 @@ func (s *SFU) Join(ctx context.Context, channelName, id string, send func(Signal
 		s.renegotiateLocked(q)
 	}
 	err = s.negotiateLocked(p)
-	p.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, func() {
+	p.connectTimer = s.clk.AfterFunc(s.cfg.ConnectTimeout, func() {
 		s.tracked(func() {
 			if !p.connected.Load() {
 				s.remove(p, Signal{Kind: KindBye}, ErrVanished)
@@ -304,7 +308,7 @@ func (s *SFU) Participants(channelName string) []ParticipantInfo {
 	defer ch.mu.Unlock()
 	var out []ParticipantInfo
 	for _, id := range slices.Sorted(maps.Keys(ch.members)) {
-		out = append(out, ch.members[id].info(s.now()))
+		out = append(out, ch.members[id].info(s.clk.Now()))
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
@@ -377,12 +378,18 @@ func TestFixedPort(t *testing.T) {
 }
 
 // TestNeverConnects: a participant that never answers is removed once
-// ConnectTimeout passes.
+// ConnectTimeout passes on the SFU's clock, and not before.
 func TestNeverConnects(t *testing.T) {
-	r := newRig(t, Config{ConnectTimeout: 300 * time.Millisecond})
+	clk := clocktest.New()
+	r := newRig(t, Config{ConnectTimeout: 300 * time.Millisecond, Clock: clk})
 	if err := r.sfu.Join(r.ctx, "room", "mute", func(Signal) {}); err != nil {
 		t.Fatal(err)
 	}
+	clk.Add(299 * time.Millisecond)
+	if got := r.sfu.Participants("room"); len(got) != 1 || len(r.leaveReasons()) != 0 {
+		t.Fatalf("before the timeout: participants %+v, left %v", got, r.leaveReasons())
+	}
+	clk.Add(time.Millisecond)
 	want := []string{"room/mute: " + ErrVanished.Error()}
 	rmitest.WaitForWhy(t, "the silent participant to be removed", func() (bool, string) {
 		got := r.leaveReasons()
