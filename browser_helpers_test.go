@@ -357,7 +357,22 @@ func (b *browser) openRoom(room, title string) {
 	b.t.Helper()
 	sel := roomSel(room)
 	b.waitSel(sel)
-	b.do("open room "+room, chromedp.Click(chromedp.CSS(sel)))
+	// The room list is drawn again whenever a count in it changes (a
+	// message arrives, the page reconnects), which can replace the entry
+	// between finding it and clicking it. Then the click is made again,
+	// on the entry found afresh.
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, browserCall)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Could not find node") {
+			b.t.Fatalf("browser %s: open room %s: %v", b.name, room, err)
+		}
+		b.t.Logf("browser %s: open room %s: %v; clicking the redrawn entry", b.name, room, err)
+	}
 	b.waitJS("room "+room+" open", fmt.Sprintf(`(document.querySelector('#room-title')?.textContent ?? '').includes(%s)`, jsString(title)))
 }
 
