@@ -136,16 +136,16 @@ func TestEndToEndCentralFailover(t *testing.T) {
 	}
 }
 
-// startScripted runs the binary as process name, as start does, with a
-// pipe to its standard input (returned) and the user's password in
-// DISTCHAT_PASSWORD.
-func (h *cluster) startScripted(user string, args ...string) (*proc, io.WriteCloser) {
+// startPiped starts the binary with args as user (the password in
+// DISTCHAT_PASSWORD), its standard error going to logFile, and returns
+// pipes to its standard input and output.
+func (h *cluster) startPiped(user, logFile string, args ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
 	h.t.Helper()
-	logFile := filepath.Join(h.dir, fmt.Sprintf("%s.%d.log", user, time.Now().UnixNano()))
 	f, err := os.Create(logFile)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	defer f.Close() // the child has its own copy once started
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(user))
 	cmd.Stderr = f
@@ -160,7 +160,16 @@ func (h *cluster) startScripted(user string, args ...string) (*proc, io.WriteClo
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}
-	f.Close()
+	return cmd, in, out
+}
+
+// startScripted runs the binary as process name, as start does, with a
+// pipe to its standard input (returned) and the user's password in
+// DISTCHAT_PASSWORD.
+func (h *cluster) startScripted(user string, args ...string) (*proc, io.WriteCloser) {
+	h.t.Helper()
+	logFile := filepath.Join(h.dir, fmt.Sprintf("%s.%d.log", user, time.Now().UnixNano()))
+	cmd, in, out := h.startPiped(user, logFile, args...)
 	p := &proc{name: user, args: args, cmd: cmd, logFile: logFile, lines: make(chan string, 1024), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)

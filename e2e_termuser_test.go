@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -100,25 +98,7 @@ func (l termLine) feed() bool {
 func (h *cluster) startTermUser(ctx context.Context, user, room, central string) *termUser {
 	h.t.Helper()
 	logFile := filepath.Join(h.dir, user+".client.log")
-	f, err := os.Create(logFile)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(h.bin, "client", "--central", central, "--user", user, "--json", "--ca", h.ca, "--log-level", "info")
-	cmd.Env = h.env("DISTCHAT_PASSWORD=" + password(user))
-	cmd.Stderr = f
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
+	cmd, in, out := h.startPiped(user, logFile, "client", "--central", central, "--user", user, "--json", "--ca", h.ca, "--log-level", "info")
 	// Unbuffered, and never dropped: once done is closed, every line
 	// has been taken.
 	p := &proc{name: user, args: cmd.Args[1:], cmd: cmd, logFile: logFile, lines: make(chan string), done: make(chan struct{})}
