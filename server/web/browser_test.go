@@ -73,12 +73,9 @@ func TestBrowserRoom(t *testing.T) {
 	}
 	site := e.sites["server-1"].URL
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
+	browser := startChromium(t, "chromium")
 	for _, dark := range []bool{false, true} {
-		ctx, cancel := chromedp.NewContext(actx)
+		ctx, cancel := chromedp.NewContext(browser) // a new tab
 		ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
 		scheme := "light"
 		if dark {
@@ -125,5 +122,38 @@ func TestBrowserRoom(t *testing.T) {
 		if me != "ann" {
 			t.Errorf("%s: #me %q, want ann", scheme, me)
 		}
+	}
+}
+
+// startChromium starts a chromium of its own (its own profile, so its
+// own cookies) with extra flags and returns the context of its first
+// tab; chromedp.NewContext on it opens more tabs in the same browser.
+// The browser is closed when the test ends.
+//
+// A chromium that exits while starting up (one in a few dozen on a
+// loaded machine, before it opens its DevTools port) is started again,
+// with a fresh profile, up to three times in all.
+func startChromium(t *testing.T, name string, flags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))
+	opts = append(opts, flags...)
+	for attempt := 1; ; attempt++ {
+		actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		ctx, cancel := chromedp.NewContext(actx)
+		err := chromedp.Do(ctx)
+		if err == nil {
+			t.Cleanup(func() {
+				cancel()
+				cancelA()
+			})
+			return ctx
+		}
+		cancel()
+		cancelA()
+		if attempt == 3 {
+			t.Fatalf("%s: start chromium (%d attempts): %v", name, attempt, err)
+		}
+		t.Logf("%s: start chromium: %v; starting it again", name, err)
 	}
 }

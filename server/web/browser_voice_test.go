@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -70,32 +69,7 @@ type tab struct {
 // flags, sets the session cookie for site and opens the app at path.
 func openTab(t *testing.T, name, site string, cookie *http.Cookie, path string, flags ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))
-	opts = append(opts, flags...)
-	// A chromium that exits while starting up (one in a few dozen on a
-	// loaded machine, before it opens its DevTools port) is started
-	// again, with a fresh profile, up to three times in all.
-	var ctx context.Context
-	for attempt := 1; ; attempt++ {
-		actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
-		var cancel context.CancelFunc
-		ctx, cancel = chromedp.NewContext(actx)
-		err := chromedp.Do(ctx)
-		if err == nil {
-			t.Cleanup(func() {
-				cancel()
-				cancelA()
-			})
-			break
-		}
-		cancel()
-		cancelA()
-		if attempt == 3 {
-			t.Fatalf("%s: start chromium (%d attempts): %v", name, attempt, err)
-		}
-		t.Logf("%s: start chromium: %v; starting it again", name, err)
-	}
+	ctx := startChromium(t, name, flags...)
 	tb := &tab{t: t, name: name, ctx: ctx}
 	tb.run("open the app", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		httpOnly := true
