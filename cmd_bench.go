@@ -41,7 +41,9 @@ bench-RUNID-I signed up there; the server figures are then n/a.
 
 --inflight K keeps K posts in flight per client (default 1: post, wait for
 the durable acknowledgement, post the next). --rate R paces each client at
-R posts/s. A progress bar goes to stderr on a terminal, a line per second
+R posts/s, the clients' schedules spread evenly over each 1/R seconds (so
+C×R posts/s arrive evenly, as from independent users, not C at once). A
+progress bar goes to stderr on a terminal, a line per second
 otherwise.
 
 --idle K measures memory instead of fan-out: it starts a cluster, signs K

@@ -160,3 +160,18 @@ func TestSenderOrderCheck(t *testing.T) {
 		t.Fatal("b's 1 before b's 0 passed the check")
 	}
 }
+
+// TestPacedClientsAreSpread checks that paced clients start at even
+// offsets within one interval, so posts arrive evenly, not all at once.
+func TestPacedClientsAreSpread(t *testing.T) {
+	cfg := Config{Clients: 4, Rate: 10}
+	for i, want := range []time.Duration{0, 25 * time.Millisecond, 50 * time.Millisecond, 75 * time.Millisecond} {
+		if got := offset(cfg, i); got != want {
+			t.Errorf("client %d of 4 at 10 posts/s starts at %v, want %v", i, got, want)
+		}
+	}
+	cfg.Rate = 0
+	if got := offset(cfg, 3); got != 0 {
+		t.Errorf("unpaced client 3 starts at %v, want 0", got)
+	}
+}

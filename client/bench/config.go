@@ -31,8 +31,9 @@ type Config struct {
 	// Inflight is how many posts each client keeps in flight, K; default
 	// 1: post, wait for the durable acknowledgement, post the next.
 	Inflight int
-	// Rate paces each client at this many posts per second; 0 posts as
-	// fast as Inflight allows.
+	// Rate paces each client at this many posts per second, the clients'
+	// schedules spread evenly over one interval; 0 posts as fast as
+	// Inflight allows.
 	Rate float64
 	// RunID names the run: the users are bench-RUNID-I and the room
 	// bench-RUNID. Default: 8 random hex digits.

@@ -120,7 +120,7 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 			defer inner.Wait()
 			var mu sync.Mutex
 			for seq := range cfg.Messages {
-				if !pace(ctx, cfg, l, t0, seq) {
+				if !pace(ctx, cfg, l, t0+offset(cfg, i), seq) {
 					return
 				}
 				select {
@@ -172,13 +172,13 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 	return m, nil
 }
 
-// pace waits until post seq is due (Config.Rate); it reports false if
-// ctx ended first.
-func pace(ctx context.Context, cfg Config, l *ledger, t0 time.Duration, seq int) bool {
+// pace waits until post seq is due (Config.Rate), counting from start;
+// it reports false if ctx ended first.
+func pace(ctx context.Context, cfg Config, l *ledger, start time.Duration, seq int) bool {
 	if cfg.Rate <= 0 {
 		return ctx.Err() == nil
 	}
-	due := t0 + time.Duration(float64(seq)/cfg.Rate*float64(time.Second))
+	due := start + time.Duration(float64(seq)/cfg.Rate*float64(time.Second))
 	wait := due - l.now()
 	if wait <= 0 {
 		return ctx.Err() == nil
@@ -191,6 +191,19 @@ func pace(ctx context.Context, cfg Config, l *ledger, t0 time.Duration, seq int)
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// offset is when paced client i starts, after the run's start: the
+// clients' schedules are spread evenly over one interval 1/Rate, so that
+// the posts arrive at an even C×Rate per second, as from many
+// independent users, rather than C at once every interval (a burst that
+// measures how fast the servers drain it, not their latency under the
+// offered load).
+func offset(cfg Config, i int) time.Duration {
+	if cfg.Rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(i) / float64(cfg.Clients) / cfg.Rate * float64(time.Second))
 }
 
 // wait waits until every message has arrived at every member, or until
