@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -27,6 +26,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/distchat/distchat/rmi/rmitest"
+	"github.com/distchat/distchat/server/web/browsertest"
 )
 
 // screenshots makes the browser tests save pictures of the pages under
@@ -40,26 +40,6 @@ const browserCall = 15 * time.Second
 
 // recoveryCodeRE is the shape of a recovery code, as signup prints it.
 var recoveryCodeRE = regexp.MustCompile(`^[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$`)
-
-// chromiumPath returns Debian's chromium. Without it the test skips, but
-// in CI (where .ci/run installs it) it fails.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs a cluster of processes and a browser; skipped with -short")
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if fileExists("/usr/bin/chromium") {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; .ci/run installs it")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium)")
-	return ""
-}
 
 // browser is one headless chromium with a profile of its own (its own
 // cookies): one person's browser. Its tab records every JavaScript
@@ -93,58 +73,36 @@ func newBrowser(t *testing.T, name, home string) *browser {
 	return newBrowserWith(t, name, home)
 }
 
-// startAttempts is how many times a browser is started before its test
-// fails.
-const startAttempts = 3
+// needChromium skips t with -short, or without chromium (in CI it fails
+// instead: browsertest.Path).
+func needChromium(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a cluster of processes and a browser; skipped with -short")
+	}
+	browsertest.Path(t)
+}
 
 // newBrowserWith is newBrowser with extra chromium flags (such as
 // voiceFlags).
 func newBrowserWith(t *testing.T, name, home string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
-	exe := chromiumPath(t)
+	needChromium(t)
 	if home == "" {
 		home = t.TempDir()
 	}
 	b := &browser{t: t, name: name, out: &rmitest.SyncBuffer{}, dialogs: &dialogLog{}}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Env("HOME="+home),
-		chromedp.WindowSize(1280, 800),
-		chromedp.CombinedOutput(b.out),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
+	ctx, err := browsertest.Start(t, "browser "+name, browsertest.Options{
+		Home: home, Output: b.out, Flags: append([]chromedp.ExecAllocatorOption{chromedp.WindowSize(1280, 800)}, extra...),
+	})
+	if err != nil {
+		t.Fatalf("browser %s: start chromium (%d attempts): %v\n%s", name, browsertest.Attempts, err, lastLines(b.out.String(), 20))
 	}
-	opts = append(opts, extra...)
-	// The first action starts the browser and binds it to ctx, which
-	// has no deadline; later actions get their own bounds. A chromium
-	// that exits while starting up (one in a few dozen on a loaded
-	// machine, before it opens its DevTools port) is started again, with
-	// a fresh profile, up to startAttempts times in all.
-	var ctx context.Context
-	for attempt := 1; ; attempt++ {
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-			append(opts, chromedp.UserDataDir(t.TempDir()))...)
-		var cancel context.CancelFunc
-		ctx, cancel = chromedp.NewContext(allocCtx)
-		err := chromedp.Do(ctx)
-		if err == nil {
-			t.Cleanup(func() {
-				cancel()
-				cancelAlloc()
-				if t.Failed() {
-					t.Logf("---- browser %s output (last lines) ----\n%s", name, lastLines(b.out.String(), 20))
-				}
-			})
-			break
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- browser %s output (last lines) ----\n%s", name, lastLines(b.out.String(), 20))
 		}
-		cancel()
-		cancelAlloc()
-		if attempt == startAttempts {
-			t.Fatalf("browser %s: start %s (%d attempts): %v\n%s", name, exe, attempt, err, lastLines(b.out.String(), 20))
-		}
-		t.Logf("browser %s: start %s: %v; starting it again", name, exe, err)
-	}
+	})
 	b.ctx = ctx
 	// A fixed viewport, so that screenshots have one size.
 	b.do("set the viewport", chromedp.EmulateViewport(1280, 800))

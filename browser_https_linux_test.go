@@ -36,7 +36,7 @@ const (
 // login page as secure, signs up, logs in and connects the chat app over
 // wss; a chromium without the CA refuses the page.
 func TestBrowserHTTPS(t *testing.T) {
-	chromiumPath(t)
+	needChromium(t)
 	certutil, err := exec.LookPath("certutil")
 	if err != nil {
 		if os.Getenv("CI") != "" {

@@ -21,7 +21,7 @@ import (
 // direct chat, text shown as text, the server-side membership and origin
 // checks, and a password reset with the recovery code.
 func TestBrowserChat(t *testing.T) {
-	chromiumPath(t)
+	needChromium(t)
 	h := newClusterWith(t, clusterOptions{servers: 2, host: "127.0.0.1", web: true})
 	annB := newBrowser(t, "ann", "")
 	bobB := newBrowser(t, "bob", "")

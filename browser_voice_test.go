@@ -99,7 +99,7 @@ func inVoiceJS(user string) string {
 // the other's video tile shows. Bob leaves and ann's page drops him; in
 // their direct chat the button reads "Call".
 func TestBrowserVoice(t *testing.T) {
-	chromiumPath(t)
+	needChromium(t)
 	h := newClusterWith(t, clusterOptions{servers: 2, host: "127.0.0.1", web: true})
 	ann := newBrowserWith(t, "ann", "", voiceFlags...)
 	bob := newBrowserWith(t, "bob", "", voiceFlags...)

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -13,10 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/distchat/distchat/server/web"
+	"github.com/distchat/distchat/server/web/browsertest"
 )
-
-// chromiumPath is where Debian installs chromium (.ci/run installs it).
-const chromiumPath = "/usr/bin/chromium"
 
 // TestBrowserRoom opens ann's app in headless Chromium on a room with a
 // dozen messages from ann and bob (on another server), and checks that it
@@ -24,12 +21,7 @@ const chromiumPath = "/usr/bin/chromium"
 // user and the connection as up; light and dark. (The README's
 // screenshots come from the root package's TestBrowserChat -screenshots.)
 func TestBrowserRoom(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("the browser test needs chromium at %s: %v", chromiumPath, err)
-		}
-		t.Fatalf("the browser test needs chromium at %s (CI installs it): %v", chromiumPath, err)
-	}
+	browsertest.Path(t)
 	e := newEnv(t, 2, func(c *web.Config) { c.PostBurst = 100 })
 	annCookie := e.login("ann", "server-1")
 	ann := e.open("server-1", annCookie)
@@ -125,35 +117,15 @@ func TestBrowserRoom(t *testing.T) {
 	}
 }
 
-// startChromium starts a chromium of its own (its own profile, so its
-// own cookies) with extra flags and returns the context of its first
-// tab; chromedp.NewContext on it opens more tabs in the same browser.
-// The browser is closed when the test ends.
-//
-// A chromium that exits while starting up (one in a few dozen on a
-// loaded machine, before it opens its DevTools port) is started again,
-// with a fresh profile, up to three times in all.
+// startChromium starts a chromium of its own with extra flags
+// (browsertest.Start) and returns its first tab's context.
 func startChromium(t *testing.T, name string, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))
-	opts = append(opts, flags...)
-	for attempt := 1; ; attempt++ {
-		actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
-		ctx, cancel := chromedp.NewContext(actx)
-		err := chromedp.Do(ctx)
-		if err == nil {
-			t.Cleanup(func() {
-				cancel()
-				cancelA()
-			})
-			return ctx
-		}
-		cancel()
-		cancelA()
-		if attempt == 3 {
-			t.Fatalf("%s: start chromium (%d attempts): %v", name, attempt, err)
-		}
-		t.Logf("%s: start chromium: %v; starting it again", name, err)
+	ctx, err := browsertest.Start(t, name, browsertest.Options{
+		Flags: append([]chromedp.ExecAllocatorOption{chromedp.DisableGPU, chromedp.WindowSize(1280, 800)}, flags...),
+	})
+	if err != nil {
+		t.Fatalf("%s: start chromium (%d attempts): %v", name, browsertest.Attempts, err)
 	}
+	return ctx
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -14,6 +13,7 @@ import (
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/web"
+	"github.com/distchat/distchat/server/web/browsertest"
 	"github.com/distchat/distchat/voice"
 )
 
@@ -203,12 +203,7 @@ func (tb *tab) waitInbound(user, kind string) {
 // frames decoded), mutes, and leaves; a browser with no devices shows
 // why it cannot join.
 func TestBrowserVoice(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("the browser test needs chromium at %s: %v", chromiumPath, err)
-		}
-		t.Fatalf("the browser test needs chromium at %s (CI installs it): %v", chromiumPath, err)
-	}
+	browsertest.Path(t)
 	sfu, err := voice.New(voice.Config{
 		Network: voice.Network{IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}},
 		Logger:  rmitest.QuietLogger(),
