@@ -82,6 +82,11 @@ func TestCentralFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &rmitest.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- the chat servers' and clients' logs (last lines) ----\n%s", lastLines(logs.String(), 120))
+		}
+	})
 	log := rmitest.QuietLogger()
 	secret, err := readSecretFile(secretFile, log)
 	if err != nil {
@@ -143,7 +148,7 @@ func TestCentralFailover(t *testing.T) {
 			Central: strings.Join(centrals, ","), User: user, Password: "password of " + user, Clock: clk,
 			Logger:       slogTo(logs, user),
 			Dial:         client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig),
-			PingInterval: 100 * time.Millisecond,
+			PingInterval: 400 * time.Millisecond,
 			// Sign-up and login hash a password at central's real bcrypt
 			// cost, slow under the race detector on a busy machine.
 			CallTimeout: rmitest.Bound,
@@ -238,6 +243,14 @@ func TestCentralFailover(t *testing.T) {
 			m := st.moves()
 			return slices.Equal(m, []string{addrA + "->" + addrB}), fmt.Sprintf("moves %q", m)
 		})
+	}
+
+	// A client whose ping of its chat server took longer than the ping
+	// interval (400 ms; -race on a loaded machine) has left that server
+	// too, and could only find another once central answered again: the
+	// clients are back on a chat server before they post.
+	for _, c := range []*client.Client{ann, bob} {
+		rmitest.WaitFor(t, c.User()+" to be on a chat server", func() bool { return c.Server() != "" })
 	}
 
 	// The logged-in users keep chatting across the chat servers; a new
