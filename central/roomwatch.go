@@ -53,7 +53,9 @@ func (c *Central) followRooms(rev int64) {
 
 // roomsChanged tells each server this front-end serves, among the servers
 // of the changed rooms' members (and of the user who left), which rooms
-// changed.
+// changed. The members are read as they are when the change is handled, so
+// a server whose user joined since may hear of an earlier change too: one
+// read of the room's membership more, never one fewer.
 func (c *Central) roomsChanged(events []kv.Event) {
 	changed := map[string][]string{} // room -> users named in the events
 	for _, ev := range events {

@@ -90,23 +90,30 @@ func TestMembershipChangesReachServedServers(t *testing.T) {
 		return true
 	})
 
+	// A front-end tells the servers of the room's members as it finds
+	// them when it handles a change, so each change is made once the one
+	// before it has been told: then who hears of it is fixed. s1 hears of
+	// each change from fe1; s2 of bob's join and leave (it has a member of
+	// the room then, or he is the one who left) from fe2; s3 of none.
+	waitTold := func(want ...string) {
+		t.Helper()
+		rmitest.WaitForWhy(t, "the servers to be told", func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			got := slices.Sorted(slices.Values(told))
+			return slices.Equal(got, want), fmt.Sprintf("told %q, want %q", got, want)
+		})
+	}
 	if _, err := fe2.CreateRoom(ctx, centralapi.RoomArgs{User: "alice", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
+	waitTold("fe1 s1:7000 lobby")
 	if _, err := fe2.JoinRoom(ctx, centralapi.RoomArgs{User: "bob", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
+	waitTold("fe1 s1:7000 lobby", "fe1 s1:7000 lobby", "fe2 s2:7000 lobby")
 	if _, err := fe1.LeaveRoom(ctx, centralapi.RoomArgs{User: "bob", Room: "lobby"}); err != nil {
 		t.Fatal(err)
 	}
-	// Three changes: s1 hears of each from fe1; s2 of bob's join and
-	// leave (it has a member of the room then, or he is the one who
-	// left) from fe2; s3 of none.
-	want := []string{"fe1 s1:7000 lobby", "fe1 s1:7000 lobby", "fe1 s1:7000 lobby", "fe2 s2:7000 lobby", "fe2 s2:7000 lobby"}
-	rmitest.WaitForWhy(t, "the servers to be told", func() (bool, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		got := slices.Sorted(slices.Values(told))
-		return slices.Equal(got, want), fmt.Sprintf("told %q, want %q", got, want)
-	})
+	waitTold("fe1 s1:7000 lobby", "fe1 s1:7000 lobby", "fe1 s1:7000 lobby", "fe2 s2:7000 lobby", "fe2 s2:7000 lobby")
 }
