@@ -57,17 +57,13 @@ func scanValue(b []byte, maxLen, depth int) ([]byte, error) {
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: a type byte, then the data
 		return skip(b, 1+1<<(c-0xd4))
 	case 0xc4, 0xd9: // bin8, str8
-		return skipSized(b, 1, 0)
+		return skipSized(b, 1)
 	case 0xc5, 0xda: // bin16, str16
-		return skipSized(b, 2, 0)
+		return skipSized(b, 2)
 	case 0xc6, 0xdb: // bin32, str32
-		return skipSized(b, 4, 0)
-	case 0xc7: // ext8: a type byte follows the length
-		return skipSized(b, 1, 1)
-	case 0xc8: // ext16
-		return skipSized(b, 2, 1)
-	case 0xc9: // ext32
-		return skipSized(b, 4, 1)
+		return skipSized(b, 4)
+	case 0xc7, 0xc8, 0xc9: // ext8, ext16, ext32: a length, a type byte, the data
+		return scanExt(b, 1<<(c-0xc7), maxLen, depth)
 	case 0xdc: // array16
 		n, b, err := readLen(b, 2)
 		if err != nil {
@@ -94,6 +90,33 @@ func scanValue(b []byte, maxLen, depth int) ([]byte, error) {
 		return scanCollection(b, n, 2, maxLen, depth)
 	}
 	return nil, errMalformed // 0xc1 is never used
+}
+
+// timeExtType is msgpack's timestamp extension type (-1).
+const timeExtType = 0xff
+
+// scanExt checks an extension whose length is size bytes (1, 2 or 4) at
+// the start of b. go-msgpack decodes an extension with no data, of a type
+// other than the timestamp, as a RawExt whose Value is the value that
+// follows it: that value is read as part of the extension, so it is
+// checked here too, one level deeper (a chain of such extensions nests
+// like arrays, and is bounded like them).
+func scanExt(b []byte, size, maxLen, depth int) ([]byte, error) {
+	n, b, err := readLen(b, size)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 1 {
+		return nil, errMalformed
+	}
+	typ := b[0]
+	if b, err = skip(b, 1+n); err != nil || n > 0 || typ == timeExtType {
+		return b, err
+	}
+	if depth >= maxScanDepth {
+		return nil, fmt.Errorf("values nested deeper than %d: %w", maxScanDepth, ErrTooLarge)
+	}
+	return scanValue(b, maxLen, depth+1)
 }
 
 // scanCollection checks a map or array of n entries, each of per values
@@ -136,14 +159,13 @@ func skip(b []byte, n int) ([]byte, error) {
 	return b[n:], nil
 }
 
-// skipSized skips a length of size bytes, extra bytes (an ext's type) and
-// as many bytes as the length says.
-func skipSized(b []byte, size, extra int) ([]byte, error) {
+// skipSized skips a length of size bytes and as many bytes as it says.
+func skipSized(b []byte, size int) ([]byte, error) {
 	n, b, err := readLen(b, size)
 	if err != nil {
 		return nil, err
 	}
-	return skip(b, extra+n)
+	return skip(b, n)
 }
 
 // wellFormed reports whether b is exactly one complete msgpack value,

@@ -32,6 +32,10 @@ func TestCheckLens(t *testing.T) {
 		{"nested at the depth limit", mustMarshal(t, nested(maxScanDepth)), nil},
 		{"nested too deep", mustMarshal(t, nested(maxScanDepth+1)), ErrTooLarge},
 		{"truncated", []byte{0x93, 1}, nil},
+		{"an empty ext8 whose value is an array of 5", []byte{0x92, 0xc7, 0, 0x30, 0x95, 1, 2, 3, 4, 5, 1}, ErrTooLarge},
+		{"an empty ext16 whose value is an array of 3", []byte{0x92, 0xc8, 0, 0, 0x30, 0x93, 1, 2, 3, 1}, nil},
+		{"an empty timestamp ext carries no value (the 5 is after the array)", []byte{0x92, 0xc7, 0, 0xff, 1, 0x95}, nil},
+		{"a chain of empty exts nested too deep", emptyExtChain(maxScanDepth + 1), ErrTooLarge},
 		{"never used byte", []byte{0xc1}, nil},
 	} {
 		err := checkLens(tc.b, 4)
@@ -39,6 +43,16 @@ func TestCheckLens(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
 	}
+}
+
+// emptyExtChain is n ext8s with no data, each the value of the one
+// before it, then a nil.
+func emptyExtChain(n int) []byte {
+	var b []byte
+	for range n {
+		b = append(b, 0xc7, 0, 0x30)
+	}
+	return append(b, 0xc0)
 }
 
 // FuzzCheckLens checks checkLens against the decoder: whatever it lets
