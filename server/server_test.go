@@ -213,13 +213,21 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	c.Server(alice.Server).SetMaxQueue(50)
 	slow := c.Attach("bob", rep.Token, alice.Server)
 	release := slow.Hold()
+	// alice posts in steps of 25, half the queue's bound, each once the
+	// fast clients have the step before it: otherwise, with -race on a
+	// loaded machine, alice's own deliveries could fall 50 behind her
+	// posts, and she would be the one told to resync.
 	n := 150
 	for i := 0; i < n; i++ {
 		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint(i))
+		if (i+1)%25 != 0 {
+			continue
+		}
+		rmitest.WaitForWhy(t, "fast clients get everything", func() (bool, string) {
+			a, b := len(delivered(alice, "lobby")), len(delivered(bob, "lobby"))
+			return a == i+1 && b == i+1, fmt.Sprintf("alice has %d, bob %d of %d", a, b, i+1)
+		})
 	}
-	rmitest.WaitFor(t, "fast clients get everything", func() bool {
-		return len(delivered(alice, "lobby")) == n && len(delivered(bob, "lobby")) == n
-	})
 	release()
 	rmitest.WaitFor(t, "slow client told to resync", func() bool {
 		return slices.Contains(slow.Events(), chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
