@@ -1,0 +1,262 @@
+package rmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// conn is one rmi connection, at either end, after the handshake: it
+// carries net/rpc calls both ways, in frames (frame.go), with one
+// goroutine reading it. That goroutine is the input goroutine of the
+// connection's rpc.Client (conn is its codec): reading for a response, it
+// meets requests from the other end too, and starts a goroutine for each
+// that runs it with rpc.Server.ServeRequest and writes the response. A
+// write happens in the goroutine that has something to send, under wmu.
+//
+// A call therefore costs what it costs over plain net/rpc: the caller
+// writes its request, the other end's reader hands it to a goroutine that
+// runs it and writes the response, and the caller's reader hands that to
+// the caller.
+type conn struct {
+	nc     net.Conn // the connection; its reads pass through an idleConn
+	remote string
+	clk    clock.Clock
+	log    *slog.Logger
+	idle   time.Duration
+	in     *callee // the objects this end serves; nil: none
+	rc     *rpc.Client
+
+	wmu     sync.Mutex
+	writing atomic.Bool  // a write is under way, which the stall timer bounds
+	wrote   atomic.Bool  // a frame with a body was written since the last keepalive tick
+	stall   *clock.Timer // closes the connection when a write blocks for idle
+	keep    *clock.Timer // the keepalive tick; nil if this end never pings
+	every   time.Duration
+
+	// The response being read, between ReadResponseHeader and
+	// ReadResponseBody (only the reader touches them).
+	hdr     [frameHeaderLen]byte
+	body    []byte
+	dec     *codec.Decoder
+	bodyErr error // why the response's body is refused
+
+	ready      chan struct{} // closed once rc is set
+	started    bool          // the reader has seen ready (only the reader touches it)
+	closeOnce  sync.Once
+	done       chan struct{} // closed when the connection ends
+	why        error         // why it ended; set before done is closed
+	finished   func()        // runs once the connection has ended: cancels its requests, waits for them, runs the hooks
+	finishOnce sync.Once
+}
+
+// callee is what one end of a connection needs to run the requests it
+// receives: its net/rpc server, their context and their limits.
+type callee struct {
+	rs     *rpc.Server
+	ctx    context.Context // carries the Peer; canceled when the connection ends
+	cancel context.CancelFunc
+	lim    connLimits
+	slots  chan struct{} // one per request in flight
+	wg     sync.WaitGroup
+
+	reqTimer *clock.Timer  // RequestTimeout of the request being read; made on first use
+	reqGen   atomic.Uint64 // counts requests begun and ended, so that a late timer is ignored
+	armedGen atomic.Uint64 // the generation reqTimer was armed for
+	slow     atomic.Bool   // the request timer fired
+}
+
+// connLimits are the limits one end applies to the requests it receives
+// on a connection.
+type connLimits struct {
+	clk         clock.Clock
+	timeout     time.Duration // a request's first byte to its last (0: no limit)
+	maxBytes    int           // largest request accepted
+	maxRequests int           // requests in flight (read, not yet answered)
+	budgets     budgets       // request bytes in flight: the connection's and wider ones
+}
+
+// connConfig configures newConn.
+type connConfig struct {
+	clk    clock.Clock
+	log    *slog.Logger
+	remote string
+	// idle closes the connection when nothing arrives for this long, or
+	// a write blocks for this long.
+	idle time.Duration
+	// keepAlive is how often this end pings when it has written nothing
+	// else; zero: it never pings (it still answers pings).
+	keepAlive time.Duration
+	// serve runs the requests the other end sends, with ctx and lim; nil:
+	// this end serves no objects, and a request ends the connection.
+	serve *rpc.Server
+	ctx   context.Context
+	lim   connLimits
+	// lost runs (once) when the connection ends, before its requests have
+	// returned; done runs after they have.
+	lost, done func()
+}
+
+// pingFrame and pongFrame are the keepalive frames: a ping asks the other
+// end to answer with a pong, so that bytes flow both ways on an idle
+// connection even when only one end pings.
+var (
+	pingFrame = [frameHeaderLen]byte{framePing}
+	pongFrame = [frameHeaderLen]byte{framePong}
+)
+
+// newConn returns a conn on nc, which has done its handshakes. start
+// starts its reader.
+func newConn(nc net.Conn, cfg connConfig) *conn {
+	c := &conn{
+		nc:     newIdleConn(nc, cfg.clk, cfg.idle),
+		remote: cfg.remote,
+		clk:    cfg.clk,
+		log:    cfg.log,
+		idle:   cfg.idle,
+		every:  cfg.keepAlive,
+		done:   make(chan struct{}),
+		ready:  make(chan struct{}),
+	}
+	if cfg.serve != nil {
+		c.in = &callee{rs: cfg.serve, lim: cfg.lim, slots: make(chan struct{}, max(cfg.lim.maxRequests, 1))}
+		c.in.ctx, c.in.cancel = context.WithCancel(cfg.ctx)
+	}
+	c.finished = func() {
+		if c.in != nil {
+			c.in.cancel()
+		}
+		if cfg.lost != nil {
+			cfg.lost()
+		}
+		if c.in != nil {
+			c.in.wg.Wait()
+		}
+		if cfg.done != nil {
+			cfg.done()
+		}
+	}
+	c.stall = cfg.clk.AfterFunc(cfg.idle, c.stalled)
+	c.stall.Stop()
+	if c.every > 0 {
+		c.keep = cfg.clk.AfterFunc(c.every, c.keepalive)
+		c.keep.Stop()
+	}
+	return c
+}
+
+// start starts the reader and the keepalive.
+func (c *conn) start() {
+	c.rc = rpc.NewClientWithCodec(c)
+	close(c.ready) // the reader waits for it, so that what it starts sees rc
+	if c.keep != nil {
+		c.keep.Reset(c.every)
+	}
+}
+
+// close ends the connection (once) for the reason why: the reader then
+// fails, which fails the calls in flight and runs the end hooks.
+func (c *conn) close(why error) {
+	c.closeOnce.Do(func() {
+		c.why = why
+		close(c.done)
+		if c.keep != nil {
+			c.keep.Stop()
+		}
+		c.stall.Stop()
+		_ = c.nc.Close()
+	})
+}
+
+// ended returns nil while the connection is up, else why no call can
+// start on it: ErrClosed if its owner closed it, else an ErrConnect.
+func (c *conn) ended() error {
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	if errors.Is(c.why, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: connection to %s has ended: %w", ErrConnect, c.remote, c.why)
+}
+
+// isDone reports whether the connection has ended.
+func (c *conn) isDone() bool { return c.ended() != nil }
+
+// writeFrame encodes and writes one frame.
+func (c *conn) writeFrame(kind byte, head, body any) error {
+	w, err := encodeFrame(kind, head, body)
+	if err != nil {
+		return err
+	}
+	defer w.release()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(w.b, true)
+}
+
+// writeLocked writes b, a whole frame, with wmu held; data says it is not
+// a keepalive. A write that fails, or blocks for the idle timeout, ends
+// the connection, since the other end would read half a frame; a frame
+// not written because the connection had ended wraps ErrConnect.
+func (c *conn) writeLocked(b []byte, data bool) error {
+	if err := c.ended(); err != nil {
+		return fmt.Errorf("%w: not sent: %w", ErrConnect, err)
+	}
+	c.writing.Store(true)
+	c.stall.Reset(c.idle)
+	_, err := c.nc.Write(b)
+	c.stall.Stop()
+	c.writing.Store(false)
+	if data {
+		c.wrote.Store(true)
+	}
+	if err != nil {
+		err = fmt.Errorf("rmi: writing to %s: %w", c.remote, err)
+		c.close(err)
+	}
+	return err
+}
+
+// stalled ends the connection if a write is blocked (the other end
+// stopped reading).
+func (c *conn) stalled() {
+	if c.writing.Load() {
+		c.close(fmt.Errorf("rmi: a write to %s blocked for %v", c.remote, c.idle))
+	}
+}
+
+// keepalive pings the other end if nothing else was written since the
+// last tick, and arms the next tick. It never waits for a write under
+// way: that one keeps the connection alive as well.
+func (c *conn) keepalive() {
+	if c.isDone() {
+		return
+	}
+	if !c.wrote.Swap(false) && c.wmu.TryLock() {
+		_ = c.writeLocked(pingFrame[:], false)
+		c.wmu.Unlock()
+	}
+	c.keep.Reset(c.every)
+}
+
+// pong answers a ping, unless a write is under way (the other end then
+// hears from this one anyway): the reader never waits for another
+// writer, and a write of its own that blocks is ended by the stall timer.
+func (c *conn) pong() {
+	if c.wmu.TryLock() {
+		_ = c.writeLocked(pongFrame[:], false)
+		c.wmu.Unlock()
+	}
+}
