@@ -1,9 +1,12 @@
 package rmi
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/rpc"
@@ -28,13 +31,15 @@ import (
 // runs it and writes the response, and the caller's reader hands that to
 // the caller.
 type conn struct {
-	nc     net.Conn // the connection; its reads pass through an idleConn
-	remote string
-	clk    clock.Clock
-	log    *slog.Logger
-	idle   time.Duration
-	in     *callee // the objects this end serves; nil: none
-	rc     *rpc.Client
+	nc          net.Conn  // the connection; its reads pass through an idleConn
+	r           io.Reader // what the reader reads: nc, buffered unless nc buffers itself
+	remote      string
+	clk         clock.Clock
+	log         *slog.Logger
+	idle        time.Duration
+	maxResponse int     // the largest response body this end reads
+	in          *callee // the objects this end serves; nil: none
+	rc          *rpc.Client
 
 	wmu     sync.Mutex
 	writing atomic.Bool  // a write is under way, which the stall timer bounds
@@ -96,6 +101,9 @@ type connConfig struct {
 	// keepAlive is how often this end pings when it has written nothing
 	// else; zero: it never pings (it still answers pings).
 	keepAlive time.Duration
+	// maxResponse caps the body of a response frame; a larger one ends
+	// the connection. Zero: maxResponseFrame.
+	maxResponse int
 	// serve runs the requests the other end sends, with ctx and lim; nil:
 	// this end serves no objects, and a request ends the connection.
 	serve *rpc.Server
@@ -105,6 +113,10 @@ type connConfig struct {
 	// returned; done runs after they have.
 	lost, done func()
 }
+
+// readBufferSize is the read buffer of a plain TCP connection: a small
+// frame fits, a larger one is read past it.
+const readBufferSize = 1 << 10
 
 // pingFrame and pongFrame are the keepalive frames: a ping asks the other
 // end to answer with a pong, so that bytes flow both ways on an idle
@@ -117,15 +129,28 @@ var (
 // newConn returns a conn on nc, which has done its handshakes. start
 // starts its reader.
 func newConn(nc net.Conn, cfg connConfig) *conn {
+	ic := newIdleConn(nc, cfg.clk, cfg.idle)
 	c := &conn{
-		nc:     newIdleConn(nc, cfg.clk, cfg.idle),
-		remote: cfg.remote,
-		clk:    cfg.clk,
-		log:    cfg.log,
-		idle:   cfg.idle,
-		every:  cfg.keepAlive,
-		done:   make(chan struct{}),
-		ready:  make(chan struct{}),
+		nc:          ic,
+		r:           ic,
+		remote:      cfg.remote,
+		clk:         cfg.clk,
+		log:         cfg.log,
+		idle:        cfg.idle,
+		every:       cfg.keepAlive,
+		maxResponse: cfg.maxResponse,
+		done:        make(chan struct{}),
+		ready:       make(chan struct{}),
+	}
+	if c.maxResponse <= 0 {
+		c.maxResponse = maxResponseFrame
+	}
+	if _, ok := nc.(*tls.Conn); !ok {
+		// TLS reads whole records into a buffer of its own; a plain TCP
+		// connection is read through a small one, so that a frame costs
+		// one read system call, not one for its header and one for its
+		// body.
+		c.r = bufio.NewReaderSize(ic, readBufferSize)
 	}
 	if cfg.serve != nil {
 		c.in = &callee{rs: cfg.serve, lim: cfg.lim, slots: make(chan struct{}, max(cfg.lim.maxRequests, 1))}

@@ -24,7 +24,7 @@ func (c *conn) ReadResponseHeader(r *rpc.Response) error {
 		c.started = true
 	}
 	for {
-		kind, n, err := readFrameHeader(c.nc, &c.hdr)
+		kind, n, err := readFrameHeader(c.r, &c.hdr)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("rmi: %s closed the connection: %w", c.remote, io.ErrUnexpectedEOF)
@@ -44,10 +44,10 @@ func (c *conn) ReadResponseHeader(r *rpc.Response) error {
 				return c.readFailed(err)
 			}
 		case frameResponse:
-			if n > maxResponseFrame {
-				return c.readFailed(fmt.Errorf("%w: a response of %d bytes: %w", errProtocol, n, errResponseTooLarge))
+			if n > c.maxResponse {
+				return c.readFailed(fmt.Errorf("%w: a response of %d bytes, over the cap of %d: %w", errProtocol, n, c.maxResponse, ErrTooLarge))
 			}
-			body, err := readBody(c.nc, n, n)
+			body, err := readBody(c.r, n, n)
 			if err != nil {
 				return c.readFailed(err)
 			}
@@ -151,7 +151,7 @@ func (c *conn) readRequest(n int) error {
 		keep = refusedPrefix
 	}
 	c.beginRequest()
-	body, err := readBody(c.nc, n, keep)
+	body, err := readBody(c.r, n, keep)
 	c.endRequest()
 	if err != nil {
 		in.lim.budgets.release(charge)

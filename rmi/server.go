@@ -255,15 +255,23 @@ func (s *Server) serveConn(sc *serverConn) {
 	}
 	peer := NewPeer(newPeerID(), addr, hs.cluster, nil)
 	log = log.With("peer", peer.ID)
+	lim := s.connLimits(sc, hs.cluster)
+	// A response is the answer to a callback: from a peer without the
+	// cluster secret it may be no larger than its requests may be.
+	maxResponse := maxResponseFrame
+	if !hs.cluster {
+		maxResponse = lim.maxBytes
+	}
 	c := newConn(nc, connConfig{
-		clk:       s.cfg.Clock,
-		log:       log,
-		remote:    addr,
-		idle:      s.cfg.IdleTimeout,
-		keepAlive: keepAlive,
-		serve:     s.rpc,
-		ctx:       WithPeer(s.ctx, peer),
-		lim:       s.connLimits(sc, hs.cluster),
+		clk:         s.cfg.Clock,
+		log:         log,
+		remote:      addr,
+		idle:        s.cfg.IdleTimeout,
+		keepAlive:   keepAlive,
+		maxResponse: maxResponse,
+		serve:       s.rpc,
+		ctx:         WithPeer(s.ctx, peer),
+		lim:         lim,
 		// When the connection ends, its calls' contexts are canceled
 		// (after the connection is gone, so a call interrupted by its
 		// end cannot still send a reply) and the Peer's hooks run; once

@@ -674,12 +674,19 @@ func TestHalfSentMagic(t *testing.T) {
 // handshaken dials the server and runs the client handshake by hand.
 func handshaken(t *testing.T, addr string) net.Conn {
 	t.Helper()
+	return handshakenWith(t, addr, false)
+}
+
+// handshakenWith is handshaken, saying whether the client serves
+// callbacks.
+func handshakenWith(t *testing.T, addr string, callbacks bool) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	if _, err := clientHandshake(conn, nil, false, nil); err != nil {
+	if _, err := clientHandshake(conn, nil, callbacks, nil); err != nil {
 		t.Fatal(err)
 	}
 	return conn
