@@ -24,7 +24,8 @@ import (
 // connection's rpc.Client (conn is its codec): reading for a response, it
 // meets requests from the other end too, and starts a goroutine for each
 // that runs it with rpc.Server.ServeRequest and writes the response. A
-// write happens in the goroutine that has something to send, under wmu.
+// write happens in the goroutine that has something to send, holding
+// wsem.
 //
 // A call therefore costs what it costs over plain net/rpc: the caller
 // writes its request, the other end's reader hands it to a goroutine that
@@ -41,11 +42,11 @@ type conn struct {
 	in          *callee // the objects this end serves; nil: none
 	rc          *rpc.Client
 
-	wmu     sync.Mutex
-	writing atomic.Bool  // a write is under way, which the stall timer bounds
-	wrote   atomic.Bool  // a frame with a body was written since the last keepalive tick
-	stall   *clock.Timer // closes the connection when a write blocks for idle
-	keep    *clock.Timer // the keepalive tick; nil if this end never pings
+	wsem    chan struct{} // held (full) by the goroutine writing a frame
+	writing atomic.Bool   // a write is under way, which the stall timer bounds
+	wrote   atomic.Bool   // a frame with a body was written since the last keepalive tick
+	stall   *clock.Timer  // closes the connection when a write blocks for idle
+	keep    *clock.Timer  // the keepalive tick; nil if this end never pings
 	every   time.Duration
 
 	// The response being read, between ReadResponseHeader and
@@ -141,6 +142,7 @@ func newConn(nc net.Conn, cfg connConfig) *conn {
 		maxResponse: cfg.maxResponse,
 		done:        make(chan struct{}),
 		ready:       make(chan struct{}),
+		wsem:        make(chan struct{}, 1),
 	}
 	if c.maxResponse <= 0 {
 		c.maxResponse = maxResponseFrame
@@ -219,28 +221,62 @@ func (c *conn) ended() error {
 // isDone reports whether the connection has ended.
 func (c *conn) isDone() bool { return c.ended() != nil }
 
-// writeFrame encodes and writes one frame.
-func (c *conn) writeFrame(kind byte, head, body any) error {
+// writeFrame encodes and writes one frame for a caller whose context is
+// ctx: it waits for another writer no longer than ctx allows (the frame
+// is then not sent), and a write that blocks past ctx's deadline ends the
+// connection (see writeLocked).
+func (c *conn) writeFrame(ctx context.Context, kind byte, head, body any) error {
 	w, err := encodeFrame(kind, head, body)
 	if err != nil {
 		return err
 	}
 	defer w.release()
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.writeLocked(w.b, true)
+	select {
+	case c.wsem <- struct{}{}:
+	default:
+		select {
+		case c.wsem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("rmi: not sent, waiting to write: %w", ctx.Err())
+		}
+	}
+	defer func() { <-c.wsem }()
+	limit := c.idle
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		if limit = min(limit, c.clk.Until(dl)); limit <= 0 {
+			return fmt.Errorf("rmi: not sent: %w", context.DeadlineExceeded)
+		}
+	}
+	err = c.writeLocked(w.b, true, limit)
+	if err != nil && hasDeadline && !c.clk.Now().Before(dl) {
+		err = fmt.Errorf("%w (the write blocked until the deadline): %w", context.DeadlineExceeded, err)
+	}
+	return err
 }
 
-// writeLocked writes b, a whole frame, with wmu held; data says it is not
-// a keepalive. A write that fails, or blocks for the idle timeout, ends
-// the connection, since the other end would read half a frame; a frame
-// not written because the connection had ended wraps ErrConnect.
-func (c *conn) writeLocked(b []byte, data bool) error {
+// tryWrite writes a keepalive frame unless another write is under way
+// (the other end then hears from this one anyway): it never waits.
+func (c *conn) tryWrite(b []byte) {
+	select {
+	case c.wsem <- struct{}{}:
+		_ = c.writeLocked(b, false, c.idle)
+		<-c.wsem
+	default:
+	}
+}
+
+// writeLocked writes b, a whole frame, holding wsem; data says it is not
+// a keepalive. A write that fails, or blocks for limit (the idle timeout,
+// or less for a caller with a deadline), ends the connection, since the
+// other end would read half a frame; a frame not written because the
+// connection had ended wraps ErrConnect.
+func (c *conn) writeLocked(b []byte, data bool, limit time.Duration) error {
 	if err := c.ended(); err != nil {
 		return fmt.Errorf("%w: not sent: %w", ErrConnect, err)
 	}
 	c.writing.Store(true)
-	c.stall.Reset(c.idle)
+	c.stall.Reset(limit)
 	_, err := c.nc.Write(b)
 	c.stall.Stop()
 	c.writing.Store(false)
@@ -255,23 +291,22 @@ func (c *conn) writeLocked(b []byte, data bool) error {
 }
 
 // stalled ends the connection if a write is blocked (the other end
-// stopped reading).
+// stopped reading, for longer than the idle timeout or the writer's
+// deadline).
 func (c *conn) stalled() {
 	if c.writing.Load() {
-		c.close(fmt.Errorf("rmi: a write to %s blocked for %v", c.remote, c.idle))
+		c.close(fmt.Errorf("rmi: a write to %s blocked too long", c.remote))
 	}
 }
 
 // keepalive pings the other end if nothing else was written since the
-// last tick, and arms the next tick. It never waits for a write under
-// way: that one keeps the connection alive as well.
+// last tick, and arms the next tick.
 func (c *conn) keepalive() {
 	if c.isDone() {
 		return
 	}
-	if !c.wrote.Swap(false) && c.wmu.TryLock() {
-		_ = c.writeLocked(pingFrame[:], false)
-		c.wmu.Unlock()
+	if !c.wrote.Swap(false) {
+		c.tryWrite(pingFrame[:])
 	}
 	c.keep.Reset(c.every)
 }
@@ -279,9 +314,4 @@ func (c *conn) keepalive() {
 // pong answers a ping, unless a write is under way (the other end then
 // hears from this one anyway): the reader never waits for another
 // writer, and a write of its own that blocks is ended by the stall timer.
-func (c *conn) pong() {
-	if c.wmu.TryLock() {
-		_ = c.writeLocked(pongFrame[:], false)
-		c.wmu.Unlock()
-	}
-}
+func (c *conn) pong() { c.tryWrite(pongFrame[:]) }

@@ -2,6 +2,7 @@ package rmi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -94,4 +95,39 @@ func TestClientResponseCapAtServer(t *testing.T) {
 	answer := append([]byte{frameResponse, 0, 0, byte(len(body) >> 8), byte(len(body))}, body...)
 	_, _ = conn.Write(answer)
 	readUntilClosed(t, conn)
+}
+
+// TestBlockedWriteReleasedAtDeadline: the other end never reads, so a
+// call's write blocks; the call returns at its deadline, and so does a
+// second call waiting to write behind it (or it finds the connection
+// ended: the first had written part of its frame).
+func TestBlockedWriteReleasedAtDeadline(t *testing.T) {
+	client, server := net.Pipe() // a write blocks until the other end reads
+	defer server.Close()
+	c := newConn(client, connConfig{clk: clock.New(), log: quietLog(), remote: "pipe", idle: time.Hour})
+	c.start()
+	defer c.Close()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_, err := c.RoundTrip(ctx, &Request{Object: "svc", Method: "Echo"})
+			errs <- err
+		}()
+	}
+	timedOut := 0
+	for range 2 {
+		// The one that waited to write may find the connection ended.
+		switch err := waitChan(t, "a blocked call to return", errs); {
+		case errors.Is(err, context.DeadlineExceeded):
+			timedOut++
+		case !errors.Is(err, ErrConnect):
+			t.Fatalf("a blocked call: %v", err)
+		}
+	}
+	if timedOut == 0 {
+		t.Fatal("no call timed out")
+	}
+	rmitest.WaitFor(t, "the connection to end", c.isDone)
 }

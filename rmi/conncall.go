@@ -8,19 +8,27 @@ import (
 )
 
 // RoundTrip implements Transport: it carries one call on the connection's
-// rpc.Client. The request is written from a goroutine of its own, so
-// that the caller stops waiting when ctx ends even while the write is
-// blocked (the other end stopped reading) or waits for another's.
+// rpc.Client, writing the request in the caller's goroutine. A caller
+// waits for another's write no longer than ctx allows; if its own write
+// blocks (the other end stopped reading) past ctx's deadline, the
+// connection ends, since half a frame was written. (A caller can also
+// wait in net/rpc behind another caller that is waiting to write, until
+// that one's deadline.)
 func (c *conn) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	if err := c.ended(); err != nil {
 		return nil, err
 	}
 	r := new(reply)
 	done := make(chan *rpc.Call, 1)
-	go c.rc.Go(serviceMethod, req, r, done)
+	c.rc.Go(serviceMethod, outgoing{ctx: ctx, req: req}, r, done)
 	select {
 	case call := <-done:
 		if call.Error != nil {
+			if err := ctx.Err(); err != nil {
+				// The deadline passed first (the write that blocked past
+				// it failed when it ended the connection).
+				return nil, err
+			}
 			return c.failed(call.Error, r)
 		}
 		return &r.resp, nil
@@ -36,6 +44,9 @@ func (c *conn) failed(callErr error, r *reply) (*Response, error) {
 		// The other end's net/rpc could not run the call; its only
 		// account of why is the text.
 		return &Response{Failed: true, ErrMsg: string(se)}, nil
+	}
+	if errors.Is(callErr, context.DeadlineExceeded) || errors.Is(callErr, context.Canceled) {
+		return nil, callErr // not sent: the caller's time ran out first
 	}
 	if r.decodeErr != nil {
 		return nil, fmt.Errorf("%w: decoding the response: %w", ErrMarshal, r.decodeErr)
@@ -55,6 +66,13 @@ func (c *conn) failed(callErr error, r *reply) (*Response, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConnLost, ErrClosed)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrConnLost, callErr)
+}
+
+// outgoing is the net/rpc argument of a call: its Request, and the
+// caller's context, which bounds the write.
+type outgoing struct {
+	ctx context.Context
+	req *Request
 }
 
 // reply is what the net/rpc reply of a call points to: the decoded

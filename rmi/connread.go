@@ -5,6 +5,7 @@ package rmi
 // the requests it meets.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -94,9 +95,14 @@ func (c *conn) freeResponse() {
 	}
 }
 
-// WriteRequest implements rpc.ClientCodec.
+// WriteRequest implements rpc.ClientCodec. body is the call's outgoing
+// (RoundTrip's calls), or else the argument itself, sent with no
+// deadline on the write but the idle timeout.
 func (c *conn) WriteRequest(r *rpc.Request, body any) error {
-	return c.writeFrame(frameRequest, r, body)
+	if out, ok := body.(outgoing); ok {
+		return c.writeFrame(out.ctx, frameRequest, r, out.req)
+	}
+	return c.writeFrame(context.Background(), frameRequest, r, body)
 }
 
 // Close implements rpc.ClientCodec: it ends the connection, closed by its
@@ -267,7 +273,7 @@ func (rc *requestCodec) ReadRequestBody(body any) error {
 // WriteResponse implements rpc.ServerCodec.
 func (rc *requestCodec) WriteResponse(r *rpc.Response, body any) error {
 	rc.answered = true
-	return rc.c.writeFrame(frameResponse, r, body)
+	return rc.c.writeFrame(context.Background(), frameResponse, r, body)
 }
 
 // Close implements rpc.ServerCodec; net/rpc never calls it for a single
