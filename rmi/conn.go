@@ -68,12 +68,13 @@ type conn struct {
 // callee is what one end of a connection needs to run the requests it
 // receives: its net/rpc server, their context and their limits.
 type callee struct {
-	rs     *rpc.Server
-	ctx    context.Context // carries the Peer; canceled when the connection ends
-	cancel context.CancelFunc
-	lim    connLimits
-	slots  chan struct{} // one per request in flight
-	wg     sync.WaitGroup
+	rs      *rpc.Server
+	workers *workers        // run the requests
+	ctx     context.Context // carries the Peer; canceled when the connection ends
+	cancel  context.CancelFunc
+	lim     connLimits
+	slots   chan struct{} // one per request in flight
+	wg      sync.WaitGroup
 
 	reqTimer *clock.Timer  // RequestTimeout of the request being read; made on first use
 	reqGen   atomic.Uint64 // counts requests begun and ended, so that a late timer is ignored
@@ -108,8 +109,10 @@ type connConfig struct {
 	// serve runs the requests the other end sends, with ctx and lim; nil:
 	// this end serves no objects, and a request ends the connection.
 	serve *rpc.Server
-	ctx   context.Context
-	lim   connLimits
+	// workers run the requests; nil: a pool of the connection's own
+	workers *workers
+	ctx     context.Context
+	lim     connLimits
 	// lost runs (once) when the connection ends, before its requests have
 	// returned; done runs after they have.
 	lost, done func()
@@ -154,8 +157,13 @@ func newConn(nc net.Conn, cfg connConfig) *conn {
 		// body.
 		c.r = bufio.NewReaderSize(ic, readBufferSize)
 	}
+	wk := cfg.workers
+	ownWorkers := wk == nil && cfg.serve != nil
+	if ownWorkers {
+		wk = newWorkers(1)
+	}
 	if cfg.serve != nil {
-		c.in = &callee{rs: cfg.serve, lim: cfg.lim, slots: make(chan struct{}, max(cfg.lim.maxRequests, 1))}
+		c.in = &callee{rs: cfg.serve, workers: wk, lim: cfg.lim, slots: make(chan struct{}, max(cfg.lim.maxRequests, 1))}
 		c.in.ctx, c.in.cancel = context.WithCancel(cfg.ctx)
 	}
 	c.finished = func() {
@@ -167,6 +175,9 @@ func newConn(nc net.Conn, cfg connConfig) *conn {
 		}
 		if c.in != nil {
 			c.in.wg.Wait()
+		}
+		if ownWorkers {
+			wk.close()
 		}
 		if cfg.done != nil {
 			cfg.done()

@@ -165,7 +165,7 @@ func (c *conn) readRequest(n int) error {
 		return err
 	}
 	in.wg.Add(1)
-	go c.serveRequest(body, charge, refused)
+	in.workers.run(func() { c.serveRequest(body, charge, refused) })
 	return nil
 }
 

@@ -93,6 +93,7 @@ type Server struct {
 	clientInflight *byteBudget  // the part of inflight from peers not in the cluster
 	admitted       *connCounter // connections served, in all and per address
 	rpc            *rpc.Server  // runs the requests of every connection on table
+	workers        *workers     // the goroutines that run them
 
 	mu        sync.Mutex
 	closed    bool
@@ -125,6 +126,7 @@ func NewServer(t *Table, cfg ServerConfig) *Server {
 		clientInflight: newByteBudget("the clients' share of the server", cfg.Limits.MaxClientInflightBytes),
 		admitted:       newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr, cfg.Limits.MaxAddrBytes),
 		rpc:            newRPCServer(t),
+		workers:        newWorkers(maxIdleWorkers),
 	}
 }
 
@@ -270,6 +272,7 @@ func (s *Server) serveConn(sc *serverConn) {
 		keepAlive:   keepAlive,
 		maxResponse: maxResponse,
 		serve:       s.rpc,
+		workers:     s.workers,
 		ctx:         WithPeer(s.ctx, peer),
 		lim:         lim,
 		// When the connection ends, its calls' contexts are canceled
@@ -353,5 +356,6 @@ func (s *Server) Close() error {
 	}
 	s.cancel()
 	s.wg.Wait()
+	s.workers.close()
 	return nil
 }

@@ -39,6 +39,10 @@ const (
 	// server pings too when its IdleTimeout is too short for that.
 	keepAliveInterval = 15 * time.Second
 
+	// maxIdleWorkers is how many goroutines that ran requests a Server
+	// keeps waiting for the next ones (see workers).
+	maxIdleWorkers = 16
+
 	// timeoutCode is the Response.ErrCode of a method that returned after
 	// the caller's deadline had passed; the caller sees ErrTimeout.
 	timeoutCode = "rmi.timeout"

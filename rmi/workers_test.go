@@ -1,0 +1,34 @@
+package rmi
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/distchat/distchat/rmi/rmitest"
+)
+
+// TestWorkers runs jobs at once and one after another: every job runs, a
+// finished worker takes the next job, at most maxIdle wait, and close
+// ends them.
+func TestWorkers(t *testing.T) {
+	base := runtime.NumGoroutine()
+	w := newWorkers(2)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 5 { // five at once: five goroutines
+		wg.Add(1)
+		w.run(func() { defer wg.Done(); <-release })
+	}
+	close(release)
+	wg.Wait()
+	rmitest.WaitFor(t, "all but maxIdle workers to exit", func() bool { return runtime.NumGoroutine() == base+2 })
+	for range 100 { // one after another: the waiting workers take them
+		wg.Add(1)
+		w.run(wg.Done)
+		wg.Wait()
+	}
+	rmitest.WaitFor(t, "maxIdle workers to wait after jobs in turn", func() bool { return runtime.NumGoroutine() == base+2 })
+	w.close()
+	rmitest.WaitFor(t, "the waiting workers to exit", func() bool { return runtime.NumGoroutine() == base })
+}
