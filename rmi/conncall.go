@@ -18,9 +18,9 @@ func (c *conn) RoundTrip(ctx context.Context, req *Request) (*Response, error) {
 	if err := c.ended(); err != nil {
 		return nil, err
 	}
-	r := new(reply)
+	r := &reply{ctx: ctx, req: req}
 	done := make(chan *rpc.Call, 1)
-	c.rc.Go(serviceMethod, outgoing{ctx: ctx, req: req}, r, done)
+	c.rc.Go(serviceMethod, r, r, done) // r is the argument too (see WriteRequest)
 	select {
 	case call := <-done:
 		if call.Error != nil {
@@ -68,16 +68,14 @@ func (c *conn) failed(callErr error, r *reply) (*Response, error) {
 	return nil, fmt.Errorf("%w: %w", ErrConnLost, callErr)
 }
 
-// outgoing is the net/rpc argument of a call: its Request, and the
-// caller's context, which bounds the write.
-type outgoing struct {
+// reply is what the net/rpc reply of a call points to: the decoded
+// Response, or why it could not be decoded. It is the net/rpc argument of
+// the call too: it holds the Request, and the caller's context, which
+// bounds the write (one allocation for both).
+type reply struct {
 	ctx context.Context
 	req *Request
-}
 
-// reply is what the net/rpc reply of a call points to: the decoded
-// Response, or why it could not be decoded.
-type reply struct {
 	resp      Response
 	decodeErr error
 }

@@ -95,11 +95,11 @@ func (c *conn) freeResponse() {
 	}
 }
 
-// WriteRequest implements rpc.ClientCodec. body is the call's outgoing
+// WriteRequest implements rpc.ClientCodec. body is the call's reply
 // (RoundTrip's calls), or else the argument itself, sent with no
 // deadline on the write but the idle timeout.
 func (c *conn) WriteRequest(r *rpc.Request, body any) error {
-	if out, ok := body.(outgoing); ok {
+	if out, ok := body.(*reply); ok && out.req != nil {
 		return c.writeFrame(out.ctx, frameRequest, r, out.req)
 	}
 	return c.writeFrame(context.Background(), frameRequest, r, body)

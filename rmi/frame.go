@@ -52,7 +52,7 @@ var errProtocol = errors.New("rmi: protocol violation")
 // connections (an idle connection holds none), from pools. A pool holds
 // no state a caller can observe: what it returns is reset before use.
 var (
-	bufPool = sync.Pool{New: func() any { b := make([]byte, 0, pooledFrame); return &b }}
+	bufPool = sync.Pool{New: func() any { return new([pooledFrame]byte) }}
 	encPool = sync.Pool{New: func() any {
 		fw := &frameWriter{}
 		fw.enc = codec.NewEncoder(fw, handle)
@@ -62,12 +62,13 @@ var (
 )
 
 // getBuf returns an empty buffer of capacity pooledFrame.
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+func getBuf() []byte { return bufPool.Get().(*[pooledFrame]byte)[:0] }
 
-// putBuf returns b to the pool if it came from it.
+// putBuf returns b to the pool if it came from it. (The pool holds
+// pointers to arrays, which go in and out without allocating.)
 func putBuf(b []byte) {
 	if cap(b) == pooledFrame {
-		bufPool.Put(&b)
+		bufPool.Put((*[pooledFrame]byte)(b[:pooledFrame]))
 	}
 }
 
