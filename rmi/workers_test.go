@@ -1,18 +1,15 @@
 package rmi
 
 import (
-	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/distchat/distchat/rmi/rmitest"
 )
 
-// TestWorkers runs jobs at once and one after another: every job runs, a
-// finished worker takes the next job, at most maxIdle wait, and close
-// ends them.
+// TestWorkers runs jobs at once and one after another: every job runs, at
+// most maxIdle workers then wait for more, and close ends them.
 func TestWorkers(t *testing.T) {
-	base := runtime.NumGoroutine()
 	w := newWorkers(2)
 	var wg sync.WaitGroup
 	release := make(chan struct{})
@@ -22,13 +19,13 @@ func TestWorkers(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	rmitest.WaitFor(t, "all but maxIdle workers to exit", func() bool { return runtime.NumGoroutine() == base+2 })
-	for range 100 { // one after another: the waiting workers take them
+	rmitest.WaitFor(t, "maxIdle workers to wait", func() bool { return w.idle.Load() == 2 })
+	for range 100 { // one after another
 		wg.Add(1)
 		w.run(wg.Done)
 		wg.Wait()
 	}
-	rmitest.WaitFor(t, "maxIdle workers to wait after jobs in turn", func() bool { return runtime.NumGoroutine() == base+2 })
+	rmitest.WaitFor(t, "maxIdle workers to wait after jobs in turn", func() bool { return w.idle.Load() == 2 })
 	w.close()
-	rmitest.WaitFor(t, "the waiting workers to exit", func() bool { return runtime.NumGoroutine() == base })
+	rmitest.WaitFor(t, "the waiting workers to exit", func() bool { return w.idle.Load() == 0 })
 }
