@@ -22,10 +22,10 @@ import (
 // carries net/rpc calls both ways, in frames (frame.go), with one
 // goroutine reading it. That goroutine is the input goroutine of the
 // connection's rpc.Client (conn is its codec): reading for a response, it
-// meets requests from the other end too, and starts a goroutine for each
-// that runs it with rpc.Server.ServeRequest and writes the response. A
-// write happens in the goroutine that has something to send, holding
-// wsem.
+// meets requests from the other end too, and hands each to a goroutine
+// (workers.go) that runs it with rpc.Server.ServeRequest and writes the
+// response. A write happens in the goroutine that has something to send,
+// holding wsem.
 //
 // A call therefore costs what it costs over plain net/rpc: the caller
 // writes its request, the other end's reader hands it to a goroutine that
@@ -45,7 +45,7 @@ type conn struct {
 	wsem    chan struct{} // held (full) by the goroutine writing a frame
 	writing atomic.Bool   // a write is under way, which the stall timer bounds
 	wrote   atomic.Bool   // a frame with a body was written since the last keepalive tick
-	stall   *clock.Timer  // closes the connection when a write blocks for idle
+	stall   *clock.Timer  // closes the connection when a write blocks too long
 	keep    *clock.Timer  // the keepalive tick; nil if this end never pings
 	every   time.Duration
 
@@ -122,9 +122,9 @@ type connConfig struct {
 // frame fits, a larger one is read past it.
 const readBufferSize = 1 << 10
 
-// pingFrame and pongFrame are the keepalive frames: a ping asks the other
-// end to answer with a pong, so that bytes flow both ways on an idle
-// connection even when only one end pings.
+// pingFrame and pongFrame are the keepalive frames (never modified): a
+// ping asks the other end to answer with a pong, so that bytes flow both
+// ways on an idle connection even when only one end pings.
 var (
 	pingFrame = [frameHeaderLen]byte{framePing}
 	pongFrame = [frameHeaderLen]byte{framePong}
