@@ -38,7 +38,7 @@ func BenchmarkInvokeParallel(b *testing.B) {
 // BenchmarkIdleConn measures what an idle connection costs the process,
 // both ends of it (client and server run here): live heap and goroutine
 // stacks after a GC, per connection, each dialed with a callback table and
-// used for one call that calls back (so that both sides opened a stream).
+// used for one call that calls back (so that both ends served a request).
 func BenchmarkIdleConn(b *testing.B) {
 	const conns = 200
 	ts := startServer(b, ServerConfig{Limits: Limits{MaxConnsPerAddr: conns}}, nil)

@@ -29,7 +29,7 @@ type lenGuard struct {
 
 // feed passes b through the guard. It returns len(b) if all of b is
 // acceptable, else the index of the byte that would complete a length
-// prefix declaring too much; the stream must end before that byte.
+// prefix declaring too much; the input must end before that byte.
 func (g *lenGuard) feed(b []byte) int {
 	for i := 0; i < len(b); {
 		switch {

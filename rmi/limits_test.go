@@ -178,19 +178,19 @@ func allocated(f func()) (total, retained int64) {
 func TestAmplificationRequestRefused(t *testing.T) {
 	ts := startServer(t, ServerConfig{}, exportChat(t))
 	attack := amplificationFrame(t)
-	const conns, streams = 4, 4
+	const conns, perConn = 4, 4
 	sessions := make([]net.Conn, conns)
 	for i := range sessions {
 		sessions[i] = handshaken(t, ts.addr)
 	}
-	codes := make(chan string, conns*streams)
+	codes := make(chan string, conns*perConn)
 	total, retained := allocated(func() {
 		var wg sync.WaitGroup
 		for _, conn := range sessions {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				for range streams {
+				for range perConn {
 					if _, err := conn.Write(attack); err != nil {
 						return
 					}
@@ -198,7 +198,7 @@ func TestAmplificationRequestRefused(t *testing.T) {
 			}()
 			go func() {
 				defer wg.Done()
-				for range streams {
+				for range perConn {
 					resp, err := readResponse(conn)
 					if err != nil {
 						codes <- "no response: " + err.Error()
@@ -211,8 +211,8 @@ func TestAmplificationRequestRefused(t *testing.T) {
 		wg.Wait()
 	})
 	close(codes)
-	if len(codes) != conns*streams {
-		t.Errorf("%d of %d attack requests answered", len(codes), conns*streams)
+	if len(codes) != conns*perConn {
+		t.Errorf("%d of %d attack requests answered", len(codes), conns*perConn)
 	}
 	for code := range codes {
 		if code != ErrTooLarge.Code {
