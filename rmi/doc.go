@@ -149,7 +149,8 @@
 //
 //   - Connections: at most MaxConns (1024) in all and MaxConnsPerAddr (64)
 //     from one IP address; more are closed at once. Each idle one costs
-//     about 8 KiB (one goroutine, TLS state, the net/rpc client).
+//     about 10 KiB (one goroutine, TLS state, the net/rpc client; both
+//     ends of a plaintext one, 19.5 KB in BenchmarkIdleConn).
 //   - Requests in flight: at most MaxRequestsPerConn (256) read and not
 //     yet answered on one connection, each running in a goroutine; while
 //     a peer has that many, the server reads nothing more from it.
@@ -185,9 +186,9 @@
 //
 // So the memory that peers can make a server hold is bounded by about
 //
-//	MaxConns × 8 KiB + 3 × MaxInflightBytes
+//	MaxConns × 10 KiB + 3 × MaxInflightBytes
 //
-// that is about 8 MiB of connections and 192 MiB of requests and their
+// that is about 10 MiB of connections and 192 MiB of requests and their
 // decoded arguments with the defaults, plus the responses to callbacks
 // being read: at most 64 KiB per client connection. Lower MaxConns for a
 // smaller bound.
