@@ -1164,7 +1164,7 @@ func failedCount(ps []*poster) int {
 }
 
 // rmiMagic opens the rmi handshake (see rmi/handshake.go).
-const rmiMagic = "distchat-rmi/1\n"
+const rmiMagic = "distchat-rmi/2\n"
 
 // sendGarbage sends what is not the protocol to addr, each on its own
 // connection that it then closes: random bytes, an HTTP request, a
@@ -1195,7 +1195,7 @@ func sendGarbage(t *testing.T, addr string, tlsConfig *tls.Config) {
 	}
 
 	// A well-formed handshake (no secret, no callbacks), then the first
-	// 6 bytes of a 12-byte multiplexer frame header, then hang up.
+	// 3 bytes of a 5-byte frame header, then hang up.
 	raw, err := net.DialTimeout("tcp", addr, e2eWait)
 	if err != nil {
 		t.Fatalf("%s: %v", addr, err)
@@ -1214,7 +1214,7 @@ func sendGarbage(t *testing.T, addr string, tlsConfig *tls.Config) {
 	if _, err := io.ReadFull(c, reply); err != nil || string(reply[:len(rmiMagic)]) != rmiMagic || string(reply[len(reply)-3:]) != "OK\n" {
 		t.Fatalf("%s: handshake reply %q, %v", addr, reply, err)
 	}
-	if _, err := c.Write([]byte{0, 1, 0, 1, 0, 0}); err != nil {
+	if _, err := c.Write([]byte{1, 0, 0}); err != nil {
 		t.Fatalf("%s: half frame: %v", addr, err)
 	}
 }

@@ -2,7 +2,10 @@ package rmi
 
 import (
 	"context"
+	"runtime"
 	"testing"
+
+	"github.com/distchat/distchat/rmi/rmitest"
 )
 
 func BenchmarkInvoke(b *testing.B) {
@@ -30,4 +33,41 @@ func BenchmarkInvokeParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIdleConn measures what an idle connection costs the process,
+// both ends of it (client and server run here): live heap and goroutine
+// stacks after a GC, per connection, each dialed with a callback table and
+// used for one call that calls back (so that both ends served a request).
+func BenchmarkIdleConn(b *testing.B) {
+	const conns = 200
+	ts := startServer(b, ServerConfig{Limits: Limits{MaxConnsPerAddr: conns}}, nil)
+	cbTab := NewTable(quietLog())
+	if err := Export[cbAPI](cbTab, "cb", &cbSvc{}); err != nil {
+		b.Fatal(err)
+	}
+	inUse := func() int64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc + m.StackInuse)
+	}
+	var perConn int64
+	for b.Loop() {
+		before := inUse()
+		clients := make([]*Client, conns)
+		for i := range clients {
+			clients[i] = dial(b, ts.addr, DialConfig{Callbacks: cbTab})
+			var out string
+			if err := clients[i].Invoke(context.Background(), "svc", "CallBack", NotifyArgs{Text: "x"}, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perConn = (inUse() - before) / conns
+		for _, c := range clients {
+			_ = c.Close()
+		}
+		rmitest.WaitFor(b, "the server to drop the connections", func() bool { return ts.srv.numConns() == 0 })
+	}
+	b.ReportMetric(float64(perConn), "B/conn")
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/tinylib/msgp/msgp"
@@ -50,11 +51,18 @@ func Marshal(v any) ([]byte, error) {
 		return b, nil
 	}
 	var b []byte
-	if err := codec.NewEncoderBytes(&b, handle).Encode(v); err != nil {
+	enc := bytesEncPool.Get().(*codec.Encoder)
+	defer bytesEncPool.Put(enc)
+	enc.ResetBytes(&b)
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMarshal, err)
 	}
 	return b, nil
 }
+
+// bytesEncPool holds encoders for Marshal, which are reset before use:
+// making one costs several allocations.
+var bytesEncPool = sync.Pool{New: func() any { return codec.NewEncoderBytes(new([]byte), handle) }}
 
 // Unmarshal decodes b into v, a pointer, with v's generated decoder if
 // it has one (see Marshal), else with go-msgpack.
@@ -90,7 +98,9 @@ func unmarshal(b []byte, v any, maxLen int) error {
 			return err
 		}
 	}
-	if err := codec.NewDecoderBytes(b, handle).Decode(v); err != nil {
+	dec := getDecoder(b)
+	defer putDecoder(dec)
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %w", ErrMarshal, err)
 	}
 	return nil

@@ -79,15 +79,34 @@
 // and closing the connection. Inside, it opens with a handshake: a magic
 // line naming the protocol and version, random nonces both ways and, when
 // the client has a cluster secret, HMAC-SHA256 proofs of it in both
-// directions; the server ends it with "OK" or a one-line "ERR" reason.
-// The connection is then
-// multiplexed with yamux: the client opens a stream for its calls, and the
-// server opens one back to the client for callbacks. Each stream carries
-// net/rpc with the go-msgpack GoRpc codec and one service, "RMI", whose
-// Invoke method takes a [Request] and returns a [Response]. A request the
-// server cannot read whole (over its size cap, refused for want of budget,
-// or not decodable) is answered with an error code and Response.EndStream,
-// and ends its stream; the client then opens a fresh one.
+// directions; the server ends it with "OK" or a one-line "ERR" reason (a
+// peer of another version, such as distchat-rmi/1, is told which one the
+// server speaks).
+//
+// Then each side writes frames: a 5-byte header (the frame's kind, and
+// its body's length as a big-endian uint32), then the body. A request
+// frame carries net/rpc with the go-msgpack GoRpc codec (the net/rpc
+// request header, then the argument), calling the one service, "RMI",
+// whose Invoke method takes a [Request] and returns a [Response]; a
+// response frame carries the net/rpc response header and the Response.
+// Calls go both ways on the one connection: the client's to the server,
+// and the server's callbacks (Peer.Back) to the client. Ping and pong
+// frames, with no body, are the keepalive. There is no multiplexer: each
+// end has one net/rpc client, whose input goroutine is the connection's
+// only reader. It reads responses for its own calls, and each request it
+// meets is run in a goroutine of its own (rpc.Server.ServeRequest), which
+// writes the response frame itself; a frame is written by the goroutine
+// that has it to send, under a lock. A call thus costs what a call over
+// plain net/rpc does, and an idle connection costs one goroutine at each
+// end.
+//
+// Length prefixes let a server refuse a request before decoding it: one
+// over its size cap, or one that does not fit the byte budgets, is read,
+// dropped (but for its first bytes, which name its method) and answered
+// with an error code, and the connection carries on. A request whose body
+// does not decode is answered as such too. A frame that breaks the
+// framing (an unknown kind, a response larger than a response may be, a
+// request whose net/rpc header does not decode) ends the connection.
 //
 // # Security
 //
@@ -112,11 +131,14 @@
 // Every wait is bounded: the dial (DialConfig.ConnectTimeout), the
 // handshakes, TLS and protocol (HandshakeTimeout on both sides), each call (its context's
 // deadline, else DialConfig.CallTimeout; the server runs the method under
-// the caller's remaining deadline), and the server's reads
-// (ServerConfig.IdleTimeout: a connection that receives nothing, or a
-// request that stalls half-sent, is closed; yamux keepalives keep healthy
-// idle connections alive), and each request as a whole (from its first
-// byte to its last, Limits.RequestTimeout, however steadily it trickles).
+// the caller's remaining deadline), and the server's reads and writes
+// (ServerConfig.IdleTimeout: a connection that receives nothing, on which
+// a request stalls half-sent, or on which a write blocks because the peer
+// stopped reading, is closed; clients ping every 15 s, and the server
+// answers, which keeps healthy idle connections alive), and each request
+// as a whole (from its frame header to its last byte,
+// Limits.RequestTimeout, however steadily it trickles: the connection is
+// closed).
 // All these timers run on the configured clock.Clock; context deadlines
 // given to Invoke are read on that clock.
 //
@@ -127,26 +149,33 @@
 //
 //   - Connections: at most MaxConns (1024) in all and MaxConnsPerAddr (64)
 //     from one IP address; more are closed at once. Each idle one costs
-//     about 64 KiB.
-//   - Streams: at most MaxStreamsPerConn (4) open on a connection, a
-//     stream the server closed counting until the peer closes it too; a
-//     peer that opens more loses its connection. A stream buffers at most
-//     one yamux window (256 KiB) that the server has not read yet.
+//     about 10 KiB (one goroutine, TLS state, the net/rpc client; both
+//     ends of a plaintext one, 19.5 KB in BenchmarkIdleConn).
+//   - Requests in flight: at most MaxRequestsPerConn (256) read and not
+//     yet answered on one connection, each running in a goroutine; while
+//     a peer has that many, the server reads nothing more from it.
 //   - Requests: at most MaxClientRequestBytes (64 KiB) from a peer without
 //     the cluster secret, ServerConfig.MaxRequestBytes (8 MiB) from a
-//     cluster peer; counted as they are read, and refused with
-//     [ErrTooLarge] past the cap.
+//     cluster peer; the length in a request's frame header is checked
+//     before its body is read, and a request over the cap is refused with
+//     [ErrTooLarge] (its body is read and dropped, never held).
 //   - Bytes in flight: each request is charged its size plus 8 KiB (its
-//     goroutine and bookkeeping) from its first byte until it is answered,
-//     against its connection's budget (MaxClientConnBytes, 1 MiB, or
-//     MaxConnBytes, 16 MiB, for a cluster peer) and the server's
+//     goroutine and bookkeeping) from its frame header until it is
+//     answered, against its connection's budget (MaxClientConnBytes, 1 MiB,
+//     or MaxConnBytes, 16 MiB, for a cluster peer) and the server's
 //     (MaxInflightBytes, 64 MiB); a request from a peer without the
 //     cluster secret also against its IP address's budget, shared by all
 //     its connections (MaxAddrBytes, 4 MiB), and all such peers' budget
 //     (MaxClientInflightBytes, 32 MiB), so that one address cannot take
 //     much of the server's budget and clients together cannot take the
 //     part kept for cluster peers (their lease renewals and session
-//     checks). A request that does not fit is refused with [ErrBusy].
+//     checks). A request that does not fit is refused with [ErrBusy]
+//     (read and dropped, like one over the size cap).
+//   - Responses (to the server's callbacks): from a peer without the
+//     cluster secret, no larger than its requests may be (64 KiB); from a
+//     cluster peer, at most 64 MiB. A larger one ends the connection. A
+//     frame is read into memory as its bytes arrive, so a length the peer
+//     declares but does not send costs nothing.
 //   - Arguments: an argument type declares its method's caps ([ArgLimits]):
 //     [ArgCaps] bound its encoded size and the length of every map and
 //     array in it, checked on the encoding before it is decoded (a map
@@ -157,10 +186,10 @@
 //
 // So the memory that peers can make a server hold is bounded by about
 //
-//	MaxConns × (64 KiB + MaxStreamsPerConn × 256 KiB) + 3 × MaxInflightBytes
+//	MaxConns × 10 KiB + 3 × MaxInflightBytes
 //
-// that is about 64 MiB of connections, 192 MiB of requests and their
-// decoded arguments, and, only while the server's readers lag behind
-// their peers, up to 1 GiB of stream buffers with the defaults. Lower
-// MaxConns for a smaller bound.
+// that is about 10 MiB of connections and 192 MiB of requests and their
+// decoded arguments with the defaults, plus the responses to callbacks
+// being read: at most 64 KiB per client connection. Lower MaxConns for a
+// smaller bound.
 package rmi

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,8 +14,8 @@ import (
 )
 
 // Fuzz targets for every decoder of untrusted input in this package: the
-// handshake (both sides), the server's request stream, and Table.Handle.
-// Run one with: go test -run '^$' -fuzz '^FuzzServerCodec$' -fuzztime 10s ./rmi
+// handshake (both sides), the frames a peer sends on a connection, and Table.Handle.
+// Run one with: go test -run '^$' -fuzz '^FuzzConnFrames$' -fuzztime 10s ./rmi
 
 // FuzzServerHandshake feeds arbitrary bytes to the server side of the
 // handshake: it must fail or succeed without panicking, and never grant
@@ -63,44 +62,42 @@ func FuzzClientHandshake(f *testing.F) {
 	})
 }
 
-// FuzzServerCodec feeds arbitrary bytes, as one stream of requests, to a
-// server's codec and net/rpc server over a table with a chat-like object:
-// nothing may panic or hang, and once the stream is done every byte
+// FuzzConnFrames feeds arbitrary bytes, as what a peer sends after the
+// handshake, to the serving end of a connection over a table with a
+// chat-like object: nothing may panic or hang (whatever lengths the frames
+// declare, the bytes end), and once the connection has ended every byte
 // charged to the budgets must have been released.
-func FuzzServerCodec(f *testing.F) {
+func FuzzConnFrames(f *testing.F) {
 	f.Add(frame(f, 1, &Request{Object: "chat", Method: "Sync", Timeout: int64(time.Second),
 		Args: mustMarshal(f, syncArgs{Token: "t", Room: "lobby", Have: map[string]uint64{"s1": 3}})}))
 	f.Add(append(frame(f, 1, &Request{Object: "chat", Method: "Post", Args: mustMarshal(f, postArgs{Text: "hi"})}),
 		frame(f, 2, &Request{Object: "chat", Method: "Post", Args: mustMarshal(f, postArgs{Text: strings.Repeat("x", 20<<10)})})...))
 	f.Add(frame(f, 7, &Request{Object: "chat", Method: "Nope", Args: []byte{0xc0}}))
-	f.Add([]byte{0x82, 0xa1, 'x'})
+	f.Add(append(append(pingFrame[:], pongFrame[:]...), frameResponse, 0, 0, 0, 3, 0x82, 0xa1, 'x'))
+	f.Add([]byte{frameRequest, 0xff, 0xff, 0xff, 0xff, 0x82})
+	f.Add([]byte{frameResponse, 0x04, 0, 0, 0})
+	f.Add([]byte{9, 0, 0, 0, 0})
 	tab := NewTable(quietLog())
 	exportChat(f)(tab)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lim := streamLimits{
-			clk:        clocktest.New(), // no timer fires: the stream ends by EOF
-			idle:       time.Minute,
-			timeout:    time.Minute,
-			maxBytes:   16 << 10,
-			maxStreams: 1,
-			budgets:    budgets{newByteBudget("this connection", 64<<10), newByteBudget("the server", 64<<10)},
+		lim := connLimits{
+			clk:         clocktest.New(), // no timer fires: the connection ends by EOF
+			timeout:     time.Minute,
+			maxBytes:    16 << 10,
+			maxRequests: 2,
+			budgets:     budgets{newByteBudget("this connection", 64<<10), newByteBudget("the server", 64<<10)},
 		}
-		client, server := net.Pipe()
+		client, ended := serveFrames(t, tab, lim)
 		go func() {
 			_, _ = client.Write(data)
 			_ = client.Close()
 		}()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
-		served := make(chan struct{})
-		go func() {
-			newRPCServer(context.Background(), tab, lim).ServeCodec(newServerCodec(server, lim))
-			close(served)
-		}()
 		select {
-		case <-served:
+		case <-ended:
 		case <-time.After(waitBound):
 			buf := make([]byte, 1<<20)
-			t.Fatalf("the stream %x was not served to its end:\n%s", data, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("the bytes %x were not served to their end:\n%s", data, buf[:runtime.Stack(buf, true)])
 		}
 		if n := lim.budgets[0].inUse(); n != 0 {
 			t.Fatalf("%d bytes still charged to the connection's budget", n)

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// The handshake, before the connection is handed to yamux:
+// The handshake, before the connection carries frames (frame.go):
 //
 //	client -> server: magic | flags | client nonce
 //	server -> client: magic | flags | server nonce | [server proof]
@@ -30,12 +30,13 @@ import (
 // Cluster only when the client proved it (and, if the server requires it,
 // presented a certificate signed by the cluster CA).
 const (
-	protoMagic  = "distchat-rmi/1\n"
+	protoMagic  = "distchat-rmi/2\n"
+	protoPrefix = "distchat-rmi/" // of every version's magic
 	nonceLen    = 32
 	macLen      = sha256.Size
 	maxLineLen  = 256
-	serverLabel = "distchat-rmi/1 server proof"
-	clientLabel = "distchat-rmi/1 client proof"
+	serverLabel = "distchat-rmi/2 server proof"
+	clientLabel = "distchat-rmi/2 client proof"
 
 	flagCallbacks = 1 << 0 // the client serves callback objects
 	flagSecret    = 1 << 1 // the sender has a cluster secret
@@ -49,6 +50,9 @@ type handshakeResult struct {
 
 // errBadMagic marks a peer that does not speak this protocol at all.
 var errBadMagic = errors.New("not an rmi peer (bad protocol magic)")
+
+// errBadVersion marks an rmi peer of another protocol version.
+var errBadVersion = errors.New("rmi peer of another protocol version")
 
 // errBadProof marks a peer that failed the cluster-secret proof.
 var errBadProof = errors.New("cluster secret proof failed")
@@ -104,7 +108,12 @@ func serverHandshake(conn io.ReadWriter, secret, binding []byte, certMissing boo
 	if _, err := io.ReadFull(conn, hello[:len(protoMagic)]); err != nil {
 		return handshakeResult{}, fmt.Errorf("reading magic: %w", err)
 	}
-	if string(hello[:len(protoMagic)]) != protoMagic {
+	if got := string(hello[:len(protoMagic)]); got != protoMagic {
+		if strings.HasPrefix(got, protoPrefix) {
+			writeLine(conn, fmt.Sprintf("ERR protocol %s is not supported; this server speaks %s",
+				strings.TrimSpace(got), strings.TrimSpace(protoMagic)))
+			return handshakeResult{}, fmt.Errorf("%w: %s", errBadVersion, strings.TrimSpace(got))
+		}
 		writeLine(conn, "ERR "+errBadMagic.Error()+"; expected "+strings.TrimSpace(protoMagic))
 		return handshakeResult{}, errBadMagic
 	}
@@ -189,6 +198,9 @@ func clientHandshake(conn io.ReadWriter, secret []byte, callbacks bool, binding 
 		}
 		if err != nil {
 			return fail("reading server hello: %w", err)
+		}
+		if strings.HasPrefix(s, protoPrefix) {
+			return fail("the server speaks %s, this client %s", strings.TrimSpace(s), strings.TrimSpace(protoMagic))
 		}
 		return fail("peer is not an rmi server")
 	}

@@ -1,13 +1,10 @@
 package rmi
 
-import (
-	"fmt"
-	"io"
-)
+import "fmt"
 
-// lenGuard watches the msgpack bytes of a stream as they arrive, below the
-// decoder, and stops the stream at a length prefix that declares more
-// than a request may hold.
+// lenGuard watches the msgpack bytes of a frame before they are decoded,
+// and stops at a length prefix that declares more than a request (or a
+// value of a response) may hold.
 //
 // The decoder trusts length prefixes: for some types (a time extension,
 // for one) it allocates the declared length before reading a byte of it,
@@ -32,7 +29,7 @@ type lenGuard struct {
 
 // feed passes b through the guard. It returns len(b) if all of b is
 // acceptable, else the index of the byte that would complete a length
-// prefix declaring too much; the stream must end before that byte.
+// prefix declaring too much; the input must end before that byte.
 func (g *lenGuard) feed(b []byte) int {
 	for i := 0; i < len(b); {
 		switch {
@@ -116,19 +113,3 @@ const maxResponseValue = 64 << 20
 // errResponseTooLarge refuses a response whose length prefix declares
 // more than maxResponseValue.
 var errResponseTooLarge = fmt.Errorf("rmi: a response declares a value over %d bytes: %w", maxResponseValue, ErrTooLarge)
-
-// guardedStream is a client's stream with its responses passed through a
-// lenGuard before the decoder reads them.
-type guardedStream struct {
-	io.ReadWriteCloser
-	g *lenGuard
-}
-
-// Read implements io.Reader.
-func (s guardedStream) Read(p []byte) (int, error) {
-	n, err := s.ReadWriteCloser.Read(p)
-	if ok := s.g.feed(p[:n]); ok < n {
-		return ok, errResponseTooLarge
-	}
-	return n, err
-}

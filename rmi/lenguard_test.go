@@ -2,18 +2,18 @@ package rmi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/rpc"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/distchat/distchat/rmi/clocktest"
-	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
 func TestLenGuard(t *testing.T) {
@@ -23,7 +23,7 @@ func TestLenGuard(t *testing.T) {
 		in   []byte
 		want int // index of the refused byte, or len(in)
 	}{
-		{"a request within the cap", frame(t, 1, &Request{Object: "chat", Method: "Post", Args: mustMarshal(t, postArgs{Text: strings.Repeat("x", 500)})}), -1},
+		{"a request within the cap", frameBody(t, 1, &Request{Object: "chat", Method: "Post", Args: mustMarshal(t, postArgs{Text: strings.Repeat("x", 500)})}), -1},
 		{"every scalar type", mustMarshal(t, []any{nil, true, false, 1, -1, 200, -200, 70000, -70000, 1 << 40, -(1 << 40), 1.5, float32(2.5), "s", []byte("b")}), -1},
 		{"fixext and small ext", []byte{0xd4, 1, 2, 0xd8, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xc7, 2, 5, 'a', 'b', 0x01}, -1},
 		{"an ext32 of 808 MB (the fuzzer's find)", []byte{0x82, 0xa3, '0', '0', '0', 0xc9, 0x30, 0x30, 0xd5, 0x80, 0xff}, 9},
@@ -61,39 +61,52 @@ func TestLenGuard(t *testing.T) {
 	}
 }
 
-// TestHugeDeclaredLengthAllocatesNothing sends, as a request, 27 bytes
-// that declare an 808 MB time extension under an unknown field. The
-// decoder allocates such an extension's declared length before reading
-// it; the server must refuse the request as too large without having
-// allocated anything near that.
+// serveFrames runs a serving conn (a server's end, with lim) on one end
+// of a pipe and returns the other end; the conn ends when that end is
+// closed, and then closes the returned channel.
+func serveFrames(t testing.TB, tab *Table, lim connLimits) (net.Conn, chan struct{}) {
+	t.Helper()
+	client, server := net.Pipe()
+	ended := make(chan struct{})
+	c := newConn(server, connConfig{
+		clk: lim.clk, log: quietLog(), remote: "pipe", idle: time.Minute,
+		serve: newRPCServer(tab), ctx: context.Background(), lim: lim,
+		done: func() { close(ended) },
+	})
+	c.start()
+	return client, ended
+}
+
+// TestHugeDeclaredLengthAllocatesNothing sends a request whose Request is
+// 27 bytes declaring an 808 MB time extension under an unknown field.
+// The decoder allocates such an extension's declared length before
+// reading it; the server must refuse the request as too large without
+// having allocated anything near that.
 func TestHugeDeclaredLengthAllocatesNothing(t *testing.T) {
 	data := []byte("\x82\xa3000\xdd0000\xdd000M0\xd5000\xc900Հ\xff0")
-	lim := streamLimits{
-		clk: clocktest.New(), idle: time.Minute, timeout: time.Minute, maxBytes: 16 << 10, maxStreams: 1,
+	tab := NewTable(quietLog())
+	exportChat(t)(tab)
+	lim := connLimits{
+		clk: clocktest.New(), timeout: time.Minute, maxBytes: 16 << 10, maxRequests: 1,
 		budgets: budgets{newByteBudget("this connection", 64<<10), newByteBudget("the server", 64<<10)},
 	}
-	client, server := net.Pipe()
+	client, ended := serveFrames(t, tab, lim)
 	defer client.Close()
-	go func() {
-		_, _ = client.Write(data)
-		_ = client.Close()
-	}()
+	body := append(mustMarshal(t, rpc.Request{ServiceMethod: serviceMethod, Seq: 1}), data...)
+	hdr := []byte{frameRequest, 0, 0, 0, byte(len(body))}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	sc := newServerCodec(server, lim)
-	var rh rpc.Request
-	var req Request
-	err := sc.ReadRequestHeader(&rh)
-	if err == nil {
-		err = sc.ReadRequestBody(&req)
-	}
+	go func() { _, _ = client.Write(append(hdr, body...)) }()
+	resp, err := readResponse(client)
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("reading the request: %v, want ErrTooLarge", err)
+	if err != nil || resp.ErrCode != ErrTooLarge.Code {
+		t.Fatalf("the request was answered %+v (%v), want ErrTooLarge", resp, err)
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
 		t.Fatalf("reading the request allocated %d MB", n>>20)
 	}
+	_ = client.Close()
+	waitChan(t, "the connection to end", ended)
 }
 
 // TestLenGuardPassesWholeRequests runs the guard, with a cap that fits
@@ -105,7 +118,7 @@ func TestLenGuardPassesWholeRequests(t *testing.T) {
 		postArgs{Text: strings.Repeat("é", 5000)},
 		postArgs{Text: ""},
 	} {
-		stream.Write(frame(t, uint64(i), &Request{Object: "chat", Method: "Sync", Timeout: int64(time.Second), Args: mustMarshal(t, args)}))
+		stream.Write(frameBody(t, uint64(i), &Request{Object: "chat", Method: "Sync", Timeout: int64(time.Second), Args: mustMarshal(t, args)}))
 	}
 	g := lenGuard{max: 11000}
 	b, _ := io.ReadAll(&stream)
@@ -120,23 +133,25 @@ func TestLenGuardPassesWholeRequests(t *testing.T) {
 func TestClientRefusesHugeResponse(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
+	c := newConn(client, connConfig{clk: clock.New(), log: quietLog(), remote: "pipe", idle: time.Minute})
+	c.start()
+	defer c.Close()
 	go func() {
+		// The request, then the response.
+		_, _, _ = readFrameHeader(server, new([frameHeaderLen]byte))
 		_, _ = io.Copy(io.Discard, server)
 	}()
-	rc := rpc.NewClientWithCodec(clientCodec{ClientCodec: codec.GoRpc.ClientCodec(guardedStream{client, &lenGuard{max: maxResponseValue}}, newHandle()), dead: new(atomic.Bool)})
-	defer rc.Close()
-	hdr := mustMarshal(t, rpc.Response{ServiceMethod: serviceMethod, Seq: 0})
+	body := append(mustMarshal(t, rpc.Response{ServiceMethod: serviceMethod, Seq: 0}), 0x81, 0xa1, 'x', 0xc9, 0x40, 0, 0, 0, 0xff)
+	hdr := []byte{frameResponse, 0, 0, 0, byte(len(body))}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	call := rc.Go(serviceMethod, &Request{Object: "chat", Method: "Sync"}, &reply{}, nil)
-	go func() {
-		_, _ = server.Write(append(hdr, 0x81, 0xa1, 'x', 0xc9, 0x40, 0, 0, 0, 0xff))
-		_ = server.Close()
-	}()
+	r := &reply{}
+	call := c.rc.Go(serviceMethod, &Request{Object: "chat", Method: "Sync"}, r, nil)
+	go func() { _, _ = server.Write(append(hdr, body...)) }()
 	<-call.Done
 	runtime.ReadMemStats(&after)
-	if call.Error == nil {
-		t.Fatal("the call succeeded")
+	if call.Error == nil || !errors.Is(r.decodeErr, ErrTooLarge) {
+		t.Fatalf("the call ended with %v (%v), want a response too large", call.Error, r.decodeErr)
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
 		t.Fatalf("reading the response allocated %d MB", n>>20)

@@ -35,10 +35,10 @@ const (
 	// all the peers that did not prove the cluster secret: half of
 	// DefaultMaxInflightBytes, the other half being kept for cluster peers.
 	DefaultMaxClientInflightBytes = 32 << 20
-	// DefaultMaxStreamsPerConn caps the streams open at once on one
-	// connection (a well-behaved peer uses one, and briefly a second after
-	// replacing a broken one).
-	DefaultMaxStreamsPerConn = 4
+	// DefaultMaxRequestsPerConn caps the requests in flight (read and not
+	// yet answered) on one connection: what bounds the goroutines a peer
+	// can make a server run at once, whatever the byte budgets allow.
+	DefaultMaxRequestsPerConn = 256
 	// DefaultMaxConns caps the connections a server serves at once.
 	DefaultMaxConns = 1024
 	// DefaultMaxConnsPerAddr caps the connections from one IP address.
@@ -56,8 +56,9 @@ const requestOverhead = 8 << 10
 
 // Limits bound what the peers of a Server can make it allocate and how
 // long they can hold it. A request that breaks a limit is refused with a
-// clear error (ErrTooLarge or ErrBusy) and its stream is closed; a request
-// that takes too long, or a connection or stream over its cap, is closed.
+// clear error (ErrTooLarge or ErrBusy), and the connection carries on; a
+// request that takes too long has its connection closed, and a connection
+// over the caps is closed at once.
 // Zero fields take the defaults noted. ServerConfig.MaxRequestBytes is the
 // per-request cap for cluster peers.
 type Limits struct {
@@ -86,9 +87,11 @@ type Limits struct {
 	// peers, so that clients cannot starve the cluster's own calls (lease
 	// renewals, session checks). Default DefaultMaxClientInflightBytes.
 	MaxClientInflightBytes int
-	// MaxStreamsPerConn caps the streams open at once on one connection;
-	// further streams are closed at once. Default DefaultMaxStreamsPerConn.
-	MaxStreamsPerConn int
+	// MaxRequestsPerConn caps the requests in flight (read, and not yet
+	// answered) on one connection; when a peer has that many, the server
+	// reads nothing more from its connection until one is answered.
+	// Default DefaultMaxRequestsPerConn.
+	MaxRequestsPerConn int
 	// MaxConns caps the connections served at once; further ones are
 	// closed at once. Default DefaultMaxConns.
 	MaxConns int
@@ -97,7 +100,7 @@ type Limits struct {
 	MaxConnsPerAddr int
 	// RequestTimeout bounds the time from a request's first byte to its
 	// last, however steadily the bytes come; a request that takes longer
-	// has its stream closed. It runs on ServerConfig.Clock. Default
+	// has its connection closed. It runs on ServerConfig.Clock. Default
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
 }
@@ -123,8 +126,8 @@ func (l Limits) withDefaults(maxRequestBytes int) Limits {
 		l.MaxClientInflightBytes = DefaultMaxClientInflightBytes
 	}
 	l.MaxClientInflightBytes = min(l.MaxClientInflightBytes, l.MaxInflightBytes)
-	if l.MaxStreamsPerConn <= 0 {
-		l.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	if l.MaxRequestsPerConn <= 0 {
+		l.MaxRequestsPerConn = DefaultMaxRequestsPerConn
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = DefaultMaxConns
@@ -321,11 +324,11 @@ func (s *Server) admit(raw net.Conn) (*serverConn, bool) {
 	return &serverConn{raw: raw, host: host, addrBytes: addrBytes}, true
 }
 
-// streamLimits returns the limits of the streams of connection sc, from
+// connLimits returns the limits of the requests on connection sc, from
 // a cluster peer or not, with a byte budget of its own. A cluster peer's
 // requests are charged to it and the server's budget; any other peer's
 // also to its address's and all clients' budgets.
-func (s *Server) streamLimits(sc *serverConn, cluster bool) streamLimits {
+func (s *Server) connLimits(sc *serverConn, cluster bool) connLimits {
 	l := s.cfg.Limits
 	maxBytes := l.MaxClientRequestBytes
 	bs := budgets{newByteBudget("this connection", l.MaxClientConnBytes), sc.addrBytes, s.clientInflight, s.inflight}
@@ -333,26 +336,24 @@ func (s *Server) streamLimits(sc *serverConn, cluster bool) streamLimits {
 		maxBytes = s.cfg.MaxRequestBytes
 		bs = budgets{newByteBudget("this connection", l.MaxConnBytes), s.inflight}
 	}
-	return streamLimits{
-		clk:        s.cfg.Clock,
-		idle:       s.cfg.IdleTimeout,
-		timeout:    l.RequestTimeout,
-		maxBytes:   maxBytes,
-		maxStreams: l.MaxStreamsPerConn,
-		budgets:    bs,
+	return connLimits{
+		clk:         s.cfg.Clock,
+		timeout:     l.RequestTimeout,
+		maxBytes:    maxBytes,
+		maxRequests: l.MaxRequestsPerConn,
+		budgets:     bs,
 	}
 }
 
-// callbackLimits returns the limits of the streams a client serves its
-// callback objects on: the server it dialed is bounded like a cluster peer
-// of a Server with the default limits.
-func callbackLimits(clk clock.Clock) streamLimits {
-	return streamLimits{
-		clk:        clk,
-		idle:       DefaultIdleTimeout,
-		timeout:    DefaultRequestTimeout,
-		maxBytes:   DefaultMaxRequestBytes,
-		maxStreams: DefaultMaxStreamsPerConn,
-		budgets:    budgets{newByteBudget("this connection", DefaultMaxConnBytes)},
+// callbackLimits returns the limits of the requests (callbacks) a client
+// serves: the server it dialed is bounded like a cluster peer of a Server
+// with the default limits.
+func callbackLimits(clk clock.Clock) connLimits {
+	return connLimits{
+		clk:         clk,
+		timeout:     DefaultRequestTimeout,
+		maxBytes:    DefaultMaxRequestBytes,
+		maxRequests: DefaultMaxRequestsPerConn,
+		budgets:     budgets{newByteBudget("this connection", DefaultMaxConnBytes)},
 	}
 }

@@ -2,9 +2,11 @@ package rmi
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/rpc"
 	"runtime"
 	"strconv"
@@ -17,7 +19,6 @@ import (
 
 	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/hashicorp/go-msgpack/v2/codec"
-	"github.com/hashicorp/yamux"
 )
 
 // syncArgs has the shape and the limits of chatapi.SyncArgs (which this
@@ -74,9 +75,19 @@ func exportChat(t testing.TB) func(*Table) {
 	}
 }
 
-// frame returns the bytes a net/rpc client sends for one call: the
-// request header and the Request.
+// frame returns the frame a client sends for one call.
 func frame(t testing.TB, seq uint64, req *Request) []byte {
+	t.Helper()
+	body := frameBody(t, seq, req)
+	hdr := []byte{frameRequest, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)))
+	return append(hdr, body...)
+}
+
+// frameBody returns the body of a request frame: what a net/rpc client
+// with the GoRpc codec writes for one call (the request header and the
+// Request).
+func frameBody(t testing.TB, seq uint64, req *Request) []byte {
 	t.Helper()
 	var b []byte
 	enc := codec.NewEncoderBytes(&b, newHandle())
@@ -116,31 +127,33 @@ func amplificationFrame(t testing.TB) []byte {
 	return frame(t, 1, &Request{Object: "chat", Method: "Sync", Timeout: int64(time.Minute), Args: args})
 }
 
-// readResponse reads one response from a raw stream.
-func readResponse(st io.Reader) (Response, error) {
-	dec := codec.NewDecoder(st, newHandle())
-	var h rpc.Response
-	var resp Response
-	if err := dec.Decode(&h); err != nil {
+// readResponse reads frames from r until a response, and decodes it.
+func readResponse(r io.Reader) (Response, error) {
+	var hdr [frameHeaderLen]byte
+	for {
+		kind, n, err := readFrameHeader(r, &hdr)
+		if err != nil {
+			return Response{}, err
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return Response{}, err
+		}
+		if kind != frameResponse {
+			continue
+		}
+		dec := codec.NewDecoderBytes(body, newHandle())
+		var h rpc.Response
+		var resp Response
+		if err := dec.Decode(&h); err != nil {
+			return resp, err
+		}
+		if h.Error != "" {
+			return resp, errors.New(h.Error)
+		}
+		err = dec.Decode(&resp)
 		return resp, err
 	}
-	if h.Error != "" {
-		return resp, errors.New(h.Error)
-	}
-	err := dec.Decode(&resp)
-	return resp, err
-}
-
-// rawSession runs the handshake on a new connection to addr and returns
-// a yamux session on it, closed when the test ends.
-func rawSession(t *testing.T, addr string) *yamux.Session {
-	t.Helper()
-	sess, err := yamux.Client(handshaken(t, addr), yamuxConfig(quietLog(), time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sess.Close() })
-	return sess
 }
 
 // allocated returns how many bytes the process allocated while f ran and
@@ -158,46 +171,49 @@ func allocated(f func()) (total, retained int64) {
 }
 
 // TestAmplificationRequestRefused sends the attack of issue 7 from an
-// unauthenticated peer, 4 streams on each of 4 connections: every request
-// is refused with ErrTooLarge after the server has read at most its client
-// cap, and the process allocates a few MiB, where it allocated ~1.5 GB.
+// unauthenticated peer, 4 requests on each of 4 connections: every request
+// is refused with ErrTooLarge without the server keeping more than a few
+// bytes of it, and the process allocates a few MiB, where it allocated
+// ~1.5 GB.
 func TestAmplificationRequestRefused(t *testing.T) {
 	ts := startServer(t, ServerConfig{}, exportChat(t))
 	attack := amplificationFrame(t)
-	const conns, streams = 4, DefaultMaxStreamsPerConn
-	sessions := make([]*yamux.Session, conns)
+	const conns, perConn = 4, 4
+	sessions := make([]net.Conn, conns)
 	for i := range sessions {
-		sessions[i] = rawSession(t, ts.addr)
+		sessions[i] = handshaken(t, ts.addr)
 	}
-	codes := make(chan string, conns*streams)
+	codes := make(chan string, conns*perConn)
 	total, retained := allocated(func() {
 		var wg sync.WaitGroup
-		for _, sess := range sessions {
-			for range streams {
-				st, err := sess.OpenStream()
-				if err != nil {
-					t.Fatal(err)
+		for _, conn := range sessions {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				for range perConn {
+					if _, err := conn.Write(attack); err != nil {
+						return
+					}
 				}
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					_, _ = st.Write(attack) // fails once the stream is closed
-				}()
-				go func() {
-					defer wg.Done()
-					resp, err := readResponse(st)
+			}()
+			go func() {
+				defer wg.Done()
+				for range perConn {
+					resp, err := readResponse(conn)
 					if err != nil {
 						codes <- "no response: " + err.Error()
-					} else {
-						codes <- resp.ErrCode
+						return
 					}
-					_ = st.Close()
-				}()
-			}
+					codes <- resp.ErrCode
+				}
+			}()
 		}
 		wg.Wait()
 	})
 	close(codes)
+	if len(codes) != conns*perConn {
+		t.Errorf("%d of %d attack requests answered", len(codes), conns*perConn)
+	}
 	for code := range codes {
 		if code != ErrTooLarge.Code {
 			t.Errorf("attack answered %q, want %q", code, ErrTooLarge.Code)
@@ -220,16 +236,14 @@ func TestAmplificationRequestRefused(t *testing.T) {
 }
 
 // TestTrickledRequestCutOff sends a request one byte a second (on the
-// server's mock clock): its stream is closed RequestTimeout after its
-// first byte, though no byte is ever late enough to count as a stall.
+// server's mock clock): its connection is closed RequestTimeout after the
+// request's frame header, though no byte is ever late enough to count as
+// a stall.
 func TestTrickledRequestCutOff(t *testing.T) {
 	mock := clocktest.New()
 	ts := startServer(t, ServerConfig{Clock: mock}, nil)
 	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Hour), Args: mustMarshal(t, EchoArgs{S: "slow"})})
-	st, err := rawSession(t, ts.addr).OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := handshaken(t, ts.addr)
 	closed := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, st)
@@ -244,23 +258,23 @@ func TestTrickledRequestCutOff(t *testing.T) {
 		}
 	}
 	total, _ := allocated(func() {
-		if _, err := st.Write(req[:1]); err != nil {
+		if _, err := st.Write(req[:frameHeaderLen]); err != nil {
 			t.Fatal(err)
 		}
-		rmitest.WaitFor(t, "the server to read the first byte", func() bool { return ts.srv.inflight.inUse() > 0 })
+		rmitest.WaitFor(t, "the server to read the frame header", func() bool { return ts.srv.inflight.inUse() > 0 })
 		elapsed := time.Duration(0)
-		for i := 1; elapsed < DefaultRequestTimeout-time.Second; i++ {
+		for i := frameHeaderLen; elapsed < DefaultRequestTimeout-time.Second; i++ {
 			mock.Add(time.Second)
 			elapsed += time.Second
 			if _, err := st.Write(req[i : i+1]); err != nil {
-				t.Fatalf("stream closed after %v, before the request timeout: %v", elapsed, err)
+				t.Fatalf("connection closed after %v, before the request timeout: %v", elapsed, err)
 			}
 		}
 		if isClosed() {
-			t.Fatalf("stream closed after %v, before the request timeout", elapsed)
+			t.Fatalf("connection closed after %v, before the request timeout", elapsed)
 		}
 		mock.Add(time.Second)
-		rmitest.WaitFor(t, "the trickled request's stream to be closed", isClosed)
+		rmitest.WaitFor(t, "the trickled request's connection to be closed", isClosed)
 	})
 	if total > 4<<20 {
 		t.Errorf("a trickled request made the process allocate %d KiB", total>>10)
@@ -461,55 +475,61 @@ func TestClientsCannotStarveCluster(t *testing.T) {
 	}
 }
 
-// TestStreamsPerConnCapped opens one stream more than the cap: the
-// connection is closed.
-func TestStreamsPerConnCapped(t *testing.T) {
-	ts := startServer(t, ServerConfig{Limits: Limits{MaxStreamsPerConn: 2}}, nil)
-	sess := rawSession(t, ts.addr)
-	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})
-	for i := range 2 {
-		st, err := sess.OpenStream()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = st.SetDeadline(time.Now().Add(waitBound))
-		if _, err := st.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		if resp, err := readResponse(st); err != nil || resp.Failed {
-			t.Fatalf("stream %d: %+v %v", i, resp, err)
-		}
+// TestRequestsPerConnCapped fills a connection with the requests it may
+// have in flight: its next request waits until one is answered, while
+// another connection is served.
+func TestRequestsPerConnCapped(t *testing.T) {
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxRequestsPerConn: 2}}, nil)
+	greedy := dial(t, ts.addr, DialConfig{})
+	blocked := make(chan error, 2)
+	for range 2 {
+		go func() { blocked <- greedy.Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+		waitChan(t, "Block to start", ts.svc.started)
 	}
-	// The server may close the connection before OpenStream returns.
-	if _, err := sess.OpenStream(); err != nil && !errors.Is(err, yamux.ErrSessionShutdown) {
-		t.Fatal(err)
+	third := make(chan error, 1)
+	var out EchoArgs
+	go func() { third <- greedy.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out) }()
+	var other EchoArgs
+	if err := dial(t, ts.addr, DialConfig{}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &other); err != nil || other.N != 2 {
+		t.Fatalf("another connection: %+v %v", other, err)
 	}
-	waitChan(t, "the connection to be closed", sess.CloseChan())
+	select {
+	case err := <-third:
+		t.Fatalf("a third request ran with two in flight, the cap: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(ts.svc.release)
+	for range 2 {
+		waitChan(t, "the blocked calls to end", blocked)
+	}
+	if err := waitChan(t, "the third call", third); err != nil || out.N != 2 {
+		t.Fatalf("the third call, once the others were answered: %+v %v", out, err)
+	}
 }
 
-// TestClosedStreamsStillCount checks that a stream the server has closed
-// counts against the cap until the peer closes it too: else a peer could
-// keep many closed streams, each buffering what it sends.
-func TestClosedStreamsStillCount(t *testing.T) {
-	ts := startServer(t, ServerConfig{MaxRequestBytes: 4096, Limits: Limits{MaxStreamsPerConn: 2}}, nil)
-	sess := rawSession(t, ts.addr)
+// TestTooLargeRequestsKeepTheConnection sends requests over the size cap
+// on one connection: each is read, dropped and answered with ErrTooLarge,
+// nothing stays charged, and the connection carries the next request.
+func TestTooLargeRequestsKeepTheConnection(t *testing.T) {
+	ts := startServer(t, ServerConfig{MaxRequestBytes: 4096}, nil)
+	conn := handshaken(t, ts.addr)
+	_ = conn.SetDeadline(time.Now().Add(waitBound))
 	tooLarge := frame(t, 1, &Request{Object: "svc", Method: "Size", Timeout: int64(time.Minute), Args: mustMarshal(t, make([]byte, 8192))})
-	for i := range 2 {
-		st, err := sess.OpenStream() // closed by the server, never by us
-		if err != nil {
+	for i := range 3 {
+		if _, err := conn.Write(tooLarge); err != nil {
 			t.Fatal(err)
 		}
-		_ = st.SetDeadline(time.Now().Add(waitBound))
-		_, _ = st.Write(tooLarge)
-		if resp, err := readResponse(st); err != nil || resp.ErrCode != ErrTooLarge.Code || !resp.EndStream {
-			t.Fatalf("stream %d: %+v %v", i, resp, err)
+		if resp, err := readResponse(conn); err != nil || resp.ErrCode != ErrTooLarge.Code {
+			t.Fatalf("request %d: %+v %v", i, resp, err)
 		}
 	}
-	// The server may close the connection before OpenStream returns.
-	if _, err := sess.OpenStream(); err != nil && !errors.Is(err, yamux.ErrSessionShutdown) {
+	rmitest.WaitFor(t, "the refused requests' bytes to be released", func() bool { return ts.srv.inflight.inUse() == 0 })
+	if _, err := conn.Write(frame(t, 2, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, "the connection to be closed", sess.CloseChan())
+	if resp, err := readResponse(conn); err != nil || resp.Failed {
+		t.Fatalf("a request after the refused ones: %+v %v", resp, err)
+	}
 }
 
 func TestConnsPerAddrCapped(t *testing.T) {

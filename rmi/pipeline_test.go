@@ -9,7 +9,6 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/distchat/distchat/rmi/clocktest"
-	"github.com/hashicorp/yamux"
 )
 
 // The tests in this file call the same remote object over each transport
@@ -214,30 +213,24 @@ func TestDialKeepsTheCause(t *testing.T) {
 }
 
 // A request the server cannot decode is answered with a code the caller
-// classifies as ErrMarshal (not by net/rpc's text), and ends only its
-// stream.
+// classifies as ErrMarshal (not by net/rpc's text), and the connection
+// carries on.
 func TestUndecodableRequestIsErrMarshal(t *testing.T) {
 	ts := startServer(t, ServerConfig{}, nil)
-	sess, err := yamux.Client(handshaken(t, ts.addr), yamuxConfig(quietLog(), time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	cs, err := newSessionTransport(sess, ts.addr).stream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConn(handshaken(t, ts.addr), connConfig{clk: clock.New(), log: quietLog(), remote: ts.addr, idle: time.Minute})
+	c.start()
+	defer c.Close()
 	r := new(reply)
-	if err := cs.rc.Call(serviceMethod, "not a Request", r); err != nil {
+	if err := c.rc.Call(serviceMethod, "not a Request", r); err != nil {
 		t.Fatal(err)
 	}
-	err = Caller{}.outcome("svc", "Echo", &r.resp, nil)
+	err := Caller{}.outcome("svc", "Echo", &r.resp, nil)
 	if !errors.Is(err, ErrMarshal) || r.resp.ErrCode != errBadRequest.Code {
 		t.Fatalf("undecodable request: %+v, classified %v", r.resp, err)
 	}
-	// The session still carries calls, on a fresh stream.
+	// The connection still carries calls.
 	var out EchoArgs
-	fresh := Caller{Transport: newSessionTransport(sess, ts.addr)}
+	fresh := Caller{Transport: c}
 	if err := fresh.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
 		t.Fatalf("after an undecodable request: %+v %v", out, err)
 	}

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/rpc"
 	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
-	"github.com/hashicorp/yamux"
 )
 
 // ServerConfig configures a Server. Zero fields take the defaults noted.
@@ -41,17 +41,17 @@ type ServerConfig struct {
 	// connection. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that receives nothing for this long
-	// (healthy connections exchange keepalives well within it), and closes
-	// a stream on which a started request stalls, or a response cannot be
-	// written, for this long. Default DefaultIdleTimeout.
+	// (healthy connections exchange keepalives well within it), or on
+	// which a write blocks for this long (the peer stopped reading).
+	// Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// MaxRequestBytes caps the encoded size of one request from a cluster
 	// peer (Limits.MaxClientRequestBytes, from any other); a larger one
-	// fails with ErrTooLarge and its stream is closed. Default
+	// is read, dropped and answered with ErrTooLarge. Default
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
 	// Limits bound what peers can make the server allocate (bytes in
-	// flight, streams, connections, time per request).
+	// flight, requests per connection, connections, time per request).
 	Limits Limits
 }
 
@@ -92,6 +92,8 @@ type Server struct {
 	inflight       *byteBudget  // request bytes in flight across the server
 	clientInflight *byteBudget  // the part of inflight from peers not in the cluster
 	admitted       *connCounter // connections served, in all and per address
+	rpc            *rpc.Server  // runs the requests of every connection on table
+	workers        *workers     // the goroutines that run them
 
 	mu        sync.Mutex
 	closed    bool
@@ -103,9 +105,9 @@ type Server struct {
 // serverConn is one accepted connection.
 type serverConn struct {
 	raw       net.Conn
-	host      string         // the remote IP address, as counted by Server.admitted
-	addrBytes *byteBudget    // host's byte budget, kept by Server.admitted
-	sess      *yamux.Session // nil until the handshake is done
+	host      string      // the remote IP address, as counted by Server.admitted
+	addrBytes *byteBudget // host's byte budget, kept by Server.admitted
+	conn      *conn       // nil until the handshake is done; guarded by Server.mu
 }
 
 // NewServer returns a server for the objects in t.
@@ -123,6 +125,8 @@ func NewServer(t *Table, cfg ServerConfig) *Server {
 		inflight:       newByteBudget("the server", cfg.Limits.MaxInflightBytes),
 		clientInflight: newByteBudget("the clients' share of the server", cfg.Limits.MaxClientInflightBytes),
 		admitted:       newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr, cfg.Limits.MaxAddrBytes),
+		rpc:            newRPCServer(t),
+		workers:        newWorkers(maxIdleWorkers),
 	}
 }
 
@@ -214,26 +218,29 @@ func (s *Server) numConns() int {
 	return len(s.conns)
 }
 
+// serveConn runs the handshakes on a new connection and starts its
+// reader; it returns then, and the connection's end (its reader's
+// failure) untracks it.
 func (s *Server) serveConn(sc *serverConn) {
-	defer s.untrack(sc)
 	raw := sc.raw
 	addr := raw.RemoteAddr().String()
 	log := s.log.With("remote", addr)
 
 	hsTimer := s.cfg.Clock.AfterFunc(s.cfg.HandshakeTimeout, func() { _ = raw.Close() })
-	conn, hs, err := s.handshakes(raw)
+	nc, hs, err := s.handshakes(raw)
 	if !hsTimer.Stop() && err == nil {
 		err = errors.New("handshake timed out")
 	}
 	if err != nil {
 		_ = raw.Close()
+		s.untrack(sc)
 		switch {
 		case errors.Is(err, errBadProof):
 			log.Warn("rmi: client failed the cluster secret proof; closed")
 		case errors.Is(err, errNoClusterCert):
 			log.Warn("rmi: client proved the cluster secret without a cluster certificate; closed")
-		case errors.Is(err, errBadMagic):
-			log.Debug("rmi: not an rmi client; closed")
+		case errors.Is(err, errBadMagic), errors.Is(err, errBadVersion):
+			log.Debug("rmi: not an rmi client of this version; closed", "err", err)
 		default:
 			log.Debug("rmi: handshake failed; closed", "err", err)
 		}
@@ -241,56 +248,67 @@ func (s *Server) serveConn(sc *serverConn) {
 	}
 
 	// Clients ping every keepAliveInterval, which keeps a connection
-	// from going idle here. The server pings only when its idle timeout
-	// is too short for that; else the pinging would cost it a goroutine
-	// per connection for nothing.
+	// from going idle here (and the server's answers keep it from going
+	// idle there). The server pings on its own only when its idle timeout
+	// is too short for that.
 	var keepAlive time.Duration
 	if s.cfg.IdleTimeout < 3*keepAliveInterval {
 		keepAlive = max(s.cfg.IdleTimeout/3, time.Millisecond)
 	}
-	sess, err := yamux.Server(&frameConn{Conn: newIdleConn(conn, s.cfg.Clock, s.cfg.IdleTimeout)}, yamuxConfig(log, keepAlive))
-	if err != nil {
-		_ = raw.Close()
-		log.Error("rmi: starting session", "err", err)
-		return
+	peer := NewPeer(newPeerID(), addr, hs.cluster, nil)
+	log = log.With("peer", peer.ID)
+	lim := s.connLimits(sc, hs.cluster)
+	// A response is the answer to a callback: from a peer without the
+	// cluster secret it may be no larger than its requests may be.
+	maxResponse := maxResponseFrame
+	if !hs.cluster {
+		maxResponse = lim.maxBytes
+	}
+	c := newConn(nc, connConfig{
+		clk:         s.cfg.Clock,
+		log:         log,
+		remote:      addr,
+		idle:        s.cfg.IdleTimeout,
+		keepAlive:   keepAlive,
+		maxResponse: maxResponse,
+		serve:       s.rpc,
+		workers:     s.workers,
+		ctx:         WithPeer(s.ctx, peer),
+		lim:         lim,
+		// When the connection ends, its calls' contexts are canceled
+		// (after the connection is gone, so a call interrupted by its
+		// end cannot still send a reply) and the Peer's hooks run; once
+		// its calls have returned, it is untracked.
+		lost: peer.Close,
+		done: func() {
+			log.Debug("rmi: connection closed")
+			s.untrack(sc)
+		},
+	})
+	if hs.callbacks {
+		peer.Back = Caller{Transport: c, Clock: s.cfg.Clock, CallTimeout: DefaultCallTimeout, Remote: addr}
 	}
 	s.mu.Lock()
-	sc.sess = sess
 	closed := s.closed
+	if !closed {
+		sc.conn = c
+	}
 	s.mu.Unlock()
 	if closed {
-		_ = sess.Close()
+		_ = raw.Close()
+		s.untrack(sc)
 		return
 	}
-
-	peer := NewPeer(newPeerID(), addr, hs.cluster, nil)
-	var back *sessionTransport
-	if hs.callbacks {
-		back = newSessionTransport(sess, addr)
-		peer.Back = Caller{Transport: back, Clock: s.cfg.Clock, CallTimeout: DefaultCallTimeout, Remote: addr}
-	}
-	log = log.With("peer", peer.ID)
 	log.Debug("rmi: connection open", "cluster", hs.cluster, "callbacks", hs.callbacks)
-
-	ctx, cancel := context.WithCancel(WithPeer(s.ctx, peer))
-	lim := s.streamLimits(sc, hs.cluster)
-	// Serve until the session ends; then, before waiting for the calls
-	// in flight, end them: the session is gone before the calls'
-	// contexts are canceled, so a call interrupted by the connection's
-	// end cannot still send a reply.
-	serveStreams(sess, newRPCServer(ctx, s.table, lim), lim, log, func() {
-		if back != nil {
-			back.close()
-		}
-		cancel()
-		peer.Close()
-	})
-	log.Debug("rmi: connection closed")
+	c.start()
 }
+
+// errServerClosed is why the connections of a closed Server ended.
+var errServerClosed = errors.New("rmi: the server was closed")
 
 // handshakes runs the TLS handshake, if the server speaks TLS, and the
 // protocol handshake on raw. It returns the connection to carry the
-// session: raw, or the TLS connection over it.
+// frames: raw, or the TLS connection over it.
 func (s *Server) handshakes(raw net.Conn) (net.Conn, handshakeResult, error) {
 	conn := raw
 	var binding []byte
@@ -328,15 +346,16 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	for _, sc := range conns {
 		s.mu.Lock()
-		sess := sc.sess
+		c := sc.conn
 		s.mu.Unlock()
-		if sess != nil {
-			_ = sess.Close()
+		if c != nil {
+			c.close(errServerClosed)
 		} else {
 			_ = sc.raw.Close()
 		}
 	}
 	s.cancel()
 	s.wg.Wait()
+	s.workers.close()
 	return nil
 }

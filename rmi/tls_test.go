@@ -13,7 +13,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/rpc"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,8 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-msgpack/v2/codec"
-	"github.com/hashicorp/yamux"
+	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/rmi/rmitest"
 )
@@ -341,34 +339,26 @@ func (r *relay) takeOver(t *testing.T) net.Conn {
 // attacker who took it over: it calls admin.Grant and returns the outcome.
 func hijackCall(t *testing.T, conn net.Conn) (EchoArgs, error) {
 	t.Helper()
-	sess, err := yamux.Client(conn, yamuxConfig(quietLog(), keepAliveInterval))
-	if err != nil {
-		return EchoArgs{}, err
-	}
-	defer sess.Close()
-	st, err := sess.OpenStream()
-	if err != nil {
-		return EchoArgs{}, err
-	}
-	rc := rpc.NewClientWithCodec(codec.GoRpc.ClientCodec(st, newHandle()))
-	defer rc.Close()
+	c := newConn(conn, connConfig{clk: clock.New(), log: quietLog(), remote: "hijacked", idle: time.Minute})
+	c.start()
+	defer c.Close()
 	args, err := Marshal(EchoArgs{N: 41})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	var resp Response
+	r := new(reply)
 	go func() {
-		done <- rc.Call(serviceMethod, &Request{Object: "admin", Method: "Grant", Timeout: int64(waitBound), Args: args}, &resp)
+		done <- c.rc.Call(serviceMethod, &Request{Object: "admin", Method: "Grant", Timeout: int64(waitBound), Args: args}, r)
 	}()
 	if err := waitChan(t, "the hijacked call", done); err != nil {
 		return EchoArgs{}, err
 	}
-	if resp.Failed {
-		return EchoArgs{}, errors.New(resp.ErrMsg)
+	if r.resp.Failed {
+		return EchoArgs{}, errors.New(r.resp.ErrMsg)
 	}
 	var out EchoArgs
-	err = Unmarshal(resp.Result, &out)
+	err = Unmarshal(r.resp.Result, &out)
 	return out, err
 }
 

@@ -8,20 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/rpc"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/distchat/distchat/rmi/rmitest"
 
-	"github.com/benbjohnson/clock"
 	"github.com/distchat/distchat/rmi/clocktest"
-	"github.com/hashicorp/go-msgpack/v2/codec"
-	"github.com/hashicorp/yamux"
 )
 
 // waitBound is the longest any test waits for an event that should come
@@ -679,12 +674,19 @@ func TestHalfSentMagic(t *testing.T) {
 // handshaken dials the server and runs the client handshake by hand.
 func handshaken(t *testing.T, addr string) net.Conn {
 	t.Helper()
+	return handshakenWith(t, addr, false)
+}
+
+// handshakenWith is handshaken, saying whether the client serves
+// callbacks.
+func handshakenWith(t *testing.T, addr string, callbacks bool) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	if _, err := clientHandshake(conn, nil, false, nil); err != nil {
+	if _, err := clientHandshake(conn, nil, callbacks, nil); err != nil {
 		t.Fatal(err)
 	}
 	return conn
@@ -693,47 +695,46 @@ func handshaken(t *testing.T, addr string) net.Conn {
 func TestHalfSentFrameAfterHandshake(t *testing.T) {
 	ts := startServer(t, ServerConfig{IdleTimeout: 300 * time.Millisecond}, nil)
 	conn := handshaken(t, ts.addr)
-	// Half of a 12-byte yamux frame header, then silence.
-	if _, err := conn.Write([]byte{0, 0, 0, 1, 0}); err != nil {
+	// Half of a frame header, then silence.
+	if _, err := conn.Write([]byte{frameRequest, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
 	readUntilClosed(t, conn)
 	rmitest.WaitFor(t, "the silent connection to be dropped", func() bool { return ts.srv.numConns() == 0 })
 }
 
-func TestStalledRequestClosesStream(t *testing.T) {
+// TestStalledRequestClosesConn: a request that stalls half-sent on a live
+// connection ends the connection after the idle timeout (the connection
+// has one reader, which waits for the rest of the request); the server
+// serves other connections meanwhile.
+func TestStalledRequestClosesConn(t *testing.T) {
 	ts := startServer(t, ServerConfig{IdleTimeout: 300 * time.Millisecond}, nil)
 	conn := handshaken(t, ts.addr)
-	// A live session (keepalives flow), on which one request stalls
-	// half-way.
-	ycfg := yamuxConfig(quietLog(), 50*time.Millisecond)
-	sess, err := yamux.Client(conn, ycfg)
-	if err != nil {
+	_ = conn.SetDeadline(time.Now().Add(waitBound))
+	// A live connection: the server answers a ping.
+	if _, err := conn.Write(pingFrame[:]); err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
-	st, err := sess.OpenStream()
-	if err != nil {
+	var hdr [frameHeaderLen]byte
+	for {
+		kind, n, err := readFrameHeader(conn, &hdr)
+		if err != nil || n != 0 {
+			t.Fatalf("waiting for a pong: kind %d, %d bytes, %v", kind, n, err)
+		}
+		if kind == framePong {
+			break
+		}
+	}
+	// A request's frame header and the first byte of its body, and no more.
+	req := frame(t, 1, &Request{Object: "svc", Method: "Echo", Timeout: int64(time.Minute), Args: mustMarshal(t, EchoArgs{N: 1})})
+	if _, err := conn.Write(req[:frameHeaderLen+1]); err != nil {
 		t.Fatal(err)
 	}
-	// The start of a msgpack map (the net/rpc request header), and no more.
-	if _, err := st.Write([]byte{0x82}); err != nil {
-		t.Fatal(err)
-	}
-	_ = st.SetReadDeadline(time.Now().Add(waitBound))
-	_, err = io.ReadAll(st)
-	if err != nil {
-		t.Fatalf("stream was not closed by the server: %v", err)
-	}
-	if sess.IsClosed() {
-		t.Fatal("the whole session died; only the stream should have")
-	}
-	// The session still carries calls.
-	caller := Caller{Transport: newSessionTransport(sess, ts.addr), CallTimeout: waitBound}
 	var out EchoArgs
-	if err := caller.Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
-		t.Fatalf("session unusable after a stalled stream: %+v %v", out, err)
+	if err := dial(t, ts.addr, DialConfig{}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
+		t.Fatalf("another connection while a request stalls: %+v %v", out, err)
 	}
+	readUntilClosed(t, conn)
 }
 
 func TestOversizeRequest(t *testing.T) {
@@ -884,46 +885,21 @@ func TestIdleHealthyConnectionSurvives(t *testing.T) {
 	}
 }
 
-// A closed codec must fail reads: go-msgpack's codec answers every read
-// after Close with what the closer returned, and a nil there made net/rpc's
-// read loops spin, handing empty replies to pending calls.
-func TestClosedCodecsFailReads(t *testing.T) {
-	a, b := net.Pipe()
-	ca, err := yamux.Client(a, yamuxConfig(quietLog(), time.Minute))
-	if err != nil {
-		t.Fatal(err)
+// TestCallsFailWhenClosed closes a client with a call in flight: the call
+// fails with ErrConnLost and ErrClosed, a later one with ErrClosed, and
+// neither waits for its deadline.
+func TestCallsFailWhenClosed(t *testing.T) {
+	ts := startServer(t, ServerConfig{}, nil)
+	c := dial(t, ts.addr, DialConfig{})
+	inFlight := make(chan error, 1)
+	go func() { inFlight <- c.Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+	waitChan(t, "Block to start", ts.svc.started)
+	_ = c.Close()
+	if err := waitChan(t, "the call in flight to fail", inFlight); !errors.Is(err, ErrConnLost) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("the call in flight: %v", err)
 	}
-	defer ca.Close()
-	cb, err := yamux.Server(b, yamuxConfig(quietLog(), time.Minute))
-	if err != nil {
-		t.Fatal(err)
+	if err := c.Invoke(ctxT(t), "svc", "Echo", EchoArgs{}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a call after Close: %v", err)
 	}
-	defer cb.Close()
-	st1, err := ca.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2, err := ca.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cc := clientCodec{ClientCodec: codec.GoRpc.ClientCodec(closingStream{st1}, newHandle()), dead: new(atomic.Bool)}
-	_ = cc.Close()
-	var resp rpc.Response
-	if err := cc.ReadResponseHeader(&resp); err == nil {
-		t.Fatal("client codec: read after Close succeeded")
-	}
-
-	sc := newServerCodec(st2, streamLimits{clk: clock.New(), idle: time.Minute, maxBytes: 1024})
-	_ = sc.Close()
-	var req rpc.Request
-	for range 3 {
-		if err := sc.ServerCodec.ReadRequestHeader(&req); err == nil {
-			t.Fatal("server codec: read after Close succeeded")
-		}
-		if err := sc.ReadRequestHeader(&req); err == nil {
-			t.Fatal("server codec: read after Close succeeded")
-		}
-	}
+	close(ts.svc.release)
 }

@@ -1,0 +1,185 @@
+package rmi
+
+// This file is the framing of a connection: after the handshake, each
+// side writes frames, each a 5-byte header (its kind, then the length of
+// its body as a big-endian uint32) and a body. A request's body is what
+// go-msgpack's GoRpc codec writes for a net/rpc call (the net/rpc request
+// header, then the Request), a response's what it writes for the answer
+// (the net/rpc response header, then the Response); a ping has no body.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// The kinds of frame.
+const (
+	frameRequest  byte = 1 // a call, from either end
+	frameResponse byte = 2 // the answer to a call
+	framePing     byte = 3 // keepalive: no body; answered with a pong
+	framePong     byte = 4 // the answer to a ping: no body
+)
+
+const (
+	// frameHeaderLen is the size of a frame header: kind, body length.
+	frameHeaderLen = 5
+	// maxResponseFrame is the largest response body accepted: a Response
+	// holds one value of at most maxResponseValue and a few small fields.
+	maxResponseFrame = maxResponseValue + 64<<10
+	// refusedPrefix is how much of a refused request (too large, or no
+	// room in the budgets) is kept: enough for its net/rpc header and the
+	// Request's Object and Method, so that it can be answered with its
+	// method's own error. The rest is read and dropped.
+	refusedPrefix = 1 << 10
+	// pooledFrame is the capacity of the frame buffers kept for reuse; a
+	// larger frame gets a buffer of its own.
+	pooledFrame = 4 << 10
+)
+
+// errProtocol marks a peer that broke the framing: an unknown kind of
+// frame, a ping with a body, a response over maxResponseFrame, a request
+// to an end that serves no objects. It ends the connection.
+var errProtocol = errors.New("rmi: protocol violation")
+
+// Frame buffers and the encoders and decoders of frames are reused across
+// connections (an idle connection holds none), from pools. A pool holds
+// no state a caller can observe: what it returns is reset before use.
+var (
+	bufPool = sync.Pool{New: func() any { return new([pooledFrame]byte) }}
+	encPool = sync.Pool{New: func() any {
+		fw := &frameWriter{}
+		fw.enc = codec.NewEncoder(fw, handle)
+		return fw
+	}}
+	decPool = sync.Pool{New: func() any { return codec.NewDecoderBytes(nil, handle) }}
+)
+
+// getBuf returns an empty buffer of capacity pooledFrame.
+func getBuf() []byte { return bufPool.Get().(*[pooledFrame]byte)[:0] }
+
+// putBuf returns b to the pool if it came from it. (The pool holds
+// pointers to arrays, which go in and out without allocating.)
+func putBuf(b []byte) {
+	if cap(b) == pooledFrame {
+		bufPool.Put((*[pooledFrame]byte)(b[:pooledFrame]))
+	}
+}
+
+// frameWriter encodes frames into a buffer: the header's room, then the
+// values, then the header filled in.
+type frameWriter struct {
+	b   []byte
+	enc *codec.Encoder
+}
+
+// Write implements io.Writer for the encoder.
+func (w *frameWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// encodeFrame returns a frameWriter holding the frame of kind with head
+// and body encoded in turn (a ping: neither). The caller returns it with
+// release.
+func encodeFrame(kind byte, head, body any) (*frameWriter, error) {
+	w := encPool.Get().(*frameWriter)
+	if w.b == nil {
+		w.b = getBuf()
+	}
+	w.b = append(w.b[:0], kind, 0, 0, 0, 0)
+	if head != nil {
+		w.enc.Reset(w)
+		if err := w.enc.Encode(head); err != nil {
+			w.release()
+			return nil, fmt.Errorf("%w: encoding a frame header: %w", ErrMarshal, err)
+		}
+		if err := w.enc.Encode(body); err != nil {
+			w.release()
+			return nil, fmt.Errorf("%w: %w", ErrMarshal, err)
+		}
+	}
+	n := len(w.b) - frameHeaderLen
+	if n > math.MaxUint32 {
+		w.release()
+		return nil, fmt.Errorf("rmi: a frame of %d bytes: %w", n, ErrTooLarge)
+	}
+	binary.BigEndian.PutUint32(w.b[1:frameHeaderLen], uint32(n))
+	return w, nil
+}
+
+// release returns w to its pool, keeping no large buffer.
+func (w *frameWriter) release() {
+	if cap(w.b) != pooledFrame {
+		w.b = nil
+	}
+	encPool.Put(w)
+}
+
+// readFrameHeader reads a frame header from r.
+func readFrameHeader(r io.Reader, hdr *[frameHeaderLen]byte) (kind byte, n int, err error) {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, 0, err
+	}
+	return hdr[0], int(binary.BigEndian.Uint32(hdr[1:])), nil
+}
+
+// readBody reads a body of n bytes from r and returns its first keep
+// bytes, reading and dropping the rest. The buffer grows as the bytes
+// arrive, so a length the peer declares but does not send allocates
+// nothing; one of at most pooledFrame bytes comes from the pool.
+func readBody(r io.Reader, n, keep int) ([]byte, error) {
+	keep = min(keep, n)
+	var b []byte
+	if keep <= pooledFrame {
+		b = getBuf()
+	} else {
+		b = make([]byte, 0, 64<<10)
+	}
+	for len(b) < keep {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(keep-len(b), len(b))) // doubles, up to keep
+		}
+		m, err := r.Read(b[len(b):min(cap(b), keep)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < keep {
+			putBuf(b)
+			return nil, unexpectedEOF(err)
+		}
+	}
+	if rest := int64(n - keep); rest > 0 {
+		if _, err := io.CopyN(io.Discard, r, rest); err != nil {
+			putBuf(b)
+			return nil, unexpectedEOF(err)
+		}
+	}
+	return b, nil
+}
+
+// unexpectedEOF turns the end of the input in the middle of a frame into
+// io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// getDecoder returns a decoder reading b.
+func getDecoder(b []byte) *codec.Decoder {
+	d := decPool.Get().(*codec.Decoder)
+	d.ResetBytes(b)
+	return d
+}
+
+// putDecoder returns d to the pool, holding no reference to its input.
+func putDecoder(d *codec.Decoder) {
+	d.ResetBytes(make([]byte, 0)) // not nil: ResetBytes ignores nil
+	decPool.Put(d)
+}
