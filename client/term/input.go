@@ -249,7 +249,7 @@ func (t *terminal) done(cmd, room string, info centralapi.RoomInfo, err error, h
 	}
 	t.setCurrent(room)
 	t.ok(jsonOK{Type: "ok", Cmd: cmd, Room: room, Members: len(info.Members)},
-		fmt.Sprintf(human+" (%d members)", room, len(info.Members)))
+		fmt.Sprintf(human+" (%s)", room, members(len(info.Members))))
 }
 
 // wait lets d pass on the clock while deliveries keep printing.

@@ -250,7 +250,7 @@ func (t *terminal) printRooms(r centralapi.ListReply) {
 		if s.Direct {
 			flags = append(flags, "direct")
 		}
-		line := fmt.Sprintf("%s (%d members)", s.Name, s.Members)
+		line := fmt.Sprintf("%s (%s)", s.Name, members(s.Members))
 		if len(flags) > 0 {
 			line += " " + strings.Join(flags, ", ")
 		}
@@ -282,7 +282,15 @@ func (t *terminal) printWho(room string, info centralapi.RoomInfo) {
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s)", m.User, where))
 	}
-	t.println(fmt.Sprintf("[%s] %d members: %s", room, len(info.Members), strings.Join(parts, "; ")))
+	t.println(fmt.Sprintf("[%s] %s: %s", room, members(len(info.Members)), strings.Join(parts, "; ")))
+}
+
+// members says how many members a room has: "1 member", "2 members".
+func members(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
 }
 
 // ok reports a successful command: the JSON object, or the human line if

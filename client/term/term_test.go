@@ -409,3 +409,11 @@ func TestTerminalShowsMembersAndConnectionJSON(t *testing.T) {
 		t.Fatalf("errors: %q", e)
 	}
 }
+
+func TestMembersCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 members", 1: "1 member", 2: "2 members"} {
+		if got := members(n); got != want {
+			t.Errorf("members(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
