@@ -758,9 +758,11 @@ func TestOversizeRequest(t *testing.T) {
 	}
 }
 
-func TestOversizeRequestBeyondFlowControlWindow(t *testing.T) {
-	// Larger than yamux's 256 KiB stream window: the client's write blocks
-	// once the server stops reading, and must still be released.
+func TestOversizeRequestLargerThanSocketBuffers(t *testing.T) {
+	// 2 MiB, more than the sockets' buffers hold, so the client's write
+	// completes only if the server keeps reading: it reads the frame and
+	// drops it by its length, answers ErrTooLarge, and the connection
+	// serves the next call.
 	ts := startServer(t, ServerConfig{MaxRequestBytes: 4096}, nil)
 	c := dial(t, ts.addr, DialConfig{})
 	var n int
