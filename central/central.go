@@ -133,7 +133,7 @@ type Central struct {
 	gen      uint64                      // last server registration generation
 	servers  map[string]*liveServer      // live chat servers by name
 	attached map[string]*attachment      // session key -> where it is attached
-	online   map[string]map[string]int   // user -> server -> attached sessions
+	online   map[string][]serverCount    // user -> attached sessions per server, sorted by server
 	pending  map[string]pendingPlacement // session key -> placement not yet attached
 	toPush   map[string][]string         // chat server address -> ended session ids to tell it
 	tickets  map[string]ticket           // web login tickets by hash (tickets.go)
@@ -161,10 +161,18 @@ type liveServer struct {
 	servedUntil time.Time
 }
 
-// attachment records the servers one session is attached to.
+// attachment records the servers one session is attached to: almost
+// always one, so a short sorted list rather than a map (whose first entry
+// costs ~200 bytes for every logged-in user).
 type attachment struct {
 	user    string
-	servers map[string]struct{}
+	servers []string // sorted
+}
+
+// serverCount is how many of a user's sessions are attached to one server.
+type serverCount struct {
+	server   string
+	sessions int
 }
 
 // pendingPlacement is a session placed on a server that has not yet
@@ -238,7 +246,7 @@ func Open(cfg Config) (*Central, error) {
 		servers:    map[string]*liveServer{},
 		attached:   map[string]*attachment{},
 		voiceHosts: map[string]voiceHost{},
-		online:     map[string]map[string]int{},
+		online:     map[string][]serverCount{},
 		pending:    map[string]pendingPlacement{},
 		toPush:     map[string][]string{},
 		checks:     make(chan struct{}, runtime.GOMAXPROCS(0)),

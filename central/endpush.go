@@ -36,7 +36,7 @@ func (c *Central) queueEndLocked(key string) {
 		return
 	}
 	id := hex.EncodeToString([]byte(key))
-	for name := range a.servers {
+	for _, name := range a.servers {
 		s := c.servers[name]
 		if s == nil {
 			continue

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -303,18 +302,24 @@ func (c *Central) attach(key, user, name string) bool {
 	s.sessions[key] = struct{}{}
 	a := c.attached[key]
 	if a == nil {
-		a = &attachment{user: user, servers: map[string]struct{}{}}
+		a = &attachment{user: user}
 		c.attached[key] = a
 	}
-	a.servers[name] = struct{}{}
+	if i, ok := slices.BinarySearch(a.servers, name); !ok {
+		a.servers = slices.Insert(a.servers, i, name)
+	}
 	on := c.online[user]
-	if on == nil {
-		on = map[string]int{}
+	i, ok := slices.BinarySearchFunc(on, name, byServer)
+	if !ok {
+		on = slices.Insert(on, i, serverCount{server: name})
 		c.online[user] = on
 	}
-	on[name]++
+	on[i].sessions++
 	return true
 }
+
+// byServer orders a user's serverCounts by server name.
+func byServer(sc serverCount, name string) int { return strings.Compare(sc.server, name) }
 
 // detach undoes attach and reports whether the session was attached there.
 // c.mu must be held.
@@ -323,22 +328,26 @@ func (c *Central) detach(key, name string) bool {
 	if a == nil {
 		return false
 	}
-	if _, ok := a.servers[name]; !ok {
+	i, ok := slices.BinarySearch(a.servers, name)
+	if !ok {
 		return false
 	}
-	delete(a.servers, name)
+	a.servers = slices.Delete(a.servers, i, i+1)
 	if len(a.servers) == 0 {
 		delete(c.attached, key)
 	}
 	if s := c.servers[name]; s != nil {
 		delete(s.sessions, key)
 	}
-	if on := c.online[a.user]; on != nil {
-		if on[name]--; on[name] <= 0 {
-			delete(on, name)
+	on := c.online[a.user]
+	if i, ok := slices.BinarySearchFunc(on, name, byServer); ok {
+		if on[i].sessions--; on[i].sessions <= 0 {
+			on = slices.Delete(on, i, i+1)
 		}
 		if len(on) == 0 {
 			delete(c.online, a.user)
+		} else {
+			c.online[a.user] = on
 		}
 	}
 	return true
@@ -352,7 +361,7 @@ func (c *Central) dropSession(key string) {
 	c.queueEndLocked(key)
 	delete(c.pending, key)
 	if a := c.attached[key]; a != nil {
-		names := slices.Sorted(maps.Keys(a.servers))
+		names := slices.Clone(a.servers)
 		for _, name := range names {
 			c.detach(key, name)
 		}
@@ -370,10 +379,9 @@ func (c *Central) userServers(user string) []string {
 	if len(on) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(on))
-	for name := range on {
-		out = append(out, name)
+	out := make([]string, len(on))
+	for i, sc := range on {
+		out[i] = sc.server
 	}
-	sort.Strings(out)
 	return out
 }

@@ -220,9 +220,29 @@ func TestMemberRenewsAndReloads(t *testing.T) {
 	if err != nil || reopened.NeedsCertificate(hosts) || reopened.CA() == nil {
 		t.Fatalf("reopened: %v", err)
 	}
+	before, _, err := handshake(t, &tls.Config{InsecureSkipVerify: true}, m.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	clk.Add(m.RenewAt().Sub(clk.Now()))
 	if !m.NeedsCertificate(hosts) {
 		t.Fatal("not due for renewal two thirds into its lifetime")
+	}
+	// The renewed certificate is what handshakes present from then on
+	// (the served configuration is shared, and made again on a change).
+	csr, _ = m.CertificateRequest("s1", hosts)
+	if der, err = ca.Issue("s1", csr); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Install(der, ca.Certificate().Raw); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := handshake(t, &tls.Config{InsecureSkipVerify: true}, m.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, old := after.PeerCertificates[0].SerialNumber, before.PeerCertificates[0].SerialNumber; got.Cmp(old) == 0 || got.Cmp(m.Certificate().SerialNumber) != 0 {
+		t.Errorf("after renewal handshakes present serial %v; the old one was %v, the new one %v", got, old, m.Certificate().SerialNumber)
 	}
 	// Another CA's certificate is refused once the CA is known.
 	other, _ := newTestCA(t, clk)
