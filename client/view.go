@@ -3,7 +3,6 @@ package client
 import (
 	"maps"
 	"slices"
-	"sort"
 
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -84,10 +83,10 @@ type SettledViolation struct {
 // guards its views with its own lock. It is not safe for concurrent use.
 type View struct {
 	room    string
-	log     []chatapi.Message // visible messages, sorted by stamp
+	log     sortedLog // visible messages, sorted by stamp
 	origins map[string]*originState
-	shown   map[postKey]chatapi.Stamp // stamp at which each post is shown
-	max     chatapi.Stamp             // largest stamp present (shown or not)
+	shown   postIndex     // stamp at which each post is shown
+	max     chatapi.Stamp // largest stamp present (shown or not)
 	stats   ViewStats
 	// settled is the stamp time at or below which the room is settled:
 	// no message at or below it can still arrive (0: nothing settled).
@@ -101,15 +100,13 @@ type originState struct {
 	above map[uint64]struct{} // present sequence numbers above head+1
 }
 
-// postKey identifies a post across retries: its author and client-chosen id.
-type postKey struct{ from, id string }
-
 // NewView returns an empty view of room.
 func NewView(room string) *View {
 	return &View{
 		room:    room,
+		log:     newSortedLog(defaultChunk),
 		origins: map[string]*originState{},
-		shown:   map[postKey]chatapi.Stamp{},
+		shown:   newPostIndex(),
 	}
 }
 
@@ -145,10 +142,10 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Added++
 		return Added
 	}
-	old, ok := v.shown[key]
+	old, ok := v.shown.shownAt(key, &v.log)
 	switch {
 	case !ok:
-		v.shown[key] = m.Stamp
+		v.shown.add(key, m.Stamp)
 		v.place(m)
 		v.stats.Added++
 		return Added
@@ -156,8 +153,8 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Collapsed++
 		return Collapsed
 	default:
+		v.shown.move(key, m.Stamp)
 		v.remove(old)
-		v.shown[key] = m.Stamp
 		v.place(m)
 		v.stats.Collapsed++
 		return Replaced
@@ -195,22 +192,13 @@ func (v *View) markPresent(s chatapi.Stamp) bool {
 
 // place inserts m into the sorted log.
 func (v *View) place(m chatapi.Message) {
-	i := sort.Search(len(v.log), func(i int) bool { return m.Stamp.Less(v.log[i].Stamp) })
-	if i < len(v.log) {
+	if v.log.insert(m) {
 		v.stats.Reordered++
 	}
-	v.log = append(v.log, chatapi.Message{})
-	copy(v.log[i+1:], v.log[i:])
-	v.log[i] = m
 }
 
 // remove deletes the visible message with stamp s.
-func (v *View) remove(s chatapi.Stamp) {
-	i := sort.Search(len(v.log), func(i int) bool { return s.Compare(v.log[i].Stamp) <= 0 })
-	if i < len(v.log) && v.log[i].Stamp == s {
-		v.log = append(v.log[:i], v.log[i+1:]...)
-	}
-}
+func (v *View) remove(s chatapi.Stamp) { v.log.remove(s) }
 
 // insertAll inserts msgs, taking an empty Room as the view's, and
 // returns the messages newly shown (in order, for Config.OnMessage) and
@@ -232,34 +220,23 @@ func (v *View) insertAll(msgs []chatapi.Message) (shown []chatapi.Message, fresh
 }
 
 // Messages returns a copy of the visible log in stamp order.
-func (v *View) Messages() []chatapi.Message {
-	out := make([]chatapi.Message, len(v.log))
-	copy(out, v.log)
-	return out
-}
+func (v *View) Messages() []chatapi.Message { return v.log.all() }
 
 // Page returns up to n visible messages that come just before stamp
 // before in the log, in stamp order; a zero before means the newest n. It
 // is how a view is shown a page at a time, newest page first.
 func (v *View) Page(before chatapi.Stamp, n int) []chatapi.Message {
-	end := len(v.log)
+	end := v.log.end()
 	if !before.IsZero() {
-		end = sort.Search(len(v.log), func(i int) bool { return before.Compare(v.log[i].Stamp) <= 0 })
+		end = v.log.search(func(t chatapi.Stamp) bool { return before.Compare(t) <= 0 })
 	}
-	start := max(end-n, 0)
-	out := make([]chatapi.Message, end-start)
-	copy(out, v.log[start:end])
-	return out
+	return v.log.before(end, n)
 }
 
 // Next returns the visible message that comes right after stamp s in the
 // log, if any: the one a message stamped s is shown before.
 func (v *View) Next(s chatapi.Stamp) (chatapi.Message, bool) {
-	i := sort.Search(len(v.log), func(i int) bool { return s.Less(v.log[i].Stamp) })
-	if i == len(v.log) {
-		return chatapi.Message{}, false
-	}
-	return v.log[i], true
+	return v.log.at(v.log.search(s.Less))
 }
 
 // Settle records that the room is settled up to stamp time t (a point
@@ -289,15 +266,12 @@ func (v *View) FirstSettledViolation() (SettledViolation, bool) {
 
 // Last returns the visible message with the largest stamp, if any.
 func (v *View) Last() (chatapi.Message, bool) {
-	if len(v.log) == 0 {
-		return chatapi.Message{}, false
-	}
-	return v.log[len(v.log)-1], true
+	return v.log.last()
 }
 
 // Len returns the number of visible messages.
 func (v *View) Len() int {
-	return len(v.log)
+	return v.log.Len()
 }
 
 // Have returns, for each origin server with a message in the view, the

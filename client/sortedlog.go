@@ -1,0 +1,185 @@
+package client
+
+import (
+	"sort"
+
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// defaultChunk is how many messages a sortedLog chunk holds at most: 256
+// messages of ~100 bytes, about 24 KB.
+const defaultChunk = 256
+
+// sortedLog is a view's visible messages sorted by stamp, kept in chunks
+// of at most chunk messages rather than one slice. A late arrival shifts
+// the rest of its chunk only, and a long history grows a chunk at a time
+// instead of being copied into a slice twice its size: in a fan-out run
+// (20 members, 30,000 messages each) the one-slice log spent more CPU in
+// those copies and in faulting in their fresh pages than in everything
+// else the view does.
+//
+// Every chunk but the last holds at least one message; chunks are in
+// stamp order and so are the messages within each.
+type sortedLog struct {
+	chunk  int                 // most messages in one chunk
+	chunks [][]chatapi.Message // in stamp order
+	n      int                 // messages in all
+}
+
+func newSortedLog(chunk int) sortedLog { return sortedLog{chunk: chunk} }
+
+// Len returns how many messages the log holds.
+func (l *sortedLog) Len() int { return l.n }
+
+// insert places m after every message whose stamp is not above its own
+// and reports whether it went above one already present (a late arrival).
+func (l *sortedLog) insert(m chatapi.Message) (late bool) {
+	// The first chunk whose last message sorts after m is where m goes.
+	ci := sort.Search(len(l.chunks), func(i int) bool {
+		c := l.chunks[i]
+		return m.Stamp.Less(c[len(c)-1].Stamp)
+	})
+	if ci == len(l.chunks) {
+		// After everything: onto the last chunk, or a new one if it is full.
+		if ci == 0 || len(l.chunks[ci-1]) >= l.chunk {
+			c := make([]chatapi.Message, 1, l.chunk)
+			c[0] = m
+			l.chunks = append(l.chunks, c)
+		} else {
+			l.chunks[ci-1] = append(l.chunks[ci-1], m)
+		}
+		l.n++
+		return false
+	}
+	if len(l.chunks[ci]) >= l.chunk && l.chunk == 1 {
+		// Nothing to split: m is a chunk of its own, before this one.
+		c := make([]chatapi.Message, 1, l.chunk)
+		c[0] = m
+		l.chunks = append(l.chunks, nil)
+		copy(l.chunks[ci+1:], l.chunks[ci:])
+		l.chunks[ci] = c
+		l.n++
+		return true
+	}
+	if len(l.chunks[ci]) >= l.chunk {
+		l.split(ci)
+		if c := l.chunks[ci]; !m.Stamp.Less(c[len(c)-1].Stamp) {
+			ci++
+		}
+	}
+	c := l.chunks[ci]
+	i := sort.Search(len(c), func(i int) bool { return m.Stamp.Less(c[i].Stamp) })
+	c = append(c, chatapi.Message{})
+	copy(c[i+1:], c[i:])
+	c[i] = m
+	l.chunks[ci] = c
+	l.n++
+	return true
+}
+
+// split cuts full chunk ci into two halves.
+func (l *sortedLog) split(ci int) {
+	c := l.chunks[ci]
+	half := len(c) / 2
+	back := make([]chatapi.Message, len(c)-half, l.chunk)
+	copy(back, c[half:])
+	clear(c[half:]) // let the moved messages' strings go
+	l.chunks[ci] = c[:half]
+	l.chunks = append(l.chunks, nil)
+	copy(l.chunks[ci+2:], l.chunks[ci+1:])
+	l.chunks[ci+1] = back
+}
+
+// pos is a position in the log: chunk ci, message i of it.
+type pos struct{ ci, i int }
+
+// search returns the position of the first message for which after
+// holds (after must be false, then true, along the log), or the end.
+func (l *sortedLog) search(after func(chatapi.Stamp) bool) pos {
+	ci := sort.Search(len(l.chunks), func(i int) bool {
+		c := l.chunks[i]
+		return after(c[len(c)-1].Stamp)
+	})
+	if ci == len(l.chunks) {
+		return pos{ci, 0}
+	}
+	c := l.chunks[ci]
+	return pos{ci, sort.Search(len(c), func(i int) bool { return after(c[i].Stamp) })}
+}
+
+// end returns the position just past the last message.
+func (l *sortedLog) end() pos { return pos{len(l.chunks), 0} }
+
+// at returns the message at p and whether p is inside the log.
+func (l *sortedLog) at(p pos) (chatapi.Message, bool) {
+	if p.ci >= len(l.chunks) {
+		return chatapi.Message{}, false
+	}
+	return l.chunks[p.ci][p.i], true
+}
+
+// find returns the message stamped s, if present.
+func (l *sortedLog) find(s chatapi.Stamp) (chatapi.Message, bool) {
+	m, ok := l.at(l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 }))
+	return m, ok && m.Stamp == s
+}
+
+// remove deletes the message stamped s, if present.
+func (l *sortedLog) remove(s chatapi.Stamp) {
+	p := l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 })
+	if m, ok := l.at(p); !ok || m.Stamp != s {
+		return
+	}
+	c := l.chunks[p.ci]
+	copy(c[p.i:], c[p.i+1:])
+	c[len(c)-1] = chatapi.Message{}
+	l.chunks[p.ci] = c[:len(c)-1]
+	if len(c) == 1 {
+		l.chunks = append(l.chunks[:p.ci], l.chunks[p.ci+1:]...)
+	}
+	l.n--
+}
+
+// before returns copies of up to n messages just before p, in order.
+func (l *sortedLog) before(p pos, n int) []chatapi.Message {
+	var parts [][]chatapi.Message
+	got := 0
+	for ci := p.ci; got < n && ci >= 0; ci-- {
+		var c []chatapi.Message
+		switch {
+		case ci == len(l.chunks):
+			continue
+		case ci == p.ci:
+			c = l.chunks[ci][:p.i]
+		default:
+			c = l.chunks[ci]
+		}
+		if take := min(len(c), n-got); take > 0 {
+			parts = append(parts, c[len(c)-take:])
+			got += take
+		}
+	}
+	out := make([]chatapi.Message, 0, got)
+	for k := len(parts) - 1; k >= 0; k-- {
+		out = append(out, parts[k]...)
+	}
+	return out
+}
+
+// all returns a copy of the whole log in order.
+func (l *sortedLog) all() []chatapi.Message {
+	out := make([]chatapi.Message, 0, l.n)
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// last returns the message with the largest stamp, if any.
+func (l *sortedLog) last() (chatapi.Message, bool) {
+	if len(l.chunks) == 0 {
+		return chatapi.Message{}, false
+	}
+	c := l.chunks[len(l.chunks)-1]
+	return c[len(c)-1], true
+}

@@ -1,0 +1,87 @@
+package client
+
+import (
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/distchat/distchat/server/chatapi"
+)
+
+// TestSortedLogMatchesASortedSlice runs random inserts, removals and
+// reads on a sortedLog with tiny chunks (so that chunks fill, split and
+// empty all the time) and on a plain sorted slice, and requires the same
+// answers from both.
+func TestSortedLogMatchesASortedSlice(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		l := newSortedLog(rapid.IntRange(1, 4).Draw(t, "chunk"))
+		var want []chatapi.Message
+		seq := uint64(0)
+		stamp := func(label string) chatapi.Stamp {
+			return chatapi.Stamp{
+				Time:   int64(rapid.IntRange(0, 30).Draw(t, label+"-time")),
+				Server: rapid.SampledFrom([]string{"s1", "s2"}).Draw(t, label+"-server"),
+				Seq:    uint64(rapid.IntRange(0, 3).Draw(t, label+"-seq")),
+			}
+		}
+		for range rapid.IntRange(0, 60).Draw(t, "steps") {
+			switch rapid.IntRange(0, 5).Draw(t, "op") {
+			case 0, 1, 2: // insert a message with a new stamp
+				seq++
+				m := chatapi.Message{ID: "m", Stamp: stamp("insert")}
+				m.Stamp.Seq = seq
+				i := 0
+				for i < len(want) && !m.Stamp.Less(want[i].Stamp) {
+					i++
+				}
+				if late := l.insert(m); late != (i < len(want)) {
+					t.Fatalf("insert %v: late %v, but %d of %d messages sort after it", m.Stamp, late, len(want)-i, len(want))
+				}
+				want = slices.Insert(want, i, m)
+			case 3: // remove a present message, or an absent stamp
+				s := stamp("remove")
+				if len(want) > 0 && rapid.Bool().Draw(t, "present") {
+					s = want[rapid.IntRange(0, len(want)-1).Draw(t, "which")].Stamp
+				}
+				l.remove(s)
+				want = slices.DeleteFunc(want, func(m chatapi.Message) bool { return m.Stamp == s })
+			case 4: // the page before a stamp
+				s, n := stamp("before"), rapid.IntRange(0, 6).Draw(t, "n")
+				end := 0
+				for end < len(want) && want[end].Stamp.Less(s) {
+					end++
+				}
+				got := l.before(l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 }), n)
+				if exp := want[max(end-n, 0):end]; !slices.Equal(got, exp) {
+					t.Fatalf("%d before %v: got %v, want %v", n, s, got, exp)
+				}
+				if got, exp := l.before(l.end(), n), want[max(len(want)-n, 0):]; !slices.Equal(got, exp) {
+					t.Fatalf("last %d: got %v, want %v", n, got, exp)
+				}
+			case 5: // the message after a stamp
+				s := stamp("next")
+				i := 0
+				for i < len(want) && !s.Less(want[i].Stamp) {
+					i++
+				}
+				got, ok := l.at(l.search(s.Less))
+				if ok != (i < len(want)) || ok && got != want[i] {
+					t.Fatalf("next after %v: got %v %v", s, got, ok)
+				}
+			}
+			if l.Len() != len(want) || !slices.Equal(l.all(), want) {
+				t.Fatalf("log %v, want %v", l.all(), want)
+			}
+			last, ok := l.last()
+			if ok != (len(want) > 0) || ok && last != want[len(want)-1] {
+				t.Fatalf("last %v %v, want %v", last, ok, want)
+			}
+			for ci, c := range l.chunks {
+				if len(c) == 0 || len(c) > l.chunk {
+					t.Fatalf("chunk %d holds %d messages (at most %d, at least 1)", ci, len(c), l.chunk)
+				}
+			}
+		}
+	})
+}
