@@ -1,8 +1,8 @@
 // Command rmiping measures the empty remote call of distchat's rmi layer
 // across two processes, the same way bench/javarmi measures Java RMI's:
 //
-//	rmiping serve [--listen HOST:PORT] [--tls DIR]
-//	rmiping call  [--addr HOST:PORT] [--tls DIR] [--n N] [--warmup W]
+//	rmiping serve [--listen HOST:PORT] [--tls DIR | --netrpc]
+//	rmiping call  [--addr HOST:PORT] [--tls DIR | --netrpc] [--n N] [--warmup W]
 //
 // serve exports a Pinger (one method, Ping, taking and returning nothing)
 // and a registry naming it, prints "ready ADDR" and serves until it is
@@ -12,7 +12,9 @@
 // connection is plaintext TCP (rmi allows it for tests and benchmarks;
 // distchat itself always uses TLS); with --tls DIR it is TLS 1.3 with a
 // certificate signed by the CA in DIR (serve creates it there), as in a
-// distchat cluster. bench/ping.sh runs both ends pinned to CPUs, next to
+// distchat cluster. With --netrpc (at both ends) it measures the stack rmi
+// is built on instead, bare: net/rpc with the go-msgpack codec over plain
+// TCP (netrpc.go). bench/ping.sh runs both ends pinned to CPUs, next to
 // the Java RMI ping.
 package main
 
@@ -26,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/benbjohnson/clock"
@@ -45,7 +48,7 @@ func main() {
 }
 
 // errUsage is the error of a command line rmiping cannot run.
-var errUsage = errors.New("usage: rmiping serve [--listen HOST:PORT] [--tls DIR] | rmiping call [--addr HOST:PORT] [--tls DIR] [--n N] [--warmup W]")
+var errUsage = errors.New("usage: rmiping serve [--listen HOST:PORT] [--tls DIR | --netrpc] | rmiping call [--addr HOST:PORT] [--tls DIR | --netrpc] [--n N] [--warmup W]")
 
 // run runs the subcommand named by args[0]; serve runs until ctx ends.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -58,14 +61,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		f := flag.NewFlagSet("serve", flag.ContinueOnError)
 		listen := f.String("listen", defaultAddr, "listen on `HOST:PORT`")
 		tlsDir := f.String("tls", "", "serve TLS 1.3 with a certificate of the CA in `DIR` (created if missing)")
+		netrpc := f.Bool("netrpc", false, "serve bare net/rpc with the go-msgpack codec (no rmi)")
 		if err := parse(f, args[1:]); err != nil {
 			return err
 		}
-		return serve(ctx, *listen, *tlsDir, log, stdout)
+		if *netrpc && *tlsDir != "" {
+			return fmt.Errorf("--netrpc is plain TCP, without --tls: %w", errUsage)
+		}
+		return serve(ctx, *listen, *tlsDir, *netrpc, log, stdout)
 	case "call":
 		f := flag.NewFlagSet("call", flag.ContinueOnError)
 		addr := f.String("addr", defaultAddr, "the server's `HOST:PORT`")
 		tlsDir := f.String("tls", "", "use TLS 1.3, verifying the server against DIR/ca.crt")
+		netrpc := f.Bool("netrpc", false, "call a --netrpc server (bare net/rpc with the go-msgpack codec)")
 		n := f.Int("n", 20000, "time `N` calls")
 		warmup := f.Int("warmup", 20000, "make `W` calls before timing")
 		if err := parse(f, args[1:]); err != nil {
@@ -73,6 +81,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if *n < 1 || *warmup < 0 {
 			return fmt.Errorf("--n %d --warmup %d: want N at least 1 and W at least 0", *n, *warmup)
+		}
+		if *netrpc && *tlsDir != "" {
+			return fmt.Errorf("--netrpc is plain TCP, without --tls: %w", errUsage)
+		}
+		if *netrpc {
+			return callNetrpc(ctx, *addr, *n, *warmup, stdout)
 		}
 		return call(ctx, *addr, *tlsDir, *n, *warmup, log, stdout)
 	}
@@ -90,11 +104,23 @@ func parse(f *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// serve serves a Pinger on addr until ctx ends.
-func serve(ctx context.Context, addr, tlsDir string, log *slog.Logger, stdout io.Writer) error {
+// serve serves a Pinger on addr until ctx ends: over rmi, or bare
+// net/rpc if netrpc is set.
+func serve(ctx context.Context, addr, tlsDir string, netrpc bool, log *slog.Logger, stdout io.Writer) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if netrpc {
+		served := make(chan error, 1)
+		go func() { served <- serveNetrpc(l, new(atomic.Int64)) }()
+		fmt.Fprintf(stdout, "ready %s\n", l.Addr())
+		select {
+		case <-ctx.Done():
+			return errors.Join(l.Close(), <-served)
+		case err := <-served:
+			return errors.Join(err, l.Close())
+		}
 	}
 	srv, err := newServer(&pinger{}, l.Addr().String(), tlsDir, log)
 	if err != nil {
@@ -122,5 +148,18 @@ func call(ctx context.Context, addr, tlsDir string, n, warmup int, log *slog.Log
 	if err != nil {
 		return errors.Join(err, c.Close())
 	}
-	return errors.Join(writeResult(stdout, transportName(tlsDir), warmup, rtt), c.Close())
+	return errors.Join(writeResult(stdout, "go-rmi", transportName(tlsDir), warmup, rtt), c.Close())
+}
+
+// callNetrpc is call against a --netrpc server.
+func callNetrpc(ctx context.Context, addr string, n, warmup int, stdout io.Writer) error {
+	c, ping, err := dialNetrpc(ctx, addr)
+	if err != nil {
+		return err
+	}
+	rtt, err := measure(ctx, clock.New(), n, warmup, ping)
+	if err != nil {
+		return errors.Join(err, c.Close())
+	}
+	return errors.Join(writeResult(stdout, "go-netrpc", "tcp", warmup, rtt), c.Close())
 }

@@ -50,9 +50,9 @@ func mean(d []time.Duration) time.Duration {
 
 // writeResult prints the one line the Java client prints too, so that a
 // script can put the two side by side.
-func writeResult(w io.Writer, transport string, warmup int, sorted []time.Duration) error {
+func writeResult(w io.Writer, impl, transport string, warmup int, sorted []time.Duration) error {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	_, err := fmt.Fprintf(w, "impl=go-rmi transport=%s n=%d warmup=%d p50_us=%.1f p99_us=%.1f mean_us=%.1f\n",
-		transport, len(sorted), warmup, us(quantile(sorted, 0.50)), us(quantile(sorted, 0.99)), us(mean(sorted)))
+	_, err := fmt.Fprintf(w, "impl=%s transport=%s n=%d warmup=%d p50_us=%.1f p99_us=%.1f mean_us=%.1f\n",
+		impl, transport, len(sorted), warmup, us(quantile(sorted, 0.50)), us(quantile(sorted, 0.99)), us(mean(sorted)))
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestMeasure(t *testing.T) {
 		t.Errorf("mean %v, want 53.5µs", m)
 	}
 	var out strings.Builder
-	if err := writeResult(&out, "tcp", 3, rtt); err != nil {
+	if err := writeResult(&out, "go-rmi", "tcp", 3, rtt); err != nil {
 		t.Fatal(err)
 	}
 	if want := "impl=go-rmi transport=tcp n=100 warmup=3 p50_us=53.0 p99_us=102.0 mean_us=53.5\n"; out.String() != want {
@@ -124,6 +125,32 @@ func TestServeAndCall(t *testing.T) {
 	}
 }
 
+// TestNetrpc runs the bare net/rpc ping (--netrpc) in this process and
+// checks that every call reached its Pinger.
+func TestNetrpc(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	served := make(chan error, 1)
+	go func() { served <- serveNetrpc(l, &calls) }()
+	var out strings.Builder
+	if err := run(t.Context(), []string{"call", "--netrpc", "--addr", l.Addr().String(), "--n", "20", "--warmup", "5"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^impl=go-netrpc transport=tcp n=20 warmup=5 p50_us=[0-9.]+ p99_us=[0-9.]+ mean_us=[0-9.]+\n$`)
+	if !re.MatchString(out.String()) {
+		t.Errorf("output %q", out.String())
+	}
+	if got := calls.Load(); got != 25 {
+		t.Errorf("the Pinger got %d calls, want 25", got)
+	}
+	if err := errors.Join(l.Close(), <-served); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		nil,
@@ -131,6 +158,8 @@ func TestUsage(t *testing.T) {
 		{"serve", "stray"},
 		{"call", "--n", "0"},
 		{"call", "--warmup", "-1"},
+		{"call", "--netrpc", "--tls", "x"},
+		{"serve", "--netrpc", "--tls", "x"},
 	} {
 		if err := run(t.Context(), args, &strings.Builder{}); err == nil {
 			t.Errorf("%q: no error", args)
