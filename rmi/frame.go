@@ -41,6 +41,9 @@ const (
 	// pooledFrame is the capacity of the frame buffers kept for reuse; a
 	// larger frame gets a buffer of its own.
 	pooledFrame = 4 << 10
+	// firstAlloc is the most readBody allocates before a body's bytes
+	// arrive.
+	firstAlloc = 64 << 10
 )
 
 // errProtocol marks a peer that broke the framing: an unknown kind of
@@ -131,16 +134,19 @@ func readFrameHeader(r io.Reader, hdr *[frameHeaderLen]byte) (kind byte, n int, 
 }
 
 // readBody reads a body of n bytes from r and returns its first keep
-// bytes, reading and dropping the rest. The buffer grows as the bytes
-// arrive, so a length the peer declares but does not send allocates
-// nothing; one of at most pooledFrame bytes comes from the pool.
+// bytes, reading and dropping the rest. One of at most pooledFrame bytes
+// comes from the pool; a larger one gets a buffer of its size, up to
+// firstAlloc, which then grows as the bytes arrive, so that a length the
+// peer declares but does not send allocates no more than that. (A
+// buffer of firstAlloc for every larger body, as before, made each
+// Deliver of 5 KB allocate and clear 64 KB.)
 func readBody(r io.Reader, n, keep int) ([]byte, error) {
 	keep = min(keep, n)
 	var b []byte
 	if keep <= pooledFrame {
 		b = getBuf()
 	} else {
-		b = make([]byte, 0, 64<<10)
+		b = make([]byte, 0, min(keep, firstAlloc))
 	}
 	for len(b) < keep {
 		if len(b) == cap(b) {
