@@ -14,8 +14,9 @@
 // per origin server, the contiguous prefix held, which is what a Sync asks
 // the server to continue from: catching up has no gap and no duplicate.
 // The views, and which prefix of each is settled, are a pure core
-// (view.go): no lock, no I/O, no clock; the Client calls it under its lock
-// and carries out what it returns.
+// (view.go, with the log kept in chunks in sortedlog.go and the index of
+// shown posts in posts.go): no lock, no I/O, no clock; the Client calls
+// it under its lock and carries out what it returns.
 //
 // # Client
 //
