@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,6 +15,12 @@ const gatherTimeout = 5 * time.Second
 // errAnswerFailed is an ErrBadSignal for an answer that could not be
 // applied; the participant is removed for it.
 var errAnswerFailed = fmt.Errorf("%w: answer not applied", ErrBadSignal)
+
+// errConnectionGone is an ErrNotJoined for a signal that reached a
+// participant whose connection has closed (it left, or is failing) but
+// whose removal, which the connection's state change starts, has not yet
+// happened: nothing was wrong with the signal.
+var errConnectionGone = fmt.Errorf("%w: its connection has closed", ErrNotJoined)
 
 // maxEarlyCandidates bounds the candidates kept for a participant that
 // trickles them before its first answer.
@@ -63,11 +70,11 @@ func (s *SFU) negotiateLocked(p *participant) error {
 	}
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
-		return fmt.Errorf("voice: offer to %s: %w", p.id, err)
+		return offerErr(p, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(p.pc)
 	if err := p.pc.SetLocalDescription(offer); err != nil {
-		return fmt.Errorf("voice: offer to %s: %w", p.id, err)
+		return offerErr(p, err)
 	}
 	timer := s.clk.Timer(gatherTimeout)
 	defer timer.Stop()
@@ -79,6 +86,15 @@ func (s *SFU) negotiateLocked(p *participant) error {
 	p.offering = true
 	p.out.put(Signal{Kind: KindOffer, SDP: p.pc.LocalDescription().SDP})
 	return nil
+}
+
+// offerErr wraps an error making an offer to p; one that says p's
+// connection has closed is errConnectionGone.
+func offerErr(p *participant, err error) error {
+	if errors.Is(err, webrtc.ErrConnectionClosed) {
+		return fmt.Errorf("offer to %s: %w", p.id, errConnectionGone)
+	}
+	return fmt.Errorf("voice: offer to %s: %w", p.id, err)
 }
 
 // renegotiateLocked is negotiateLocked for a participant other than the
@@ -98,6 +114,9 @@ func (s *SFU) answerLocked(p *participant, answer string) error {
 		return fmt.Errorf("%w: answer from %s with no offer outstanding", ErrBadSignal, p.id)
 	}
 	err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+	if errors.Is(err, webrtc.ErrConnectionClosed) {
+		return fmt.Errorf("answer from %s: %w", p.id, errConnectionGone)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: answer from %s: %w", errAnswerFailed, p.id, err)
 	}
@@ -132,6 +151,9 @@ func (p *participant) addCandidateLocked(sig Signal) error {
 		return nil
 	}
 	if err := p.pc.AddICECandidate(c); err != nil {
+		if p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+			return fmt.Errorf("candidate from %s: %w", p.id, errConnectionGone)
+		}
 		return fmt.Errorf("%w: candidate from %s: %w", ErrBadSignal, p.id, err)
 	}
 	return nil

@@ -265,10 +265,16 @@ func (s *SFU) HandleSignal(ctx context.Context, channelName, id string, sig Sign
 	if sig.Kind == KindAnswer {
 		err := s.answerLocked(p, sig.SDP)
 		p.ch.Load().mu.Unlock()
-		if errors.Is(err, errAnswerFailed) {
+		switch {
+		case errors.Is(err, errAnswerFailed):
 			// The connection is stuck with an offer it cannot settle:
 			// the participant may join again.
 			s.remove(p, Signal{Kind: KindBye}, err)
+		case errors.Is(err, errConnectionGone):
+			// Its connection closed before its answer came (it left
+			// without a bye, or is going): what the connection's state
+			// change would do next.
+			s.remove(p, Signal{}, ErrVanished)
 		}
 		return err
 	}

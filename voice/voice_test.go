@@ -502,3 +502,74 @@ func TestPeerContext(t *testing.T) {
 		t.Errorf("ann received %+v from bob, who sends nothing", s.Remote["bob"])
 	}
 }
+
+// TestAnswerAfterConnectionClosed: an answer that reaches the SFU after
+// the participant's connection closed (it left without a bye, and the
+// removal the connection's state change starts has not run yet) is no bad
+// signal: the participant is gone, and HandleSignal says so (ErrNotJoined)
+// and removes it. (Found in CI: a peer closing at the end of a test while
+// its answer to a renegotiation was on its way.)
+func TestAnswerAfterConnectionClosed(t *testing.T) {
+	r := newRig(t, Config{})
+	offered := make(chan struct{}, 1)
+	err := r.sfu.Join(r.ctx, "room", "ann", func(sig Signal) {
+		if sig.Kind == KindOffer {
+			select {
+			case offered <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-offered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no offer to ann")
+	}
+
+	// Close ann's connection at the SFU while holding its channel's
+	// lock, so that the removal its state change starts waits, and give
+	// the SFU ann's answer: it must not take the answer for a bad one.
+	p, err := r.sfu.member("room", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = r.sfu.answerLocked(p, "v=0\r\n")
+	// Nor a candidate trickled after an answer (as if one had been
+	// applied).
+	p.answered = true
+	cerr := p.addCandidateLocked(Signal{Kind: KindCandidate, Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"})
+	// Nor the next offer, due after an answer.
+	p.offering = false
+	oerr := r.sfu.negotiateLocked(p)
+	p.offering = true // as it was: the offer of the join is still unanswered
+	p.ch.Load().mu.Unlock()
+	if !errors.Is(oerr, ErrNotJoined) {
+		t.Fatalf("offer on a closed connection: %v, want ErrNotJoined", oerr)
+	}
+	if !errors.Is(err, ErrNotJoined) || errors.Is(err, ErrBadSignal) {
+		t.Fatalf("answer to a closed connection: %v, want ErrNotJoined and no ErrBadSignal", err)
+	}
+	if errors.Is(cerr, ErrBadSignal) {
+		t.Fatalf("candidate to a closed connection: %v, want no ErrBadSignal", cerr)
+	}
+
+	// Through HandleSignal, whichever of the answer and the removal
+	// comes first: ErrNotJoined, and ann is out, gone (ErrVanished).
+	err = r.sfu.HandleSignal(r.ctx, "room", "ann", Signal{Kind: KindAnswer, SDP: "v=0\r\n"})
+	if !errors.Is(err, ErrNotJoined) || errors.Is(err, ErrBadSignal) {
+		t.Fatalf("HandleSignal: %v, want ErrNotJoined and no ErrBadSignal", err)
+	}
+	want := "room/ann: " + ErrVanished.Error()
+	rmitest.WaitForWhy(t, "ann to leave, vanished", func() (bool, string) {
+		got := members(r.sfu, "room")
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(got) == 0 && slices.Contains(r.leaves, want), fmt.Sprintf("members %v, leaves %q", got, r.leaves)
+	})
+}
