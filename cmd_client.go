@@ -30,12 +30,12 @@ from stdin, which makes it scriptable:
 
   /create ROOM       create a room and join it
   /join ROOM         join a room (its history follows)
-  /leave ROOM        leave a room
+  /leave [ROOM]      leave a room (default: the current room)
   /rooms             list rooms
-  /who ROOM          list a room's members and the servers they are on
+  /who [ROOM]        list a room's members and the servers they are on
   /msg USER TEXT     send a direct (1:1) message
   /say ROOM TEXT     send a message to a room
-  /history ROOM      print a room's whole log in stamp order
+  /history [ROOM]    print a room's whole log in stamp order
   /voice join ROOM FILE.ogg
                      join ROOM's voice channel, sending an Ogg Opus file
                      (looped); with --voice-record DIR, what the others
@@ -45,6 +45,9 @@ from stdin, which makes it scriptable:
   /wait DURATION     wait (e.g. 2s) while messages keep arriving
   /help              list the commands
   /quit              leave
+  TEXT               (no leading /) send to the current room: the last one
+                     joined or used, which /leave, /who and /history take
+                     when they name no ROOM
 
 With --json every delivered message (and each /history line) prints as one
 JSON object per line with the fields type, room, id, from, text, time

@@ -19,12 +19,12 @@ import (
 var help = []string{
 	"/create ROOM       create a room and join it",
 	"/join ROOM         join a room (its history follows)",
-	"/leave ROOM        leave a room",
+	"/leave [ROOM]      leave a room (default: the current one)",
 	"/rooms             list rooms",
-	"/who ROOM          list a room's members and their servers",
+	"/who [ROOM]        list a room's members and their servers (default: the current room)",
 	"/msg USER TEXT     send a direct (1:1) message",
 	"/say ROOM TEXT     send a message to a room",
-	"/history ROOM      print a room's whole log in order",
+	"/history [ROOM]    print a room's whole log in order (default: the current room)",
 	"/voice join ROOM FILE.ogg  join ROOM's voice, sending an Opus file (looped)",
 	"/voice leave ROOM  leave ROOM's voice; prints packets and bytes per participant",
 	"/voice stats [ROOM]  packets and bytes received per voice participant",
@@ -148,6 +148,18 @@ func (t *terminal) exec(ctx context.Context, line string) (quit bool) {
 		}
 		return ok
 	}
+	// roomArg is the room a command that takes one ROOM names, or the
+	// current room when it names none.
+	roomArg := func(usage string) (string, bool) {
+		switch {
+		case rest == "" && t.current != "":
+			return t.current, true
+		case rest == "":
+			t.fail(fmt.Errorf("usage: %s (there is no current room)", usage))
+			return "", false
+		}
+		return rest, need(usage, text == "")
+	}
 	switch cmd {
 	case "quit", "exit":
 		return true
@@ -164,15 +176,15 @@ func (t *terminal) exec(ctx context.Context, line string) (quit bool) {
 			t.done("join", rest, info, err, "joined room %s")
 		}
 	case "leave":
-		if need("/leave ROOM", rest != "" && text == "") {
-			if err := t.s.LeaveRoom(ctx, rest); err != nil {
+		if room, ok := roomArg("/leave [ROOM]"); ok {
+			if err := t.s.LeaveRoom(ctx, room); err != nil {
 				t.fail(err)
 				break
 			}
-			if t.current == rest {
+			if t.current == room {
 				t.setCurrent("")
 			}
-			t.ok(jsonOK{Type: "ok", Cmd: "leave", Room: rest}, "left room "+rest)
+			t.ok(jsonOK{Type: "ok", Cmd: "leave", Room: room}, "left room "+room)
 		}
 	case "rooms":
 		if need("/rooms", rest == "") {
@@ -184,13 +196,13 @@ func (t *terminal) exec(ctx context.Context, line string) (quit bool) {
 			t.printRooms(r)
 		}
 	case "who":
-		if need("/who ROOM", rest != "" && text == "") {
-			info, err := t.s.Who(ctx, rest)
+		if room, ok := roomArg("/who [ROOM]"); ok {
+			info, err := t.s.Who(ctx, room)
 			if err != nil {
 				t.fail(err)
 				break
 			}
-			t.printWho(rest, info)
+			t.printWho(room, info)
 		}
 	case "say":
 		if need("/say ROOM TEXT", arg1 != "" && text != "") {
@@ -207,13 +219,13 @@ func (t *terminal) exec(ctx context.Context, line string) (quit bool) {
 			t.ok(jsonOK{Type: "ok", Cmd: "msg", Room: m.Room}, "")
 		}
 	case "history":
-		if need("/history ROOM", rest != "" && text == "") {
-			msgs, err := t.s.History(ctx, rest)
+		if room, ok := roomArg("/history [ROOM]"); ok {
+			msgs, err := t.s.History(ctx, room)
 			if err != nil {
 				t.fail(err)
 				break
 			}
-			t.printHistory(rest, msgs)
+			t.printHistory(room, msgs)
 		}
 	case "voice":
 		t.voiceCmd(ctx, rest)

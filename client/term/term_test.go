@@ -417,3 +417,36 @@ func TestMembersCount(t *testing.T) {
 		}
 	}
 }
+
+// TestTerminalCurrentRoomDefaults: /history, /who and /leave without a
+// ROOM act on the current room (the last one joined or used), and say so
+// when there is none.
+func TestTerminalCurrentRoomDefaults(t *testing.T) {
+	feed := NewFeed()
+	sess := newFakeSession(feed)
+	script := "/history\n/join lobby\n/say lobby hi there\n/history\n/who\n/leave\n/who\n/history lobby too\n"
+	var out, errOut rmitest.SyncBuffer
+	if err := Run(context.Background(), sess, strings.NewReader(script), &out, &errOut, Options{Feed: feed}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := sess.History(context.Background(), "lobby")
+	line := FormatMessage(msgs[0])
+	var whoOut rmitest.SyncBuffer
+	if err := Run(context.Background(), newFakeSession(NewFeed()), strings.NewReader("/who lobby\n"), &whoOut, io.Discard, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"joined room lobby (2 members)", line, line}
+	want = append(want, whoOut.Lines()...)
+	want = append(want, "left room lobby")
+	if got := out.Lines(); !slices.Equal(got, want) {
+		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wantErr := []string{
+		"error: usage: /history [ROOM] (there is no current room)",
+		"error: usage: /who [ROOM] (there is no current room)",
+		"error: usage: /history [ROOM]",
+	}
+	if got := errOut.Lines(); !slices.Equal(got, wantErr) {
+		t.Fatalf("errors %q, want %q", got, wantErr)
+	}
+}
