@@ -26,7 +26,9 @@ type sortedLog struct {
 	n      int                 // messages in all
 }
 
-func newSortedLog(chunk int) sortedLog { return sortedLog{chunk: chunk} }
+// newSortedLog returns an empty log of chunks of at most chunk messages
+// (at least 2, so that a full chunk can be split in two).
+func newSortedLog(chunk int) sortedLog { return sortedLog{chunk: max(chunk, 2)} }
 
 // Len returns how many messages the log holds.
 func (l *sortedLog) Len() int { return l.n }
@@ -50,16 +52,6 @@ func (l *sortedLog) insert(m chatapi.Message) (late bool) {
 		}
 		l.n++
 		return false
-	}
-	if len(l.chunks[ci]) >= l.chunk && l.chunk == 1 {
-		// Nothing to split: m is a chunk of its own, before this one.
-		c := make([]chatapi.Message, 1, l.chunk)
-		c[0] = m
-		l.chunks = append(l.chunks, nil)
-		copy(l.chunks[ci+1:], l.chunks[ci:])
-		l.chunks[ci] = c
-		l.n++
-		return true
 	}
 	if len(l.chunks[ci]) >= l.chunk {
 		l.split(ci)

@@ -11,7 +11,7 @@ import (
 
 // TestSortedLogMatchesASortedSlice runs random inserts, removals and
 // reads on a sortedLog with tiny chunks (so that chunks fill, split and
-// empty all the time) and on a plain sorted slice, and requires the same
+// empty all the time; 1 is taken as 2) and on a plain sorted slice, and requires the same
 // answers from both.
 func TestSortedLogMatchesASortedSlice(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
