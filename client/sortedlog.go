@@ -18,8 +18,8 @@ const defaultChunk = 256
 // those copies and in faulting in their fresh pages than in everything
 // else the view does.
 //
-// Every chunk but the last holds at least one message; chunks are in
-// stamp order and so are the messages within each.
+// Every chunk holds at least one message (an emptied chunk is dropped);
+// chunks are in stamp order and so are the messages within each.
 type sortedLog struct {
 	chunk  int                 // most messages in one chunk
 	chunks [][]chatapi.Message // in stamp order
@@ -110,16 +110,24 @@ func (l *sortedLog) at(p pos) (chatapi.Message, bool) {
 	return l.chunks[p.ci][p.i], true
 }
 
+// locate returns the position of the message stamped s and the message,
+// if it is present.
+func (l *sortedLog) locate(s chatapi.Stamp) (pos, chatapi.Message, bool) {
+	p := l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 })
+	m, ok := l.at(p)
+	return p, m, ok && m.Stamp == s
+}
+
 // find returns the message stamped s, if present.
 func (l *sortedLog) find(s chatapi.Stamp) (chatapi.Message, bool) {
-	m, ok := l.at(l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 }))
-	return m, ok && m.Stamp == s
+	_, m, ok := l.locate(s)
+	return m, ok
 }
 
 // remove deletes the message stamped s, if present.
 func (l *sortedLog) remove(s chatapi.Stamp) {
-	p := l.search(func(t chatapi.Stamp) bool { return s.Compare(t) <= 0 })
-	if m, ok := l.at(p); !ok || m.Stamp != s {
+	p, _, ok := l.locate(s)
+	if !ok {
 		return
 	}
 	c := l.chunks[p.ci]
