@@ -12,11 +12,12 @@
 // start goroutines or timers of their own: they start background work with
 // clock.AfterFunc on the clock they were given, and the simulator's clock
 // turns each such call into an event. Component code runs in tasks, one
-// at a time: the scheduler hands a baton to a task's goroutine and waits
-// until the task either finishes or makes a remote call. A remote call
-// parks the task, schedules the request's arrival at the callee after a
+// at a time: only the goroutine holding the baton runs, and it runs the
+// events in order, each task as a plain call. A remote call parks the
+// task (its goroutine waits, and another takes the baton and runs the
+// next events), schedules the request's arrival at the callee after a
 // sampled delay, and the callee runs as another task; the reply wakes the
-// caller, again as an event. So the same seed and flags give the same
+// caller, again as an event, by handing it the baton (sched.go). So the same seed and flags give the same
 // sequence of events, byte for byte, on every run and machine.
 //
 // # What it checks

@@ -387,8 +387,7 @@ func (s *Sim) StepClock(name string, d time.Duration) error {
 // Run advances virtual time by d, running every event due.
 func (s *Sim) Run(d time.Duration) {
 	until := s.sched.now.Add(d)
-	for s.sched.step(until) {
-	}
+	s.sched.run(until, nil)
 	s.sched.now = until
 }
 
@@ -396,13 +395,12 @@ func (s *Sim) Run(d time.Duration) {
 // event) or max has passed; it reports whether cond held.
 func (s *Sim) RunUntil(cond func() bool, max time.Duration) bool {
 	until := s.sched.now.Add(max)
-	for !cond() {
-		if !s.sched.step(until) {
-			s.sched.now = until
-			return cond()
-		}
+	s.sched.run(until, cond)
+	if cond() {
+		return true
 	}
-	return true
+	s.sched.now = until
+	return false
 }
 
 // Quiesce ends every fault — partitions heal, links stop losing and
