@@ -8,6 +8,11 @@
 // group. When the current segment has passed Options.SegmentSize the next
 // batch starts a new segment; a full segment is never written again.
 //
+// The most recent bytes of the current segment (Options.TailCache) are
+// also kept in memory, so that reading what was appended recently, which
+// is most of what a chat server reads (the messages it forwards, the
+// history a member who reconnects asks for), costs no system call.
+//
 // Open reads every record back, in order. A record cut short at the end of
 // the last segment (a crash in the middle of a write: a torn tail) is cut
 // off the file, since it was never acknowledged; any other bad record is
@@ -46,6 +51,12 @@ const headerSize = 8
 // DefaultSegmentSize is the size past which a new segment is started.
 const DefaultSegmentSize = 64 << 20
 
+// DefaultTailCache is how many of the last bytes appended are kept in
+// memory for Read when Options.TailCache is 0: 850 messages of 150 bytes
+// or more, far more than a chat server's forwarders lag behind, for 128
+// to 256 KiB of memory.
+const DefaultTailCache = 128 << 10
+
 // MaxRecord is the largest payload a record may have.
 const MaxRecord = 16 << 20
 
@@ -68,6 +79,10 @@ type Options struct {
 	// NoSync skips the fdatasync after each append (for the simulator,
 	// whose crashes lose nothing written). Never in production.
 	NoSync bool
+	// TailCache is how many of the last bytes of the current segment are
+	// kept in memory for Read (at most twice as many are held while it
+	// slides); 0 means DefaultTailCache, and a negative value keeps none.
+	TailCache int
 	// Fault, if set, is asked after each append's write and before its
 	// fdatasync; an error it returns fails the append as a failing disk
 	// would (the bytes written are cut off again). Only for tests.
@@ -89,8 +104,13 @@ type Log struct {
 	dir  string
 	opts Options
 
-	mu   sync.RWMutex // guards segs (Append adds to it; Read looks up)
+	mu   sync.RWMutex // guards segs and the tail (Append changes them; Read looks up)
 	segs []*segment   // in order; the last is the one appended to
+	// tail holds bytes tailOff to tailOff+len(tail) of segment tailSeg,
+	// the last one: the most recent bytes appended (keepTail).
+	tail    []byte
+	tailOff int64
+	tailSeg uint32
 
 	// wmu is held by Append throughout, and by Close, which so waits for
 	// the append in flight. It guards the fields below.
@@ -116,6 +136,9 @@ type segment struct {
 func Open(dir string, opts Options, fn func(Pos, []byte) error) (*Log, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.TailCache == 0 {
+		opts.TailCache = DefaultTailCache
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seglog: %w", err)
@@ -212,6 +235,8 @@ func (l *Log) openSegment(num uint32, last bool, fn func(Pos, []byte) error) err
 	}
 	if last {
 		l.size = off
+		l.tailSeg, l.tailOff = num, off
+		l.keepTail(data[:off], off)
 		if cut := int64(len(data)) - off; cut > 0 {
 			// The torn record was never acknowledged: cut it off, so the
 			// next append follows the last complete record.
@@ -286,6 +311,7 @@ func (l *Log) newSegment(num uint32) error {
 	}
 	l.mu.Lock()
 	l.segs = append(l.segs, &segment{num: num, path: path, f: f})
+	l.tail, l.tailOff, l.tailSeg = l.tail[:0], 0, num
 	l.mu.Unlock()
 	l.size = 0
 	return nil
@@ -358,7 +384,36 @@ func (l *Log) Append(recs [][]byte) ([]Pos, error) {
 		return nil, err
 	}
 	l.size = off
+	l.mu.Lock()
+	l.keepTail(buf, off)
+	l.mu.Unlock()
 	return pos, nil
+}
+
+// keepTail adds b, the bytes of the last segment that end at offset end,
+// to the tail kept in memory, dropping its oldest bytes to keep at most
+// TailCache of them once it reaches twice that (so that sliding copies
+// each byte at most once more). Callers hold l.mu, or own l alone (Open).
+func (l *Log) keepTail(b []byte, end int64) {
+	limit := l.opts.TailCache
+	if limit <= 0 || len(b) == 0 {
+		return
+	}
+	if cap(l.tail) < 2*limit {
+		// Once, at its full size: growing it by appends would leave a
+		// trail of smaller copies for the garbage collector.
+		l.tail = append(make([]byte, 0, 2*limit), l.tail...)
+	}
+	switch {
+	case len(b) >= limit:
+		b = b[len(b)-limit:]
+		l.tail = l.tail[:0]
+	case len(l.tail)+len(b) > 2*limit:
+		keep := limit - len(b)
+		l.tail = l.tail[:copy(l.tail, l.tail[len(l.tail)-keep:])]
+	}
+	l.tail = append(l.tail, b...)
+	l.tailOff = end - int64(len(l.tail))
 }
 
 // write writes buf at the end of seg and makes it durable.
@@ -397,13 +452,19 @@ func (l *Log) Read(p Pos) ([]byte, error) {
 	if first := l.segs[0].num; p.Seg >= first && int(p.Seg-first) < len(l.segs) {
 		seg = l.segs[p.Seg-first]
 	}
+	b := make([]byte, headerSize+int(p.Len))
+	cached := seg != nil && p.Seg == l.tailSeg && p.Off >= l.tailOff && p.Off+int64(len(b)) <= l.tailOff+int64(len(l.tail))
+	if cached {
+		copy(b, l.tail[p.Off-l.tailOff:])
+	}
 	l.mu.RUnlock()
 	if seg == nil {
 		return nil, fmt.Errorf("seglog: no segment %d", p.Seg)
 	}
-	b := make([]byte, headerSize+int(p.Len))
-	if _, err := seg.f.ReadAt(b, p.Off); err != nil {
-		return nil, fmt.Errorf("seglog: read %s at %d: %w", seg.path, p.Off, err)
+	if !cached {
+		if _, err := seg.f.ReadAt(b, p.Off); err != nil {
+			return nil, fmt.Errorf("seglog: read %s at %d: %w", seg.path, p.Off, err)
+		}
 	}
 	payload, ok := record(b)
 	if !ok || len(payload) != int(p.Len) {

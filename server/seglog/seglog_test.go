@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // openAll opens the log in dir and returns it with every payload read.
@@ -254,5 +256,166 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := Open(dir, Options{}, func(Pos, []byte) error { return nil }); err == nil {
 		t.Fatal("Open accepted a segment named x.seg")
+	}
+}
+
+// corrupt overwrites every byte of path with x, keeping its size.
+func corrupt(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 'x'
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The last bytes appended are read from memory: with the file on disk
+// overwritten, the last records still read back, and the first, long out
+// of the tail, reads as corrupt from the disk. After a reopen the tail
+// holds the end of what Open read.
+func TestRecentRecordsAreReadFromMemory(t *testing.T) {
+	opts := Options{TailCache: 40} // records of 3 bytes take 11: 3 to 7 of them are kept
+	fill := func(l *Log) (all []Pos) {
+		for i := range 10 {
+			pos, err := l.Append(recs(fmt.Sprintf("r%02d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, pos...)
+		}
+		return all
+	}
+	check := func(when, dir string, l *Log, all []Pos) {
+		t.Helper()
+		corrupt(t, segName(dir, 1))
+		if _, err := l.Read(all[0]); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: the first record, out of the tail, read %v; want it read from the overwritten file (ErrCorrupt)", when, err)
+		}
+		for i := 7; i < 10; i++ {
+			if b, err := l.Read(all[i]); err != nil || string(b) != fmt.Sprintf("r%02d", i) {
+				t.Errorf("%s: record %d read %q, %v; want it from memory", when, i, b, err)
+			}
+		}
+	}
+	dir := t.TempDir()
+	l, _ := openAll(t, dir, opts)
+	check("appended", dir, l, fill(l))
+
+	dir = t.TempDir()
+	l, _ = openAll(t, dir, opts)
+	all := fill(l)
+	l.Close()
+	l, _ = openAll(t, dir, opts)
+	check("reopened", dir, l, all)
+}
+
+// A new segment starts a new tail: the records of the full segment are
+// read from its file.
+func TestTailFollowsTheLastSegment(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openAll(t, dir, Options{SegmentSize: 30})
+	var all []Pos
+	for i := range 4 {
+		pos, err := l.Append(recs(fmt.Sprintf("r%02d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, pos...)
+	}
+	if all[0].Seg == all[3].Seg {
+		t.Fatalf("4 records of 11 bytes in segments of 30 stayed in segment %d", all[0].Seg)
+	}
+	corrupt(t, segName(dir, all[0].Seg))
+	if _, err := l.Read(all[0]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a record of a full segment read %v; want it read from the overwritten file", err)
+	}
+	if b, err := l.Read(all[3]); err != nil || string(b) != "r03" {
+		t.Errorf("the last record read %q, %v", b, err)
+	}
+}
+
+// Whatever the tail's size, the segment size and the batches, every
+// record reads back as appended, from memory or from disk, and a reopened
+// log reads the same.
+func TestReadMatchesAppendsProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		dir, err := os.MkdirTemp("", "seglog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		opts := Options{
+			TailCache:   rapid.IntRange(-1, 200).Draw(t, "tail"),
+			SegmentSize: int64(rapid.IntRange(16, 400).Draw(t, "segment")),
+		}
+		l, err := Open(dir, opts, func(Pos, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []Pos
+		var want []string
+		readAll := func(l *Log) {
+			for i, p := range all {
+				if b, err := l.Read(p); err != nil || string(b) != want[i] {
+					t.Fatalf("record %d at %+v read %q, %v; want %q", i, p, b, err, want[i])
+				}
+			}
+		}
+		for range rapid.IntRange(1, 30).Draw(t, "batches") {
+			var batch []string
+			for j := range rapid.IntRange(1, 5).Draw(t, "records") {
+				batch = append(batch, fmt.Sprintf("%d.%d.%s", len(want), j, strings.Repeat("z", rapid.IntRange(0, 60).Draw(t, "size"))))
+			}
+			pos, err := l.Append(recs(batch...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, want = append(all, pos...), append(want, batch...)
+			readAll(l)
+		}
+		l.Close()
+		l, err = Open(dir, opts, func(Pos, []byte) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		readAll(l)
+	})
+}
+
+// BenchmarkReadRecent reads records just appended: from the tail kept in
+// memory, against a pread each (TailCache -1).
+func BenchmarkReadRecent(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		tail int
+	}{{"pread", -1}, {"tail", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{NoSync: true, TailCache: tc.tail}, func(Pos, []byte) error { return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			var all []Pos
+			for i := range 1000 {
+				pos, err := l.Append(recs(fmt.Sprintf("%04d%s", i, strings.Repeat("m", 140))))
+				if err != nil {
+					b.Fatal(err)
+				}
+				all = append(all, pos...)
+			}
+			recent := all[len(all)-100:]
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := l.Read(recent[i%len(recent)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
