@@ -131,8 +131,10 @@ func (s *Sim) Check() *Report {
 	}
 	members := s.roomMembers()
 	r.Rooms = len(members)
-	r.Agreement = s.checkAgreement(members)
-	r.Completeness = s.checkCompleteness(members)
+	logs := logCache{}
+	var same map[*node]map[string]bool
+	r.Agreement, same = s.checkAgreement(members, logs)
+	r.Completeness = s.checkCompleteness(members, logs, same)
 	r.Causality = s.checkCausality()
 	for _, p := range s.obs.posts {
 		r.Posts++
@@ -158,7 +160,7 @@ func (s *Sim) Check() *Report {
 					n.name, room, time.Unix(0, v.Settled).UTC().Format("15:04:05.000000000"), describe(v.Message))
 			}
 			settled := n.cl.Settled(room)
-			for _, m := range n.cl.View(room) {
+			for _, m := range logs.get(n, room) {
 				r.Logged++
 				if m.Stamp.Time <= settled {
 					r.Settled++
@@ -203,19 +205,44 @@ func describe(m chatapi.Message) string {
 	return fmt.Sprintf("%s %q by %s (stamp %s)", m.ID, m.Text, m.From, m.Stamp)
 }
 
-// checkAgreement: every member of a room holds the identical log.
-func (s *Sim) checkAgreement(members map[string][]*node) Result {
+// logCache holds the copy of each client's room logs that one Check
+// reads, so that each is copied once.
+type logCache map[*node]map[string][]chatapi.Message
+
+// get returns n's log of room.
+func (c logCache) get(n *node, room string) []chatapi.Message {
+	if c[n] == nil {
+		c[n] = map[string][]chatapi.Message{}
+	}
+	ms, ok := c[n][room]
+	if !ok {
+		ms = n.cl.View(room)
+		c[n][room] = ms
+	}
+	return ms
+}
+
+// checkAgreement: every member of a room holds the identical log. It
+// also returns, by member and room, whose log is identical to the room's
+// first member's.
+func (s *Sim) checkAgreement(members map[string][]*node, logs logCache) (Result, map[*node]map[string]bool) {
 	res := Result{Name: "agreement", OK: true}
+	same := map[*node]map[string]bool{}
 	for _, room := range slices.Sorted(maps.Keys(members)) {
 		ns := members[room]
 		if len(ns) == 0 {
 			continue
 		}
-		ref := ns[0].cl.View(room)
+		ref := logs.get(ns[0], room)
 		for _, n := range ns[1:] {
 			res.Checked++
-			got := n.cl.View(room)
-			if i, ok := firstDiff(ref, got); !ok {
+			got := logs.get(n, room)
+			i, ok := firstDiff(ref, got)
+			if same[n] == nil {
+				same[n] = map[string]bool{}
+			}
+			same[n][room] = ok
+			if !ok {
 				res.OK = false
 				res.Violations++
 				if res.Counterexample == "" {
@@ -225,7 +252,7 @@ func (s *Sim) checkAgreement(members map[string][]*node) Result {
 			}
 		}
 	}
-	return res
+	return res, same
 }
 
 func at(ms []chatapi.Message, i int) string {
@@ -247,18 +274,31 @@ func firstDiff(a, b []chatapi.Message) (int, bool) {
 	return 0, true
 }
 
+// postKey names a post: its sender and ID.
+type postKey struct{ from, id string }
+
 // checkCompleteness: every acknowledged post is in every member's log of
-// its room exactly once.
-func (s *Sim) checkCompleteness(members map[string][]*node) Result {
+// its room exactly once. The members whose log is the room's first
+// member's (same, from checkAgreement) share its counts.
+func (s *Sim) checkCompleteness(members map[string][]*node, logs logCache, same map[*node]map[string]bool) Result {
 	res := Result{Name: "completeness", OK: true}
-	counts := map[string]map[string]int{} // user -> room -> from\x00id -> n, built lazily
-	countOf := func(n *node, room, key string) int {
-		k := n.name + "\x00" + room
+	type logOf struct {
+		n    *node
+		room string
+	}
+	counts := map[logOf]map[postKey]int{} // built lazily
+	countOf := func(n *node, room string, key postKey) int {
+		if ns := members[room]; n != ns[0] && same[n][room] {
+			n = ns[0]
+		}
+		k := logOf{n, room}
 		if counts[k] == nil {
-			counts[k] = map[string]int{}
-			for _, m := range n.cl.View(room) {
-				counts[k][m.From+"\x00"+m.ID]++
+			ms := logs.get(n, room)
+			c := make(map[postKey]int, len(ms))
+			for _, m := range ms {
+				c[postKey{m.From, m.ID}]++
 			}
+			counts[k] = c
 		}
 		return counts[k][key]
 	}
@@ -266,7 +306,7 @@ func (s *Sim) checkCompleteness(members map[string][]*node) Result {
 		if !p.acked {
 			continue
 		}
-		key := p.msg.From + "\x00" + p.msg.ID
+		key := postKey{p.msg.From, p.msg.ID}
 		for _, n := range members[p.msg.Room] {
 			res.Checked++
 			if c := countOf(n, p.msg.Room, key); c != 1 {
