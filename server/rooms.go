@@ -10,6 +10,7 @@ import (
 
 	"github.com/distchat/distchat/central"
 	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -266,29 +267,63 @@ func (s *Server) roomOp(ctx context.Context, token string, op func(ctx context.C
 // CreateRoom implements ChatServer.
 func (s *Server) CreateRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
-		return s.central.CreateRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
+		args := centralapi.RoomArgs{User: user, Room: a.Room}
+		return s.repeatIfLost(ctx, args, s.central.CreateRoom, centralapi.ErrRoomExists, true)
 	})
 }
 
 // JoinRoom implements ChatServer.
 func (s *Server) JoinRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
-		return s.central.JoinRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
+		// Joining is idempotent: a repeat answers as the first call would.
+		return s.repeatIfLost(ctx, centralapi.RoomArgs{User: user, Room: a.Room}, s.central.JoinRoom, nil, true)
 	})
 }
 
 // LeaveRoom implements ChatServer.
 func (s *Server) LeaveRoom(ctx context.Context, a chatapi.RoomArgs) error {
 	_, err := s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
-		return s.central.LeaveRoom(ctx, centralapi.RoomArgs{User: user, Room: a.Room})
+		args := centralapi.RoomArgs{User: user, Room: a.Room}
+		return s.repeatIfLost(ctx, args, s.central.LeaveRoom, centralapi.ErrNotMember, false)
 	})
 	return err
+}
+
+// repeatIfLost makes a membership change at central, and makes it once
+// more if the call broke mid-way (rmi.ErrConnLost: the central server died
+// and the outcome is unknown); the repeat goes to the next central server
+// (rmi.Failover). A repeat that fails with madeIt (ErrNotMember for a
+// leave, ErrRoomExists for a create) while central shows the user in the
+// room (member) or not (!member) as the change leaves them, finds the
+// change made by the first call: the room as it is now is the answer.
+func (s *Server) repeatIfLost(ctx context.Context, args centralapi.RoomArgs,
+	call func(context.Context, centralapi.RoomArgs) (centralapi.RoomInfo, error), madeIt error, member bool) (centralapi.RoomInfo, error) {
+	info, err := call(ctx, args)
+	if !errors.Is(err, rmi.ErrConnLost) {
+		return info, err
+	}
+	s.log.Info("central call broke mid-way; making it again", "user", args.User, "room", args.Room, "err", err)
+	info, err = call(ctx, args)
+	if madeIt == nil || !errors.Is(err, madeIt) {
+		return info, err
+	}
+	now, qerr := s.central.Room(ctx, centralapi.RoomQuery{Room: args.Room})
+	if qerr == nil && slices.ContainsFunc(now.Members, func(m centralapi.Member) bool { return m.User == args.User }) == member {
+		return now, nil
+	}
+	return info, err
 }
 
 // Direct implements ChatServer.
 func (s *Server) Direct(ctx context.Context, a chatapi.DirectArgs) (centralapi.RoomInfo, error) {
 	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
-		return s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
+		// Idempotent: the direct room is created on first use.
+		info, err := s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
+		if errors.Is(err, rmi.ErrConnLost) {
+			s.log.Info("central call broke mid-way; making it again", "user", user, "peer", a.Peer, "err", err)
+			info, err = s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
+		}
+		return info, err
 	})
 }
 

@@ -2,9 +2,13 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/distchat/distchat/central/centralapi"
+	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -64,5 +68,57 @@ func TestMembersHearWhoJoinedAndLeft(t *testing.T) {
 	}
 	if n := count(bob.Events(), joined); n != 1 {
 		t.Fatalf("bob was told %d times that he joined, want once; his events: %+v", n, bob.Events())
+	}
+}
+
+// TestRoomChangesSurviveALostCentralReply: when central makes a
+// membership change but its reply is lost (it died; the outcome is
+// unknown to the chat server), the chat server makes the call again (at
+// the next central server) and answers the client as if nothing had
+// happened: a repeated create or leave that finds its change made counts
+// as done. Only a second lost reply reaches the client.
+func TestRoomChangesSurviveALostCentralReply(t *testing.T) {
+	ctx := context.Background()
+	c := servertest.New(t, servertest.Options{Servers: 1})
+	c.AddUser("ann")
+	c.AddUser("bob")
+	ann := c.Login("ann", "server-1")
+	bob := c.Login("bob", "server-1")
+	isMember := func(user string) bool {
+		info, err := c.Central().Room(ctx, centralapi.RoomQuery{Room: "lobby"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(info.Members, func(m centralapi.Member) bool { return m.User == user })
+	}
+
+	c.LoseCentralReplies("server-1", "CreateRoom", 1)
+	if _, err := ann.Chat.CreateRoom(ctx, chatapi.RoomArgs{Token: ann.Token, Room: "lobby"}); err != nil {
+		t.Fatalf("create with its reply lost once: %v", err)
+	}
+	c.LoseCentralReplies("server-1", "JoinRoom", 1)
+	if _, err := bob.Chat.JoinRoom(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); err != nil {
+		t.Fatalf("join with its reply lost once: %v", err)
+	}
+	if !isMember("ann") || !isMember("bob") {
+		t.Fatal("ann and bob are not both in lobby")
+	}
+	c.LoseCentralReplies("server-1", "LeaveRoom", 1)
+	if err := bob.Chat.LeaveRoom(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); err != nil {
+		t.Fatalf("leave with its reply lost once: %v", err)
+	}
+	if isMember("bob") {
+		t.Fatal("bob is still in lobby")
+	}
+	// Someone else's room: a create that finds it is still refused.
+	c.LoseCentralReplies("server-1", "CreateRoom", 1)
+	if _, err := bob.Chat.CreateRoom(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); !errors.Is(err, centralapi.ErrRoomExists) {
+		t.Fatalf("bob creating ann's room, its reply lost: %v, want ErrRoomExists", err)
+	}
+	// Two lost replies in a row: the client hears of it.
+	c.LoseCentralReplies("server-1", "JoinRoom", 2)
+	var re *rmi.RemoteError
+	if _, err := bob.Chat.JoinRoom(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); !errors.As(err, &re) || !strings.Contains(err.Error(), "connection lost") {
+		t.Fatalf("join with both replies lost: %v, want the chat server's error that its call to central was lost", err)
 	}
 }

@@ -183,6 +183,20 @@ func (c *Cluster) HoldCentral(name string, hold bool) {
 	}
 }
 
+// LoseCentralReplies makes the next n calls of method (a CentralCluster
+// method, such as "LeaveRoom") from chat server name to central run at
+// central and then fail with rmi.ErrConnLost, as when central dies after
+// making the change and before answering.
+func (c *Cluster) LoseCentralReplies(name, method string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.mustServer(name)
+	if s.loseReply == nil {
+		s.loseReply = map[string]int{}
+	}
+	s.loseReply[method] = n
+}
+
 // Reconnect undoes Disconnect(a, b).
 func (c *Cluster) Reconnect(a, b string) {
 	c.mu.Lock()
@@ -221,8 +235,13 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 	table, dest := c.ctable, "central"
 	ok := from.up() || (l.from == fromCentral && !c.nopush)
 	var hold chan struct{}
+	lose := false
 	if l.to == "" && from != nil {
 		hold = from.centralHold
+		if from.loseReply[method] > 0 {
+			from.loseReply[method]--
+			lose = true
+		}
 	}
 	if l.to != "" {
 		to := c.byAddr[l.to]
@@ -247,5 +266,9 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 		}
 	}
 	peer := rmi.NewPeer(c.peerIDs.Add(1), l.from, true, nil)
-	return rmi.Local{Table: table, Peer: peer, Clock: c.opts.Clock}.Invoke(ctx, object, method, args, reply)
+	err := rmi.Local{Table: table, Peer: peer, Clock: c.opts.Clock}.Invoke(ctx, object, method, args, reply)
+	if lose {
+		return fmt.Errorf("servertest: %s.%s ran at central, and its reply to %s was lost: %w", object, method, l.from, rmi.ErrConnLost)
+	}
+	return err
 }

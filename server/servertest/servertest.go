@@ -134,8 +134,9 @@ type chatServer struct {
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
 	unreachable bool
-	forwards    int64         // Forward calls that reached it from other chat servers
-	centralHold chan struct{} // its calls to central wait for this (HoldCentral), or nil
+	forwards    int64          // Forward calls that reached it from other chat servers
+	centralHold chan struct{}  // its calls to central wait for this (HoldCentral), or nil
+	loseReply   map[string]int // method -> how many of its next calls to central lose their reply (LoseCentralReplies)
 }
 
 // up reports whether the chat server runs and can be reached.
