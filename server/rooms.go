@@ -39,7 +39,7 @@ func (s *Server) roomInfo(ctx context.Context, name string, fresh bool) (central
 		s.mu.Unlock()
 		cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 		var err error
-		info, err = s.central.Room(cctx, centralapi.RoomQuery{Room: name})
+		info, err = again(cctx, s, s.central.Room, centralapi.RoomQuery{Room: name})
 		cancel()
 		if err != nil {
 			return info, err
@@ -276,7 +276,7 @@ func (s *Server) CreateRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi
 func (s *Server) JoinRoom(ctx context.Context, a chatapi.RoomArgs) (centralapi.RoomInfo, error) {
 	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
 		// Joining is idempotent: a repeat answers as the first call would.
-		return s.repeatIfLost(ctx, centralapi.RoomArgs{User: user, Room: a.Room}, s.central.JoinRoom, nil, true)
+		return again(ctx, s, s.central.JoinRoom, centralapi.RoomArgs{User: user, Room: a.Room})
 	})
 }
 
@@ -289,22 +289,35 @@ func (s *Server) LeaveRoom(ctx context.Context, a chatapi.RoomArgs) error {
 	return err
 }
 
-// repeatIfLost makes a membership change at central, and makes it once
-// more if the call broke mid-way (rmi.ErrConnLost: the central server died
-// and the outcome is unknown); the repeat goes to the next central server
-// (rmi.Failover). A repeat that fails with madeIt (ErrNotMember for a
-// leave, ErrRoomExists for a create) while central shows the user in the
-// room (member) or not (!member) as the change leaves them, finds the
-// change made by the first call: the room as it is now is the answer.
+// again calls central, and calls it once more if the call broke mid-way
+// (rmi.ErrConnLost: the central server died, and whether it did the call
+// is unknown); the repeat goes to the next central server (rmi.Failover).
+// Only for calls whose repeat is harmless: reads, idempotent changes, and
+// changes whose repeat is checked (repeatIfLost).
+func again[A, R any](ctx context.Context, s *Server, call func(context.Context, A) (R, error), args A) (R, error) {
+	r, err := call(ctx, args)
+	if errors.Is(err, rmi.ErrConnLost) {
+		s.log.Info("a call to central broke mid-way; making it again", "err", err)
+		r, err = call(ctx, args)
+	}
+	return r, err
+}
+
+// repeatIfLost makes a membership change at central, once more if the
+// call broke mid-way (again). A repeat that fails with madeIt
+// (ErrNotMember for a leave, ErrRoomExists for a create) while central
+// shows the user in the room (member) or not (!member) as the change
+// leaves them, finds the change made by the first call: the room as it is
+// now is the answer.
 func (s *Server) repeatIfLost(ctx context.Context, args centralapi.RoomArgs,
 	call func(context.Context, centralapi.RoomArgs) (centralapi.RoomInfo, error), madeIt error, member bool) (centralapi.RoomInfo, error) {
 	info, err := call(ctx, args)
 	if !errors.Is(err, rmi.ErrConnLost) {
 		return info, err
 	}
-	s.log.Info("central call broke mid-way; making it again", "user", args.User, "room", args.Room, "err", err)
+	s.log.Info("a call to central broke mid-way; making it again", "user", args.User, "room", args.Room, "err", err)
 	info, err = call(ctx, args)
-	if madeIt == nil || !errors.Is(err, madeIt) {
+	if !errors.Is(err, madeIt) {
 		return info, err
 	}
 	now, qerr := s.central.Room(ctx, centralapi.RoomQuery{Room: args.Room})
@@ -318,12 +331,7 @@ func (s *Server) repeatIfLost(ctx context.Context, args centralapi.RoomArgs,
 func (s *Server) Direct(ctx context.Context, a chatapi.DirectArgs) (centralapi.RoomInfo, error) {
 	return s.roomOp(ctx, a.Token, func(ctx context.Context, user string) (centralapi.RoomInfo, error) {
 		// Idempotent: the direct room is created on first use.
-		info, err := s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
-		if errors.Is(err, rmi.ErrConnLost) {
-			s.log.Info("central call broke mid-way; making it again", "user", user, "peer", a.Peer, "err", err)
-			info, err = s.central.DirectRoom(ctx, centralapi.DirectArgs{User: user, Peer: a.Peer})
-		}
-		return info, err
+		return again(ctx, s, s.central.DirectRoom, centralapi.DirectArgs{User: user, Peer: a.Peer})
 	})
 }
 
@@ -335,7 +343,7 @@ func (s *Server) ListRooms(ctx context.Context, a chatapi.TokenArgs) (centralapi
 	}
 	cctx, cancel := s.clk.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	return s.central.ListRooms(cctx, centralapi.UserArgs{User: at.user})
+	return again(cctx, s, s.central.ListRooms, centralapi.UserArgs{User: at.user})
 }
 
 // Who implements ChatServer. Members of a direct room are visible only to

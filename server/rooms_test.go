@@ -76,7 +76,8 @@ func TestMembersHearWhoJoinedAndLeft(t *testing.T) {
 // unknown to the chat server), the chat server makes the call again (at
 // the next central server) and answers the client as if nothing had
 // happened: a repeated create or leave that finds its change made counts
-// as done. Only a second lost reply reaches the client.
+// as done, and reads are simply made again. Only a second lost reply
+// reaches the client.
 func TestRoomChangesSurviveALostCentralReply(t *testing.T) {
 	ctx := context.Background()
 	c := servertest.New(t, servertest.Options{Servers: 1})
@@ -102,6 +103,15 @@ func TestRoomChangesSurviveALostCentralReply(t *testing.T) {
 	}
 	if !isMember("ann") || !isMember("bob") {
 		t.Fatal("ann and bob are not both in lobby")
+	}
+	// Reads too: bob's room list and lobby's members.
+	c.LoseCentralReplies("server-1", "ListRooms", 1)
+	if _, err := bob.Chat.ListRooms(ctx, chatapi.TokenArgs{Token: bob.Token}); err != nil {
+		t.Fatalf("list rooms with the reply lost once: %v", err)
+	}
+	c.LoseCentralReplies("server-1", "Room", 1)
+	if info, err := bob.Chat.Who(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); err != nil || len(info.Members) != 2 {
+		t.Fatalf("who with the reply lost once: %+v, %v", info, err)
 	}
 	c.LoseCentralReplies("server-1", "LeaveRoom", 1)
 	if err := bob.Chat.LeaveRoom(ctx, chatapi.RoomArgs{Token: bob.Token, Room: "lobby"}); err != nil {

@@ -143,7 +143,7 @@ func (s *Server) returnVoice(ctx context.Context, a chatapi.VoiceReturnArgs) err
 func (s *Server) voiceHostOf(ctx context.Context, user, room string) (centralapi.ServerInfo, error) {
 	cctx, cancel := s.clk.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	r, err := s.central.VoiceHost(cctx, centralapi.RoomArgs{User: user, Room: room})
+	r, err := again(cctx, s, s.central.VoiceHost, centralapi.RoomArgs{User: user, Room: room})
 	if err != nil {
 		return centralapi.ServerInfo{}, fmt.Errorf("voice host of %s: %w", room, err)
 	}
