@@ -35,10 +35,13 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, time.Sleep); err != nil {
+	clk := clock.New()
+	if err := run(os.Args[1:], os.Stdout, clk, clk.Sleep); err != nil {
 		fmt.Fprintln(os.Stderr, "vmcost:", err)
 		os.Exit(1)
 	}
@@ -47,9 +50,10 @@ func main() {
 // errUsage is the error of a command line vmcost cannot run.
 var errUsage = errors.New("usage: vmcost [--n N] [--gap D] [--dir DIR]")
 
-// run parses args and prints every figure to out; pause makes the idle
-// gap before each idle measurement (time.Sleep, or a stand-in in tests).
-func run(args []string, out io.Writer, pause func(time.Duration)) error {
+// run parses args and prints every figure to out, timed on clk; pause
+// makes the idle gap before each idle measurement (clk.Sleep, or a
+// stand-in in tests).
+func run(args []string, out io.Writer, clk clock.Clock, pause func(time.Duration)) error {
 	f := flag.NewFlagSet("vmcost", flag.ContinueOnError)
 	f.SetOutput(io.Discard)
 	n := f.Int("n", 2000, "time each operation `N` times")
@@ -61,7 +65,7 @@ func run(args []string, out io.Writer, pause func(time.Duration)) error {
 	if f.NArg() > 0 || *n < 1 || *gap < 0 {
 		return errUsage
 	}
-	m := &meter{out: out, n: *n}
+	m := &meter{out: out, clk: clk, n: *n}
 	if err := m.syscalls(); err != nil {
 		return err
 	}
@@ -87,6 +91,7 @@ func run(args []string, out io.Writer, pause func(time.Duration)) error {
 // meter times operations and prints their figures.
 type meter struct {
 	out io.Writer
+	clk clock.Clock
 	n   int
 }
 
@@ -96,11 +101,11 @@ func (m *meter) timed(before func(), op func() error) ([]time.Duration, error) {
 	ds := make([]time.Duration, m.n)
 	for i := range ds {
 		before()
-		t0 := time.Now()
+		t0 := m.clk.Now()
 		if err := op(); err != nil {
 			return nil, err
 		}
-		ds[i] = time.Since(t0)
+		ds[i] = m.clk.Since(t0)
 	}
 	slices.Sort(ds)
 	return ds, nil
@@ -120,11 +125,11 @@ func (m *meter) print(op, mode string, sorted []time.Duration, extra string) err
 func (m *meter) syscalls() error {
 	loops := make([]time.Duration, 10)
 	for i := range loops {
-		t0 := time.Now()
+		t0 := m.clk.Now()
 		for range m.n {
 			syscall.Getppid()
 		}
-		loops[i] = time.Since(t0) / time.Duration(m.n)
+		loops[i] = m.clk.Since(t0) / time.Duration(m.n)
 	}
 	slices.Sort(loops)
 	return m.print("syscall", "busy", loops, "")

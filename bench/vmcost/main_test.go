@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 func TestRunPrintsEveryFigure(t *testing.T) {
 	var out strings.Builder
 	var pauses []time.Duration
-	err := run([]string{"--n", "20", "--gap", "7ms", "--dir", t.TempDir()}, &out, func(d time.Duration) {
+	err := run([]string{"--n", "20", "--gap", "7ms", "--dir", t.TempDir()}, &out, clock.New(), func(d time.Duration) {
 		pauses = append(pauses, d)
 	})
 	if err != nil {
@@ -52,7 +54,7 @@ func TestRunPrintsEveryFigure(t *testing.T) {
 
 func TestRunRefusesBadArguments(t *testing.T) {
 	for _, args := range [][]string{{"--n", "0"}, {"--gap", "-1s"}, {"extra"}, {"--nope"}} {
-		err := run(args, &strings.Builder{}, func(time.Duration) { t.Fatal("ran") })
+		err := run(args, &strings.Builder{}, clock.New(), func(time.Duration) { t.Fatal("ran") })
 		if !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want the usage", args, err)
 		}
@@ -60,7 +62,7 @@ func TestRunRefusesBadArguments(t *testing.T) {
 }
 
 func TestRunReportsAnUnwritableDirectory(t *testing.T) {
-	err := run([]string{"--n", "2", "--dir", "/nonexistent/dir"}, &strings.Builder{}, func(time.Duration) {})
+	err := run([]string{"--n", "2", "--dir", "/nonexistent/dir"}, &strings.Builder{}, clock.New(), func(time.Duration) {})
 	if err == nil || !strings.Contains(err.Error(), "fdatasync") {
 		t.Fatalf("err %v, want the fdatasync test file's", err)
 	}
