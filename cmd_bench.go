@@ -108,6 +108,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		Clients: *clients, Messages: *messages, Size: *size, Inflight: *inflight, Rate: *rate,
 		Stall: *stall, Logger: log, Progress: progressPrinter(e.stderr),
 	}
+	clk := clock.New()
 	var trust *pki.ClientTrust
 	if *centralFlag != "" {
 		caddrs, err := centralAddrs(*centralFlag)
@@ -119,7 +120,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 		cfg.Central = strings.Join(caddrs, ",")
 	} else {
-		up, err := startUp(ctx, e, *servers, connsNeeded)
+		up, err := startUp(ctx, e, clk, *servers, connsNeeded)
 		if err != nil {
 			return err
 		}
@@ -130,7 +131,6 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 		cfg.Central, cfg.ServerUsage = up.central, up.usage
 	}
-	clk := clock.New()
 	cfg.Dial = client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig)
 	if *idle > 0 {
 		cfg.Clients = *idle
@@ -207,7 +207,7 @@ type upChild struct {
 
 // startUp starts "distchat up" with n chat servers on a temporary data
 // directory (this very binary, run again) and waits until it is up.
-func startUp(ctx context.Context, e *env, n, connsPerAddr int) (*upChild, error) {
+func startUp(ctx context.Context, e *env, clk clock.Clock, n, connsPerAddr int) (*upChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start cluster: %w", err)
@@ -239,7 +239,7 @@ func startUp(ctx context.Context, e *env, n, connsPerAddr int) (*upChild, error)
 		_, _ = io.Copy(io.Discard, out) // the child must never block on its stdout
 		u.exited <- cmd.Wait()
 	}()
-	timer := time.NewTimer(upStartTimeout)
+	timer := clk.Timer(upStartTimeout)
 	defer timer.Stop()
 	select {
 	case err = <-ready:

@@ -124,7 +124,7 @@ func runCentral(ctx context.Context, e *env, args []string) error {
 		}
 		member.dir = memberDir(*data)
 		fmt.Fprintf(e.stdout, "etcd member %s starting; waiting for the cluster %s\n", member.name, member.initialCluster)
-		m, err := startMember(ctx, member)
+		m, err := startMember(ctx, clk, member)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -69,9 +70,10 @@ func memberConfig(o memberOptions) (*embed.Config, error) {
 	return cfg, nil
 }
 
-// startMember starts the embedded etcd member and waits until the cluster
-// has formed (a quorum of members is up) and it serves clients.
-func startMember(ctx context.Context, o memberOptions) (*embed.Etcd, error) {
+// startMember starts the embedded etcd member and waits, at most
+// memberReadyTimeout on clk, until the cluster has formed (a quorum of
+// members is up) and it serves clients.
+func startMember(ctx context.Context, clk clock.Clock, o memberOptions) (*embed.Etcd, error) {
 	cfg, err := memberConfig(o)
 	if err != nil {
 		return nil, err
@@ -80,7 +82,7 @@ func startMember(ctx context.Context, o memberOptions) (*embed.Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd member %s: %w", o.name, err)
 	}
-	timer := time.NewTimer(memberReadyTimeout)
+	timer := clk.Timer(memberReadyTimeout)
 	defer timer.Stop()
 	select {
 	case <-e.Server.ReadyNotify():

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/distchat/distchat/central/kv"
 	"github.com/distchat/distchat/central/kv/etcdkv"
 )
@@ -83,7 +84,7 @@ func TestEtcdOverTLS(t *testing.T) {
 	client, peer := "unixs://localhost:3001", "unixs://localhost:3002"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := startMember(ctx, memberOptions{
+	m, err := startMember(ctx, clock.New(), memberOptions{
 		name: "m1", dir: filepath.Join(dir, "etcd"), initialCluster: "m1=" + peer, clientURL: client,
 		certFile: filepath.Join(dir, "member.crt"), keyFile: filepath.Join(dir, "member.key"), caFile: filepath.Join(dir, "ca.crt"),
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
@@ -166,15 +167,15 @@ type sampleWriter interface {
 	WriteSample(media.Sample) error
 }
 
-// play sends the file's frames to track in real time, each at its time
-// from the start; with loop, it starts again at the end, for as long as
-// ctx lasts. While on says false, frames pass without being sent (a
+// play sends the file's frames to track in real time on clk, each at its
+// time from the start; with loop, it starts again at the end, for as long
+// as ctx lasts. While on says false, frames pass without being sent (a
 // camera turned off). sent is told each sent frame's size.
-func play(ctx context.Context, open func() (source, error), loop bool, track sampleWriter,
+func play(ctx context.Context, clk clock.Clock, open func() (source, error), loop bool, track sampleWriter,
 	on func() bool, sent func(int)) error {
-	start := time.Now()
+	start := clk.Now()
 	var offset time.Duration // of this pass through the file
-	timer := time.NewTimer(0)
+	timer := clk.Timer(0)
 	defer timer.Stop()
 	<-timer.C
 	for {
@@ -192,7 +193,7 @@ func play(ctx context.Context, open func() (source, error), loop bool, track sam
 				src.Close()
 				return err
 			}
-			timer.Reset(time.Until(start.Add(offset + f.at)))
+			timer.Reset(clk.Until(start.Add(offset + f.at)))
 			select {
 			case <-ctx.Done():
 				src.Close()

@@ -44,8 +44,8 @@ type PeerConfig struct {
 	Send func(Signal)
 	// Logger receives the Peer's log; nil discards it.
 	Logger *slog.Logger
-	// Clock bounds ICE gathering; nil means clock.New(). (The media files
-	// are sent in real time.)
+	// Clock bounds ICE gathering and paces the media files, which are
+	// sent in real time; nil means clock.New().
 	Clock clock.Clock
 }
 
@@ -192,7 +192,7 @@ func (p *Peer) addSource(kind webrtc.RTPCodecType, path string) error {
 		if kind == webrtc.RTPCodecTypeVideo {
 			on = p.camera.Load
 		}
-		err := play(p.ctx, open, p.cfg.Loop, track, on, func(int) { sent.Add(1) })
+		err := play(p.ctx, p.cfg.Clock, open, p.cfg.Loop, track, on, func(int) { sent.Add(1) })
 		if err != nil && p.ctx.Err() == nil {
 			p.log.Warn("voice play", "file", path, "err", err)
 		}
