@@ -59,7 +59,12 @@ func run(args []string, out io.Writer, clk clock.Clock, pause func(time.Duration
 	n := f.Int("n", 2000, "time each operation `N` times")
 	gap := f.Duration("gap", 20*time.Millisecond, "idle pause `D` before each idle measurement")
 	dir := f.String("dir", ".", "write the fdatasync test file in `DIR` (the disk a chat server's data is on)")
-	if err := f.Parse(args); err != nil {
+	if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(out, errUsage)
+		f.SetOutput(out)
+		f.PrintDefaults()
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("%w: %w", err, errUsage)
 	}
 	if f.NArg() > 0 || *n < 1 || *gap < 0 {

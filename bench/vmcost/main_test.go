@@ -61,6 +61,18 @@ func TestRunRefusesBadArguments(t *testing.T) {
 	}
 }
 
+func TestHelp(t *testing.T) {
+	var out strings.Builder
+	if err := run([]string{"--help"}, &out, clock.New(), func(time.Duration) { t.Fatal("ran") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{errUsage.Error(), "-gap D", "-dir DIR", "-n N"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help %q lacks %q", out.String(), want)
+		}
+	}
+}
+
 func TestRunReportsAnUnwritableDirectory(t *testing.T) {
 	err := run([]string{"--n", "2", "--dir", "/nonexistent/dir"}, &strings.Builder{}, clock.New(), func(time.Duration) {})
 	if err == nil || !strings.Contains(err.Error(), "fdatasync") {
