@@ -125,8 +125,15 @@ func (s *Server) runForwarder(f *forwarder) {
 }
 
 // flushCursors writes the forwarding cursors (takeDirtyCursors) in a
-// commit of their own.
+// commit of their own, unless the commits since it was scheduled took
+// them all along.
 func (s *Server) flushCursors() {
+	s.mu.Lock()
+	due := s.out.flushDue()
+	s.mu.Unlock()
+	if !due {
+		return
+	}
 	if err := s.commit.submit(&commitReq{}); err != nil {
 		s.log.Warn("store forwarding cursors", "err", err)
 	}

@@ -24,7 +24,7 @@ type outbox struct {
 	durable  map[string]uint64            // room -> last own seq that is durable
 	acked    map[string]map[string]uint64 // dest -> room -> own seq dest acknowledged (the cursors)
 	dirty    map[string]map[string]uint64 // cursors not yet written
-	flushing bool                         // a write of the dirty cursors is scheduled
+	flushing bool                         // a write of the dirty cursors is scheduled (flushDue ends it)
 	dests    map[string]*outboxDest
 }
 
@@ -195,16 +195,25 @@ func (o *outbox) promise(dest string, w int64, durable map[string]uint64) {
 // durableSeqs returns a snapshot of the last durable own seq per room.
 func (o *outbox) durableSeqs() map[string]uint64 { return maps.Clone(o.durable) }
 
-// takeDirty returns the cursors to write with the next commit and ends the
-// scheduled flush. Losing them in a crash only means sending some
-// messages again, which receivers drop as duplicates.
+// takeDirty returns the cursors to write with the next commit. Losing
+// them in a crash only means sending some messages again, which receivers
+// drop as duplicates. A scheduled flush stays scheduled: its time comes
+// once, whatever commits took the cursors before it (flushDue).
 func (o *outbox) takeDirty() map[string]map[string]uint64 {
 	d := o.dirty
-	o.dirty, o.flushing = nil, false
+	o.dirty = nil
 	if d == nil {
 		d = map[string]map[string]uint64{}
 	}
 	return d
+}
+
+// flushDue ends the scheduled flush and reports whether it has cursors to
+// write: none when commits since took them all along. The next cursor
+// that becomes dirty schedules a flush again (sent).
+func (o *outbox) flushDue() bool {
+	o.flushing = false
+	return len(o.dirty) > 0
 }
 
 // restoreDirty takes back cursors that takeDirty returned but that were

@@ -129,22 +129,44 @@ func TestOutboxForwardCycle(t *testing.T) {
 	if got := o.takeDirty(); len(got) != 0 {
 		t.Fatalf("dirty cursors after take: %v", got)
 	}
-	// After the flush, the next dirty cursor schedules one again.
+	// A commit that took the cursors leaves the flush scheduled: a cursor
+	// dirty since does not schedule another.
 	o.stored("r", 5)
 	o.owe("b", "r")
 	spans, _, _ = o.next("b")
-	if !o.sent("b", spans, own("r", 5, 5)) {
-		t.Fatal("no flush scheduled after the last one ran")
+	if o.sent("b", spans, own("r", 5, 5)) {
+		t.Fatal("a second flush scheduled after a commit took the cursors")
 	}
-	// Cursors whose write failed are taken back, for the next write; a
-	// cursor that moved on since is kept.
-	failed := o.takeDirty()
+	// When the flush comes due, it writes that cursor.
+	if !o.flushDue() {
+		t.Fatal("the flush came due with a dirty cursor and had nothing to write")
+	}
+	o.takeDirty()
+	// After the flush, the next dirty cursor schedules one again.
 	o.stored("r", 6)
 	o.owe("b", "r")
 	spans, _, _ = o.next("b")
-	o.sent("b", spans, own("r", 6, 6))
-	o.restoreDirty(map[string]map[string]uint64{"b": {"r": 5, "q": 2}, "c": {"r": 1}})
-	if got, want := o.takeDirty(), map[string]map[string]uint64{"b": {"r": 6, "q": 2}, "c": {"r": 1}}; !reflect.DeepEqual(got, want) {
+	if !o.sent("b", spans, own("r", 6, 6)) {
+		t.Fatal("no flush scheduled after the last one ran")
+	}
+	// A flush whose cursors a commit took along writes nothing.
+	o.takeDirty()
+	if o.flushDue() {
+		t.Fatal("the flush came due after a commit took the cursors and wants to write")
+	}
+	// Cursors whose write failed are taken back, for the next write; a
+	// cursor that moved on since is kept.
+	o.stored("r", 7)
+	o.owe("b", "r")
+	spans, _, _ = o.next("b")
+	o.sent("b", spans, own("r", 7, 7))
+	failed := o.takeDirty()
+	o.stored("r", 8)
+	o.owe("b", "r")
+	spans, _, _ = o.next("b")
+	o.sent("b", spans, own("r", 8, 8))
+	o.restoreDirty(map[string]map[string]uint64{"b": {"r": 7, "q": 2}, "c": {"r": 1}})
+	if got, want := o.takeDirty(), map[string]map[string]uint64{"b": {"r": 8, "q": 2}, "c": {"r": 1}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("dirty cursors after a failed write of %v: %v, want %v", failed, got, want)
 	}
 }
