@@ -11,6 +11,7 @@ type outbox struct {
 	mu      sync.Mutex
 	queue   []Signal
 	closing bool
+	after   func()        // runs once the last signal is sent (close)
 	wake    chan struct{} // has a token when queue or closing changed
 	done    chan struct{} // closed when the goroutine has ended
 }
@@ -35,9 +36,11 @@ func (o *outbox) put(sig Signal) {
 	o.notify()
 }
 
-// close sends what is queued, then last (when its Kind is not empty), and
-// ends the goroutine. It does not wait for it: see wait.
-func (o *outbox) close(last Signal) {
+// close sends what is queued, then last (when its Kind is not empty),
+// then runs after (when not nil), and ends the goroutine. It does not
+// wait for it (see wait), so it may be called from a send: a signal whose
+// answer removes the participant at once.
+func (o *outbox) close(last Signal, after func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing {
@@ -46,7 +49,7 @@ func (o *outbox) close(last Signal) {
 	if last.Kind != "" {
 		o.queue = append(o.queue, last)
 	}
-	o.closing = true
+	o.closing, o.after = true, after
 	o.notify()
 }
 
@@ -65,13 +68,16 @@ func (o *outbox) run() {
 	for {
 		<-o.wake
 		o.mu.Lock()
-		batch, closing := o.queue, o.closing
+		batch, closing, after := o.queue, o.closing, o.after
 		o.queue = nil
 		o.mu.Unlock()
 		for _, sig := range batch {
 			o.send(sig)
 		}
 		if closing {
+			if after != nil {
+				after()
+			}
 			return
 		}
 	}

@@ -412,24 +412,22 @@ func (s *SFU) detachLocked(ch *channel, p *participant) {
 }
 
 // closeParticipant sends p its last signal (if any), then closes its
-// peer connection and so ends its forwarding goroutines. The connection
-// closes after the signal was sent, so that p learns it was removed
-// before it sees its connection close; that is done in a goroutine of its
-// own, unless the SFU is closing and waits for it anyway.
+// peer connection and so ends its forwarding goroutines. Both happen on
+// p's outbox goroutine, the connection after the signal, so that p learns
+// it was removed before it sees its connection close. Nothing here waits
+// for that goroutine: the call may come from it (a send whose answer
+// removes p at once, as a peer in the same process gives it). Close waits
+// for it, as for every participant's.
 func (s *SFU) closeParticipant(p *participant, last Signal) {
 	if p.connectTimer != nil {
 		p.connectTimer.Stop()
 	}
-	p.out.close(last)
-	closeAfterSend := func() {
-		p.out.wait()
+	p.out.close(last, func() {
 		if err := p.pc.Close(); err != nil {
 			s.log.Debug("voice close", "participant", p.id, "err", err)
 		}
-	}
-	if !s.goTracked(closeAfterSend) {
-		closeAfterSend()
-	}
+	})
+	s.goTracked(p.out.wait)
 }
 
 // goTracked runs f in a goroutine the SFU waits for on Close, unless the

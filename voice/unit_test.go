@@ -184,16 +184,41 @@ func TestAudioLevelHeader(t *testing.T) {
 }
 
 // TestOutboxOrder: signals reach send in order, the last one after all
-// the others, and the goroutine ends.
+// the others, then close's function runs, and the goroutine ends.
 func TestOutboxOrder(t *testing.T) {
 	var got rmitest.SyncBuffer
 	o := newOutbox(func(s Signal) { got.Write([]byte(s.Kind + "\n")) })
 	o.put(Signal{Kind: KindOffer})
 	o.put(Signal{Kind: KindCandidate})
-	o.close(Signal{Kind: KindBye})
+	o.close(Signal{Kind: KindBye}, func() { got.Write([]byte("after\n")) })
 	o.put(Signal{Kind: KindAnswer}) // after close: dropped
+	o.close(Signal{Kind: KindBye}, func() { t.Error("a second close's function ran") })
 	o.wait()
-	if lines := got.Lines(); strings.Join(lines, " ") != "offer candidate bye" {
-		t.Errorf("sent %v, want offer candidate bye", lines)
+	if lines := got.Lines(); strings.Join(lines, " ") != "offer candidate bye after" {
+		t.Errorf("sent %v, want offer candidate bye after", lines)
+	}
+}
+
+// TestOutboxClosedFromItsSend: a send that closes its own outbox (an
+// answer that removes the participant at once, from a peer in the same
+// process) does not wait for itself: the last signal and close's function
+// follow, and the goroutine ends. (The SFU once waited for the outbox
+// there, and a test's peer hung in it.)
+func TestOutboxClosedFromItsSend(t *testing.T) {
+	var got rmitest.SyncBuffer
+	var o *outbox
+	ready := make(chan struct{})
+	o = newOutbox(func(s Signal) {
+		<-ready
+		got.Write([]byte(s.Kind + "\n"))
+		if s.Kind == KindOffer {
+			o.close(Signal{Kind: KindBye}, func() { got.Write([]byte("after\n")) })
+		}
+	})
+	o.put(Signal{Kind: KindOffer})
+	close(ready)
+	o.wait()
+	if lines := got.Lines(); strings.Join(lines, " ") != "offer bye after" {
+		t.Errorf("sent %v, want offer bye after", lines)
 	}
 }

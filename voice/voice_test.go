@@ -307,6 +307,48 @@ func TestChannelFull(t *testing.T) {
 	}
 }
 
+// TestCloseParticipantFromItsOwnSend: a participant removed from inside
+// the SFU's own send to it, once the SFU is closed (a peer in the same
+// process answering at once, as in TestChannelFull's clean-up, where this
+// once hung): the removal does not wait for the goroutine it runs on; the
+// bye follows, and the goroutine ends.
+func TestCloseParticipantFromItsOwnSend(t *testing.T) {
+	r := newRig(t, Config{})
+	var p *participant
+	var sent rmitest.SyncBuffer
+	entered, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	p, err := r.sfu.newParticipant("room", "ann", func(sig Signal) {
+		sent.Write([]byte(sig.Kind + "\n"))
+		if sig.Kind == KindCamera {
+			close(entered)
+			<-release
+			r.sfu.closeParticipant(p, Signal{Kind: KindBye})
+			close(returned)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.out.put(Signal{Kind: KindCamera})
+	<-entered
+	if err := r.sfu.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	rmitest.WaitFor(t, "the removal to return on the participant's own goroutine", func() bool {
+		select {
+		case <-returned:
+			return true
+		default:
+			return false
+		}
+	})
+	p.out.wait()
+	if lines := sent.Lines(); strings.Join(lines, " ") != "camera bye" {
+		t.Errorf("sent %v, want camera bye", lines)
+	}
+}
+
 // TestVideo: a peer's camera reaches the others; a receiver joining makes
 // the SFU ask the sender for a keyframe; turning the camera off and on
 // renegotiates, and video flows again.
