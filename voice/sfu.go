@@ -417,7 +417,8 @@ func (s *SFU) detachLocked(ch *channel, p *participant) {
 // it was removed before it sees its connection close. Nothing here waits
 // for that goroutine: the call may come from it (a send whose answer
 // removes p at once, as a peer in the same process gives it). Close waits
-// for it, as for every participant's.
+// for it: through goTracked while the SFU is open, and itself for every
+// participant still in a channel when it closes.
 func (s *SFU) closeParticipant(p *participant, last Signal) {
 	if p.connectTimer != nil {
 		p.connectTimer.Stop()
