@@ -3,11 +3,11 @@ package server
 import (
 	"errors"
 	"reflect"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -59,9 +59,7 @@ func TestCommitterYieldsBeforeEachWrite(t *testing.T) {
 		if len(order) == 1 {
 			c.mu.Unlock()
 			go func() { joinedDone <- c.submit(joined) }()
-			for !c.queued(joined) {
-				runtime.Gosched()
-			}
+			rmitest.WaitFor(t, "the request to queue behind the leader", func() bool { return c.queued(joined) })
 			return
 		}
 		c.mu.Unlock()
@@ -76,7 +74,7 @@ func TestCommitterYieldsBeforeEachWrite(t *testing.T) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
 	if n := c.commits.Load(); n != 1 || !slices.Equal(joined.isNew, []bool{true}) {
-		t.Fatalf("%d commits (the request that came during the yield: isNew %v), want 1", c.commits.Load(), joined.isNew)
+		t.Fatalf("%d commits (the request that came during the yield: isNew %v), want 1", n, joined.isNew)
 	}
 	// The next commit yields again before its write.
 	if err := c.submit(&commitReq{msgs: []chatapi.Message{testMsg("a", 3, 30)}, own: true}); err != nil {
