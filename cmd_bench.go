@@ -28,9 +28,12 @@ over TLS, as "distchat client" is) join one room and each posts M messages
 of S bytes, every message delivered to every member. It prints deliveries
 and posts per second, the latency from a post's start to its delivery at
 another member (both measured in this process), the servers' CPU per
-delivery and memory, this process's CPU per delivery, and two checks:
-every message arrived exactly once at every member, and every member ends
-with the identical room log. The exit status is 1 if a check fails.
+delivery and memory, this process's CPU per delivery, the read and write
+system calls per delivery of the servers and of this process (Linux's
+/proc), and four checks: every post was acknowledged, every message
+arrived exactly once at every member, every member ends with the
+identical room log, and each sender's messages stand in it in the order
+sent. The exit status is 1 if a check fails.
 
 By default it starts a cluster of its own ("distchat up" with --servers
 chat servers, in a child process, on a temporary data directory), signs
@@ -293,8 +296,9 @@ func (u *upChild) usage() (bench.ServerUsage, error) {
 const clockTicks = 100
 
 // procUsage returns process pid's CPU time (utime+stime, from
-// /proc/PID/stat) and its resident memory now and at its peak (VmRSS and
-// VmHWM, from /proc/PID/status).
+// /proc/PID/stat), its resident memory now and at its peak (VmRSS and
+// VmHWM, from /proc/PID/status), and its read and write system calls
+// (from /proc/PID/io, when it may be read).
 func procUsage(pid int) (bench.ServerUsage, error) {
 	var u bench.ServerUsage
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
@@ -325,6 +329,9 @@ func procUsage(pid int) (bench.ServerUsage, error) {
 	status, err := os.ReadFile(filepath.Join(proc, "status"))
 	if err != nil {
 		return u, err
+	}
+	if u.Reads, u.Writes, err = bench.ReadProcIO(filepath.Join(proc, "io")); err == nil {
+		u.SyscallsKnown = true
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		key, val, ok := strings.Cut(line, ":")

@@ -28,10 +28,12 @@ func TestBenchCommand(t *testing.T) {
 		Posts, Deliveries       int64
 		DeliveriesPerSec        float64 `json:"deliveries_per_sec"`
 		Placement               map[string]int
-		Latency                 struct{ N int } `json:"latency_ms"`
-		ServerCPUPerDelivery    *float64        `json:"server_cpu_per_delivery_us"`
-		ServerRSS               *int64          `json:"server_rss_bytes"`
-		LoadCPUPerDelivery      *float64        `json:"load_cpu_per_delivery_us"`
+		Latency                 struct{ N int }                  `json:"latency_ms"`
+		ServerCPUPerDelivery    *float64                         `json:"server_cpu_per_delivery_us"`
+		ServerRSS               *int64                           `json:"server_rss_bytes"`
+		LoadCPUPerDelivery      *float64                         `json:"load_cpu_per_delivery_us"`
+		ServerSyscalls          *struct{ Reads, Writes float64 } `json:"server_syscalls_per_delivery"`
+		LoadSyscalls            *struct{ Reads, Writes float64 } `json:"load_syscalls_per_delivery"`
 		Checks                  map[string]struct{ OK bool }
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
@@ -50,7 +52,9 @@ func TestBenchCommand(t *testing.T) {
 	if rep.DeliveriesPerSec <= 0 || rep.LoadCPUPerDelivery == nil {
 		t.Fatalf("figures missing: %s", out)
 	}
-	if runtime.GOOS == "linux" && (rep.ServerCPUPerDelivery == nil || rep.ServerRSS == nil || *rep.ServerRSS <= 0) {
+	if runtime.GOOS == "linux" && (rep.ServerCPUPerDelivery == nil || rep.ServerRSS == nil || *rep.ServerRSS <= 0 ||
+		rep.ServerSyscalls == nil || rep.ServerSyscalls.Reads <= 0 || rep.ServerSyscalls.Writes <= 0 ||
+		rep.LoadSyscalls == nil || rep.LoadSyscalls.Reads <= 0 || rep.LoadSyscalls.Writes <= 0) {
 		t.Fatalf("no server figures from /proc: %s", out)
 	}
 	for _, name := range []string{"posted", "exactly_once", "same_order"} {
@@ -122,7 +126,7 @@ func TestProcUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.RSS <= 0 || u.PeakRSS < u.RSS {
+	if u.RSS <= 0 || u.PeakRSS < u.RSS || !u.SyscallsKnown || u.Reads <= 0 {
 		t.Fatalf("usage of this process: %+v", u)
 	}
 }

@@ -2,6 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,7 +88,8 @@ func TestRunServerUsage(t *testing.T) {
 	calls := 0
 	cfg.ServerUsage = func() (ServerUsage, error) {
 		calls++
-		return ServerUsage{CPU: time.Duration(calls) * time.Microsecond, RSS: 1 << 20, PeakRSS: 2 << 20}, nil
+		return ServerUsage{CPU: time.Duration(calls) * time.Microsecond, RSS: 1 << 20, PeakRSS: 2 << 20,
+			Reads: int64(12 * calls), Writes: int64(3 * calls), SyscallsKnown: true}, nil
 	}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
@@ -92,6 +98,66 @@ func TestRunServerUsage(t *testing.T) {
 	// 1 µs of CPU over 6 deliveries.
 	if calls != 2 || rep.ServerCPUPerDelivery == nil || *rep.ServerCPUPerDelivery != 1.0/6 || *rep.ServerRSS != 1<<20 || *rep.ServerPeakRSS != 2<<20 {
 		t.Fatalf("%d calls; server figures %v %v %v", calls, rep.ServerCPUPerDelivery, rep.ServerRSS, rep.ServerPeakRSS)
+	}
+	// 12 reads and 3 writes over 6 deliveries.
+	if s := rep.ServerSyscallsPerDelivery; s == nil || s.Reads != 2 || s.Writes != 0.5 {
+		t.Fatalf("server syscalls %v", s)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "server syscalls     2.00 reads, 0.50 writes per delivery") {
+		t.Fatalf("text report:\n%s", text.String())
+	}
+}
+
+// Servers whose system calls are not known have no syscall figures.
+func TestRunServerSyscallsUnknown(t *testing.T) {
+	cfg := cluster(t, 1)
+	cfg.Clients, cfg.Messages = 2, 1
+	cfg.ServerUsage = func() (ServerUsage, error) { return ServerUsage{CPU: time.Microsecond}, nil }
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ServerCPUPerDelivery == nil || rep.ServerSyscallsPerDelivery != nil {
+		t.Fatalf("server figures %v, syscalls %v", rep.ServerCPUPerDelivery, rep.ServerSyscallsPerDelivery)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "server syscalls     n/a") {
+		t.Fatalf("text report:\n%s", text.String())
+	}
+}
+
+func TestReadProcIO(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "rchar: 1\nwchar: 2\nsyscr: 345\nsyscw: 67\nread_bytes: 0\n")
+	if r, w, err := ReadProcIO(good); err != nil || r != 345 || w != 67 {
+		t.Fatalf("ReadProcIO(good) = %d, %d, %v; want 345, 67", r, w, err)
+	}
+	for name, text := range map[string]string{
+		"missing": "rchar: 1\nsyscr: 3\n",
+		"garbled": "syscr: three\nsyscw: 4\n",
+		"empty":   "",
+	} {
+		if _, _, err := ReadProcIO(write(name, text)); err == nil {
+			t.Errorf("ReadProcIO(%s): no error", name)
+		}
+	}
+	if _, _, err := ReadProcIO(filepath.Join(dir, "absent")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadProcIO(absent) = %v, want fs.ErrNotExist", err)
+	}
+	if runtime.GOOS == "linux" {
+		if r, _, err := ReadProcIO("/proc/self/io"); err != nil || r <= 0 {
+			t.Errorf("ReadProcIO(/proc/self/io) = %d reads, %v", r, err)
+		}
 	}
 }
 

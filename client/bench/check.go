@@ -68,9 +68,22 @@ func (l *ledger) report(m measured) Report {
 	if m.selfKnown {
 		r.LoadCPUPerDelivery = perDelivery(m.selfCPU)
 	}
+	syscalls := func(reads, writes int64) *Syscalls {
+		s := Syscalls{}
+		if r.Deliveries > 0 {
+			s.Reads, s.Writes = float64(reads)/float64(r.Deliveries), float64(writes)/float64(r.Deliveries)
+		}
+		return &s
+	}
+	if m.selfIOKnown {
+		r.LoadSyscallsPerDelivery = syscalls(m.selfReads, m.selfWrites)
+	}
 	if m.serverKnown {
 		r.ServerCPUPerDelivery = perDelivery(m.serverAfter.CPU - m.serverBefore.CPU)
 		r.ServerRSS, r.ServerPeakRSS = &m.serverAfter.RSS, &m.serverAfter.PeakRSS
+		if m.serverBefore.SyscallsKnown && m.serverAfter.SyscallsKnown {
+			r.ServerSyscallsPerDelivery = syscalls(m.serverAfter.Reads-m.serverBefore.Reads, m.serverAfter.Writes-m.serverBefore.Writes)
+		}
 	}
 	return r
 }

@@ -74,6 +74,11 @@ type ServerUsage struct {
 	// RSS is the servers' resident memory now, and PeakRSS its peak, in
 	// bytes.
 	RSS, PeakRSS int64
+	// Reads and Writes count the servers' read and write system calls
+	// since they started (see ReadProcIO); SyscallsKnown says the system
+	// told them.
+	Reads, Writes int64
+	SyscallsKnown bool
 }
 
 // Progress is how far a run has got.

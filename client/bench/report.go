@@ -51,8 +51,29 @@ type Report struct {
 	// LoadCPUPerDelivery is this process's CPU time over the run divided
 	// by Deliveries, in µs (null where the system does not tell).
 	LoadCPUPerDelivery *float64 `json:"load_cpu_per_delivery_us"`
+	// ServerSyscallsPerDelivery and LoadSyscallsPerDelivery are the read
+	// and write system calls of the servers (with Config.ServerUsage) and
+	// of this process over the run, per delivery; null where the system
+	// does not tell. On one machine a system call costs a few µs with its
+	// wake-ups, so they say where the CPU per delivery goes.
+	ServerSyscallsPerDelivery *Syscalls `json:"server_syscalls_per_delivery"`
+	LoadSyscallsPerDelivery   *Syscalls `json:"load_syscalls_per_delivery"`
 
 	Checks Checks `json:"checks"`
+}
+
+// Syscalls are read and write system calls per delivery.
+type Syscalls struct {
+	Reads  float64 `json:"reads"`
+	Writes float64 `json:"writes"`
+}
+
+// String formats s for the text report ("n/a" when nil).
+func (s *Syscalls) String() string {
+	if s == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f reads, %.2f writes per delivery", s.Reads, s.Writes)
 }
 
 // Latency is a latency distribution, in milliseconds.
@@ -127,11 +148,13 @@ func (r Report) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  server RSS          n/a\n")
 	}
+	fmt.Fprintf(w, "  server syscalls     %s\n", r.ServerSyscallsPerDelivery)
 	if r.LoadCPUPerDelivery != nil {
 		fmt.Fprintf(w, "  load CPU            %.2f µs per delivery (this process)\n", *r.LoadCPUPerDelivery)
 	} else {
 		fmt.Fprintf(w, "  load CPU            n/a\n")
 	}
+	fmt.Fprintf(w, "  load syscalls       %s\n", r.LoadSyscallsPerDelivery)
 	fmt.Fprintf(w, "  out of sender order %d\n", r.OutOfSenderOrder)
 	for _, c := range []struct {
 		name string

@@ -89,6 +89,9 @@ type measured struct {
 	serverKnown    bool
 	selfCPU        time.Duration
 	selfKnown      bool
+	selfReads      int64 // this process's read and write system calls over the run
+	selfWrites     int64
+	selfIOKnown    bool
 }
 
 // load runs the posts and waits for their deliveries.
@@ -101,6 +104,7 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 		}
 	}
 	cpu0, ok0 := selfCPU()
+	reads0, writes0, io0 := selfSyscalls()
 	t0 := l.now()
 
 	var posted, failed atomic.Int64
@@ -162,6 +166,9 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 	}
 	if cpu1, ok1 := selfCPU(); ok0 && ok1 {
 		m.selfCPU, m.selfKnown = cpu1-cpu0, true
+	}
+	if reads1, writes1, io1 := selfSyscalls(); io0 && io1 {
+		m.selfReads, m.selfWrites, m.selfIOKnown = reads1-reads0, writes1-writes0, true
 	}
 	if cfg.ServerUsage != nil {
 		if m.serverAfter, err = cfg.ServerUsage(); err != nil {
