@@ -433,6 +433,9 @@ type delivered struct {
 // then fails it over).
 func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 	var d delivered
+	if len(args.Messages) > 0 {
+		d.shown = make([]chatapi.Message, 0, len(args.Messages))
+	}
 	for _, m := range args.Messages {
 		if m.Room == "" || s.left[m.Room] {
 			continue
@@ -445,7 +448,7 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 		if v.Insert(m) == Added {
 			d.shown = append(d.shown, m)
 		}
-		if v.Head(m.Stamp.Server) < m.Stamp.Seq {
+		if v.Head(m.Stamp.Server) < m.Stamp.Seq && (len(d.gaps) == 0 || d.gaps[len(d.gaps)-1] != m.Room) {
 			d.gaps = append(d.gaps, m.Room)
 		}
 	}

@@ -267,6 +267,12 @@ func (st *store) load(self string) (*loadedState, error) {
 	return ls, nil
 }
 
+// roomStamp names a message: its room and stamp.
+type roomStamp struct {
+	room  string
+	stamp chatapi.Stamp
+}
+
 // writeBatch is one group commit.
 type writeBatch struct {
 	msgs    []chatapi.Message // to store (duplicates by room/origin/seq are skipped)
@@ -294,17 +300,20 @@ func (st *store) probe() error {
 func (st *store) commit(b *writeBatch) error {
 	b.isNew = make([]bool, len(b.msgs))
 	b.heads = map[string]map[string]uint64{}
-	var recs [][]byte
+	recs := make([][]byte, 0, len(b.msgs)+3)
 	st.mu.RLock()
-	inBatch := map[string]map[chatapi.Stamp]bool{}
+	var inBatch map[roomStamp]bool // made only for a batch of several messages
+	if len(b.msgs) > 1 {
+		inBatch = make(map[roomStamp]bool, len(b.msgs))
+	}
 	for i, m := range b.msgs {
-		if st.hasLocked(m.Room, m.Stamp) || inBatch[m.Room][m.Stamp] {
+		k := roomStamp{m.Room, m.Stamp}
+		if st.hasLocked(m.Room, m.Stamp) || inBatch[k] {
 			continue
 		}
-		if inBatch[m.Room] == nil {
-			inBatch[m.Room] = map[chatapi.Stamp]bool{}
+		if inBatch != nil {
+			inBatch[k] = true
 		}
-		inBatch[m.Room][m.Stamp] = true
 		b.isNew[i] = true
 		recs = append(recs, encodeMessage(m))
 	}
