@@ -136,6 +136,7 @@ type Central struct {
 	online   map[string][]serverCount    // user -> attached sessions per server, sorted by server
 	pending  map[string]pendingPlacement // session key -> placement not yet attached
 	toPush   map[string][]string         // chat server address -> ended session ids to tell it
+	retried  map[string]bool             // chat server address -> its ids wait for their one retry (endpush.go)
 	tickets  map[string]ticket           // web login tickets by hash (tickets.go)
 	// voiceHosts names, by room, the chat server hosting its voice
 	// channel (voice.go).
@@ -249,6 +250,7 @@ func Open(cfg Config) (*Central, error) {
 		online:     map[string][]serverCount{},
 		pending:    map[string]pendingPlacement{},
 		toPush:     map[string][]string{},
+		retried:    map[string]bool{},
 		checks:     make(chan struct{}, runtime.GOMAXPROCS(0)),
 		checkQueue: make(chan struct{}, maxCheckWaiting),
 		throttle:   newThrottle(),
@@ -303,6 +305,7 @@ func (c *Central) Close() error {
 	clear(c.online)
 	clear(c.pending)
 	clear(c.toPush)
+	clear(c.retried)
 	c.mu.Unlock()
 	c.stopBg()
 	c.leases.Close()

@@ -28,6 +28,14 @@ import (
 // pushTimeout bounds one EndSessions call.
 const pushTimeout = 10 * time.Second
 
+// pushRetry is how long a push that failed waits for its one retry. A
+// chat server refuses for a moment while it shuts down or restarts; one
+// that unregistered meanwhile needs no push, since its sessions were
+// detached with it. A push that fails twice is logged as a warning (a
+// server central cannot reach, at the address it registered, is worth an
+// operator's look) and left to the backstop.
+const pushRetry = time.Second
+
 // queueEndLocked queues the end of session key for the servers it is
 // attached to. c.mu must be held.
 func (c *Central) queueEndLocked(key string) {
@@ -49,14 +57,21 @@ func (c *Central) queueEndLocked(key string) {
 	}
 }
 
-// push tells the chat server at addr which of its sessions ended.
+// push tells the chat server at addr which of its sessions ended, unless
+// it has left.
 func (c *Central) push(addr string) {
 	c.mu.Lock()
 	ids := c.toPush[addr]
 	delete(c.toPush, addr)
-	closed := c.closed
+	retry := c.retried[addr]
+	delete(c.retried, addr)
+	closed, present := c.closed, c.registeredAtLocked(addr)
 	c.mu.Unlock()
 	if closed || len(ids) == 0 {
+		return
+	}
+	if !present {
+		c.log.Debug("a chat server left before it was told that sessions ended", "addr", addr, "sessions", len(ids))
 		return
 	}
 	inv := c.connect(addr)
@@ -67,11 +82,43 @@ func (c *Central) push(addr string) {
 	defer cancel()
 	slices.Sort(ids)
 	if err := (chatapi.PeerStub{Inv: inv}).EndSessions(ctx, chatapi.EndSessionsArgs{Sessions: ids}); err != nil {
+		if !retry && c.retryPush(addr, ids) {
+			c.log.Debug("telling a chat server that sessions ended failed; will retry", "addr", addr, "sessions", len(ids), "err", err)
+			return
+		}
 		// The server's next lease renewal learns of them instead.
 		c.log.Warn("telling a chat server that sessions ended failed", "addr", addr, "sessions", len(ids), "err", err)
 		return
 	}
 	c.log.Debug("told a chat server that sessions ended", "addr", addr, "sessions", len(ids))
+}
+
+// retryPush queues ids again for the chat server at addr, to be pushed
+// after pushRetry (or sooner, with the next session that ends there),
+// and reports whether it did: not once central is closed.
+func (c *Central) retryPush(addr string, ids []string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if len(c.toPush[addr]) == 0 {
+		c.clk.AfterFunc(pushRetry, func() { c.push(addr) })
+	}
+	c.toPush[addr] = append(c.toPush[addr], ids...)
+	c.retried[addr] = true
+	return true
+}
+
+// registeredAtLocked reports whether a live chat server has the address
+// addr. c.mu must be held.
+func (c *Central) registeredAtLocked(addr string) bool {
+	for _, s := range c.servers {
+		if s.info.Addr == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // endedAmong returns the ids (as centralapi.SessionID) among ids whose

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,15 +17,31 @@ import (
 
 // pushLog records the EndSessions calls central makes, by address.
 type pushLog struct {
-	mu   sync.Mutex
-	got  []string // "addr method id"
-	fail bool
+	mu    sync.Mutex
+	got   []string // "addr method id"
+	fail  bool
+	calls int // EndSessions calls, failed ones included
+}
+
+func (p *pushLog) setFail(fail bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail = fail
+}
+
+func (p *pushLog) callCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
 }
 
 func (p *pushLog) connect(addr string) rmi.Invoker {
 	return invokerFunc(func(ctx context.Context, object, method string, args, reply any) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if method == "EndSessions" {
+			p.calls++
+		}
 		if p.fail {
 			return fmt.Errorf("%s: %w", addr, rmi.ErrConnect)
 		}
@@ -115,4 +132,93 @@ func TestRenewNamesEndedSessions(t *testing.T) {
 	e.clk.Add(40 * time.Minute)
 	_, err = e.c.CheckSession(ctx, centralapi.SessionArgs{Token: bob.Token, Server: "s1"})
 	wantErr(t, "CheckSession after the extension", err, nil)
+}
+
+// pushEnv is a Central with chat server s1 registered at s1:7000 and
+// alice logged in and attached there, whose pushes go to log.
+func pushEnv(t *testing.T, log *pushLog) (*env, centralapi.LoginReply) {
+	t.Helper()
+	e := newEnvWith(t, func(c *Config) {
+		c.Connect, c.SessionTTL, c.ServerLeaseTTL = log.connect, time.Hour, 2*time.Hour
+	})
+	e.signUp("alice")
+	_, err := e.c.RegisterServer(ctx, centralapi.RegisterArgs{Name: "s1", Addr: "s1:7000"})
+	wantErr(t, "RegisterServer", err, nil)
+	return e, e.connect("alice")
+}
+
+// waitLog waits, running the clock's due tasks, until central's log has
+// line.
+func waitLog(t *testing.T, e *env, line string) {
+	t.Helper()
+	rmitest.WaitFor(t, "log line "+line, func() bool {
+		e.clk.Add(0)
+		return strings.Contains(e.log.String(), line)
+	})
+}
+
+const pushWarning = `level=WARN msg="telling a chat server that sessions ended failed"`
+
+// A chat server that unregistered before the push ran is not called: its
+// sessions were detached when it left. (A server shutting down closes
+// first and unregisters after, so this is the common end of a push that
+// raced a shutdown.)
+func TestPushSkipsAServerThatLeft(t *testing.T) {
+	var log pushLog
+	log.setFail(true)
+	e, r := pushEnv(t, &log)
+	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
+	wantErr(t, "UnregisterServer", e.c.UnregisterServer(ctx, centralapi.UnregisterArgs{Name: "s1"}), nil)
+	waitLog(t, e, "a chat server left before it was told that sessions ended")
+	if n := log.callCount(); n != 0 {
+		t.Fatalf("%d EndSessions calls to a server that left; want 0", n)
+	}
+	if strings.Contains(e.log.String(), "level=WARN") {
+		t.Fatalf("a warning for a server that left:\n%s", e.log.String())
+	}
+}
+
+// A push that fails is retried once, pushRetry later, without a warning;
+// the retry delivers it.
+func TestFailedPushIsRetriedOnce(t *testing.T) {
+	var log pushLog
+	log.setFail(true)
+	e, r := pushEnv(t, &log)
+	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
+	waitLog(t, e, "telling a chat server that sessions ended failed; will retry")
+	log.setFail(false)
+	want := "s1:7000 EndSessions " + centralapi.SessionID(r.Token)
+	e.clk.Add(pushRetry - time.Millisecond)
+	if log.has(want) {
+		t.Fatal("the retry ran before pushRetry had passed")
+	}
+	rmitest.WaitFor(t, "the retried push", func() bool {
+		e.clk.Add(time.Millisecond)
+		return log.has(want)
+	})
+	if n := log.callCount(); n != 2 {
+		t.Fatalf("%d EndSessions calls; want 2 (the failure, the retry)", n)
+	}
+	if strings.Contains(e.log.String(), pushWarning) {
+		t.Fatalf("a warning for a push its retry delivered:\n%s", e.log.String())
+	}
+}
+
+// A push that fails twice is logged as a warning, once, and left to the
+// lease renewal (TestRenewNamesEndedSessions).
+func TestPushFailingTwiceWarns(t *testing.T) {
+	var log pushLog
+	log.setFail(true)
+	e, r := pushEnv(t, &log)
+	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
+	waitLog(t, e, "will retry")
+	e.clk.Add(pushRetry)
+	waitLog(t, e, pushWarning)
+	e.clk.Add(time.Hour)
+	if n := log.callCount(); n != 2 {
+		t.Fatalf("%d EndSessions calls; want 2 (no retry after the second failure)", n)
+	}
+	if n := strings.Count(e.log.String(), pushWarning); n != 1 {
+		t.Fatalf("%d warnings; want 1:\n%s", n, e.log.String())
+	}
 }
