@@ -178,14 +178,22 @@ func TestPushSkipsAServerThatLeft(t *testing.T) {
 	}
 }
 
+// failedPush is pushEnv with alice logged out and the push of her ended
+// session failed once, its retry scheduled.
+func failedPush(t *testing.T, log *pushLog) (*env, centralapi.LoginReply) {
+	t.Helper()
+	log.setFail(true)
+	e, r := pushEnv(t, log)
+	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
+	waitLog(t, e, "telling a chat server that sessions ended failed; will retry")
+	return e, r
+}
+
 // A push that fails is retried once, pushRetry later, without a warning;
 // the retry delivers it.
 func TestFailedPushIsRetriedOnce(t *testing.T) {
 	var log pushLog
-	log.setFail(true)
-	e, r := pushEnv(t, &log)
-	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
-	waitLog(t, e, "telling a chat server that sessions ended failed; will retry")
+	e, r := failedPush(t, &log)
 	log.setFail(false)
 	want := "s1:7000 EndSessions " + centralapi.SessionID(r.Token)
 	e.clk.Add(pushRetry - time.Millisecond)
@@ -208,10 +216,7 @@ func TestFailedPushIsRetriedOnce(t *testing.T) {
 // lease renewal (TestRenewNamesEndedSessions).
 func TestPushFailingTwiceWarns(t *testing.T) {
 	var log pushLog
-	log.setFail(true)
-	e, r := pushEnv(t, &log)
-	wantErr(t, "Logout", e.c.Logout(ctx, centralapi.LogoutArgs{Token: r.Token}), nil)
-	waitLog(t, e, "will retry")
+	e, _ := failedPush(t, &log)
 	e.clk.Add(pushRetry)
 	waitLog(t, e, pushWarning)
 	e.clk.Add(time.Hour)

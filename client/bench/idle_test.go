@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,11 +67,7 @@ func TestIdle(t *testing.T) {
 	if n := open.Load(); n != 0 {
 		t.Errorf("%d connections still open after Idle", n)
 	}
-	var out strings.Builder
-	rep.WriteText(&out)
-	if !strings.Contains(out.String(), "per idle client     2.9 KiB") {
-		t.Errorf("text report:\n%s", out.String())
-	}
+	wantText(t, rep, "per idle client     2.9 KiB")
 }
 
 func TestIdleNeedsServerUsage(t *testing.T) {
