@@ -53,14 +53,16 @@ func (l *sortedLog) insert(m chatapi.Message) (late bool) {
 		l.n++
 		return false
 	}
-	if len(l.chunks[ci]) >= l.chunk {
-		l.split(ci)
-		if c := l.chunks[ci]; !m.Stamp.Less(c[len(c)-1].Stamp) {
-			ci++
-		}
-	}
 	c := l.chunks[ci]
 	i := sort.Search(len(c), func(i int) bool { return m.Stamp.Less(c[i].Stamp) })
+	if len(c) >= l.chunk {
+		// Split where m goes if that is in the chunk's back half (a late
+		// arrival usually is: it is late by a few messages), so that the
+		// front stays nearly full; else in the middle. Either way m then
+		// goes into the front part.
+		l.split(ci, max(len(c)/2, i))
+		c = l.chunks[ci]
+	}
 	c = append(c, chatapi.Message{})
 	copy(c[i+1:], c[i:])
 	c[i] = m
@@ -69,14 +71,20 @@ func (l *sortedLog) insert(m chatapi.Message) (late bool) {
 	return true
 }
 
-// split cuts full chunk ci into two halves.
-func (l *sortedLog) split(ci int) {
+// split moves the messages of chunk ci from index at (0 < at < its
+// length) into a new chunk after it. The new chunk gets room to fill up
+// if it is the last one, where appends go; else only what it holds, and
+// grows if a late arrival lands in it.
+func (l *sortedLog) split(ci, at int) {
 	c := l.chunks[ci]
-	half := len(c) / 2
-	back := make([]chatapi.Message, len(c)-half, l.chunk)
-	copy(back, c[half:])
-	clear(c[half:]) // let the moved messages' strings go
-	l.chunks[ci] = c[:half]
+	room := len(c) - at
+	if ci == len(l.chunks)-1 {
+		room = l.chunk
+	}
+	back := make([]chatapi.Message, len(c)-at, room)
+	copy(back, c[at:])
+	clear(c[at:]) // let the moved messages' strings go
+	l.chunks[ci] = c[:at]
 	l.chunks = append(l.chunks, nil)
 	copy(l.chunks[ci+2:], l.chunks[ci+1:])
 	l.chunks[ci+1] = back

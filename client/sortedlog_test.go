@@ -85,3 +85,32 @@ func TestSortedLogMatchesASortedSlice(t *testing.T) {
 		}
 	})
 }
+
+// TestSortedLogStaysFullWithLateArrivals inserts messages as a fan-out's
+// members receive them (three servers' streams, each in order, interleaved
+// up to a few messages out of stamp order) and requires the chunks to stay
+// mostly full: splitting a full chunk in the middle for an arrival late by
+// a few messages left half of every chunk empty, twice the memory a long
+// history needs.
+func TestSortedLogStaysFullWithLateArrivals(t *testing.T) {
+	const n, chunk = 30000, 256
+	l := newSortedLog(chunk)
+	seq := map[string]uint64{}
+	for i := range n {
+		srv := []string{"s1", "s2", "s3"}[i%3]
+		seq[srv]++
+		// Each server's clock lags the others' by up to 2 ms; a message
+		// every 50 µs.
+		l.insert(chatapi.Message{Stamp: chatapi.Stamp{Time: int64(i)*50_000 + int64(i%3)*700_000, Server: srv, Seq: seq[srv]}})
+	}
+	slots := 0
+	for _, c := range l.chunks {
+		slots += cap(c)
+	}
+	if l.Len() != n {
+		t.Fatalf("log holds %d messages, want %d", l.Len(), n)
+	}
+	if fill := float64(n) / float64(slots); fill < 0.9 {
+		t.Fatalf("%d messages in %d chunks of %d slots in all: %.0f%% full, want at least 90%%", n, len(l.chunks), slots, 100*fill)
+	}
+}
