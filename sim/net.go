@@ -230,7 +230,14 @@ func (iv *invoker) RoundTrip(ctx context.Context, req *rmi.Request) (*rmi.Respon
 	if s.rng.Float64() < s.net.link(iv.from.name, iv.to.name).Dup {
 		iv.sendRequest(c, req, true)
 	}
-	sc.after(timeout, iv.from, func() { s.finish(c, nil, fmt.Errorf("no reply from %s: %w", iv.to.name, context.DeadlineExceeded)) })
+	// The deadline's event finds the call by its id, so that a call
+	// answered long before its deadline is not kept until then.
+	id := c.id
+	sc.after(timeout, iv.from, func() {
+		if c := s.pending[id]; c != nil {
+			s.finish(c, nil, fmt.Errorf("no reply from %s: %w", iv.to.name, context.DeadlineExceeded))
+		}
+	})
 	sc.park(c.wake)
 	return c.resp, c.err
 }
