@@ -3,11 +3,13 @@ package sim
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"pgregory.net/rapid"
 
 	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/sim/trace"
@@ -102,4 +104,39 @@ func TestStalledTaskIsReported(t *testing.T) {
 	close(block)
 	<-s.done // the unblocked driver runs out of events and hands the baton back
 	s.stop()
+}
+
+// TestEventQueueOrder pushes and pops events in random interleavings and
+// requires every pop to return the earliest event queued, by time and then
+// by the order of scheduling.
+func TestEventQueueOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var q eventQueue
+		var want []*event // kept sorted
+		seq := uint64(0)
+		for range rapid.IntRange(0, 200).Draw(t, "steps") {
+			if len(want) > 0 && rapid.IntRange(0, 2).Draw(t, "op") == 0 {
+				got := q.pop()
+				if got != want[0] {
+					t.Fatalf("popped (%d, %d), want (%d, %d)", got.at, got.seq, want[0].at, want[0].seq)
+				}
+				want = want[1:]
+				continue
+			}
+			seq++
+			e := &event{at: int64(rapid.IntRange(0, 20).Draw(t, "at")), seq: seq}
+			q.push(e)
+			i := sort.Search(len(want), func(i int) bool { return before(e, want[i]) })
+			want = slices.Insert(want, i, e)
+		}
+		for len(want) > 0 {
+			if got := q.pop(); got != want[0] {
+				t.Fatalf("popped (%d, %d), want (%d, %d)", got.at, got.seq, want[0].at, want[0].seq)
+			}
+			want = want[1:]
+		}
+		if len(q) != 0 {
+			t.Fatalf("%d events left", len(q))
+		}
+	})
 }
