@@ -22,6 +22,27 @@ func BenchmarkInvoke(b *testing.B) {
 	}
 }
 
+// BenchmarkInvokeSize is a call whose argument and result are of some
+// size, as a Deliver batch or a Forward is (5-20 KB): what reading the
+// envelopes costs as the bodies grow.
+func BenchmarkInvokeSize(b *testing.B) {
+	for _, size := range []int{64, 16 << 10} {
+		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
+			ts := startServer(b, ServerConfig{}, nil)
+			c := dial(b, ts.addr, DialConfig{})
+			ctx := context.Background()
+			in := EchoArgs{S: string(bytes.Repeat([]byte("x"), size)), N: 1}
+			var out EchoArgs
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Invoke(ctx, "svc", "Echo", in, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkInvokeParallel(b *testing.B) {
 	ts := startServer(b, ServerConfig{}, nil)
 	c := dial(b, ts.addr, DialConfig{})

@@ -77,7 +77,10 @@ func (c *conn) ReadResponseBody(body any) error {
 		return nil
 	}
 	err := c.bodyErr
-	if err == nil {
+	// A body in a buffer of its own (over pooledFrame) stays with the
+	// call once read, so its Result can point into it; a pooled one goes
+	// back to the pool below, so its Result is copied out.
+	if err == nil && !(cap(c.body) > pooledFrame && decodeResponse(c.body[c.dec.NumBytesRead():], &r.resp)) {
 		err = c.dec.Decode(&r.resp)
 	}
 	if err != nil {
@@ -253,12 +256,17 @@ func (rc *requestCodec) ReadRequestHeader(r *rpc.Request) error {
 // Object and Method, which come first, are kept when they decoded, so
 // that the answer can be its method's own error (see ArgTooLarge).
 func (rc *requestCodec) ReadRequestBody(body any) error {
-	defer rc.free()
+	defer rc.freeDecoder()
 	req, ok := body.(*Request)
 	if !ok {
 		return nil // net/rpc drops the body of a call it cannot run
 	}
-	err := rc.dec.Decode(req)
+	// req.Args may point into rc.body, which is kept until the request
+	// has been served (serveRequest frees it).
+	var err error
+	if !decodeRequest(rc.body[rc.dec.NumBytesRead():], req) {
+		err = rc.dec.Decode(req)
+	}
 	switch {
 	case rc.refused != nil:
 		*req = Request{Object: req.Object, Method: req.Method, unread: rc.refused}
@@ -280,12 +288,20 @@ func (rc *requestCodec) WriteResponse(r *rpc.Response, body any) error {
 // request.
 func (rc *requestCodec) Close() error { return nil }
 
-// free returns the request's buffer and decoder to their pools: the
-// decoded Request holds copies of what it needs.
-func (rc *requestCodec) free() {
+// freeDecoder returns the request's decoder to its pool.
+func (rc *requestCodec) freeDecoder() {
 	if rc.dec != nil {
 		putDecoder(rc.dec)
+		rc.dec = nil
+	}
+}
+
+// free returns the request's decoder and buffer to their pools, once the
+// request has been served: its Args may point into the buffer until then.
+func (rc *requestCodec) free() {
+	rc.freeDecoder()
+	if rc.body != nil {
 		putBuf(rc.body)
-		rc.dec, rc.body = nil, nil
+		rc.body = nil
 	}
 }
