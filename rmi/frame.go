@@ -93,7 +93,12 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 // release.
 func encodeFrame(kind byte, head, body any) (*frameWriter, error) {
 	w := encPool.Get().(*frameWriter)
-	if w.b == nil {
+	if need := frameHeaderLen + envelopeSize(body); need > pooledFrame {
+		// Room for the whole frame at once: grown by appends, a 16 KB
+		// frame took buffers of 8, 16 and 32 KB in turn.
+		putBuf(w.b)
+		w.b = make([]byte, 0, need)
+	} else if w.b == nil {
 		w.b = getBuf()
 	}
 	w.b = append(w.b[:0], kind, 0, 0, 0, 0)
@@ -115,6 +120,20 @@ func encodeFrame(kind byte, head, body any) (*frameWriter, error) {
 	}
 	binary.BigEndian.PutUint32(w.b[1:frameHeaderLen], uint32(n))
 	return w, nil
+}
+
+// envelopeSize is about how many bytes body takes encoded, with a net/rpc
+// header before it, if it is a call's envelope: a little more than the
+// argument or result it carries. It is 0 for anything else.
+func envelopeSize(body any) int {
+	const overhead = 128 // the header, the field names and lengths
+	switch v := body.(type) {
+	case *Request:
+		return overhead + len(v.Object) + len(v.Method) + len(v.Args)
+	case *Response:
+		return overhead + len(v.ErrCode) + len(v.ErrMsg) + len(v.Result)
+	}
+	return 0
 }
 
 // release returns w to its pool, keeping no large buffer.
