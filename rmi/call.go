@@ -21,6 +21,10 @@ type Transport interface {
 	// context.DeadlineExceeded or context.Canceled. Its other failures
 	// wrap ErrConnect (req was not sent), ErrClosed, ErrConnLost or
 	// ErrMarshal; any other error counts as a lost connection.
+	//
+	// It must keep nothing of req once it returns: the caller reuses the
+	// buffer of req.Args. A transport that delivers req later (a
+	// simulated network) copies it.
 	RoundTrip(ctx context.Context, req *Request) (*Response, error)
 }
 
@@ -72,11 +76,14 @@ func (c Caller) Invoke(ctx context.Context, object, method string, args, reply a
 	if remaining <= 0 {
 		return c.failed(object, method, context.DeadlineExceeded)
 	}
-	b, err := Marshal(args)
+	buf := getArgs()
+	b, err := appendMarshal(*buf, args)
 	if err != nil {
+		putArgs(buf, *buf)
 		return fmt.Errorf("%s: encoding arguments: %w", c.where(object, method), err)
 	}
 	resp, err := c.Transport.RoundTrip(ctx, &Request{Object: object, Method: method, Timeout: int64(remaining), Args: b})
+	putArgs(buf, b) // the transport keeps nothing of req once it returns
 	if err != nil {
 		return c.failed(object, method, err)
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,9 @@ func (iv *invoker) RoundTrip(ctx context.Context, req *rmi.Request) (*rmi.Respon
 	if iv.bound && (iv.to.inc != iv.inc || !iv.to.up) {
 		return nil, fmt.Errorf("connection to %s: %w", iv.to.name, rmi.ErrConnLost)
 	}
+	// The request travels later, and the caller reuses its buffer once
+	// this returns (rmi.Transport): what is on the wire is a copy.
+	req = &rmi.Request{Object: req.Object, Method: req.Method, Timeout: req.Timeout, Args: bytes.Clone(req.Args)}
 	timeout := iv.from.clock.toVirtual(time.Duration(req.Timeout))
 	s.callSeq++
 	c := &call{id: s.callSeq, from: iv.from, to: iv.to, object: req.Object, method: req.Method, wake: make(chan struct{}),
