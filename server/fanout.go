@@ -248,27 +248,27 @@ func (s *Server) deliverLocked(room string, msgs []chatapi.Message) {
 }
 
 // enqueueLocked queues messages and events for the client and starts its
-// delivery task. A client whose queue would pass the bound loses the queue
-// and is told to resync those rooms instead: it never holds up anyone else,
-// and it loses nothing, since Sync brings back whatever it missed.
+// delivery task. Messages that would take the queue past its bound are
+// dropped, and so is every message after them until the queue has been
+// delivered; then the client is told to resync the rooms it missed
+// messages of (see pump). A slow client so never holds up anyone else, and
+// loses nothing: what it was sent arrives in order, and Sync brings back
+// the rest. (Dropping the queue itself instead, as before, made a client
+// that fell behind fetch the whole backlog by Sync while new deliveries
+// kept coming, each of them then a duplicate to sort out: more work for
+// the client least able to do it.)
 func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []chatapi.Event) {
 	if a.gone || (len(msgs) == 0 && len(events) == 0) {
 		return
 	}
-	if len(a.queue)+len(msgs) > s.maxQueue {
-		rooms := map[string]bool{}
-		for _, m := range a.queue {
-			rooms[m.Room] = true
+	if len(msgs) > 0 && (a.lagging != nil || len(a.queue)+len(msgs) > s.maxQueue) {
+		if a.lagging == nil {
+			a.lagging = map[string]bool{}
+			s.log.Warn("client too slow; dropping its deliveries until it has caught up, then asking it to resync", "user", a.user, "queued", len(a.queue))
 		}
 		for _, m := range msgs {
-			rooms[m.Room] = true
+			a.lagging[m.Room] = true
 		}
-		a.queue = nil
-		a.settled, a.settledMark = nil, 0 // they covered what was dropped
-		for _, r := range slices.Sorted(maps.Keys(rooms)) {
-			a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
-		}
-		s.log.Warn("client too slow; dropped its queue and asked it to resync", "user", a.user, "rooms", len(rooms))
 	} else {
 		a.queue = append(a.queue, msgs...)
 	}
@@ -284,13 +284,22 @@ func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []c
 func (s *Server) pump(a *attachment) {
 	for {
 		s.mu.Lock()
-		if a.gone || (len(a.queue) == 0 && len(a.events) == 0 && len(a.settled) == 0) {
+		if a.gone || (len(a.queue) == 0 && len(a.events) == 0 && len(a.settled) == 0 && a.lagging == nil) {
 			a.sending = false
 			s.mu.Unlock()
 			return
 		}
 		n := min(len(a.queue), s.deliverBatch)
 		batch := chatapi.DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
+		if n == len(a.queue) && a.lagging != nil {
+			// The last of what the client was sent before it fell behind:
+			// after it, the client syncs the rooms it missed messages of,
+			// and deliveries resume.
+			for _, r := range slices.Sorted(maps.Keys(a.lagging)) {
+				batch.Events = append(batch.Events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
+			}
+			a.lagging = nil
+		}
 		if a.settled != nil {
 			if n >= a.settledMark {
 				batch.Settled, a.settled, a.settledMark = a.settled, nil, 0
@@ -333,8 +342,8 @@ func (s *Server) pump(a *attachment) {
 // enqueueSettledLocked queues a settled notice behind every message queued
 // so far.
 func (a *attachment) enqueueSettledLocked(s *Server, room string, t int64) {
-	if a.gone {
-		return
+	if a.gone || a.lagging[room] {
+		return // it does not hold the room's prefix until it has resynced
 	}
 	if a.settled == nil {
 		a.settled = map[string]int64{}

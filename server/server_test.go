@@ -238,6 +238,54 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	}
 }
 
+// A client that falls behind by the queue's bound gets what was queued for
+// it, in order, then a resync event, and deliveries resume after it: it is
+// not made to fetch a dropped backlog by Sync while new messages keep
+// coming as duplicates.
+func TestSlowClientGetsItsQueueThenResyncs(t *testing.T) {
+	c, alice, bob := twoServers(t, server.ClockHLC)
+	rep, err := c.Central().Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: c.Password("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = 50
+	c.Server(alice.Server).SetMaxQueue(bound)
+	slow := c.Attach("bob", rep.Token, alice.Server)
+	release := slow.Hold()
+	n := 120
+	for i := 0; i < n; i++ {
+		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint(i))
+		if (i+1)%25 != 0 {
+			continue
+		}
+		rmitest.WaitForWhy(t, "fast clients get everything", func() (bool, string) {
+			a, b := len(delivered(alice, "lobby")), len(delivered(bob, "lobby"))
+			return a == i+1 && b == i+1, fmt.Sprintf("alice has %d, bob %d of %d", a, b, i+1)
+		})
+	}
+	release()
+	rmitest.WaitFor(t, "slow client told to resync", func() bool {
+		return slices.Contains(slow.Events(), chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
+	})
+	got := delivered(slow, "lobby")
+	if len(got) < bound || len(got) > bound+1 {
+		t.Fatalf("slow client was delivered %d messages before its resync, want the %d queued (and one in flight)", len(got), bound)
+	}
+	for i, text := range got {
+		if text != fmt.Sprint(i) {
+			t.Fatalf("slow client's deliveries are not the first of alice's posts in order: %v", got)
+		}
+	}
+	// Deliveries resume once it has caught up.
+	say(t, alice, "lobby", "after", "after")
+	rmitest.WaitFor(t, "slow client gets a post made after its resync", func() bool {
+		return slices.Contains(delivered(slow, "lobby"), "after")
+	})
+	if got := len(history(t, slow, "lobby")); got != n+1 {
+		t.Fatalf("slow client's history has %d messages, want %d", got, n+1)
+	}
+}
+
 func TestHLCOrdersReplyAfterWhatItAnswers(t *testing.T) {
 	for _, mode := range []string{server.ClockWall, server.ClockHLC} {
 		t.Run(mode, func(t *testing.T) {

@@ -31,6 +31,9 @@ type attachment struct {
 	// (all those queued before the latest notice) have been delivered.
 	settled     map[string]int64
 	settledMark int
+	// lagging holds the rooms whose messages were dropped since the
+	// queue reached its bound; nil when none were (fanout.go).
+	lagging map[string]bool
 }
 
 // attached returns the attachment of a session token.
