@@ -24,6 +24,20 @@ func envelopeFrame(t interface {
 	return bytes.Clone(w.b[frameHeaderLen:])
 }
 
+// afterHeader encodes head (a net/rpc header) and env as a frame's body,
+// decodes the header as a conn does, and returns the bytes after it, from
+// where the codec left off.
+func afterHeader[H any](t *rapid.T, head *H, env any) []byte {
+	body := envelopeFrame(t, head, env)
+	dec := getDecoder(body)
+	defer putDecoder(dec)
+	var hdr H
+	if err := dec.Decode(&hdr); err != nil {
+		t.Fatal(err)
+	}
+	return body[dec.NumBytesRead():]
+}
+
 // within reports whether the bytes of v lie inside b.
 func within(v, b []byte) bool {
 	if len(v) == 0 {
@@ -59,15 +73,7 @@ func TestDecodeRequestLikeTheCodec(t *testing.T) {
 			Timeout: rapid.OneOf(rapid.Int64(), rapid.SampledFrom([]int64{0, -1, math.MinInt64, math.MaxInt64, 127, 128, 1 << 40})).Draw(t, "timeout"),
 			Args:    drawBytes(t, "args"),
 		}
-		body := envelopeFrame(t, &rpc.Request{ServiceMethod: serviceMethod, Seq: 7}, &in)
-
-		dec := getDecoder(body)
-		defer putDecoder(dec)
-		var hdr rpc.Request
-		if err := dec.Decode(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		rest := body[dec.NumBytesRead():]
+		rest := afterHeader(t, &rpc.Request{ServiceMethod: serviceMethod, Seq: 7}, &in)
 		var want Request
 		if err := getDecoder(rest).Decode(&want); err != nil {
 			t.Fatal(err)
@@ -95,15 +101,7 @@ func TestDecodeResponseLikeTheCodec(t *testing.T) {
 			ErrMsg:  rapid.String().Draw(t, "msg"),
 			Failed:  rapid.Bool().Draw(t, "failed"),
 		}
-		body := envelopeFrame(t, &rpc.Response{ServiceMethod: serviceMethod, Seq: 9}, &in)
-
-		dec := getDecoder(body)
-		defer putDecoder(dec)
-		var hdr rpc.Response
-		if err := dec.Decode(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		rest := body[dec.NumBytesRead():]
+		rest := afterHeader(t, &rpc.Response{ServiceMethod: serviceMethod, Seq: 9}, &in)
 		var want Response
 		if err := getDecoder(rest).Decode(&want); err != nil {
 			t.Fatal(err)

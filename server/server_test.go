@@ -202,25 +202,29 @@ func TestOutboxSurvivesDownPeerAndRestart(t *testing.T) {
 	}
 }
 
-func TestSlowClientDoesNotStallOthers(t *testing.T) {
+// slowClientRun attaches a second session of bob on alice's server, with
+// a delivery queue bounded to bound, that does not return from Deliver
+// until released; alice posts n messages ("0", "1", ...); then the slow
+// session is released, and slowClientRun returns once it has been told to
+// resync.
+func slowClientRun(t *testing.T, bound, n int) (alice, slow *servertest.RawClient) {
+	t.Helper()
 	c, alice, bob := twoServers(t, server.ClockHLC)
-	// A second session of bob on alice's server that never returns from
-	// Deliver until released.
 	rep, err := c.Central().Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: c.Password("bob")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Server(alice.Server).SetMaxQueue(50)
-	slow := c.Attach("bob", rep.Token, alice.Server)
+	c.Server(alice.Server).SetMaxQueue(bound)
+	slow = c.Attach("bob", rep.Token, alice.Server)
 	release := slow.Hold()
-	// alice posts in steps of 25, half the queue's bound, each once the
-	// fast clients have the step before it: otherwise, with -race on a
-	// loaded machine, alice's own deliveries could fall 50 behind her
-	// posts, and she would be the one told to resync.
-	n := 150
+	// alice posts in steps of half the queue's bound, each once the fast
+	// clients have the step before it: otherwise, with -race on a loaded
+	// machine, alice's own deliveries could fall behind her posts by the
+	// bound, and she would be the one told to resync.
+	step := bound / 2
 	for i := 0; i < n; i++ {
 		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint(i))
-		if (i+1)%25 != 0 {
+		if (i+1)%step != 0 {
 			continue
 		}
 		rmitest.WaitForWhy(t, "fast clients get everything", func() (bool, string) {
@@ -232,7 +236,13 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 	rmitest.WaitFor(t, "slow client told to resync", func() bool {
 		return slices.Contains(slow.Events(), chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
 	})
-	// And what it missed is all there for its Sync.
+	return alice, slow
+}
+
+func TestSlowClientDoesNotStallOthers(t *testing.T) {
+	const n = 150
+	_, slow := slowClientRun(t, 50, n)
+	// What it missed is all there for its Sync.
 	if got := len(history(t, slow, "lobby")); got != n {
 		t.Fatalf("slow client's history has %d messages, want %d", got, n)
 	}
@@ -243,30 +253,8 @@ func TestSlowClientDoesNotStallOthers(t *testing.T) {
 // not made to fetch a dropped backlog by Sync while new messages keep
 // coming as duplicates.
 func TestSlowClientGetsItsQueueThenResyncs(t *testing.T) {
-	c, alice, bob := twoServers(t, server.ClockHLC)
-	rep, err := c.Central().Login(context.Background(), centralapi.LoginArgs{User: "bob", Password: c.Password("bob")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const bound = 50
-	c.Server(alice.Server).SetMaxQueue(bound)
-	slow := c.Attach("bob", rep.Token, alice.Server)
-	release := slow.Hold()
-	n := 120
-	for i := 0; i < n; i++ {
-		say(t, alice, "lobby", fmt.Sprint(i), fmt.Sprint(i))
-		if (i+1)%25 != 0 {
-			continue
-		}
-		rmitest.WaitForWhy(t, "fast clients get everything", func() (bool, string) {
-			a, b := len(delivered(alice, "lobby")), len(delivered(bob, "lobby"))
-			return a == i+1 && b == i+1, fmt.Sprintf("alice has %d, bob %d of %d", a, b, i+1)
-		})
-	}
-	release()
-	rmitest.WaitFor(t, "slow client told to resync", func() bool {
-		return slices.Contains(slow.Events(), chatapi.Event{Kind: chatapi.EventResync, Room: "lobby"})
-	})
+	const bound, n = 50, 120
+	alice, slow := slowClientRun(t, bound, n)
 	got := delivered(slow, "lobby")
 	if len(got) < bound || len(got) > bound+1 {
 		t.Fatalf("slow client was delivered %d messages before its resync, want the %d queued (and one in flight)", len(got), bound)
