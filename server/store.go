@@ -400,15 +400,12 @@ func (st *store) lookupDedupe(user, id string) (dedupeRec, bool, error) {
 // read reads the messages at ps from the log.
 func (st *store) read(room string, ps []seglog.Pos) ([]chatapi.Message, error) {
 	out := make([]chatapi.Message, 0, len(ps))
-	for _, p := range ps {
-		b, err := st.log.Read(p)
-		if err == nil {
-			var m chatapi.Message
-			if m, err = decodeMessage(b); err == nil {
-				out = append(out, m)
-				continue
-			}
-		}
+	err := st.log.ReadMany(ps, func(b []byte) error {
+		m, err := decodeMessage(b)
+		out = append(out, m)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("room %q: corrupt message: %w", room, err)
 	}
 	return out, nil

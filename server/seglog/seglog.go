@@ -443,34 +443,97 @@ func (l *Log) last() *segment {
 
 // Read returns the payload of the record at p, checking its CRC.
 func (l *Log) Read(p Pos) ([]byte, error) {
-	l.mu.RLock()
-	var seg *segment
-	if len(l.segs) == 0 {
-		l.mu.RUnlock()
-		return nil, errClosed
-	}
-	if first := l.segs[0].num; p.Seg >= first && int(p.Seg-first) < len(l.segs) {
-		seg = l.segs[p.Seg-first]
-	}
-	b := make([]byte, headerSize+int(p.Len))
-	cached := seg != nil && p.Seg == l.tailSeg && p.Off >= l.tailOff && p.Off+int64(len(b)) <= l.tailOff+int64(len(l.tail))
-	if cached {
-		copy(b, l.tail[p.Off-l.tailOff:])
-	}
-	l.mu.RUnlock()
-	if seg == nil {
-		return nil, fmt.Errorf("seglog: no segment %d", p.Seg)
-	}
-	if !cached {
-		if _, err := seg.f.ReadAt(b, p.Off); err != nil {
-			return nil, fmt.Errorf("seglog: read %s at %d: %w", seg.path, p.Off, err)
-		}
+	b, path, err := l.readSpan(p.Seg, p.Off, p.Off+headerSize+int64(p.Len), nil)
+	if err != nil {
+		return nil, err
 	}
 	payload, ok := record(b)
 	if !ok || len(payload) != int(p.Len) {
-		return nil, fmt.Errorf("seglog: %s at offset %d: %w", seg.path, p.Off, ErrCorrupt)
+		return nil, fmt.Errorf("seglog: %s at offset %d: %w", path, p.Off, ErrCorrupt)
 	}
 	return payload, nil
+}
+
+// Records that ReadMany reads together: one read spans at most
+// maxReadSpan bytes and skips at most maxReadGap bytes of other records
+// between two it wants.
+const (
+	maxReadSpan = 256 << 10
+	maxReadGap  = 16 << 10
+)
+
+// ReadMany calls fn with the payload of the record at each of ps in turn,
+// checked as Read checks it, and stops at the first error (fn's own
+// included). Records that lie close together, in order, in one segment (a
+// page of a room's history mostly does) are read with one read system
+// call rather than one each. The payload is only valid during the call.
+func (l *Log) ReadMany(ps []Pos, fn func(payload []byte) error) error {
+	var buf []byte
+	for i := 0; i < len(ps); {
+		first := ps[i]
+		end := first.Off + headerSize + int64(first.Len)
+		j := i + 1
+		for ; j < len(ps); j++ {
+			p := ps[j]
+			pend := p.Off + headerSize + int64(p.Len)
+			if p.Seg != first.Seg || p.Off < end || p.Off-end > maxReadGap || pend-first.Off > maxReadSpan {
+				break
+			}
+			end = pend
+		}
+		var path string
+		var err error
+		buf, path, err = l.readSpan(first.Seg, first.Off, end, buf)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps[i:j] {
+			b := buf[p.Off-first.Off : p.Off-first.Off+headerSize+int64(p.Len)]
+			payload, ok := record(b)
+			if !ok || len(payload) != int(p.Len) {
+				return fmt.Errorf("seglog: %s at offset %d: %w", path, p.Off, ErrCorrupt)
+			}
+			if err := fn(payload); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// readSpan returns bytes off to end of segment seg, in buf if it has room
+// (else in a new slice): from the tail kept in memory if it holds them
+// all, else with one pread. It returns the segment's path too, for errors.
+func (l *Log) readSpan(seg uint32, off, end int64, buf []byte) ([]byte, string, error) {
+	n := int(end - off)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	l.mu.RLock()
+	if len(l.segs) == 0 {
+		l.mu.RUnlock()
+		return nil, "", errClosed
+	}
+	var s *segment
+	if first := l.segs[0].num; seg >= first && int(seg-first) < len(l.segs) {
+		s = l.segs[seg-first]
+	}
+	cached := s != nil && seg == l.tailSeg && off >= l.tailOff && end <= l.tailOff+int64(len(l.tail))
+	if cached {
+		copy(buf, l.tail[off-l.tailOff:])
+	}
+	l.mu.RUnlock()
+	if s == nil {
+		return nil, "", fmt.Errorf("seglog: no segment %d", seg)
+	}
+	if !cached {
+		if _, err := s.f.ReadAt(buf, off); err != nil {
+			return nil, "", fmt.Errorf("seglog: read %s at %d: %w", s.path, off, err)
+		}
+	}
+	return buf, s.path, nil
 }
 
 // errClosed is returned by an append to a closed log.

@@ -365,6 +365,33 @@ func TestReadMatchesAppendsProperty(t *testing.T) {
 					t.Fatalf("record %d at %+v read %q, %v; want %q", i, p, b, err, want[i])
 				}
 			}
+			// ReadMany, of all in order and of a scrambled pick (out of
+			// order, with repeats; not drawn, so that the failure files
+			// of this test stay valid), reads what Read does.
+			var inOrder, picks []int
+			for k := range all {
+				inOrder = append(inOrder, k)
+			}
+			for k := range len(all) + 2 {
+				picks = append(picks, (k*7+3)%len(all))
+			}
+			for _, idx := range [][]int{inOrder, picks} {
+				ps := make([]Pos, len(idx))
+				for k, i := range idx {
+					ps[k] = all[i]
+				}
+				k := 0
+				err := l.ReadMany(ps, func(b []byte) error {
+					if string(b) != want[idx[k]] {
+						t.Fatalf("ReadMany: record %d at %+v read %q; want %q", idx[k], ps[k], b, want[idx[k]])
+					}
+					k++
+					return nil
+				})
+				if err != nil || k != len(ps) {
+					t.Fatalf("ReadMany of %d records: %d read, %v", len(ps), k, err)
+				}
+			}
 		}
 		for range rapid.IntRange(1, 30).Draw(t, "batches") {
 			var batch []string
@@ -385,6 +412,73 @@ func TestReadMatchesAppendsProperty(t *testing.T) {
 		}
 		defer l.Close()
 		readAll(l)
+	})
+}
+
+// A damaged record among those ReadMany reads in one span fails it with
+// ErrCorrupt, after the records before it were handed on.
+func TestReadManyFindsACorruptRecord(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{NoSync: true, TailCache: -1}, func(Pos, []byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var texts []string
+	for i := range 10 {
+		texts = append(texts, fmt.Sprintf("record %d", i))
+	}
+	ps, err := l.Append(recs(texts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(segName(dir, ps[5].Seg), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), ps[5].Off+headerSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var got []string
+	err = l.ReadMany(ps, func(b []byte) error { got = append(got, string(b)); return nil })
+	if !errors.Is(err, ErrCorrupt) || !slices.Equal(got, texts[:5]) {
+		t.Fatalf("ReadMany over a damaged record: read %q, %v; want the 5 before it and ErrCorrupt", got, err)
+	}
+}
+
+// BenchmarkReadMany reads a page of 100 records appended one after
+// another, as a Sync reads a room's history: one pread each (Read), or
+// one for the page (ReadMany).
+func BenchmarkReadMany(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{NoSync: true, TailCache: -1}, func(Pos, []byte) error { return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var all []Pos
+	for i := range 100 {
+		pos, err := l.Append(recs(fmt.Sprintf("%04d%s", i, strings.Repeat("m", 140))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		all = append(all, pos...)
+	}
+	b.Run("Read", func(b *testing.B) {
+		for b.Loop() {
+			for _, p := range all {
+				if _, err := l.Read(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("ReadMany", func(b *testing.B) {
+		for b.Loop() {
+			if err := l.ReadMany(all, func([]byte) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }
 
