@@ -270,6 +270,9 @@ func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []c
 			a.lagging[m.Room] = true
 		}
 	} else {
+		if a.queue == nil && len(msgs) > 0 {
+			a.queue = s.takeQueueLocked()
+		}
 		a.queue = append(a.queue, msgs...)
 	}
 	a.events = append(a.events, events...)
@@ -282,16 +285,20 @@ func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []c
 // pump delivers the attachment's queue in batches until it is empty. One
 // pump runs per attachment, so a slow client slows only itself.
 func (s *Server) pump(a *attachment) {
+	var sent []chatapi.Message // the last batch, whole queue, once delivered
 	for {
 		s.mu.Lock()
+		s.spareQueueLocked(sent)
+		sent = nil
 		if a.gone || (len(a.queue) == 0 && len(a.events) == 0 && len(a.settled) == 0 && a.lagging == nil) {
 			a.sending = false
 			s.mu.Unlock()
 			return
 		}
-		n := min(len(a.queue), s.deliverBatch)
-		batch := chatapi.DeliverArgs{Messages: a.queue[:n:n], Events: a.events}
-		if n == len(a.queue) && a.lagging != nil {
+		q := a.queue
+		n := min(len(q), s.deliverBatch)
+		batch := chatapi.DeliverArgs{Messages: q[:n:n], Events: a.events}
+		if n == len(q) && a.lagging != nil {
 			// The last of what the client was sent before it fell behind:
 			// after it, the client syncs the rooms it missed messages of,
 			// and deliveries resume.
@@ -311,11 +318,17 @@ func (s *Server) pump(a *attachment) {
 		if len(a.queue) == 0 {
 			a.queue = nil
 		}
+		whole := a.queue == nil
 		a.events = nil
 		s.mu.Unlock()
 		ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
 		err := a.cb.Deliver(ctx, batch)
 		cancel()
+		if err == nil && whole {
+			// Deliver encoded the batch before it returned: the slice
+			// is free to hold another client's queue.
+			sent = q
+		}
 		if err != nil {
 			var re *rmi.RemoteError
 			if errors.As(err, &re) {
@@ -337,6 +350,37 @@ func (s *Server) pump(a *attachment) {
 			return
 		}
 	}
+}
+
+// Emptied delivery queues are kept for reuse, a few small ones: a busy
+// room would otherwise grow a new queue, one append at a time, for every
+// member and every message. Nothing here waits for them to be returned.
+const (
+	spareQueues   = 64  // queues kept at most
+	spareQueueCap = 256 // messages a kept queue holds at most
+)
+
+// takeQueueLocked returns an empty queue, one kept for reuse if any.
+// Callers hold s.mu.
+func (s *Server) takeQueueLocked() []chatapi.Message {
+	n := len(s.spareQueues)
+	if n == 0 {
+		return nil
+	}
+	q := s.spareQueues[n-1]
+	s.spareQueues[n-1] = nil
+	s.spareQueues = s.spareQueues[:n-1]
+	return q
+}
+
+// spareQueueLocked keeps q, a delivered batch nothing refers to any more,
+// for reuse, unless it is too big or enough are kept. Callers hold s.mu.
+func (s *Server) spareQueueLocked(q []chatapi.Message) {
+	if q == nil || cap(q) > spareQueueCap || len(s.spareQueues) >= spareQueues {
+		return
+	}
+	clear(q[:cap(q)]) // let its messages' strings go
+	s.spareQueues = append(s.spareQueues, q[:0])
 }
 
 // enqueueSettledLocked queues a settled notice behind every message queued
