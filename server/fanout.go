@@ -333,11 +333,17 @@ func (s *Server) pump(a *attachment) {
 			var re *rmi.RemoteError
 			if errors.As(err, &re) {
 				// The client ran and refused the batch: tell it to resync
-				// those rooms (Sync brings the messages back), and go on.
+				// those rooms (Sync brings the messages back), and the
+				// rooms the batch told it to resync, and go on.
 				s.log.Warn("client rejected delivery", "user", a.user, "err", err)
 				rooms := map[string]bool{}
 				for _, m := range batch.Messages {
 					rooms[m.Room] = true
+				}
+				for _, e := range batch.Events {
+					if e.Kind == chatapi.EventResync {
+						rooms[e.Room] = true
+					}
 				}
 				s.mu.Lock()
 				for _, r := range slices.Sorted(maps.Keys(rooms)) {
