@@ -447,23 +447,30 @@ func TestReadManyFindsACorruptRecord(t *testing.T) {
 	}
 }
 
-// BenchmarkReadMany reads a page of 100 records appended one after
-// another, as a Sync reads a room's history: one pread each (Read), or
-// one for the page (ReadMany).
-func BenchmarkReadMany(b *testing.B) {
-	l, err := Open(b.TempDir(), Options{NoSync: true, TailCache: -1}, func(Pos, []byte) error { return nil })
+// benchLog returns a log (closed when b ends) of n records of 144 bytes
+// appended one at a time, with the tail cache given, and their positions.
+func benchLog(b *testing.B, n, tail int) (*Log, []Pos) {
+	l, err := Open(b.TempDir(), Options{NoSync: true, TailCache: tail}, func(Pos, []byte) error { return nil })
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	b.Cleanup(func() { l.Close() })
 	var all []Pos
-	for i := range 100 {
+	for i := range n {
 		pos, err := l.Append(recs(fmt.Sprintf("%04d%s", i, strings.Repeat("m", 140))))
 		if err != nil {
 			b.Fatal(err)
 		}
 		all = append(all, pos...)
 	}
+	return l, all
+}
+
+// BenchmarkReadMany reads a page of 100 records appended one after
+// another, as a Sync reads a room's history: one pread each (Read), or
+// one for the page (ReadMany).
+func BenchmarkReadMany(b *testing.B) {
+	l, all := benchLog(b, 100, -1)
 	b.Run("Read", func(b *testing.B) {
 		for b.Loop() {
 			for _, p := range all {
@@ -490,19 +497,7 @@ func BenchmarkReadRecent(b *testing.B) {
 		tail int
 	}{{"pread", -1}, {"tail", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
-			l, err := Open(b.TempDir(), Options{NoSync: true, TailCache: tc.tail}, func(Pos, []byte) error { return nil })
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			var all []Pos
-			for i := range 1000 {
-				pos, err := l.Append(recs(fmt.Sprintf("%04d%s", i, strings.Repeat("m", 140))))
-				if err != nil {
-					b.Fatal(err)
-				}
-				all = append(all, pos...)
-			}
+			l, all := benchLog(b, 1000, tc.tail)
 			recent := all[len(all)-100:]
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
