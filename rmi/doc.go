@@ -100,6 +100,13 @@
 // plain net/rpc does, and an idle connection costs one goroutine at each
 // end.
 //
+// The bytes of a call are copied as little as they can be: its argument
+// is encoded into a buffer reused from call to call, a frame gets one
+// buffer of its size, and the callee reads a Request's Args (the caller a
+// large Response's Result) where they lie in the frame, with msgp's
+// zero-copy readers for the envelope go-msgpack wrote (envelope.go);
+// anything else is decoded by go-msgpack as before.
+//
 // Length prefixes let a server refuse a request before decoding it: one
 // over its size cap, or one that does not fit the byte budgets, is read,
 // dropped (but for its first bytes, which name its method) and answered
