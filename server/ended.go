@@ -68,8 +68,8 @@ func (s *Server) endAttachment(a *attachment, why string) {
 	s.after(0, func() {
 		ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
-		last := chatapi.DeliverArgs{Events: []chatapi.Event{{Kind: chatapi.EventSessionEnded}}}
-		if err := a.cb.Deliver(ctx, last); err != nil {
+		last := chatapi.DeliverBatch{Events: []chatapi.Event{{Kind: chatapi.EventSessionEnded}}}
+		if err := a.cb.DeliverBatch(ctx, last); err != nil {
 			s.log.Debug("tell client its session ended", "user", a.user, "err", err)
 		}
 	})

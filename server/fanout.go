@@ -10,6 +10,7 @@ import (
 
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Fan-out: a durable message goes out to every member, in two halves.
@@ -240,15 +241,22 @@ func validForwarded(ms []chatapi.Message) error {
 // delivery task (pump) into one Deliver callback per batch.
 
 // deliverLocked queues newly stored messages of room for every local
-// member. Callers hold s.mu.
+// member. Each message is encoded once, here, and every member's queue
+// holds the same bytes. Callers hold s.mu.
 func (s *Server) deliverLocked(room string, msgs []chatapi.Message) {
-	for _, a := range slices.SortedFunc(maps.Keys(s.local[room]), byUser) {
-		a.enqueueLocked(s, msgs, nil)
+	members := s.local[room]
+	if len(members) == 0 || len(msgs) == 0 {
+		return
+	}
+	enc := chatapi.EncodeMessages(msgs)
+	for _, a := range slices.SortedFunc(maps.Keys(members), byUser) {
+		a.enqueueLocked(s, room, enc)
 	}
 }
 
-// enqueueLocked queues messages and events for the client and starts its
-// delivery task. Messages that would take the queue past its bound are
+// enqueueLocked queues messages of room, encoded (chatapi.EncodeMessages),
+// for the client and starts its delivery task. Messages that would take
+// the queue past its bound are
 // dropped, and so is every message after them until the queue has been
 // delivered; then the client is told to resync the rooms it missed
 // messages of (see pump). A slow client so never holds up anyone else, and
@@ -257,25 +265,37 @@ func (s *Server) deliverLocked(room string, msgs []chatapi.Message) {
 // that fell behind fetch the whole backlog by Sync while new deliveries
 // kept coming, each of them then a duplicate to sort out: more work for
 // the client least able to do it.)
-func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []chatapi.Event) {
-	if a.gone || (len(msgs) == 0 && len(events) == 0) {
+func (a *attachment) enqueueLocked(s *Server, room string, msgs []msgp.Raw) {
+	if a.gone || len(msgs) == 0 {
 		return
 	}
-	if len(msgs) > 0 && (a.lagging != nil || len(a.queue)+len(msgs) > s.maxQueue) {
+	if a.lagging != nil || len(a.queue)+len(msgs) > s.maxQueue {
 		if a.lagging == nil {
 			a.lagging = map[string]bool{}
 			s.log.Warn("client too slow; dropping its deliveries until it has caught up, then asking it to resync", "user", a.user, "queued", len(a.queue))
 		}
-		for _, m := range msgs {
-			a.lagging[m.Room] = true
-		}
+		a.lagging[room] = true
 	} else {
-		if a.queue == nil && len(msgs) > 0 {
+		if a.queue == nil {
 			a.queue = s.takeQueueLocked()
 		}
 		a.queue = append(a.queue, msgs...)
 	}
+	a.startLocked(s)
+}
+
+// enqueueEventsLocked queues events for the client, behind the messages
+// queued so far, and starts its delivery task.
+func (a *attachment) enqueueEventsLocked(s *Server, events []chatapi.Event) {
+	if a.gone || len(events) == 0 {
+		return
+	}
 	a.events = append(a.events, events...)
+	a.startLocked(s)
+}
+
+// startLocked starts the client's delivery task unless it runs.
+func (a *attachment) startLocked(s *Server) {
 	if !a.sending {
 		a.sending = true
 		s.after(0, func() { s.pump(a) })
@@ -285,7 +305,7 @@ func (a *attachment) enqueueLocked(s *Server, msgs []chatapi.Message, events []c
 // pump delivers the attachment's queue in batches until it is empty. One
 // pump runs per attachment, so a slow client slows only itself.
 func (s *Server) pump(a *attachment) {
-	var sent []chatapi.Message // the last batch, whole queue, once delivered
+	var sent []msgp.Raw // the last batch, whole queue, once delivered
 	for {
 		s.mu.Lock()
 		s.spareQueueLocked(sent)
@@ -297,7 +317,7 @@ func (s *Server) pump(a *attachment) {
 		}
 		q := a.queue
 		n := min(len(q), s.deliverBatch)
-		batch := chatapi.DeliverArgs{Messages: q[:n:n], Events: a.events}
+		batch := chatapi.DeliverBatch{Messages: q[:n:n], Events: a.events}
 		if n == len(q) && a.lagging != nil {
 			// The last of what the client was sent before it fell behind:
 			// after it, the client syncs the rooms it missed messages of,
@@ -322,7 +342,7 @@ func (s *Server) pump(a *attachment) {
 		a.events = nil
 		s.mu.Unlock()
 		ctx, cancel := s.clk.WithTimeout(context.Background(), callTimeout)
-		err := a.cb.Deliver(ctx, batch)
+		err := a.cb.DeliverBatch(ctx, batch)
 		cancel()
 		if err == nil && whole {
 			// Deliver encoded the batch before it returned: the slice
@@ -337,8 +357,11 @@ func (s *Server) pump(a *attachment) {
 				// rooms the batch told it to resync, and go on.
 				s.log.Warn("client rejected delivery", "user", a.user, "err", err)
 				rooms := map[string]bool{}
-				for _, m := range batch.Messages {
-					rooms[m.Room] = true
+				for _, enc := range batch.Messages {
+					var m chatapi.Message
+					if _, err := m.UnmarshalMsg(enc); err == nil { // it was encoded here
+						rooms[m.Room] = true
+					}
 				}
 				for _, e := range batch.Events {
 					if e.Kind == chatapi.EventResync {
@@ -368,7 +391,7 @@ const (
 
 // takeQueueLocked returns an empty queue, one kept for reuse if any.
 // Callers hold s.mu.
-func (s *Server) takeQueueLocked() []chatapi.Message {
+func (s *Server) takeQueueLocked() []msgp.Raw {
 	n := len(s.spareQueues)
 	if n == 0 {
 		return nil
@@ -381,11 +404,11 @@ func (s *Server) takeQueueLocked() []chatapi.Message {
 
 // spareQueueLocked keeps q, a delivered batch nothing refers to any more,
 // for reuse, unless it is too big or enough are kept. Callers hold s.mu.
-func (s *Server) spareQueueLocked(q []chatapi.Message) {
+func (s *Server) spareQueueLocked(q []msgp.Raw) {
 	if q == nil || cap(q) > spareQueueCap || len(s.spareQueues) >= spareQueues {
 		return
 	}
-	clear(q[:cap(q)]) // let its messages' strings go
+	clear(q[:cap(q)]) // let its messages' bytes go
 	s.spareQueues = append(s.spareQueues, q[:0])
 }
 
@@ -400,8 +423,5 @@ func (a *attachment) enqueueSettledLocked(s *Server, room string, t int64) {
 	}
 	a.settled[room] = max(a.settled[room], t)
 	a.settledMark = len(a.queue)
-	if !a.sending {
-		a.sending = true
-		s.after(0, func() { s.pump(a) })
-	}
+	a.startLocked(s)
 }

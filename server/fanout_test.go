@@ -10,6 +10,7 @@ import (
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/clocktest"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // A delivered queue is kept for reuse emptied and cleared, so that the
@@ -19,16 +20,15 @@ func TestSpareQueueIsClearedForReuse(t *testing.T) {
 	if q := s.takeQueueLocked(); q != nil {
 		t.Fatalf("with nothing kept: got a queue of cap %d, want nil", cap(q))
 	}
-	q := make([]chatapi.Message, 2, 8)
-	q[0] = chatapi.Message{Room: "lobby", Text: "one"}
-	q[1] = chatapi.Message{Room: "lobby", Text: "two"}
+	q := make([]msgp.Raw, 2, 8)
+	copy(q, chatapi.EncodeMessages([]chatapi.Message{{Room: "lobby", Text: "one"}, {Room: "lobby", Text: "two"}}))
 	s.spareQueueLocked(q)
 	got := s.takeQueueLocked()
 	if len(got) != 0 || cap(got) != 8 {
 		t.Fatalf("got len %d cap %d, want the kept queue, empty (len 0, cap 8)", len(got), cap(got))
 	}
 	for i, m := range got[:cap(got)] {
-		if m != (chatapi.Message{}) {
+		if m != nil {
 			t.Fatalf("kept queue still holds message %d: %+v", i, m)
 		}
 	}
@@ -42,12 +42,12 @@ func TestSpareQueueIsClearedForReuse(t *testing.T) {
 func TestSpareQueuesAreBounded(t *testing.T) {
 	s := &Server{}
 	s.spareQueueLocked(nil)
-	s.spareQueueLocked(make([]chatapi.Message, 1, spareQueueCap+1))
+	s.spareQueueLocked(make([]msgp.Raw, 1, spareQueueCap+1))
 	if n := len(s.spareQueues); n != 0 {
 		t.Fatalf("kept %d queues of nil and of a queue above spareQueueCap, want 0", n)
 	}
 	for range spareQueues + 5 {
-		s.spareQueueLocked(make([]chatapi.Message, 1, spareQueueCap))
+		s.spareQueueLocked(make([]msgp.Raw, 1, spareQueueCap))
 	}
 	if n := len(s.spareQueues); n != spareQueues {
 		t.Fatalf("kept %d queues, want at most %d", n, spareQueues)
@@ -62,10 +62,19 @@ type rejecting struct {
 	rejected bool
 }
 
-func (r *rejecting) Deliver(_ context.Context, a chatapi.DeliverArgs) error {
-	if !r.rejected && slices.ContainsFunc(a.Events, func(e chatapi.Event) bool { return e.Kind == chatapi.EventResync }) {
+func (r *rejecting) DeliverBatch(_ context.Context, b chatapi.DeliverBatch) error {
+	if !r.rejected && slices.ContainsFunc(b.Events, func(e chatapi.Event) bool { return e.Kind == chatapi.EventResync }) {
 		r.rejected = true
 		return &rmi.RemoteError{Code: "client.failed", Message: "could not take the batch"}
+	}
+	// Decoded as the client does.
+	enc, err := rmi.Marshal(b)
+	if err != nil {
+		return err
+	}
+	var a chatapi.DeliverArgs
+	if err := rmi.Unmarshal(enc, &a); err != nil {
+		return err
 	}
 	r.batches = append(r.batches, a)
 	return nil
@@ -84,8 +93,8 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 		return chatapi.Message{Room: room, ID: fmt.Sprint(seq), Stamp: chatapi.Stamp{Server: "s1", Seq: seq}}
 	}
 	s.mu.Lock()
-	a.enqueueLocked(s, []chatapi.Message{msg("A", 1)}, nil)
-	a.enqueueLocked(s, []chatapi.Message{msg("B", 2)}, nil) // past the bound: dropped
+	a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{msg("A", 1)}))
+	a.enqueueLocked(s, "B", chatapi.EncodeMessages([]chatapi.Message{msg("B", 2)})) // past the bound: dropped
 	s.mu.Unlock()
 	s.pump(a) // A/1 and the resync of B: refused; then the resync again
 	s.mu.Lock()
@@ -94,7 +103,7 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 	s.mu.Unlock()
 	s.pump(a)
 
-	var resynced, settledFirst bool
+	var resynced, resyncedA, settledFirst bool
 	for _, b := range cb.batches {
 		if _, ok := b.Settled["B"]; ok && !resynced {
 			settledFirst = true
@@ -102,8 +111,12 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 		if slices.Contains(b.Events, chatapi.Event{Kind: chatapi.EventResync, Room: "B"}) {
 			resynced = true
 		}
+		// The refused batch held A's message: A is resynced too.
+		if slices.Contains(b.Events, chatapi.Event{Kind: chatapi.EventResync, Room: "A"}) {
+			resyncedA = true
+		}
 	}
-	if !resynced || settledFirst {
-		t.Fatalf("after a refused batch: told to resync B %v, a settled notice for B before that %v (batches %+v)", resynced, settledFirst, cb.batches)
+	if !resynced || settledFirst || !resyncedA {
+		t.Fatalf("after a refused batch: told to resync B %v and A %v, a settled notice for B before that %v (batches %+v)", resynced, resyncedA, settledFirst, cb.batches)
 	}
 }

@@ -133,7 +133,7 @@ func (s *Server) deliverRing(a chatapi.RingArgs) error {
 	defer s.mu.Unlock()
 	for _, att := range s.sortedAttachments() {
 		if att.user == a.Callee {
-			att.enqueueLocked(s, nil, []chatapi.Event{ev})
+			att.enqueueEventsLocked(s, []chatapi.Event{ev})
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // roomInfo returns the room's membership, from the cache while it is fresh
@@ -67,7 +68,10 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 	// only now) is told it joined, so its client adds the room and syncs
 	// it: messages stored before it was added were never queued to it.
 	// It also gets the messages held while the membership was read.
-	held := r.held
+	var held []msgp.Raw
+	if len(r.held) > 0 {
+		held = chatapi.EncodeMessages(r.held)
+	}
 	r.held = nil
 	for _, a := range s.sortedAttachments() {
 		if isMember(r.members.info, a.user) {
@@ -75,9 +79,9 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 				s.addLocalLocked(a, r)
 				joined := chatapi.Event{Kind: chatapi.EventJoined, Room: r.name, User: a.user}
 				if !slices.Contains(ch.events, joined) { // else it comes with ch.events below
-					a.enqueueLocked(s, nil, []chatapi.Event{joined})
+					a.enqueueEventsLocked(s, []chatapi.Event{joined})
 				}
-				a.enqueueLocked(s, held, nil)
+				a.enqueueLocked(s, r.name, held)
 			}
 		} else {
 			s.removeLocalLocked(a, r.name)
@@ -85,11 +89,11 @@ func (s *Server) membersChangedLocked(r *room, ch memberChange) {
 	}
 	if len(ch.events) > 0 {
 		for _, a := range slices.SortedFunc(maps.Keys(s.local[r.name]), byUser) {
-			a.enqueueLocked(s, nil, ch.events)
+			a.enqueueEventsLocked(s, ch.events)
 		}
 		for _, a := range s.sortedAttachments() {
 			if ch.left[a.user] {
-				a.enqueueLocked(s, nil, ch.events)
+				a.enqueueEventsLocked(s, ch.events)
 			}
 		}
 	}

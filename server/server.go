@@ -19,6 +19,7 @@ import (
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/voice"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Tuning knobs. They are constants rather than flags because the protocol's
@@ -120,7 +121,7 @@ type Server struct {
 	renewWait    time.Duration                   // lease renewal period
 	maxQueue     int                             // per-client delivery queue bound
 	deliverBatch int                             // messages per Deliver callback
-	spareQueues  [][]chatapi.Message             // emptied delivery queues for reuse (fanout.go)
+	spareQueues  [][]msgp.Raw                    // emptied delivery queues for reuse (fanout.go)
 	inflight     int                             // own posts stamped but not yet durable
 	storageErr   error                           // the write that failed, while storage is failing (storage.go)
 	probeWait    time.Duration                   // the wait before the next storage probe

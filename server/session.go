@@ -10,6 +10,7 @@ import (
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // attachment is a session attached to this server, with its callback and
@@ -18,12 +19,13 @@ type attachment struct {
 	token string
 	id    string // centralapi.SessionID(token)
 	user  string
-	cb    chatapi.Callback
+	cb    callback
 	peer  *rmi.Peer
 	rooms map[string]bool
 
-	// The delivery queue (fanout.go), guarded by Server.mu.
-	queue   []chatapi.Message
+	// The delivery queue (fanout.go), guarded by Server.mu: messages
+	// encoded once for all the members they go to (deliverLocked).
+	queue   []msgp.Raw
 	events  []chatapi.Event
 	sending bool // a delivery task is running
 	gone    bool
@@ -34,6 +36,13 @@ type attachment struct {
 	// lagging holds the rooms whose messages were dropped since the
 	// queue reached its bound; nil when none were (fanout.go).
 	lagging map[string]bool
+}
+
+// callback is how the server reaches an attached client: in production a
+// chatapi.CallbackStub over the client's own connection.
+type callback interface {
+	DeliverBatch(ctx context.Context, a chatapi.DeliverBatch) error
+	Voice(ctx context.Context, a chatapi.VoiceDeliverArgs) error
 }
 
 // attached returns the attachment of a session token.

@@ -52,7 +52,7 @@ func (s *Server) storageFailed(err error) {
 	s.probeWait = probeFirst
 	s.after(s.probeWait, s.probeStorage)
 	for _, a := range s.sortedAttachments() {
-		a.enqueueLocked(s, nil, []chatapi.Event{{Kind: chatapi.EventMove}})
+		a.enqueueEventsLocked(s, []chatapi.Event{{Kind: chatapi.EventMove}})
 	}
 	s.log.Error("storage failing: refusing posts and moving clients away until a write succeeds",
 		"err", err, "clients", len(s.atts))
