@@ -132,6 +132,20 @@ func (l *sortedLog) find(s chatapi.Stamp) (chatapi.Message, bool) {
 	return m, ok
 }
 
+// findPost returns the stamp of the message posted by from with id, if
+// the log holds one, searching from the newest message back.
+func (l *sortedLog) findPost(from, id string) (chatapi.Stamp, bool) {
+	for ci := len(l.chunks) - 1; ci >= 0; ci-- {
+		c := l.chunks[ci]
+		for i := len(c) - 1; i >= 0; i-- {
+			if c[i].ID == id && c[i].From == from {
+				return c[i].Stamp, true
+			}
+		}
+	}
+	return chatapi.Stamp{}, false
+}
+
 // remove deletes the message stamped s, if present.
 func (l *sortedLog) remove(s chatapi.Stamp) {
 	p, _, ok := l.locate(s)

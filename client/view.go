@@ -85,7 +85,7 @@ type View struct {
 	room    string
 	log     sortedLog // visible messages, sorted by stamp
 	origins map[string]*originState
-	shown   postIndex     // stamp at which each post is shown
+	shown   postIndex     // which posts the log may show (by key hash)
 	max     chatapi.Stamp // largest stamp present (shown or not)
 	stats   ViewStats
 	// settled is the stamp time at or below which the room is settled:
@@ -142,10 +142,11 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Added++
 		return Added
 	}
-	old, ok := v.shown.shownAt(key, &v.log)
+	h := v.shown.hash(key)
+	old, ok := v.shown.shownAt(key, h, &v.log)
 	switch {
 	case !ok:
-		v.shown.add(key, m.Stamp)
+		v.shown.add(h)
 		v.place(m)
 		v.stats.Added++
 		return Added
@@ -153,7 +154,6 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Collapsed++
 		return Collapsed
 	default:
-		v.shown.move(key, m.Stamp)
 		v.remove(old)
 		v.place(m)
 		v.stats.Collapsed++

@@ -230,6 +230,41 @@ func TestViewInsertResults(t *testing.T) {
 	}
 }
 
+// A retry whose first copy lies far back in a long log, chunks before the
+// newest, is still recognised, and the post stays shown once, at the
+// smaller stamp, whichever copy comes first.
+func TestViewRetryOfAnOldPost(t *testing.T) {
+	for _, retryFirst := range []bool{false, true} {
+		v := NewView("r")
+		n := 3*defaultChunk + 7
+		for i := range n {
+			v.Insert(chatapi.Message{Room: "r", ID: fmt.Sprint(i), From: "ann", Text: "x",
+				Stamp: chatapi.Stamp{Time: int64(10 + i), Server: "s1", Seq: uint64(i + 1)}})
+		}
+		first := chatapi.Message{Room: "r", ID: "old", From: "bob", Text: "hi", Stamp: chatapi.Stamp{Time: 1, Server: "s2", Seq: 1}}
+		retry := chatapi.Message{Room: "r", ID: "old", From: "bob", Text: "hi", Stamp: chatapi.Stamp{Time: int64(20 + n), Server: "s3", Seq: 1}}
+		want := []InsertResult{Added, Collapsed}
+		order := []chatapi.Message{first, retry}
+		if retryFirst {
+			want = []InsertResult{Added, Replaced}
+			order = []chatapi.Message{retry, first}
+		}
+		for i, m := range order {
+			if got := v.Insert(m); got != want[i] {
+				t.Fatalf("retry first %v: insert %d (%v) = %v, want %v", retryFirst, i, m.Stamp, got, want[i])
+			}
+		}
+		msgs := v.Messages()
+		if len(msgs) != n+1 || msgs[0].Stamp != first.Stamp {
+			t.Fatalf("retry first %v: %d messages, first stamped %v; want %d, the post at %v", retryFirst, len(msgs), msgs[0].Stamp, n+1, first.Stamp)
+		}
+		// Another sender's post with the same id is another post.
+		if got := v.Insert(chatapi.Message{Room: "r", ID: "old", From: "cat", Stamp: chatapi.Stamp{Time: 5, Server: "s2", Seq: 2}}); got != Added {
+			t.Fatalf("retry first %v: another sender's post with the same id: %v, want Added", retryFirst, got)
+		}
+	}
+}
+
 func TestViewLast(t *testing.T) {
 	v := NewView("r")
 	if _, ok := v.Last(); ok {
