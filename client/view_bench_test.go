@@ -2,10 +2,12 @@ package client_test
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/distchat/distchat/client"
+	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/server/chatapi"
 )
 
@@ -55,4 +57,61 @@ func fanOutMessages(n int) []chatapi.Message {
 		}
 	}
 	return msgs
+}
+
+// BenchmarkViewDeliver is BenchmarkViewInsert with messages that arrive
+// as a client gets them: in Deliver batches of 100, each view decoding its
+// own copy of every batch (rmi.Unmarshal, as the callback does), with the
+// names distchat bench uses. So every string a view keeps is its own, as
+// in the load process. Besides the CPU per message per view it reports
+// the heap the views still hold at the end (retained-B/message): what a
+// client's memory grows by per message it keeps.
+func BenchmarkViewDeliver(b *testing.B) {
+	const views, n, batch = 20, 30000, 100
+	msgs := fanOutMessages(n)
+	for i := range msgs {
+		msgs[i].Room = "bench-87d68f52"
+		msgs[i].From = "bench-87d68f52-" + msgs[i].From
+		msgs[i].ID = strconv.Itoa(i%20) + "." + msgs[i].ID
+	}
+	var frames [][]byte
+	for i := 0; i < n; i += batch {
+		enc, err := rmi.Marshal(chatapi.DeliverArgs{Messages: msgs[i:min(i+batch, n)]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames = append(frames, enc)
+	}
+	b.ReportAllocs()
+	var retained uint64
+	for b.Loop() {
+		b.StopTimer()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		vs := make([]*client.View, views)
+		for i := range vs {
+			vs[i] = client.NewView("bench-87d68f52")
+		}
+		b.StartTimer()
+		for _, f := range frames {
+			for _, v := range vs {
+				var a chatapi.DeliverArgs
+				if err := rmi.Unmarshal(f, &a); err != nil {
+					b.Fatal(err)
+				}
+				for _, m := range a.Messages {
+					v.Insert(m)
+				}
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		retained = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(vs)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*views), "ns/message")
+	b.ReportMetric(float64(retained)/float64(n*views), "retained-B/message")
 }
