@@ -76,6 +76,9 @@ func encodeProbe() []byte {
 type recReader struct {
 	b   []byte
 	err error
+	// whole, if set, is a string copy of the record b started as: str
+	// then returns parts of it (decodeMessage).
+	whole string
 }
 
 func (r *recReader) fail() {
@@ -111,7 +114,15 @@ func (r *recReader) str() string {
 		r.fail()
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	if r.whole != "" {
+		// r.b is the tail of the bytes r.whole copies: cut the string
+		// out of r.whole instead of copying it again.
+		at := len(r.whole) - len(r.b)
+		s = r.whole[at : at+int(n)]
+	} else {
+		s = string(r.b[:n])
+	}
 	r.b = r.b[n:]
 	return s
 }
@@ -129,7 +140,11 @@ func decodeMessage(b []byte) (chatapi.Message, error) {
 	if len(b) == 0 || b[0] != recMessage {
 		return chatapi.Message{}, fmt.Errorf("not a message: %w", errBadRecord)
 	}
-	r := &recReader{b: b[1:]}
+	// One string copies the record, and the message's five strings are
+	// parts of it: one allocation instead of five. They keep the whole
+	// record alive as long as any of them is, which is as long as the
+	// message: the index keeps none of them (addLocked).
+	r := &recReader{b: b[1:], whole: string(b[1:])}
 	m := chatapi.Message{Room: r.str(), ID: r.str(), From: r.str(), Text: r.str()}
 	m.Stamp.Server = r.str()
 	m.Stamp.Time = r.varint()

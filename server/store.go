@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/distchat/distchat/server/chatapi"
@@ -55,6 +56,7 @@ type store struct {
 
 // roomLog is the index of one room's messages.
 type roomLog struct {
+	name    string                // the room (one copy, shared by the index)
 	order   []logEntry            // every stored message, in stamp order
 	origins map[string]*originLog // the same messages by origin, in seq order
 	// pending are messages from other servers handed to local delivery
@@ -189,8 +191,10 @@ func (st *store) index(p seglog.Pos, b []byte) error {
 func (st *store) roomLocked(room string) *roomLog {
 	r := st.rooms[room]
 	if r == nil {
-		r = &roomLog{origins: map[string]*originLog{}}
-		st.rooms[room] = r
+		// The index keeps its own copy of the name: a decoded message's
+		// strings share one allocation with the rest of its record.
+		r = &roomLog{name: strings.Clone(room), origins: map[string]*originLog{}}
+		st.rooms[r.name] = r
 	}
 	return r
 }
@@ -201,7 +205,7 @@ func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved 
 	r := st.roomLocked(m.Room)
 	o := r.origins[m.Stamp.Server]
 	if o == nil {
-		o = &originLog{name: m.Stamp.Server}
+		o = &originLog{name: strings.Clone(m.Stamp.Server)}
 		r.origins[o.name] = o
 	}
 	e := logEntry{stamp: m.Stamp, pos: p}
@@ -218,7 +222,7 @@ func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved 
 		moved = true
 	}
 	if m.Stamp.Server == st.self {
-		st.dedupe[dedupeKey(m.From, m.ID)] = dedupeRec{Room: m.Room, Stamp: m.Stamp}
+		st.dedupe[dedupeKey(m.From, m.ID)] = dedupeRec{Room: r.name, Stamp: e.stamp}
 	}
 	return o.head, moved
 }

@@ -281,3 +281,23 @@ func TestStoreAcceptsEachMessageOnce(t *testing.T) {
 		t.Fatalf("after the write: %v", got)
 	}
 }
+
+// A message read from the log costs one allocation for its five strings,
+// and decodes to what was encoded; a record cut short is refused.
+func TestDecodeMessageAllocatesOnce(t *testing.T) {
+	m := chatapi.Message{Room: "lobby", ID: "p-1", From: "ann", Text: strings.Repeat("x", 64),
+		Stamp: chatapi.Stamp{Time: 1234567, Server: "server-1", Seq: 42}}
+	rec := encodeMessage(m)
+	got, err := decodeMessage(rec)
+	if err != nil || got != m {
+		t.Fatalf("decoded %+v (%v), want %+v", got, err, m)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = decodeMessage(rec) }); n != 1 {
+		t.Fatalf("decodeMessage made %v allocations, want 1", n)
+	}
+	for cut := 1; cut < len(rec); cut++ {
+		if _, err := decodeMessage(rec[:cut]); !errors.Is(err, errBadRecord) {
+			t.Fatalf("record cut to %d of %d bytes: err %v, want errBadRecord", cut, len(rec), err)
+		}
+	}
+}
