@@ -244,12 +244,12 @@ func validForwarded(ms []chatapi.Message) error {
 // member. Each message is encoded once, here, and every member's queue
 // holds the same bytes. Callers hold s.mu.
 func (s *Server) deliverLocked(room string, msgs []chatapi.Message) {
-	members := s.local[room]
+	members := s.localMembersLocked(room)
 	if len(members) == 0 || len(msgs) == 0 {
 		return
 	}
 	enc := chatapi.EncodeMessages(msgs)
-	for _, a := range slices.SortedFunc(maps.Keys(members), byUser) {
+	for _, a := range members {
 		a.enqueueLocked(s, room, enc)
 	}
 }

@@ -120,3 +120,35 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 		t.Fatalf("after a refused batch: told to resync B %v and A %v, a settled notice for B before that %v (batches %+v)", resynced, resyncedA, settledFirst, cb.batches)
 	}
 }
+
+// The sorted list of a room's local members follows every change of
+// them: one who leaves gets no more of the room's messages, one who
+// joins gets them.
+func TestLocalMembersFollowChanges(t *testing.T) {
+	s := &Server{local: map[string]map[*attachment]bool{}, localSorted: map[string][]*attachment{}}
+	r := &room{name: "lobby"}
+	ann := &attachment{user: "ann", token: "t1", rooms: map[string]bool{}}
+	bob := &attachment{user: "bob", token: "t2", rooms: map[string]bool{}}
+	users := func() (names []string) {
+		for _, a := range s.localMembersLocked("lobby") {
+			names = append(names, a.user)
+		}
+		return names
+	}
+	s.addLocalLocked(bob, r)
+	if got := users(); !slices.Equal(got, []string{"bob"}) {
+		t.Fatalf("after bob joined: %v", got)
+	}
+	s.addLocalLocked(ann, r)
+	if got := users(); !slices.Equal(got, []string{"ann", "bob"}) {
+		t.Fatalf("after ann joined: %v, want [ann bob]", got)
+	}
+	s.removeLocalLocked(bob, "lobby")
+	if got := users(); !slices.Equal(got, []string{"ann"}) {
+		t.Fatalf("after bob left: %v, want [ann]", got)
+	}
+	s.removeLocalLocked(ann, "lobby")
+	if got := users(); len(got) != 0 {
+		t.Fatalf("after both left: %v, want none", got)
+	}
+}

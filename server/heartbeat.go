@@ -73,7 +73,7 @@ func (s *Server) applyWatermarks(from string, wms map[string]int64) {
 // point moved, in their delivery queues. Callers hold s.mu.
 func (s *Server) notifySettledLocked() {
 	for _, n := range s.settled.advance(slices.Sorted(maps.Keys(s.local))) {
-		for _, a := range slices.SortedFunc(maps.Keys(s.local[n.room]), byUser) {
+		for _, a := range s.localMembersLocked(n.room) {
 			a.enqueueSettledLocked(s, n.room, n.at)
 		}
 	}

@@ -114,6 +114,7 @@ type Server struct {
 	atts         map[string]*attachment          // by session token
 	ended        map[string]time.Time            // session id -> when it ended (ended.go)
 	local        map[string]map[*attachment]bool // room -> attachments whose user is a member
+	localSorted  map[string][]*attachment        // room -> local, sorted (localMembersLocked)
 	peers        map[string]*forwarder           // other servers by name
 	posting      map[string]bool                 // user\x00id of posts being stamped
 	live         []centralapi.ServerInfo         // live servers, from central
@@ -202,7 +203,7 @@ func Open(cfg Config) (*Server, error) {
 		out:     newOutbox(defaultForwardBatch, durable, ls.cursors),
 		settled: newSettledTracker(cfg.Name, ls.known),
 		rooms:   map[string]*room{}, atts: map[string]*attachment{}, ended: map[string]time.Time{},
-		local: map[string]map[*attachment]bool{},
+		local: map[string]map[*attachment]bool{}, localSorted: map[string][]*attachment{},
 		peers: map[string]*forwarder{}, posting: map[string]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
 		voiceNonce: rand.Text()[:8], voiceJoins: map[string]*voiceJoin{},
