@@ -29,7 +29,11 @@ func TestSortedLogMatchesASortedSlice(t *testing.T) {
 			switch rapid.IntRange(0, 5).Draw(t, "op") {
 			case 0, 1, 2: // insert a message with a new stamp
 				seq++
-				m := chatapi.Message{ID: "m", Stamp: stamp("insert")}
+				// Any room, sender, id and text: the log keeps them in
+				// its own form and must give back exactly the message.
+				name := rapid.SampledFrom([]string{"", "a", "bob", "lobby"})
+				m := chatapi.Message{Room: name.Draw(t, "room"), ID: rapid.StringN(0, 4, -1).Draw(t, "id"),
+					From: name.Draw(t, "from"), Text: rapid.StringN(0, 6, -1).Draw(t, "text"), Stamp: stamp("insert")}
 				m.Stamp.Seq = seq
 				i := 0
 				for i < len(want) && !m.Stamp.Less(want[i].Stamp) {

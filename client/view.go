@@ -85,9 +85,8 @@ type View struct {
 	room    string
 	log     sortedLog // visible messages, sorted by stamp
 	origins map[string]*originState
-	senders map[string]string // sender names, one copy each (intern)
-	shown   postIndex         // which posts the log may show (by key hash)
-	max     chatapi.Stamp     // largest stamp present (shown or not)
+	shown   postIndex     // which posts the log may show (by key hash)
+	max     chatapi.Stamp // largest stamp present (shown or not)
 	stats   ViewStats
 	// settled is the stamp time at or below which the room is settled:
 	// no message at or below it can still arrive (0: nothing settled).
@@ -97,7 +96,6 @@ type View struct {
 
 // originState tracks which sequence numbers of one origin server are present.
 type originState struct {
-	name  string              // the origin's name (one copy, shared by the log's stamps)
 	head  uint64              // 1..head are all present
 	above map[uint64]struct{} // present sequence numbers above head+1
 }
@@ -108,7 +106,6 @@ func NewView(room string) *View {
 		room:    room,
 		log:     newSortedLog(defaultChunk),
 		origins: map[string]*originState{},
-		senders: map[string]string{},
 		shown:   newPostIndex(),
 	}
 }
@@ -126,7 +123,6 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Duplicates++
 		return Duplicate
 	}
-	v.intern(&m)
 	if v.max.Less(m.Stamp) {
 		v.max = m.Stamp
 	}
@@ -165,33 +161,12 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 	}
 }
 
-// intern makes m's room, sender and origin server names the view's own
-// copies. The log keeps every message of the room's history, and these
-// three names repeat in nearly all of them: decoded, each message brings
-// its own copies, which so become garbage at once instead of being kept.
-func (v *View) intern(m *chatapi.Message) {
-	if m.Room == v.room {
-		m.Room = v.room
-	}
-	if o := v.origins[m.Stamp.Server]; o != nil {
-		m.Stamp.Server = o.name
-	}
-	if from, ok := v.senders[m.From]; ok {
-		m.From = from
-	} else if len(v.senders) < maxInterned {
-		v.senders[m.From] = m.From
-	}
-}
-
-// maxInterned bounds how many sender names a view keeps copies of.
-const maxInterned = 4096
-
 // markPresent records that stamp's (Server, Seq) is present and reports
 // whether it was new.
 func (v *View) markPresent(s chatapi.Stamp) bool {
 	o := v.origins[s.Server]
 	if o == nil {
-		o = &originState{name: s.Server, above: map[uint64]struct{}{}}
+		o = &originState{above: map[uint64]struct{}{}}
 		v.origins[s.Server] = o
 	}
 	if s.Seq <= o.head {
