@@ -8,4 +8,4 @@ package chatapi
 // both directions), so nothing else changes. After editing a type in
 // api.go, run `go generate ./server/chatapi`.
 
-//go:generate go tool msgp -file api.go -o api_msgp.go -io=false -tests=false -d "ignore Stub PeerStub CallbackStub"
+//go:generate go tool msgp -file api.go -o api_msgp.go -io=false -tests=false -d "ignore Stub PeerStub CallbackStub Message"
