@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/distchat/distchat/server/chatapi"
+	"github.com/distchat/distchat/server/seglog"
 )
 
 // BenchmarkStoreCommit measures the store's group commit of a batch of
@@ -75,4 +76,38 @@ func BenchmarkStoreScan(b *testing.B) {
 		pages++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*page), "ns/message")
+}
+
+// BenchmarkStoreIndexLate measures indexing stored messages (addLocked,
+// no disk) as a server does at C=20 with many posts in flight: its own
+// messages as they are stamped, and those of two other origins, stamped
+// at the same times, arriving 1,000 messages late.
+func BenchmarkStoreIndexLate(b *testing.B) {
+	const n, lag = 60000, 1000
+	msgs := make([]chatapi.Message, 0, n)
+	for i := range n / 3 {
+		for k, origin := range []string{"a", "b", "c"} {
+			msgs = append(msgs, chatapi.Message{Room: "bench", ID: fmt.Sprint(3*i + k), From: "u",
+				Stamp: chatapi.Stamp{Time: int64(10 * i), Server: origin, Seq: uint64(i + 1)}})
+		}
+	}
+	// Arrival: own (a) at once, b and c lag lines behind.
+	arrival := make([]chatapi.Message, 0, n)
+	for i := 0; i < n; i += 3 {
+		arrival = append(arrival, msgs[i])
+		if j := i - 3*lag; j >= 0 {
+			arrival = append(arrival, msgs[j+1], msgs[j+2])
+		}
+	}
+	for j := max(n-3*lag, 0); j < n; j += 3 {
+		arrival = append(arrival, msgs[j+1], msgs[j+2])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		st := &store{self: "a", rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{}}
+		for i, m := range arrival {
+			st.addLocked(m, seglog.Pos{Off: int64(i)})
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
 }

@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/seglog"
@@ -300,4 +303,64 @@ func TestDecodeMessageAllocatesOnce(t *testing.T) {
 			t.Fatalf("record cut to %d of %d bytes: err %v, want errBadRecord", cut, len(rec), err)
 		}
 	}
+}
+
+// scan gives, for any stored messages and any have and limit, the first
+// limit messages in stamp order whose seq is above have[origin], and
+// whether more remain: what sorting all of them would give.
+func TestScanIsTheStampOrderOfWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	runs := 0
+	rapid.Check(t, func(t *rapid.T) {
+		runs++
+		st, err := openStore(filepath.Join(dir, fmt.Sprint(runs)), "a", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.close()
+		origins := []string{"a", "b", "c"}
+		var all []chatapi.Message
+		last := map[string]int64{}
+		seq := map[string]uint64{}
+		for range rapid.IntRange(0, 40).Draw(t, "messages") {
+			o := rapid.SampledFrom(origins).Draw(t, "origin")
+			// An origin's times strictly increase; across origins they
+			// interleave and collide.
+			last[o] += int64(rapid.IntRange(1, 5).Draw(t, "step"))
+			seq[o]++
+			all = append(all, chatapi.Message{Room: "r", ID: fmt.Sprint(len(all)), From: "u", Text: "x",
+				Stamp: chatapi.Stamp{Time: last[o], Server: o, Seq: seq[o]}})
+		}
+		// Stored in batches, in an order where an origin's messages may
+		// come late and out of seq order (a catch-up fills a gap).
+		stored := rapid.Permutation(all).Draw(t, "arrival")
+		for len(stored) > 0 {
+			n := rapid.IntRange(1, len(stored)).Draw(t, "batch")
+			if err := st.commit(&writeBatch{msgs: stored[:n]}); err != nil {
+				t.Fatal(err)
+			}
+			stored = stored[n:]
+		}
+		have := map[string]uint64{}
+		for _, o := range origins {
+			have[o] = uint64(rapid.IntRange(0, 6).Draw(t, "have "+o))
+		}
+		limit := rapid.IntRange(1, 50).Draw(t, "limit")
+		var want []chatapi.Message
+		for _, m := range all {
+			if m.Stamp.Seq > have[m.Stamp.Server] {
+				want = append(want, m)
+			}
+		}
+		slices.SortFunc(want, func(a, b chatapi.Message) int { return a.Stamp.Compare(b.Stamp) })
+		wantMore := len(want) > limit
+		want = want[:min(limit, len(want))]
+		got, more, err := st.scan("r", have, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) || more != wantMore {
+			t.Fatalf("scan(have %v, limit %d) = %v, more %v; want %v, more %v", have, limit, got, more, want, wantMore)
+		}
+	})
 }
