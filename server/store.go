@@ -22,9 +22,9 @@ import (
 // messages, forwarding cursors, the largest stamp time ("last") and the
 // chat servers ever seen ("known"); a later cursor, last or known record
 // replaces an earlier one. From the messages the index rebuilds each
-// room's order by stamp, each origin's messages by seq and contiguous
-// head, and the dedupe table of posts first stamped here (by sender and
-// post id). A group commit is one append: one write and one fdatasync.
+// origin's messages of each room by seq (also their stamp order; a room's
+// order is the merge of its origins') and contiguous head, and the
+// dedupe table of posts first stamped here (by sender and post id). A group commit is one append: one write and one fdatasync.
 //
 // Nothing is ever rewritten in place, so a crash can only leave a torn
 // record at the very end, which opening cuts off (it was never
