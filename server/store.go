@@ -24,7 +24,8 @@ import (
 // replaces an earlier one. From the messages the index rebuilds each
 // origin's messages of each room by seq (also their stamp order; a room's
 // order is the merge of its origins') and contiguous head, and the
-// dedupe table of posts first stamped here (by sender and post id). A group commit is one append: one write and one fdatasync.
+// dedupe table of posts first stamped here (by sender and post id). A
+// group commit is one append: one write and one fdatasync.
 //
 // Nothing is ever rewritten in place, so a crash can only leave a torn
 // record at the very end, which opening cuts off (it was never
