@@ -2,6 +2,7 @@ package client
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -60,6 +61,9 @@ func (t *nameTable) of(name string) uint32 {
 	if t.number == nil {
 		t.number = map[string]uint32{}
 	}
+	// A copy: name is likely part of a decoded message's one string
+	// (chatapi's decoder), which it would otherwise keep alive whole.
+	name = strings.Clone(name)
 	n := uint32(len(t.list))
 	t.list = append(t.list, name)
 	t.number[name] = n
@@ -75,8 +79,12 @@ func (l *sortedLog) Len() int { return l.n }
 
 // entry returns m as an entry of l.
 func (l *sortedLog) entry(m chatapi.Message) entry {
+	body := m.ID + m.Text
+	if m.ID == "" {
+		body = strings.Clone(m.Text) // + would hand back m.Text itself
+	}
 	return entry{
-		time: m.Stamp.Time, seq: m.Stamp.Seq, body: m.ID + m.Text, idLen: uint32(len(m.ID)),
+		time: m.Stamp.Time, seq: m.Stamp.Seq, body: body, idLen: uint32(len(m.ID)),
 		room: l.names.of(m.Room), from: l.names.of(m.From), origin: l.names.of(m.Stamp.Server),
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"slices"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 
@@ -116,5 +117,37 @@ func TestSortedLogStaysFullWithLateArrivals(t *testing.T) {
 	}
 	if fill := float64(n) / float64(slots); fill < 0.9 {
 		t.Fatalf("%d messages in %d chunks of %d slots in all: %.0f%% full, want at least 90%%", n, len(l.chunks), slots, 100*fill)
+	}
+}
+
+// A decoded message's strings are parts of one allocation (chatapi's
+// decoder): the log keeps none of them, so that keeping a name or a text
+// never keeps the whole decoded message alive.
+func TestSortedLogKeepsNoPartOfADecodedMessage(t *testing.T) {
+	for _, id := range []string{"p-1", ""} {
+		m := chatapi.Message{Room: "lobby", ID: id, From: "ann", Text: "hello", Stamp: chatapi.Stamp{Time: 1, Server: "s1", Seq: 1}}
+		enc, err := m.MarshalMsg(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dec chatapi.Message
+		if _, err := dec.UnmarshalMsg(enc); err != nil {
+			t.Fatal(err)
+		}
+		// The decoded strings lie in one block, from the first field's
+		// start to the last's end.
+		lo, hi := uintptr(unsafe.Pointer(unsafe.StringData(dec.Room))), uintptr(unsafe.Pointer(unsafe.StringData(dec.Stamp.Server)))+uintptr(len(dec.Stamp.Server))
+		inside := func(s string) bool {
+			p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+			return len(s) > 0 && p >= lo && p < hi
+		}
+		l := newSortedLog(4)
+		l.insert(dec)
+		e := l.chunks[0][0]
+		for _, s := range append(slices.Clone(l.names.list), e.body) {
+			if inside(s) {
+				t.Fatalf("id %q: the log keeps %q, part of the decoded message", id, s)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -167,7 +168,7 @@ func (v *View) markPresent(s chatapi.Stamp) bool {
 	o := v.origins[s.Server]
 	if o == nil {
 		o = &originState{above: map[uint64]struct{}{}}
-		v.origins[s.Server] = o
+		v.origins[strings.Clone(s.Server)] = o // not the decoded message's string
 	}
 	if s.Seq <= o.head {
 		return false

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -312,6 +313,7 @@ func (s *Server) after(d time.Duration, f func()) {
 func (s *Server) room(name string) *room {
 	r := s.rooms[name]
 	if r == nil {
+		name = strings.Clone(name) // not part of a decoded message, which it would keep alive
 		r = &room{name: name, members: roomMembers{room: name}, heads: map[string]uint64{}}
 		s.rooms[name] = r
 	}

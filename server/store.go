@@ -203,8 +203,9 @@ func (st *store) roomLocked(room string) *roomLog {
 }
 
 // addLocked indexes a stored message and returns its origin's contiguous
-// head and whether the message moved it. Callers hold st.mu.
-func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved bool) {
+// head and whether the message moved it, with the index's own copies of
+// the room's and the origin's names. Callers hold st.mu.
+func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (room, origin string, head uint64, moved bool) {
 	r := st.roomLocked(m.Room)
 	o := r.origins[m.Stamp.Server]
 	if o == nil {
@@ -228,7 +229,7 @@ func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (head uint64, moved 
 	if m.Stamp.Server == st.self {
 		st.dedupe[dedupeKey(m.From, m.ID)] = dedupeRec{Room: r.name, Stamp: e.stamp}
 	}
-	return o.head, moved
+	return r.name, o.name, o.head, moved
 }
 
 // hasLocked reports whether the message with stamp s is stored in room.
@@ -348,11 +349,11 @@ func (st *store) commit(b *writeBatch) error {
 		if !b.isNew[i] {
 			continue
 		}
-		if head, moved := st.addLocked(m, pos[k]); moved {
-			if b.heads[m.Room] == nil {
-				b.heads[m.Room] = map[string]uint64{}
+		if room, origin, head, moved := st.addLocked(m, pos[k]); moved {
+			if b.heads[room] == nil {
+				b.heads[room] = map[string]uint64{}
 			}
-			b.heads[m.Room][m.Stamp.Server] = head
+			b.heads[room][origin] = head
 		}
 		k++
 	}

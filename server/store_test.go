@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 
@@ -363,4 +364,54 @@ func TestScanIsTheStampOrderOfWhatIsMissing(t *testing.T) {
 			t.Fatalf("scan(have %v, limit %d) = %v, more %v; want %v, more %v", have, limit, got, more, want, wantMore)
 		}
 	})
+}
+
+// A message decoded from the wire keeps its strings in one allocation:
+// the index and the heads a commit reports keep none of them, so that a
+// room's or an origin's name never keeps a whole message alive.
+func TestStoreKeepsNoPartOfADecodedMessage(t *testing.T) {
+	st, err := openStore(t.TempDir(), "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	enc, err := (&chatapi.Message{Room: "lobby", ID: "p-1", From: "ann", Text: "hi", Stamp: chatapi.Stamp{Time: 1, Server: "b", Seq: 1}}).MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m chatapi.Message
+	if _, err := m.UnmarshalMsg(enc); err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(m.Room)))
+	hi := uintptr(unsafe.Pointer(unsafe.StringData(m.Stamp.Server))) + uintptr(len(m.Stamp.Server))
+	part := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= lo && p < hi
+	}
+	b := &writeBatch{msgs: []chatapi.Message{m}}
+	if err := st.commit(b); err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for room, heads := range b.heads {
+		kept = append(kept, room)
+		for origin := range heads {
+			kept = append(kept, origin)
+		}
+	}
+	for name, r := range st.rooms {
+		kept = append(kept, name, r.name)
+		for origin, o := range r.origins {
+			kept = append(kept, origin, o.name)
+		}
+	}
+	if len(kept) < 6 {
+		t.Fatalf("only %v kept: the commit did not index the message", kept)
+	}
+	for _, s := range kept {
+		if part(s) {
+			t.Fatalf("the store keeps %q, part of the decoded message", s)
+		}
+	}
 }
