@@ -2,8 +2,11 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"syscall"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -28,7 +31,7 @@ func (c *Cluster) Start(name string) {
 		// The same port as before, if it had one: the address central
 		// and the other servers know stays valid.
 		var err error
-		if l, err = net.Listen("tcp", addr); err != nil {
+		if l, err = listenAgain(addr); err != nil {
 			c.t.Fatalf("servertest: %s: listen: %v", name, err)
 		}
 		addr = l.Addr().String()
@@ -55,7 +58,7 @@ func (c *Cluster) Start(name string) {
 		go func() { _ = rs.Serve(l) }()
 	}
 	c.mu.Lock()
-	s.srv, s.table, s.tcp, s.addr = srv, table, rs, addr
+	s.srv, s.table, s.tcp, s.listener, s.addr = srv, table, rs, l, addr
 	c.byAddr[addr] = s
 	c.mu.Unlock()
 	if err := srv.Start(context.Background()); err != nil {
@@ -95,8 +98,8 @@ func (c *Cluster) Stop(name string) {
 // connections clients have to it.
 func (c *Cluster) takeDown(s *chatServer, then ...func()) {
 	c.mu.Lock()
-	srv, rs := s.srv, s.tcp
-	s.srv, s.table, s.tcp = nil, nil, nil
+	srv, rs, l := s.srv, s.tcp, s.listener
+	s.srv, s.table, s.tcp, s.listener = nil, nil, nil, nil
 	var conns []*Conn
 	for k := range c.conns {
 		if k.server == s {
@@ -116,6 +119,10 @@ func (c *Cluster) takeDown(s *chatServer, then ...func()) {
 	}
 	if rs != nil {
 		_ = rs.Close()
+		// rs closes the listener only if its Serve goroutine has run
+		// (else that goroutine closes it when it does, later): close it
+		// here, so that the port is free once this returns.
+		_ = l.Close()
 	}
 }
 
@@ -271,4 +278,20 @@ func (l *link) Invoke(ctx context.Context, object, method string, args, reply an
 		return fmt.Errorf("servertest: %s.%s ran at central, and its reply to %s was lost: %w", object, method, l.from, rmi.ErrConnLost)
 	}
 	return err
+}
+
+// listenAgain listens on addr, where a server of the cluster listened
+// before it stopped (or on a new port if addr is empty). The port is in
+// the ephemeral range, so meanwhile another process's outgoing connection
+// may have been given it, and binding fails until that connection ends:
+// it is tried again, for at most five seconds.
+func listenAgain(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return l, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -133,6 +133,7 @@ type chatServer struct {
 	srv         *server.Server // nil while down
 	table       *rmi.Table     // nil while down
 	tcp         *rmi.Server    // its TCP server (Options.TCP), nil while down
+	listener    net.Listener   // tcp's listener, nil while down
 	unreachable bool
 	forwards    int64          // Forward calls that reached it from other chat servers
 	centralHold chan struct{}  // its calls to central wait for this (HoldCentral), or nil

@@ -3,9 +3,11 @@ package servertest_test
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -204,5 +206,56 @@ func TestTCP(t *testing.T) {
 	defer sc.Close()
 	if err := (chatapi.Stub{Inv: sc}).Ping(ctx, chatapi.TokenArgs{Token: "nobody"}); !errors.Is(err, chatapi.ErrNotAttached) {
 		t.Fatalf("the restarted server's answer over TCP: %v", err)
+	}
+}
+
+// A crashed server's port is free at once, and the server restarted over
+// TCP gets it back even if, while it was down, another connection was
+// given that port as its own (it is in the ephemeral range): Start tries
+// again until the port is free.
+func TestTCPRestartWaitsForItsPort(t *testing.T) {
+	c := servertest.New(t, servertest.Options{TCP: true})
+	addr := c.Addr("server-1")
+	c.Crash("server-1")
+	// The crashed server's port is free once Crash returns.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("after Crash: %v", err)
+	}
+	l.Close()
+
+	// A connection whose local end is addr, without SO_REUSEADDR: the
+	// server's listener cannot bind while it is open.
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	local, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	squatter, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", peer.Addr().String())
+	if err != nil {
+		t.Fatalf("a connection from %s: %v", addr, err)
+	}
+	accepted, err := peer.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		squatter.Close()
+		t.Skip("this system lets a listener share a port with a connection: nothing to wait for")
+	}
+	// Freed a moment after Start begins trying.
+	free := time.AfterFunc(100*time.Millisecond, func() {
+		accepted.Close()
+		squatter.Close()
+	})
+	defer free.Stop()
+	c.Start("server-1")
+	if c.Addr("server-1") != addr {
+		t.Fatalf("restarted on %s, was %s", c.Addr("server-1"), addr)
 	}
 }
