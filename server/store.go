@@ -49,7 +49,7 @@ type store struct {
 
 	mu      sync.RWMutex
 	rooms   map[string]*roomLog
-	dedupe  map[string]dedupeRec         // user 0 id -> posts first stamped here
+	dedupe  dedupeIndex                  // posts first stamped here, by sender and ID
 	cursors map[string]map[string]uint64 // dest -> room -> own seq dest acknowledged
 	last    int64
 	known   []string
@@ -100,12 +100,6 @@ type loadedState struct {
 	cursors map[string]map[string]uint64 // dest -> room -> acked own seq
 }
 
-// dedupeRec is a post first stamped here, found by its sender and ID.
-type dedupeRec struct {
-	Room  string
-	Stamp chatapi.Stamp
-}
-
 // openStore opens (or creates) the log in dir/log and rebuilds the index.
 // The log belongs to the chat server named in its first record.
 func openStore(dir, name string, noSync bool) (*store, error) {
@@ -116,7 +110,7 @@ func openStore(dir, name string, noSync bool) (*store, error) {
 		return nil, err
 	}
 	st := &store{
-		self: name, rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{},
+		self: name, rooms: map[string]*roomLog{}, dedupe: newDedupeIndex(),
 		cursors: map[string]map[string]uint64{},
 	}
 	path := filepath.Join(dir, logDir)
@@ -230,7 +224,7 @@ func (st *store) addLocked(m chatapi.Message, p seglog.Pos) (room, origin string
 		moved = true
 	}
 	if m.Stamp.Server == st.self {
-		st.dedupe[dedupeKey(m.From, m.ID)] = dedupeRec{Room: r.name, Stamp: chatapi.Stamp{Time: e.time, Server: o.name, Seq: e.seq}}
+		st.dedupe.add(postKey{m.From, m.ID}, p)
 	}
 	return r.name, o.name, o.head, moved
 }
@@ -397,16 +391,6 @@ func (st *store) accept(msgs []chatapi.Message) []bool {
 		fresh[i] = true
 	}
 	return fresh
-}
-
-func dedupeKey(user, id string) string { return user + "\x00" + id }
-
-// lookupDedupe finds a post user already made with id.
-func (st *store) lookupDedupe(user, id string) (dedupeRec, bool, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	rec, ok := st.dedupe[dedupeKey(user, id)]
-	return rec, ok, nil
 }
 
 // read reads the messages at ps from the log.

@@ -105,7 +105,7 @@ func BenchmarkStoreIndexLate(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		st := &store{self: "a", rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{}}
+		st := &store{self: "a", rooms: map[string]*roomLog{}, dedupe: newDedupeIndex()}
 		for i, m := range arrival {
 			st.addLocked(m, seglog.Pos{Off: int64(i)})
 		}
@@ -119,7 +119,7 @@ func BenchmarkStoreIndexLate(b *testing.B) {
 // trace is paid at every cycle.
 func BenchmarkGCWithLargeIndex(b *testing.B) {
 	const n = 600000
-	st := &store{self: "a", rooms: map[string]*roomLog{}, dedupe: map[string]dedupeRec{}}
+	st := &store{self: "a", rooms: map[string]*roomLog{}, dedupe: newDedupeIndex()}
 	for i := range n {
 		origin := []string{"a", "b", "c"}[i%3]
 		st.addLocked(chatapi.Message{Room: "bench", ID: fmt.Sprint(i), From: "u",

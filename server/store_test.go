@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -414,4 +415,53 @@ func TestStoreKeepsNoPartOfADecodedMessage(t *testing.T) {
 			t.Fatalf("the store keeps %q, part of the decoded message", s)
 		}
 	}
+}
+
+// The dedupe index answers exactly, however often hashes collide: every
+// post stamped here is found with its stamp, by its sender and ID, and no
+// other post is found. (TestStoreReopenRebuildsTheIndex covers reopening.)
+func TestDedupeIsExactWhenHashesCollide(t *testing.T) {
+	dir := t.TempDir()
+	runs := 0
+	rapid.Check(t, func(t *rapid.T) {
+		runs++
+		path := filepath.Join(dir, fmt.Sprint(runs))
+		st, err := openStore(path, "a", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buckets := uint64(rapid.IntRange(1, 4).Draw(t, "buckets"))
+		st.dedupe.collide = func(k postKey) uint64 { return maphash.Comparable(st.dedupe.seed, k) % buckets }
+		name := rapid.SampledFrom([]string{"ann", "bob", "a", "b", ""})
+		posted := map[postKey]chatapi.Stamp{}
+		var msgs []chatapi.Message
+		for i := range rapid.IntRange(0, 20).Draw(t, "posts") {
+			k := postKey{name.Draw(t, "from"), name.Draw(t, "id")}
+			if _, dup := posted[k]; dup {
+				continue // the server answers a retry; it never stores one twice
+			}
+			m := chatapi.Message{Room: "r", ID: k.id, From: k.from, Text: "x", Stamp: chatapi.Stamp{Time: int64(i + 1), Server: "a", Seq: uint64(len(msgs) + 1)}}
+			posted[k] = m.Stamp
+			msgs = append(msgs, m)
+		}
+		if err := st.commit(&writeBatch{msgs: msgs}); err != nil {
+			t.Fatal(err)
+		}
+		check := func(st *store) {
+			for _, from := range []string{"ann", "bob", "a", "b", "", "cat"} {
+				for _, id := range []string{"ann", "bob", "a", "b", "", "z"} {
+					k := postKey{from, id}
+					rec, ok, err := st.lookupDedupe(from, id)
+					want, wantOK := posted[k]
+					if err != nil || ok != wantOK || ok && rec.Stamp != want {
+						t.Fatalf("lookup %q/%q: %+v %v %v; want %v %v", from, id, rec, ok, err, want, wantOK)
+					}
+				}
+			}
+		}
+		check(st)
+		if err := st.close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
