@@ -75,7 +75,7 @@ func (s *Server) PostBatch(ctx context.Context, args chatapi.PostBatchArgs) (cha
 // post is one message on its way through postAll, and its outcome.
 type post struct {
 	chatapi.BatchPost
-	key   string // the reservation of the user's message id, once taken
+	key   postKey // the reservation of the user's message id, once taken
 	reply chatapi.PostReply
 	err   error
 }
@@ -131,7 +131,7 @@ func (s *Server) admit(ctx context.Context, a *attachment, p *post) error {
 	// answered with its first stamp. (Looking before reserving would let
 	// a retry slip in between the first post's commit and its release of
 	// the reservation, and be stamped twice.)
-	key := a.user + "\x00" + p.ID
+	key := postKey{a.user, p.ID}
 	s.mu.Lock()
 	switch {
 	case s.closed:

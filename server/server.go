@@ -117,7 +117,7 @@ type Server struct {
 	local        map[string]map[*attachment]bool // room -> attachments whose user is a member
 	localSorted  map[string][]*attachment        // room -> local, sorted (localMembersLocked)
 	peers        map[string]*forwarder           // other servers by name
-	posting      map[string]bool                 // user\x00id of posts being stamped
+	posting      map[postKey]bool                // posts being stamped, by sender and ID
 	live         []centralapi.ServerInfo         // live servers, from central
 	timers       map[*clock.Timer]bool           // armed timers, stopped by Close
 	renewWait    time.Duration                   // lease renewal period
@@ -205,7 +205,7 @@ func Open(cfg Config) (*Server, error) {
 		settled: newSettledTracker(cfg.Name, ls.known),
 		rooms:   map[string]*room{}, atts: map[string]*attachment{}, ended: map[string]time.Time{},
 		local: map[string]map[*attachment]bool{}, localSorted: map[string][]*attachment{},
-		peers: map[string]*forwarder{}, posting: map[string]bool{},
+		peers: map[string]*forwarder{}, posting: map[postKey]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
 		voiceNonce: rand.Text()[:8], voiceJoins: map[string]*voiceJoin{},
 		voiceByUser: map[voiceKey]string{}, voiceHosted: map[voiceKey]string{},
