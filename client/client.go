@@ -163,6 +163,20 @@ func (c *Client) View(room string) []chatapi.Message {
 	return nil
 }
 
+// Each calls fn with each message of room's view in stamp order, as View
+// lists them, without copying the log: for a checker that reads every
+// client's whole log (the simulator's). The client is locked while fn
+// runs, so fn must not call the client.
+func (c *Client) Each(room string, fn func(chatapi.Message)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.rooms.views[room]; v != nil {
+		for m := range v.All() {
+			fn(m)
+		}
+	}
+}
+
 // Last returns the latest message (by stamp) of room's view, if any,
 // without copying the view.
 func (c *Client) Last(room string) (chatapi.Message, bool) {

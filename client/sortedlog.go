@@ -1,6 +1,7 @@
 package client
 
 import (
+	"iter"
 	"sort"
 	"strings"
 
@@ -277,6 +278,20 @@ func (l *sortedLog) all() []chatapi.Message {
 		out = l.appendMessages(out, c)
 	}
 	return out
+}
+
+// each returns the messages in stamp order, built one at a time from the
+// entries: nothing is copied but the message being yielded.
+func (l *sortedLog) each() iter.Seq[chatapi.Message] {
+	return func(yield func(chatapi.Message) bool) {
+		for _, c := range l.chunks {
+			for i := range c {
+				if !yield(l.message(&c[i])) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // last returns the message with the largest stamp, if any.

@@ -78,6 +78,21 @@ func TestSortedLogMatchesASortedSlice(t *testing.T) {
 			if l.Len() != len(want) || !slices.Equal(l.all(), want) {
 				t.Fatalf("log %v, want %v", l.all(), want)
 			}
+			if got := slices.Collect(l.each()); !slices.Equal(got, want) {
+				t.Fatalf("each yields %v, want %v", got, want)
+			}
+			if len(want) > 0 { // and stops when told to
+				k := rapid.IntRange(1, len(want)).Draw(t, "stop")
+				var got []chatapi.Message
+				for m := range l.each() {
+					if got = append(got, m); len(got) == k {
+						break
+					}
+				}
+				if !slices.Equal(got, want[:k]) {
+					t.Fatalf("each stopped after %d: %v, want %v", k, got, want[:k])
+				}
+			}
 			last, ok := l.last()
 			if ok != (len(want) > 0) || ok && last != want[len(want)-1] {
 				t.Fatalf("last %v %v, want %v", last, ok, want)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -222,6 +223,10 @@ func (v *View) insertAll(msgs []chatapi.Message) (shown []chatapi.Message, fresh
 
 // Messages returns a copy of the visible log in stamp order.
 func (v *View) Messages() []chatapi.Message { return v.log.all() }
+
+// All yields the visible log in stamp order without copying it. The view
+// must not change while the loop runs.
+func (v *View) All() iter.Seq[chatapi.Message] { return v.log.each() }
 
 // Page returns up to n visible messages that come just before stamp
 // before in the log, in stamp order; a zero before means the newest n. It

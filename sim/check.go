@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -131,7 +132,7 @@ func (s *Sim) Check() *Report {
 	}
 	members := s.roomMembers()
 	r.Rooms = len(members)
-	logs := logCache{}
+	logs := newRoomLogs()
 	var same map[*node]map[string]bool
 	r.Agreement, same = s.checkAgreement(members, logs)
 	r.Completeness = s.checkCompleteness(members, logs, same)
@@ -159,13 +160,9 @@ func (s *Sim) Check() *Report {
 				r.Stability.Counterexample = fmt.Sprintf("%s's view of %s was settled up to %s when %s arrived inside it",
 					n.name, room, time.Unix(0, v.Settled).UTC().Format("15:04:05.000000000"), describe(v.Message))
 			}
-			settled := n.cl.Settled(room)
-			for _, m := range logs.get(n, room) {
-				r.Logged++
-				if m.Stamp.Time <= settled {
-					r.Settled++
-				}
-			}
+			sum := logs.sum(n, room)
+			r.Logged += sum.n
+			r.Settled += sum.settled
 		}
 	}
 	r.Stability.OK = r.Stability.Violations == 0
@@ -205,27 +202,72 @@ func describe(m chatapi.Message) string {
 	return fmt.Sprintf("%s %q by %s (stamp %s)", m.ID, m.Text, m.From, m.Stamp)
 }
 
-// logCache holds the copy of each client's room logs that one Check
-// reads, so that each is copied once.
-type logCache map[*node]map[string][]chatapi.Message
+// logSum is what a Check learns of one client's log of one room in a
+// single pass over it, without copying it: its length, a digest of its
+// messages in order, and how many lie inside the room's settled prefix.
+type logSum struct {
+	n, settled int
+	digest     uint64
+}
 
-// get returns n's log of room.
-func (c logCache) get(n *node, room string) []chatapi.Message {
-	if c[n] == nil {
-		c[n] = map[string][]chatapi.Message{}
+// roomLogs is how the checkers read the clients' room logs. Each log is
+// read in place, once, into its logSum. Two logs with the same length and
+// digest are taken as the same log: the digest is a 64-bit maphash of
+// every field the agreement check compares, so two different logs share
+// one with odds of 2^-64. Only a counterexample copies logs.
+type roomLogs struct {
+	// each calls fn with each message of n's log of room, in order.
+	each func(n *node, room string, fn func(chatapi.Message))
+	seed maphash.Seed
+	sums map[*node]map[string]logSum
+}
+
+// newRoomLogs reads the clients' views.
+func newRoomLogs() *roomLogs {
+	return &roomLogs{
+		each: func(n *node, room string, fn func(chatapi.Message)) { n.cl.Each(room, fn) },
+		seed: maphash.MakeSeed(), sums: map[*node]map[string]logSum{},
 	}
-	ms, ok := c[n][room]
-	if !ok {
-		ms = n.cl.View(room)
-		c[n][room] = ms
+}
+
+// sum returns the summary of n's log of room.
+func (l *roomLogs) sum(n *node, room string) logSum {
+	if l.sums[n] == nil {
+		l.sums[n] = map[string]logSum{}
 	}
-	return ms
+	if sum, ok := l.sums[n][room]; ok {
+		return sum
+	}
+	var sum logSum
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	settled := n.cl.Settled(room)
+	l.each(n, room, func(m chatapi.Message) {
+		sum.n++
+		if m.Stamp.Time <= settled {
+			sum.settled++
+		}
+		maphash.WriteComparable(&h, m.Stamp)
+		maphash.WriteComparable(&h, m.ID)
+		maphash.WriteComparable(&h, m.From)
+		maphash.WriteComparable(&h, m.Text)
+	})
+	sum.digest = h.Sum64()
+	l.sums[n][room] = sum
+	return sum
+}
+
+// list returns a copy of n's log of room.
+func (l *roomLogs) list(n *node, room string) []chatapi.Message {
+	var out []chatapi.Message
+	l.each(n, room, func(m chatapi.Message) { out = append(out, m) })
+	return out
 }
 
 // checkAgreement: every member of a room holds the identical log. It
 // also returns, by member and room, whose log is identical to the room's
 // first member's.
-func (s *Sim) checkAgreement(members map[string][]*node, logs logCache) (Result, map[*node]map[string]bool) {
+func (s *Sim) checkAgreement(members map[string][]*node, logs *roomLogs) (Result, map[*node]map[string]bool) {
 	res := Result{Name: "agreement", OK: true}
 	same := map[*node]map[string]bool{}
 	for _, room := range slices.Sorted(maps.Keys(members)) {
@@ -233,11 +275,11 @@ func (s *Sim) checkAgreement(members map[string][]*node, logs logCache) (Result,
 		if len(ns) == 0 {
 			continue
 		}
-		ref := logs.get(ns[0], room)
+		ref := logs.sum(ns[0], room)
 		for _, n := range ns[1:] {
 			res.Checked++
-			got := logs.get(n, room)
-			i, ok := firstDiff(ref, got)
+			got := logs.sum(n, room)
+			ok := got.n == ref.n && got.digest == ref.digest
 			if same[n] == nil {
 				same[n] = map[string]bool{}
 			}
@@ -246,8 +288,12 @@ func (s *Sim) checkAgreement(members map[string][]*node, logs logCache) (Result,
 				res.OK = false
 				res.Violations++
 				if res.Counterexample == "" {
+					// Only now are the two logs copied, to say where
+					// they part.
+					a, b := logs.list(ns[0], room), logs.list(n, room)
+					i, _ := firstDiff(a, b)
 					res.Counterexample = fmt.Sprintf("room %s: %s and %s differ at position %d: %s has %s, %s has %s (logs of %d and %d messages)",
-						room, ns[0].name, n.name, i, ns[0].name, at(ref, i), n.name, at(got, i), len(ref), len(got))
+						room, ns[0].name, n.name, i, ns[0].name, at(a, i), n.name, at(b, i), len(a), len(b))
 				}
 			}
 		}
@@ -280,7 +326,7 @@ type postKey struct{ from, id string }
 // checkCompleteness: every acknowledged post is in every member's log of
 // its room exactly once. The members whose log is the room's first
 // member's (same, from checkAgreement) share its counts.
-func (s *Sim) checkCompleteness(members map[string][]*node, logs logCache, same map[*node]map[string]bool) Result {
+func (s *Sim) checkCompleteness(members map[string][]*node, logs *roomLogs, same map[*node]map[string]bool) Result {
 	res := Result{Name: "completeness", OK: true}
 	type logOf struct {
 		n    *node
@@ -293,11 +339,8 @@ func (s *Sim) checkCompleteness(members map[string][]*node, logs logCache, same 
 		}
 		k := logOf{n, room}
 		if counts[k] == nil {
-			ms := logs.get(n, room)
-			c := make(map[postKey]int, len(ms))
-			for _, m := range ms {
-				c[postKey{m.From, m.ID}]++
-			}
+			c := map[postKey]int{}
+			logs.each(n, room, func(m chatapi.Message) { c[postKey{m.From, m.ID}]++ })
 			counts[k] = c
 		}
 		return counts[k][key]

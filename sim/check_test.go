@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,9 +10,10 @@ import (
 )
 
 // The checkers catch what they are for: with one member's log missing an
-// acknowledged post and another's holding it twice, agreement fails for
-// both, and completeness counts the post in each member's own log (the
-// members whose log is the first member's share its counts).
+// acknowledged post, another's holding it twice and a third's with one
+// text changed, agreement fails for the three, and completeness counts
+// the post in each member's own log (the members whose log is the first
+// member's share its counts).
 func TestCheckersFindMissingAndDuplicatedPosts(t *testing.T) {
 	s, err := New(Config{Seed: 3, Settled: true})
 	if err != nil {
@@ -33,19 +35,35 @@ func TestCheckersFindMissingAndDuplicatedPosts(t *testing.T) {
 		t.Fatalf("no room with 4 members: %v", members)
 	}
 	ns := members[room]
-	logs := logCache{}
-	ref := logs.get(ns[0], room)
+	logs := newRoomLogs()
+	ref := logs.list(ns[0], room)
 	if len(ref) < 2 {
 		t.Fatalf("room %s has %d messages", room, len(ref))
 	}
 	m := ref[0]
-	logs.get(ns[1], room)
-	logs.get(ns[2], room)
-	logs[ns[1]][room] = slices.Clone(ref[1:])                              // m missing
-	logs[ns[2]][room] = append([]chatapi.Message{m}, slices.Clone(ref)...) // m twice
+	tampered := map[*node][]chatapi.Message{
+		ns[1]: slices.Clone(ref[1:]),                              // m missing
+		ns[2]: append([]chatapi.Message{m}, slices.Clone(ref)...), // m twice
+		ns[3]: slices.Clone(ref),                                  // one text differs
+	}
+	tampered[ns[3]][len(ref)-1].Text += "!"
+	read := logs.each
+	logs.each = func(n *node, r string, fn func(chatapi.Message)) {
+		if ms, ok := tampered[n]; ok && r == room {
+			for _, m := range ms {
+				fn(m)
+			}
+			return
+		}
+		read(n, r, fn)
+	}
 	agreement, same := s.checkAgreement(members, logs)
-	if agreement.OK || agreement.Violations != 2 {
-		t.Errorf("agreement: %+v, want 2 violations", agreement)
+	if agreement.OK || agreement.Violations != 3 {
+		t.Errorf("agreement: %+v, want 3 violations", agreement)
+	}
+	want := fmt.Sprintf("%s and %s differ at position 0", ns[0].name, ns[1].name)
+	if !strings.Contains(agreement.Counterexample, want) {
+		t.Errorf("agreement counterexample %q, want it to say %q", agreement.Counterexample, want)
 	}
 	res := s.checkCompleteness(members, logs, same)
 	if res.OK || res.Violations != 2 {
