@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -20,11 +19,27 @@ const (
 	MaxPasswordLen = 1024
 )
 
-var (
-	userNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
-	roomNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	serverNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-)
+// validName reports whether s is 1 to max bytes, its first a letter or
+// digit (upper case letters only if upper), the others also any of
+// punct. It is the regular expression ^[a-z0-9][a-z0-9<punct>]{0,max-1}$
+// (with A-Z if upper), written out: chat servers check the names in every
+// message they are forwarded, and a regexp match was 1.8% of their CPU.
+func validName(s string, max int, upper bool, punct string) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case upper && 'A' <= c && c <= 'Z':
+		case i > 0 && strings.IndexByte(punct, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // tokenLen is the length of a session token: 32 random bytes in hex.
 const tokenLen = 64
@@ -41,15 +56,15 @@ func q(s string) string {
 
 // ValidServerName reports whether s is a valid chat server name: 1 to 32
 // of a-z, 0-9 and '-', not starting with '-'.
-func ValidServerName(s string) bool { return serverNameRE.MatchString(s) }
+func ValidServerName(s string) bool { return validName(s, 32, false, "-") }
 
 // ValidUserName reports whether s is a valid user name:
 // ^[a-z0-9][a-z0-9_.-]{0,31}$.
-func ValidUserName(s string) bool { return userNameRE.MatchString(s) }
+func ValidUserName(s string) bool { return validName(s, 32, false, "_.-") }
 
 // ValidRoomName reports whether s is a valid name for a (non-direct) room:
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$.
-func ValidRoomName(s string) bool { return roomNameRE.MatchString(s) }
+func ValidRoomName(s string) bool { return validName(s, 64, true, "_.-") }
 
 // ParseDirectRoomName returns the two users of a canonical direct room
 // name, sorted, and whether name is one.
@@ -103,8 +118,8 @@ func checkPassword(pw string) error {
 }
 
 func checkServer(name string) error {
-	if !serverNameRE.MatchString(name) {
-		return fmt.Errorf("server name %s (want 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit): %w", q(name), centralapi.ErrBadName)
+	if !ValidServerName(name) {
+		return fmt.Errorf("server name %s (want 1-32 of a-z 0-9 -, starting with a letter or digit): %w", q(name), centralapi.ErrBadName)
 	}
 	return nil
 }
