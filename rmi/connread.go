@@ -89,11 +89,15 @@ func (c *conn) ReadResponseBody(body any) error {
 	return err
 }
 
-// freeResponse returns the response's buffer and decoder to their pools.
+// freeResponse returns the response's decoder to its pool, and its buffer
+// too if it is of the first pool's size: a larger one stays with the call,
+// whose Result may point into it (ReadResponseBody).
 func (c *conn) freeResponse() {
 	if c.dec != nil {
 		putDecoder(c.dec)
-		putBuf(c.body)
+		if cap(c.body) == pooledFrame {
+			putBuf(c.body)
+		}
 		c.dec, c.body = nil, nil
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
+	"math/bits"
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -38,9 +38,13 @@ const (
 	// Request's Object and Method, so that it can be answered with its
 	// method's own error. The rest is read and dropped.
 	refusedPrefix = 1 << 10
-	// pooledFrame is the capacity of the frame buffers kept for reuse; a
-	// larger frame gets a buffer of its own.
+	// pooledFrame is the capacity of the frame buffers of the first
+	// pool; larger ones, up to maxPooledFrame, come from pools by size
+	// class (bigPools).
 	pooledFrame = 4 << 10
+	// maxPooledFrame is the capacity of the largest frame buffer kept for
+	// reuse; a larger frame gets a buffer of its own.
+	maxPooledFrame = 1 << 20
 	// firstAlloc is the most readBody allocates before a body's bytes
 	// arrive.
 	firstAlloc = 64 << 10
@@ -62,16 +66,55 @@ var (
 		return fw
 	}}
 	decPool = sync.Pool{New: func() any { return codec.NewDecoderBytes(nil, handle) }}
+	// bigPools holds frame buffers over pooledFrame, one pool per power
+	// of two up to maxPooledFrame: bigPools[i] those of capacity
+	// pooledFrame<<(i+1). A Deliver batch or a Forward is one frame of
+	// 5 KB to hundreds, read and written by every chat server and client;
+	// allocating each afresh (and clearing it) kept the collector busy.
+	bigPools [bigClasses]sync.Pool
 )
+
+// bigClasses is the number of size classes of bigPools.
+const bigClasses = 8 // 8 KiB to 1 MiB
 
 // getBuf returns an empty buffer of capacity pooledFrame.
 func getBuf() []byte { return bufPool.Get().(*[pooledFrame]byte)[:0] }
 
-// putBuf returns b to the pool if it came from it. (The pool holds
-// pointers to arrays, which go in and out without allocating.)
+// getBig returns an empty buffer of capacity at least n: from the pools if
+// n is at most maxPooledFrame (its capacity is then the power of two at or
+// above n), else of its own.
+func getBig(n int) []byte {
+	if n <= pooledFrame {
+		return getBuf()
+	}
+	if n > maxPooledFrame {
+		return make([]byte, 0, n)
+	}
+	i := bigClass(n)
+	if p, _ := bigPools[i].Get().(*[]byte); p != nil {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, pooledFrame<<(i+1))
+}
+
+// bigClass returns the index in bigPools of the smallest class holding n
+// bytes, pooledFrame < n <= maxPooledFrame.
+func bigClass(n int) int {
+	return bits.Len(uint(n-1)) - bits.Len(uint(pooledFrame))
+}
+
+// putBuf returns b to its pool if its capacity is one of a pool's (a
+// buffer that grew by appends past its class is dropped). The first pool
+// holds pointers to arrays, which go in and out without allocating.
 func putBuf(b []byte) {
-	if cap(b) == pooledFrame {
+	c := cap(b)
+	switch {
+	case c == pooledFrame:
 		bufPool.Put((*[pooledFrame]byte)(b[:pooledFrame]))
+	case c > pooledFrame && c <= maxPooledFrame && c&(c-1) == 0:
+		p := new([]byte) // not &b, which would move every b to the heap
+		*p = b[:0]
+		bigPools[bigClass(c)].Put(p)
 	}
 }
 
@@ -97,7 +140,7 @@ func encodeFrame(kind byte, head, body any) (*frameWriter, error) {
 		// Room for the whole frame at once: grown by appends, a 16 KB
 		// frame took buffers of 8, 16 and 32 KB in turn.
 		putBuf(w.b)
-		w.b = make([]byte, 0, need)
+		w.b = getBig(need)
 	} else if w.b == nil {
 		w.b = getBuf()
 	}
@@ -136,9 +179,11 @@ func envelopeSize(body any) int {
 	return 0
 }
 
-// release returns w to its pool, keeping no large buffer.
+// release returns w to its pool, keeping no large buffer: that goes back
+// to its own pool.
 func (w *frameWriter) release() {
 	if cap(w.b) != pooledFrame {
+		putBuf(w.b)
 		w.b = nil
 	}
 	encPool.Put(w)
@@ -153,23 +198,21 @@ func readFrameHeader(r io.Reader, hdr *[frameHeaderLen]byte) (kind byte, n int, 
 }
 
 // readBody reads a body of n bytes from r and returns its first keep
-// bytes, reading and dropping the rest. One of at most pooledFrame bytes
-// comes from the pool; a larger one gets a buffer of its size, up to
-// firstAlloc, which then grows as the bytes arrive, so that a length the
-// peer declares but does not send allocates no more than that. (A
+// bytes, reading and dropping the rest. The buffer comes from the pools
+// (getBig): one of the body's size up to firstAlloc, which then grows as
+// the bytes arrive, so that a length the peer declares but does not send
+// takes no more than that. The caller gives it back with putBuf. (A
 // buffer of firstAlloc for every larger body, as before, made each
 // Deliver of 5 KB allocate and clear 64 KB.)
 func readBody(r io.Reader, n, keep int) ([]byte, error) {
 	keep = min(keep, n)
-	var b []byte
-	if keep <= pooledFrame {
-		b = getBuf()
-	} else {
-		b = make([]byte, 0, min(keep, firstAlloc))
-	}
+	b := getBig(min(keep, firstAlloc))
 	for len(b) < keep {
 		if len(b) == cap(b) {
-			b = slices.Grow(b, min(keep-len(b), len(b))) // doubles, up to keep
+			// Double, up to keep.
+			nb := append(getBig(min(keep, 2*cap(b))), b...)
+			putBuf(b)
+			b = nb
 		}
 		m, err := r.Read(b[len(b):min(cap(b), keep)])
 		b = b[:len(b)+m]
