@@ -144,11 +144,15 @@ func (v *View) Insert(m chatapi.Message) InsertResult {
 		v.stats.Added++
 		return Added
 	}
-	h := v.shown.hash(key)
-	old, ok := v.shown.shownAt(key, h, &v.log)
+	if v.shown.addNew(v.shown.hash(key)) {
+		// No post with its key's hash: surely a new post.
+		v.place(m)
+		v.stats.Added++
+		return Added
+	}
+	old, ok := v.shown.shownAt(key, &v.log)
 	switch {
 	case !ok:
-		v.shown.add(h)
 		v.place(m)
 		v.stats.Added++
 		return Added
