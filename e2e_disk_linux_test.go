@@ -13,8 +13,6 @@ import (
 
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi/rmitest"
-	"github.com/distchat/distchat/server/chatapi"
-	"github.com/distchat/distchat/server/seglog"
 )
 
 // TestEndToEndDiskFull runs a fourth chat server with its data on a small
@@ -90,15 +88,13 @@ func TestEndToEndDiskFull(t *testing.T) {
 	// The poster keeps posting: a post the full disk cannot take is
 	// refused there, and the client moves and posts elsewhere. (A post
 	// made while the client's pings are already moving it fails with
-	// ErrReconnecting, and the user tries again.) The server first fills
-	// the space it had filled ahead with zeros (seglog.DefaultPrealloc),
-	// which the full disk does not take away.
-	big := strings.Repeat("x", chatapi.MaxText/2)
+	// ErrReconnecting, and the user tries again.)
+	big := strings.Repeat("x", 8<<10)
 	for i := 0; ; i++ {
 		if s := poster.c.Server(); s != full && s != "" {
 			break
 		}
-		if i == seglog.DefaultPrealloc/len(big)+20 {
+		if i == 20 {
 			t.Fatalf("still on %s with its disk full; its log:\n%s", full, tail(proc.logFile, 20))
 		}
 		text := fmt.Sprintf("while full %d %s", i, big)

@@ -15,21 +15,13 @@
 //
 // Open reads every record back, in order. A record cut short at the end of
 // the last segment (a crash in the middle of a write: a torn tail) is cut
-// off the file (its bytes are zeroed), since it was never acknowledged;
-// any other bad record is corruption, and Open fails with ErrCorrupt, naming the file and offset,
+// off the file, since it was never acknowledged; any other bad record is
+// corruption, and Open fails with ErrCorrupt, naming the file and offset,
 // rather than drop what follows it.
 //
 // A failed append (a full disk, a failing fsync) is cut off the file
 // before the next append, so a failed batch never leaves bytes in the
 // middle of the log.
-//
-// The current segment is filled with zeros ahead of its end, in the
-// background (fill.go): an fdatasync after writing over blocks the file
-// already has writes the data alone, while one after growing the file
-// writes its new size too. On this package's test machine that took
-// fdatasync from 250-300 µs to 155 µs at p50, and its CPU from 130-170 µs
-// to 80 µs. A record's length is never 0, so the zeros after the last
-// record end the log, in any segment.
 //
 // Why a log of its own: a chat server mostly appends, and reads what it
 // appended recently. A B+tree (bbolt, which the chat server used before)
@@ -41,7 +33,6 @@
 package seglog
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -65,10 +56,6 @@ const DefaultSegmentSize = 64 << 20
 // or more, far more than a chat server's forwarders lag behind, for 128
 // to 256 KiB of memory.
 const DefaultTailCache = 128 << 10
-
-// DefaultPrealloc is how far ahead of the end of the current segment it
-// is filled with zeros when Options.Prealloc is 0.
-const DefaultPrealloc = 1 << 20
 
 // MaxRecord is the largest payload a record may have.
 const MaxRecord = 16 << 20
@@ -96,11 +83,6 @@ type Options struct {
 	// kept in memory for Read (at most twice as many are held while it
 	// slides); 0 means DefaultTailCache, and a negative value keeps none.
 	TailCache int
-	// Prealloc is how many bytes past the end of the current segment are
-	// kept filled with zeros, in the background, so that an append writes
-	// over blocks the file has (fill.go); 0 means DefaultPrealloc, and a
-	// negative value, or NoSync, fills none.
-	Prealloc int64
 	// Fault, if set, is asked after each append's write and before its
 	// fdatasync; an error it returns fails the append as a failing disk
 	// would (the bytes written are cut off again). Only for tests.
@@ -138,12 +120,6 @@ type Log struct {
 	dirty  bool   // a failed append may have left bytes past size
 	buf    []byte // reused for each batch
 	cut    int64  // bytes of torn tail Open cut off
-	// ready is how many bytes of the last segment the file holds, synced
-	// (records, or the zeros of a fill): appends below it do not grow the
-	// file. It is a hint for filling ahead; nothing depends on it for
-	// durability.
-	ready int64
-	fill  *fill // the fill in flight, if any
 }
 
 // segment is one file of the log.
@@ -163,9 +139,6 @@ func Open(dir string, opts Options, fn func(Pos, []byte) error) (*Log, error) {
 	}
 	if opts.TailCache == 0 {
 		opts.TailCache = DefaultTailCache
-	}
-	if opts.Prealloc == 0 {
-		opts.Prealloc = DefaultPrealloc
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seglog: %w", err)
@@ -192,7 +165,6 @@ func Open(dir string, opts Options, fn func(Pos, []byte) error) (*Log, error) {
 			return nil, err
 		}
 	}
-	l.fillAhead()
 	ok = true
 	return l, nil
 }
@@ -250,6 +222,10 @@ func (l *Log) openSegment(num uint32, last bool, fn func(Pos, []byte) error) err
 	for off < int64(len(data)) {
 		payload, ok := record(data[off:])
 		if !ok {
+			if !last || !tornTail(data[off:]) {
+				return fmt.Errorf("seglog: %s at offset %d (%d bytes follow it; restore the file from a backup, or truncate it to %d bytes to drop them): %w",
+					path, off, int64(len(data))-off, off, ErrCorrupt)
+			}
 			break
 		}
 		if err := fn(Pos{Seg: num, Len: uint32(len(payload)), Off: off}, payload); err != nil {
@@ -257,30 +233,20 @@ func (l *Log) openSegment(num uint32, last bool, fn func(Pos, []byte) error) err
 		}
 		off += headerSize + int64(len(payload))
 	}
-	// What follows the last record is zeros (the end of the log), or in
-	// the last segment a torn tail before them; anything else is
-	// corruption.
-	rest := bytes.TrimRight(data[off:], "\x00")
-	if len(rest) > 0 && (!last || !tornTail(rest)) {
-		return fmt.Errorf("seglog: %s at offset %d (%d bytes follow it; restore the file from a backup, or truncate it to %d bytes to drop them): %w",
-			path, off, int64(len(data))-off, off, ErrCorrupt)
-	}
 	if last {
 		l.size = off
-		l.ready = int64(len(data))
 		l.tailSeg, l.tailOff = num, off
 		l.keepTail(data[:off], off)
-		if len(rest) > 0 {
-			// The torn record was never acknowledged: zero it, so that
-			// the log ends at the last complete record and the next
-			// append follows it.
-			if _, err := f.WriteAt(make([]byte, len(rest)), off); err != nil {
+		if cut := int64(len(data)) - off; cut > 0 {
+			// The torn record was never acknowledged: cut it off, so the
+			// next append follows the last complete record.
+			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("seglog: cut the torn tail of %s: %w", path, err)
 			}
 			if err := f.Sync(); err != nil {
 				return fmt.Errorf("seglog: cut the torn tail of %s: %w", path, err)
 			}
-			l.cut = int64(len(rest))
+			l.cut = cut
 		}
 	}
 	return nil
@@ -304,10 +270,10 @@ func record(b []byte) ([]byte, bool) {
 }
 
 // tornTail reports whether b, the bytes from the first bad record to the
-// last byte that is not zero in the last segment, is what a crash during
-// an append leaves: a record that runs past b's end (the rest of it never
-// reached the disk). A bad record with more bytes after it is corruption,
-// not a torn tail.
+// end of the last segment, is what a crash during an append leaves: a
+// record that runs past the end of the file, or zeros to the end (a file
+// extended whose data never reached the disk). A bad record with more
+// bytes after it is corruption, not a torn tail.
 func tornTail(b []byte) bool {
 	if len(b) < headerSize {
 		return true
@@ -347,7 +313,7 @@ func (l *Log) newSegment(num uint32) error {
 	l.segs = append(l.segs, &segment{num: num, path: path, f: f})
 	l.tail, l.tailOff, l.tailSeg = l.tail[:0], 0, num
 	l.mu.Unlock()
-	l.size, l.ready = 0, 0
+	l.size = 0
 	return nil
 }
 
@@ -377,13 +343,11 @@ func (l *Log) Append(recs [][]byte) ([]Pos, error) {
 		return nil, errClosed
 	}
 	seg := l.last()
-	l.settleFill(false)
 	if l.dirty {
-		l.settleFill(true)
 		if err := seg.f.Truncate(l.size); err != nil {
 			return nil, fmt.Errorf("seglog: cut a failed append off %s: %w", seg.path, err)
 		}
-		l.dirty, l.ready = false, l.size
+		l.dirty = false
 	}
 	total := int64(0)
 	for _, r := range recs {
@@ -393,14 +357,10 @@ func (l *Log) Append(recs [][]byte) ([]Pos, error) {
 		total += headerSize + int64(len(r))
 	}
 	if l.size > 0 && l.size+total > l.opts.SegmentSize {
-		l.settleFill(true)
 		if err := l.newSegment(seg.num + 1); err != nil {
 			return nil, err
 		}
 		seg = l.last()
-	}
-	if l.fill != nil && l.size+total > l.fill.from {
-		l.settleFill(true) // never write where zeros are being written
 	}
 	buf := l.buf[:0]
 	pos := make([]Pos, len(recs))
@@ -419,16 +379,14 @@ func (l *Log) Append(recs [][]byte) ([]Pos, error) {
 	if err != nil {
 		l.dirty = true
 		if seg.f.Truncate(l.size) == nil {
-			l.dirty, l.ready = false, l.size
+			l.dirty = false
 		}
 		return nil, err
 	}
 	l.size = off
-	l.ready = max(l.ready, off)
 	l.mu.Lock()
 	l.keepTail(buf, off)
 	l.mu.Unlock()
-	l.fillAhead()
 	return pos, nil
 }
 
@@ -585,7 +543,6 @@ var errClosed = errors.New("seglog: the log is closed")
 func (l *Log) Close() error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	l.settleFill(true)
 	l.closed = true
 	l.mu.Lock()
 	defer l.mu.Unlock()
