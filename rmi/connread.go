@@ -155,10 +155,10 @@ func (c *conn) readRequest(n int) error {
 	var refused error
 	if in.lim.maxBytes > 0 && n > in.lim.maxBytes {
 		refused = tooLarge(in.lim.maxBytes)
-	} else if err := in.lim.budgets.take(n + requestOverhead); err != nil {
+	} else if err := in.lim.budgets.take(bodyCap(n) + requestOverhead); err != nil {
 		refused = err
 	} else {
-		charge = n + requestOverhead
+		charge = bodyCap(n) + requestOverhead // its buffer, rounded up to its class
 	}
 	if refused != nil {
 		keep = refusedPrefix

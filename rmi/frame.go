@@ -97,6 +97,16 @@ func getBig(n int) []byte {
 	return make([]byte, 0, pooledFrame<<(i+1))
 }
 
+// bodyCap is the capacity of the buffer readBody reads a body of n bytes
+// into: what the body holds in memory while its request runs, and so what
+// a request is charged against the byte budgets.
+func bodyCap(n int) int {
+	if n <= pooledFrame || n > maxPooledFrame {
+		return n
+	}
+	return pooledFrame << (bigClass(n) + 1)
+}
+
 // bigClass returns the index in bigPools of the smallest class holding n
 // bytes, pooledFrame < n <= maxPooledFrame.
 func bigClass(n int) int {

@@ -49,7 +49,7 @@ const (
 )
 
 // requestOverhead is what each request is charged in the byte budgets on
-// top of its own bytes: it stands for the goroutine that runs it and the
+// top of its body's buffer (bodyCap): it stands for the goroutine that runs it and the
 // structures net/rpc keeps for it, so that a flood of tiny requests is
 // bounded too.
 const requestOverhead = 8 << 10
@@ -67,8 +67,9 @@ type Limits struct {
 	// ServerConfig.MaxRequestBytes). Default DefaultMaxClientRequestBytes.
 	MaxClientRequestBytes int
 	// MaxConnBytes caps the bytes of requests in flight (being read, run
-	// or answered, each charged its size plus a fixed overhead) on one
-	// cluster peer's connection. Default DefaultMaxConnBytes.
+	// or answered, each charged the buffer it is read into, its size
+	// rounded up to a power of two over 4 KiB, plus a fixed overhead) on
+	// one cluster peer's connection. Default DefaultMaxConnBytes.
 	MaxConnBytes int
 	// MaxClientConnBytes is MaxConnBytes for every other peer. Default
 	// DefaultMaxClientConnBytes.

@@ -408,14 +408,15 @@ func TestServerBudgetRefusesWithErrBusy(t *testing.T) {
 	}
 }
 
-// fillFrom starts n Block calls spread over conns, one at a time, and
-// returns how many run (the others must be refused with ErrBusy) and the
-// channel their results will come on once ts.svc.release is closed.
-func fillFrom(t *testing.T, ts *testServer, conns []*Client, n int) (running int, results chan error) {
+// fillFrom starts n Block calls with arg spread over conns, one at a
+// time, and returns how many run (the others must be refused with
+// ErrBusy) and the channel their results will come on once
+// ts.svc.release is closed.
+func fillFrom(t *testing.T, ts *testServer, conns []*Client, n int, arg EchoArgs) (running int, results chan error) {
 	t.Helper()
 	results = make(chan error, n)
 	for i := range n {
-		go func() { results <- conns[i%len(conns)].Invoke(ctxT(t), "svc", "Block", EchoArgs{}, nil) }()
+		go func() { results <- conns[i%len(conns)].Invoke(ctxT(t), "svc", "Block", arg, nil) }()
 		select {
 		case <-ts.svc.started:
 			running++
@@ -430,6 +431,28 @@ func fillFrom(t *testing.T, ts *testServer, conns []*Client, n int) (running int
 	return running, results
 }
 
+// A request is charged the buffer its body is read into, which is its
+// size rounded up to a power of two (bodyCap), not its size: three calls
+// whose bodies of about 4.6 KiB take 8 KiB buffers do not fit in a budget
+// their sizes alone would fit in.
+func TestBudgetChargesTheBodysBuffer(t *testing.T) {
+	const budget = 40 << 10 // 3 x (4.6 KiB + overhead) fit, 3 x (8 KiB + overhead) do not
+	ts := startServer(t, ServerConfig{Limits: Limits{MaxClientConnBytes: budget}}, nil)
+	c := dial(t, ts.addr, DialConfig{})
+	arg := EchoArgs{S: strings.Repeat("x", 4500)}
+	if n := len(mustMarshal(t, arg)); 3*(n+requestOverhead) > budget || bodyCap(n+200) != 8<<10 {
+		t.Fatalf("the test's sizes are off: an argument of %d bytes", n)
+	}
+	running, results := fillFrom(t, ts, []*Client{c}, 3, arg)
+	if running != 2 {
+		t.Fatalf("%d calls of 4.6 KiB run at once in a budget of %d bytes, want 2", running, budget)
+	}
+	close(ts.svc.release)
+	for range running {
+		waitChan(t, "the blocked calls to end", results)
+	}
+}
+
 // TestAddrBudgetSharedByConns: the connections of one address share one
 // budget, so opening more connections gets an address no more bytes in
 // flight; a cluster peer from that address is not charged to it.
@@ -437,7 +460,7 @@ func TestAddrBudgetSharedByConns(t *testing.T) {
 	secret := []byte("cluster secret")
 	ts := startServer(t, ServerConfig{ClusterSecret: secret, Limits: Limits{MaxAddrBytes: 2*requestOverhead + 1024}}, nil)
 	conns := []*Client{dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{})}
-	running, results := fillFrom(t, ts, conns, 3)
+	running, results := fillFrom(t, ts, conns, 3, EchoArgs{})
 	if running != 2 {
 		t.Fatalf("%d calls from one address run at once over 3 connections, want its budget's 2", running)
 	}
@@ -461,7 +484,7 @@ func TestClientsCannotStarveCluster(t *testing.T) {
 		MaxClientInflightBytes: 2*requestOverhead + 1024,
 	}}, nil)
 	clients := []*Client{dial(t, ts.addr, DialConfig{}), dial(t, ts.addr, DialConfig{})}
-	running, results := fillFrom(t, ts, clients, 4)
+	running, results := fillFrom(t, ts, clients, 4, EchoArgs{})
 	var out EchoArgs
 	if err := dial(t, ts.addr, DialConfig{ClusterSecret: secret}).Invoke(ctxT(t), "svc", "Echo", EchoArgs{N: 1}, &out); err != nil || out.N != 2 {
 		t.Fatalf("a cluster peer while clients fill their share: %+v %v", out, err)
