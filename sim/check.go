@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"maps"
@@ -247,10 +248,16 @@ func (l *roomLogs) sum(n *node, room string) logSum {
 		if m.Stamp.Time <= settled {
 			sum.settled++
 		}
-		maphash.WriteComparable(&h, m.Stamp)
-		maphash.WriteComparable(&h, m.ID)
-		maphash.WriteComparable(&h, m.From)
-		maphash.WriteComparable(&h, m.Text)
+		// Every field, each string after its length, so that no two
+		// different messages write the same bytes.
+		var b [8]byte
+		for _, n := range []uint64{uint64(m.Stamp.Time), m.Stamp.Seq, uint64(len(m.Stamp.Server)), uint64(len(m.ID)), uint64(len(m.From)), uint64(len(m.Text))} {
+			binary.LittleEndian.PutUint64(b[:], n)
+			h.Write(b[:])
+		}
+		for _, s := range []string{m.Stamp.Server, m.ID, m.From, m.Text} {
+			h.WriteString(s)
+		}
 	})
 	sum.digest = h.Sum64()
 	l.sums[n][room] = sum
