@@ -4,6 +4,7 @@ import (
 	"iter"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/distchat/distchat/server/chatapi"
 )
@@ -28,24 +29,72 @@ type sortedLog struct {
 	chunks [][]entry // in stamp order
 	n      int       // messages in all
 	names  nameTable // the rooms, senders and origin servers of the entries
+	texts  textArena // the entries' IDs and texts
 }
 
 // entry is one message of a sortedLog in 48 bytes, where a
-// chatapi.Message takes 96: its ID and text share one string, and its
-// room, sender and origin server, which repeat through a room's history,
-// are numbers in the log's table of names. It holds one pointer where a
-// Message holds five. A client keeps every message of the rooms it shows,
-// so this is most of its memory: in the load process of distchat bench,
-// where 100 clients keep theirs, faulting in the fresh pages of a growing
-// heap was a fifth of the CPU.
+// chatapi.Message takes 96: its ID and text are one run of bytes in the
+// log's textArena, and its room, sender and origin server, which repeat
+// through a room's history, are numbers in the log's table of names. It
+// holds no pointer where a Message holds five, so the chunks of entries
+// are nothing for the garbage collector to trace. A client keeps every
+// message of the rooms it shows, so this is most of its memory: in the
+// load process of distchat bench, where 100 clients keep theirs, faulting
+// in the fresh pages of a growing heap was a fifth of the CPU.
 type entry struct {
 	time   int64
 	seq    uint64
-	body   string // the ID, then the text
+	blk    uint32 // the ID, then the text: n bytes at off in block blk of the textArena
+	off    uint32
+	n      uint32
 	idLen  uint32
 	room   uint32 // numbers in sortedLog.names
 	from   uint32
 	origin uint32
+}
+
+// Text blocks: the first of a log holds minTextBlock bytes, each next one
+// twice the last, up to maxTextBlock (a larger text gets a block of its
+// size), so that a room of few messages keeps little.
+const (
+	minTextBlock = 1 << 10
+	maxTextBlock = 64 << 10
+)
+
+// textArena holds the IDs and texts of a log's messages, appended to
+// blocks whose bytes are never written again. An entry's ID and text are
+// a place in it, so entries hold no pointer and each message costs no
+// allocation of its own. A message read back is a string over the block's
+// bytes, not a copy (it keeps the block alive, as the log does). The
+// bytes of a removed message stay in their block.
+type textArena struct {
+	blocks [][]byte
+}
+
+// add copies a then b into the arena and returns where they start.
+func (t *textArena) add(a, b string) (blk, off uint32) {
+	n := len(a) + len(b)
+	last := len(t.blocks) - 1
+	if last < 0 || len(t.blocks[last])+n > cap(t.blocks[last]) {
+		size := minTextBlock
+		if last >= 0 {
+			size = min(2*cap(t.blocks[last]), maxTextBlock)
+		}
+		t.blocks = append(t.blocks, make([]byte, 0, max(size, n)))
+		last++
+	}
+	b0 := t.blocks[last]
+	off = uint32(len(b0))
+	t.blocks[last] = append(append(b0, a...), b...)
+	return uint32(last), off
+}
+
+// body returns e's ID and text, one string.
+func (t *textArena) body(e *entry) string {
+	if e.n == 0 {
+		return ""
+	}
+	return unsafe.String(&t.blocks[e.blk][e.off], e.n)
 }
 
 // nameTable numbers the names a log's entries refer to, one copy each.
@@ -80,12 +129,9 @@ func (l *sortedLog) Len() int { return l.n }
 
 // entry returns m as an entry of l.
 func (l *sortedLog) entry(m chatapi.Message) entry {
-	body := m.ID + m.Text
-	if m.ID == "" {
-		body = strings.Clone(m.Text) // + would hand back m.Text itself
-	}
+	blk, off := l.texts.add(m.ID, m.Text)
 	return entry{
-		time: m.Stamp.Time, seq: m.Stamp.Seq, body: body, idLen: uint32(len(m.ID)),
+		time: m.Stamp.Time, seq: m.Stamp.Seq, blk: blk, off: off, n: uint32(len(m.ID) + len(m.Text)), idLen: uint32(len(m.ID)),
 		room: l.names.of(m.Room), from: l.names.of(m.From), origin: l.names.of(m.Stamp.Server),
 	}
 }
@@ -97,8 +143,9 @@ func (l *sortedLog) stamp(e *entry) chatapi.Stamp {
 
 // message returns e as the message it was made from.
 func (l *sortedLog) message(e *entry) chatapi.Message {
+	body := l.texts.body(e)
 	return chatapi.Message{
-		Room: l.names.list[e.room], ID: e.body[:e.idLen], From: l.names.list[e.from], Text: e.body[e.idLen:],
+		Room: l.names.list[e.room], ID: body[:e.idLen], From: l.names.list[e.from], Text: body[e.idLen:],
 		Stamp: l.stamp(e),
 	}
 }
@@ -154,7 +201,7 @@ func (l *sortedLog) split(ci, at int) {
 	}
 	back := make([]entry, len(c)-at, room)
 	copy(back, c[at:])
-	clear(c[at:]) // let the moved messages' strings go
+	clear(c[at:])
 	l.chunks[ci] = c[:at]
 	l.chunks = append(l.chunks, nil)
 	copy(l.chunks[ci+2:], l.chunks[ci+1:])
@@ -213,7 +260,7 @@ func (l *sortedLog) findPost(from, id string) (chatapi.Stamp, bool) {
 	for ci := len(l.chunks) - 1; ci >= 0; ci-- {
 		c := l.chunks[ci]
 		for i := len(c) - 1; i >= 0; i-- {
-			if e := &c[i]; e.from == f && int(e.idLen) == len(id) && e.body[:e.idLen] == id {
+			if e := &c[i]; e.from == f && int(e.idLen) == len(id) && l.texts.body(e)[:e.idLen] == id {
 				return l.stamp(e), true
 			}
 		}

@@ -2,6 +2,8 @@ package client
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -159,10 +161,45 @@ func TestSortedLogKeepsNoPartOfADecodedMessage(t *testing.T) {
 		l := newSortedLog(4)
 		l.insert(dec)
 		e := l.chunks[0][0]
-		for _, s := range append(slices.Clone(l.names.list), e.body) {
+		for _, s := range append(slices.Clone(l.names.list), l.texts.body(&e)) {
 			if inside(s) {
 				t.Fatalf("id %q: the log keeps %q, part of the decoded message", id, s)
 			}
 		}
+	}
+}
+
+// A textArena gives back exactly what was added, across blocks that grow
+// from minTextBlock to maxTextBlock and a text larger than any block, and
+// what it gave back earlier does not change as more is added.
+func TestTextArenaAcrossBlocks(t *testing.T) {
+	var a textArena
+	type added struct {
+		e    entry
+		want string
+	}
+	var all []added
+	for i := range 3000 {
+		size := (i * 37) % 200
+		if i == 1500 {
+			size = 3 * maxTextBlock
+		}
+		id, text := strconv.Itoa(i), strings.Repeat(string(rune('a'+i%26)), size)
+		blk, off := a.add(id, text)
+		e := entry{blk: blk, off: off, n: uint32(len(id) + len(text)), idLen: uint32(len(id))}
+		all = append(all, added{e, id + text})
+	}
+	for i, x := range all {
+		if got := a.body(&x.e); got != x.want {
+			t.Fatalf("message %d: %d bytes back, want %d", i, len(got), len(x.want))
+		}
+	}
+	for i, b := range a.blocks {
+		if want := min(minTextBlock<<i, maxTextBlock); cap(b) < want || cap(b) > maxTextBlock && len(b) != cap(b) {
+			t.Fatalf("block %d: %d of %d bytes, want a capacity of %d (or one text's)", i, len(b), cap(b), want)
+		}
+	}
+	if len(a.blocks) < 8 {
+		t.Fatalf("%d blocks for %d messages: did not grow through the sizes", len(a.blocks), len(all))
 	}
 }
