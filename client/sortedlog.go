@@ -1,7 +1,9 @@
 package client
 
 import (
+	"fmt"
 	"iter"
+	"math"
 	"sort"
 	"strings"
 	"unsafe"
@@ -74,6 +76,11 @@ type textArena struct {
 // add copies a then b into the arena and returns where they start.
 func (t *textArena) add(a, b string) (blk, off uint32) {
 	n := len(a) + len(b)
+	if uint64(n) > math.MaxUint32 {
+		// An entry counts its bytes in 32 bits; servers refuse texts
+		// over 16 KiB (chatapi.MaxText) long before this.
+		panic(fmt.Sprintf("client: a message of %d bytes", n))
+	}
 	last := len(t.blocks) - 1
 	if last < 0 || len(t.blocks[last])+n > cap(t.blocks[last]) {
 		size := minTextBlock
@@ -201,7 +208,6 @@ func (l *sortedLog) split(ci, at int) {
 	}
 	back := make([]entry, len(c)-at, room)
 	copy(back, c[at:])
-	clear(c[at:])
 	l.chunks[ci] = c[:at]
 	l.chunks = append(l.chunks, nil)
 	copy(l.chunks[ci+2:], l.chunks[ci+1:])
@@ -276,7 +282,6 @@ func (l *sortedLog) remove(s chatapi.Stamp) {
 	}
 	c := l.chunks[p.ci]
 	copy(c[p.i:], c[p.i+1:])
-	c[len(c)-1] = entry{}
 	l.chunks[p.ci] = c[:len(c)-1]
 	if len(c) == 1 {
 		l.chunks = append(l.chunks[:p.ci], l.chunks[p.ci+1:]...)

@@ -170,28 +170,33 @@ func TestSortedLogKeepsNoPartOfADecodedMessage(t *testing.T) {
 }
 
 // A textArena gives back exactly what was added, across blocks that grow
-// from minTextBlock to maxTextBlock and a text larger than any block, and
-// what it gave back earlier does not change as more is added.
+// from minTextBlock to maxTextBlock and a text larger than any block; a
+// string it gave back keeps its bytes and its place however much is added
+// after it; a message that fills a block exactly stays in it, and one a
+// byte too long starts the next.
 func TestTextArenaAcrossBlocks(t *testing.T) {
 	var a textArena
 	type added struct {
 		e    entry
 		want string
+		got  string // body, as read right after add
 	}
 	var all []added
+	add := func(id, text string) {
+		blk, off := a.add(id, text)
+		e := entry{blk: blk, off: off, n: uint32(len(id) + len(text)), idLen: uint32(len(id))}
+		all = append(all, added{e, id + text, a.body(&e)})
+	}
 	for i := range 3000 {
 		size := (i * 37) % 200
 		if i == 1500 {
 			size = 3 * maxTextBlock
 		}
-		id, text := strconv.Itoa(i), strings.Repeat(string(rune('a'+i%26)), size)
-		blk, off := a.add(id, text)
-		e := entry{blk: blk, off: off, n: uint32(len(id) + len(text)), idLen: uint32(len(id))}
-		all = append(all, added{e, id + text})
+		add(strconv.Itoa(i), strings.Repeat(string(rune('a'+i%26)), size))
 	}
 	for i, x := range all {
-		if got := a.body(&x.e); got != x.want {
-			t.Fatalf("message %d: %d bytes back, want %d", i, len(got), len(x.want))
+		if got := a.body(&x.e); got != x.want || x.got != x.want || unsafe.StringData(got) != unsafe.StringData(x.got) {
+			t.Fatalf("message %d: %d bytes back (%d right after it was added), want %d, at the same place", i, len(got), len(x.got), len(x.want))
 		}
 	}
 	for i, b := range a.blocks {
@@ -201,5 +206,25 @@ func TestTextArenaAcrossBlocks(t *testing.T) {
 	}
 	if len(a.blocks) < 8 {
 		t.Fatalf("%d blocks for %d messages: did not grow through the sizes", len(a.blocks), len(all))
+	}
+
+	// The edges of a block, with an ID counted: a new arena's first block
+	// holds minTextBlock bytes.
+	a = textArena{}
+	all = nil
+	add("id", strings.Repeat("x", minTextBlock-2)) // fills it exactly
+	add("", "")                                    // nothing, at a full block
+	if len(a.blocks) != 1 || len(a.blocks[0]) != minTextBlock {
+		t.Fatalf("a message of exactly a block: %d blocks, the first holding %d", len(a.blocks), len(a.blocks[0]))
+	}
+	add("i", "")     // one byte more starts the next block
+	add("id", "y\n") // and fits after it
+	if len(a.blocks) != 2 || len(a.blocks[1]) != 5 || cap(a.blocks[1]) != 2*minTextBlock {
+		t.Fatalf("after a full block: %d blocks", len(a.blocks))
+	}
+	for i, x := range all {
+		if got := a.body(&x.e); got != x.want || x.got != x.want {
+			t.Fatalf("edge message %d: %q, want %q", i, got, x.want)
+		}
 	}
 }
