@@ -87,14 +87,12 @@ func getBig(n int) []byte {
 	if n <= pooledFrame {
 		return getBuf()
 	}
-	if n > maxPooledFrame {
-		return make([]byte, 0, n)
+	if n <= maxPooledFrame {
+		if p, _ := bigPools[bigClass(n)].Get().(*[]byte); p != nil {
+			return (*p)[:0]
+		}
 	}
-	i := bigClass(n)
-	if p, _ := bigPools[i].Get().(*[]byte); p != nil {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, pooledFrame<<(i+1))
+	return make([]byte, 0, bodyCap(n))
 }
 
 // bodyCap is the capacity of the buffer readBody reads a body of n bytes
