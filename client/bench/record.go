@@ -78,10 +78,13 @@ func (l *ledger) index(m chatapi.Message) (sender, seq int, ok bool) {
 }
 
 // posting records that sender's post seq starts now.
-func (l *ledger) posting(sender, seq int) time.Duration {
-	t := l.now()
-	l.start[sender*l.cfg.Messages+seq].Store(int64(t))
-	return t
+func (l *ledger) posting(sender, seq int) {
+	l.start[sender*l.cfg.Messages+seq].Store(int64(l.now()))
+}
+
+// started returns when sender's post seq started.
+func (l *ledger) started(sender, seq int) time.Duration {
+	return time.Duration(l.start[sender*l.cfg.Messages+seq].Load())
 }
 
 // receive is client r's OnMessage.
@@ -103,7 +106,7 @@ func (l *ledger) receive(r int, m chatapi.Message) {
 	first := mem.got[i] == 1
 	if first {
 		if sender != r {
-			mem.lat = append(mem.lat, t-time.Duration(l.start[i].Load()))
+			mem.lat = append(mem.lat, t-l.started(sender, seq))
 		}
 		if seq < mem.next[sender] {
 			mem.outOfOrder++
