@@ -16,6 +16,8 @@ type blob struct{ B []byte }
 
 func (b blob) MarshalMsg(o []byte) ([]byte, error) { return msgp.AppendBytes(o, b.B), nil }
 
+func (b blob) Msgsize() int { return msgp.BytesPrefixSize + len(b.B) }
+
 func (b *blob) UnmarshalMsg(in []byte) ([]byte, error) {
 	v, rest, err := msgp.ReadBytesBytes(in, nil)
 	b.B = v
@@ -37,18 +39,20 @@ func (blobSvc) Reverse(_ context.Context, b blob) (blob, error) {
 }
 
 // TestArgsBuffersReusedSafely makes many concurrent calls, each with its
-// own argument of its own size (up to 60 KiB, under the default cap of a request), over one
+// own argument of its own size (up to 300 KiB, in every class of the
+// frame pools: the server's caps are raised for it), over one
 // connection: argument buffers go back to the pool once a call is sent,
 // and every callee must still get its own caller's bytes.
 func TestArgsBuffersReusedSafely(t *testing.T) {
-	ts := startServer(t, ServerConfig{}, func(tab *Table) {
+	limits := Limits{MaxClientRequestBytes: 1 << 20, MaxClientConnBytes: 16 << 20, MaxAddrBytes: 16 << 20}
+	ts := startServer(t, ServerConfig{Limits: limits}, func(tab *Table) {
 		if err := Export[blobAPI](tab, "blob", blobSvc{}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	c := dial(t, ts.addr, DialConfig{})
 	ctx := ctxT(t)
-	sizes := []int{0, 1, 100, 4 << 10, 20 << 10, 60 << 10}
+	sizes := []int{0, 1, 100, 4 << 10, 20 << 10, 60 << 10, 100 << 10, 300 << 10}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := range 8 {
@@ -74,5 +78,26 @@ func TestArgsBuffersReusedSafely(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A generated encoder's arguments are encoded into a buffer of the frame
+// pools' class for its Msgsize, which putBuf takes back.
+func TestArgsEncodedIntoAPooledClass(t *testing.T) {
+	for _, n := range []int{0, 100, 4 << 10, 20 << 10, 300 << 10} {
+		a := blob{B: bytes.Repeat([]byte{7}, n)}
+		b, err := encodeArgs(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max(pooledFrame, bodyCap(a.Msgsize()))
+		if cap(b) != want {
+			t.Errorf("%d bytes encoded into a buffer of %d, want the class of %d", n, cap(b), want)
+		}
+		var out blob
+		if err := Unmarshal(b, &out); err != nil || !bytes.Equal(out.B, a.B) {
+			t.Errorf("%d bytes decode to %d (%v)", n, len(out.B), err)
+		}
+		putBuf(b)
 	}
 }

@@ -76,14 +76,12 @@ func (c Caller) Invoke(ctx context.Context, object, method string, args, reply a
 	if remaining <= 0 {
 		return c.failed(object, method, context.DeadlineExceeded)
 	}
-	buf := getArgs()
-	b, err := appendMarshal(*buf, args)
+	b, err := encodeArgs(args)
 	if err != nil {
-		putArgs(buf, *buf)
 		return fmt.Errorf("%s: encoding arguments: %w", c.where(object, method), err)
 	}
 	resp, err := c.Transport.RoundTrip(ctx, &Request{Object: object, Method: method, Timeout: int64(remaining), Args: b})
-	putArgs(buf, b) // the transport keeps nothing of req once it returns
+	putBuf(b) // the transport keeps nothing of req once it returns
 	if err != nil {
 		return c.failed(object, method, err)
 	}
