@@ -151,6 +151,10 @@ func (c *conn) readRequest(n int) error {
 	case <-c.done:
 		return net.ErrClosed
 	}
+	// The request timer runs from before the request is counted against
+	// the byte budgets, so that whoever sees it counted (a test moving
+	// a mock clock) knows the timer is armed.
+	c.beginRequest()
 	keep, charge := n, 0
 	var refused error
 	if in.lim.maxBytes > 0 && n > in.lim.maxBytes {
@@ -163,7 +167,6 @@ func (c *conn) readRequest(n int) error {
 	if refused != nil {
 		keep = refusedPrefix
 	}
-	c.beginRequest()
 	body, err := readBody(c.r, n, keep)
 	c.endRequest()
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 // and check that the shared pipeline (Caller, Table.Handle) makes them
 // behave alike.
 
-// overrunBy is how far testSvc.Overrun moves the clock, and further than
-// the deadlines of these tests; it stays under DefaultIdleTimeout, so the
-// TCP connection survives it.
+// overrunBy is how far the overrun tests move the clock while a call
+// runs, further than their deadlines; it stays under DefaultIdleTimeout,
+// so the TCP connection survives it.
 const overrunBy = 20 * time.Second
 
 // route is one way to reach a testSvc exported as "svc".
@@ -50,14 +50,12 @@ func routes(t *testing.T, mock *clocktest.Mock, maxBytes int) []route {
 	table := func() (*Table, *testSvc) {
 		tab := NewTable(quietLog())
 		svc := newTestSvc()
-		svc.mock = mock
 		if err := Export[testAPI](tab, "svc", svc); err != nil {
 			t.Fatal(err)
 		}
 		return tab, svc
 	}
 	ts := startServer(t, ServerConfig{Clock: mock, MaxRequestBytes: maxBytes, IdleTimeout: 100 * overrunBy}, nil)
-	ts.svc.mock = mock
 	localTab, localSvc := table()
 	fakeTab, fakeSvc := table()
 	return []route{
@@ -109,8 +107,12 @@ func TestDeadlineOverrunIsTheSameErrorEverywhere(t *testing.T) {
 	for _, r := range routes(t, mock, DefaultMaxRequestBytes) {
 		// A method that ignores its deadline and succeeds after it.
 		ctx, cancel := mock.WithTimeout(context.Background(), overrunBy/2)
-		var out EchoArgs
-		err := r.inv.Invoke(ctx, "svc", "Overrun", EchoArgs{N: 1}, &out)
+		errc := make(chan error, 1)
+		go func() { var out EchoArgs; errc <- r.inv.Invoke(ctx, "svc", "Overrun", EchoArgs{N: 1}, &out) }()
+		waitChan(t, r.name+": Overrun to start", r.svc.started)
+		written(t, r.inv)
+		mock.Add(overrunBy)
+		err := waitChan(t, r.name+": the call to end", errc)
 		cancel()
 		if got := classify(err); got != want {
 			t.Errorf("%s: a method that succeeded after the deadline: %v, classified %+v, want %+v", r.name, err, got, want)
@@ -118,9 +120,10 @@ func TestDeadlineOverrunIsTheSameErrorEverywhere(t *testing.T) {
 
 		// A method that gives up when its deadline passes.
 		ctx, cancel = mock.WithTimeout(context.Background(), overrunBy/2)
-		errc := make(chan error, 1)
+		errc = make(chan error, 1)
 		go func() { errc <- r.inv.Invoke(ctx, "svc", "Block", EchoArgs{}, nil) }()
 		waitChan(t, r.name+": Block to start", r.svc.started)
+		written(t, r.inv)
 		mock.Add(overrunBy)
 		err = waitChan(t, r.name+": the call to end", errc)
 		cancel()
@@ -245,7 +248,6 @@ func TestLocalAcrossClocks(t *testing.T) {
 	callee.Set(caller.Now().Add(7 * time.Hour))
 	tab := NewTable(quietLog())
 	svc := newTestSvc()
-	svc.mock = callee
 	if err := Export[testAPI](tab, "svc", svc); err != nil {
 		t.Fatal(err)
 	}

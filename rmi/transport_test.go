@@ -62,11 +62,10 @@ type cbAPI interface {
 
 // testSvc is the remote object the transport tests call.
 type testSvc struct {
-	started chan struct{} // Block sends when it starts
+	started chan struct{} // Block and Overrun send when they start
 	release chan struct{} // Block returns when this is closed
 	closed  chan struct{} // closed by the OnClose hook Watch installs
 	once    sync.Once
-	mock    *clocktest.Mock // the clock Overrun moves on
 }
 
 func newTestSvc() *testSvc {
@@ -107,11 +106,22 @@ func (s *testSvc) Deadline(ctx context.Context, _ EchoArgs) (time.Time, error) {
 	return dl, nil
 }
 
-// Overrun moves the mock clock on by overrunBy while it runs, and then
-// succeeds, ignoring its deadline.
-func (s *testSvc) Overrun(_ context.Context, a EchoArgs) (EchoArgs, error) {
-	s.mock.Add(overrunBy)
+// Overrun waits until its deadline has passed and then succeeds,
+// ignoring it; it sends on started first.
+func (s *testSvc) Overrun(ctx context.Context, a EchoArgs) (EchoArgs, error) {
+	s.started <- struct{}{}
+	<-ctx.Done()
 	return a, nil
+}
+
+// written waits until inv, if a TCP Client, has finished writing: the
+// request can reach the server before the writer stops its stall timer,
+// and moving the mock clock then would end the connection.
+func written(t testing.TB, inv Invoker) {
+	t.Helper()
+	if c, ok := inv.(*Client); ok {
+		rmitest.WaitFor(t, "the client's write to end", func() bool { return !c.conn.writing.Load() })
+	}
 }
 
 // Secret has the shape of a remote method but is not in testAPI, so it
