@@ -130,9 +130,12 @@ func TestClientCentralList(t *testing.T) {
 	if err := net.lastCentral().Close(); err != nil {
 		t.Fatal(err)
 	}
-	rmitest.WaitFor(t, "a first attempt at both", func() bool {
+	rmitest.WaitFor(t, "a first attempt at both, and its retry armed", func() bool {
 		w.clk.Add(0)
-		return net.count() == 2
+		ann.mu.Lock()
+		armed := ann.centralTmr != nil
+		ann.mu.Unlock()
+		return net.count() == 2 && armed
 	})
 	w.clk.Add(minCentralRetry)
 	rmitest.WaitFor(t, "a second attempt at both", func() bool { return net.count() == 4 })

@@ -77,8 +77,8 @@ func fmtTexts(msgs []chatapi.Message) string { return "[" + strings.Join(texts(m
 // on the clients' clock and waits until no room waits for a sync.
 func caughtUp(t *testing.T, w *world, c *Client) {
 	t.Helper()
-	w.clk.Add(0)
 	rmitest.WaitFor(t, c.User()+" to catch up", func() bool {
+		w.clk.Add(0) // each time: a delivery may schedule its sync after an Add
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.pendingFull) == 0 && len(c.rooms.unsynced) == 0
@@ -421,6 +421,12 @@ func TestDeliverOutOfOrderAndGapSync(t *testing.T) {
 	w.loseDeliveries("ann", func(m chatapi.Message) bool { return m.Text == "first" })
 	held := []chatapi.Message{say(t, cy, "q", "first"), say(t, cy, "q", "second")}
 	waitView(t, ann, "q", 1)
+	// The view shows "second" before the delivery schedules the gap sync.
+	rmitest.WaitFor(t, "ann's gap sync of q to be scheduled", func() bool {
+		ann.mu.Lock()
+		defer ann.mu.Unlock()
+		return ann.pendingGap["q"]
+	})
 	w.clk.Add(defaultGapSyncDelay / 2)
 	if got := ann.View("q"); len(got) != 1 || got[0].Text != "second" {
 		t.Fatalf("view of q before the gap delay: %v", texts(got))

@@ -223,8 +223,12 @@ func TestKnownServersSurviveAFailedHeartbeat(t *testing.T) {
 	clk.Add(100 * time.Millisecond)
 	rmitest.WaitFor(t, "server-1's storage to recover", func() bool { return s1.StorageErr() == nil })
 	commits := s1.Commits()
-	clk.Add(time.Second)
-	rmitest.WaitFor(t, "the next heartbeat to commit", func() bool { return s1.Commits() > commits })
+	// The failed heartbeat re-arms itself after the log line waited for
+	// above: step the clock until the next one commits.
+	rmitest.WaitFor(t, "the next heartbeat to commit", func() bool {
+		clk.Add(100 * time.Millisecond)
+		return s1.Commits() > commits
+	})
 
 	// server-2 leaves central's list; server-1 restarts from its data.
 	c.Stop("server-2")
