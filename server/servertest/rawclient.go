@@ -30,6 +30,7 @@ type RawClient struct {
 	events   []chatapi.Event
 	voice    []chatapi.VoiceDeliverArgs
 	hold     chan struct{} // while not nil, Deliver waits for it to close
+	held     int           // Deliver calls waiting for hold
 }
 
 // Login logs user in at central, placed on chat server name (an empty name
@@ -75,12 +76,22 @@ func (c *Cluster) Attach(user, token, name string) *RawClient {
 func (rc *RawClient) Deliver(ctx context.Context, a chatapi.DeliverArgs) error {
 	rc.mu.Lock()
 	hold := rc.hold
+	if hold != nil {
+		rc.held++
+	}
 	rc.mu.Unlock()
 	if hold != nil {
+		var err error
 		select {
 		case <-hold:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		rc.mu.Lock()
+		rc.held--
+		rc.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 	rc.mu.Lock()
@@ -117,6 +128,14 @@ func (rc *RawClient) Events() []chatapi.Event {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return slices.Clone(rc.events)
+}
+
+// Held returns how many of the chat server's Deliver calls are waiting
+// while the client is held.
+func (rc *RawClient) Held() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.held
 }
 
 // Hold makes the client slow: its Deliver waits, holding up the chat
