@@ -588,6 +588,7 @@ func TestCallTimeoutUsesInjectedClock(t *testing.T) {
 		t.Fatalf("returned before the mock clock moved: %v", err)
 	default:
 	}
+	written(t, c) // else the write's stall timer, due at the same time, may fire first
 	mock.Add(time.Minute)
 	if err := waitChan(t, "the call to time out", errc); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v", err)
