@@ -14,6 +14,7 @@ import (
 // what each member received. Message i is sender*M+seq.
 type ledger struct {
 	cfg   Config
+	room  string // cfg.room(), made once: index reads it for every arrival
 	users []string
 	base  time.Time      // the run's clock: times are durations since base
 	start []atomic.Int64 // per message: when its post started
@@ -41,7 +42,7 @@ type member struct {
 func newLedger(cfg Config, users []string) *ledger {
 	n := cfg.Clients * cfg.Messages
 	l := &ledger{
-		cfg: cfg, users: users, base: cfg.Clock.Now(), start: make([]atomic.Int64, n),
+		cfg: cfg, room: cfg.room(), users: users, base: cfg.Clock.Now(), start: make([]atomic.Int64, n),
 		expected: int64(cfg.Clients) * int64(n), done: make(chan struct{}),
 	}
 	for range cfg.Clients {
@@ -66,7 +67,7 @@ func id(sender, seq int) string { return strconv.Itoa(sender) + "." + strconv.It
 // index returns the ledger index of m, if m is a message of the run.
 func (l *ledger) index(m chatapi.Message) (sender, seq int, ok bool) {
 	a, b, found := strings.Cut(m.ID, ".")
-	if !found || m.Room != l.cfg.room() {
+	if !found || m.Room != l.room {
 		return 0, 0, false
 	}
 	sender, err1 := strconv.Atoi(a)

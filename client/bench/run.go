@@ -125,7 +125,7 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 					return nil
 				}
 				l.posting(i, seq)
-				return sender.Send(cfg.room(), id(i, seq), text)
+				return sender.Send(l.room, id(i, seq), text)
 			}
 			postInOrder(ctx, cfg.Messages, cfg.Inflight, post, func(seq int, err error) {
 				if err != nil {
