@@ -51,7 +51,6 @@ func TestArgsBuffersReusedSafely(t *testing.T) {
 		}
 	})
 	c := dial(t, ts.addr, DialConfig{})
-	ctx := ctxT(t)
 	sizes := []int{0, 1, 100, 4 << 10, 20 << 10, 60 << 10, 100 << 10, 300 << 10}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -62,6 +61,9 @@ func TestArgsBuffersReusedSafely(t *testing.T) {
 			for i := range 60 {
 				in := bytes.Repeat([]byte{byte(g), byte(i)}, sizes[(g+i)%len(sizes)]/2)
 				var out blob
+				// A bound for each call, not one for all 480: with -race on a
+				// busy machine they took more than waitBound together.
+				ctx := ctxT(t)
 				if err := c.Invoke(ctx, "blob", "Reverse", blob{B: in}, &out); err != nil {
 					errs <- err
 					return
