@@ -101,7 +101,11 @@ func Unmarshal(b []byte, v any) error { return unmarshal(b, v, 0) }
 // by what was received, as go-msgpack's MaxInitLen bounds it. The same
 // walk checks maxLen (checkLens), so the input is read once before it is
 // decoded.
-func unmarshal(b []byte, v any, maxLen int) error {
+func unmarshal(b []byte, v any, maxLen int) error { return unmarshalArgs(b, v, maxLen, false) }
+
+// unmarshalArgs is unmarshal, with v's UnmarshalMsgBorrowed instead of its
+// UnmarshalMsg if borrow (see BorrowArgs).
+func unmarshalArgs(b []byte, v any, maxLen int, borrow bool) error {
 	if u, ok := v.(msgp.Unmarshaler); ok {
 		limit := maxLen
 		if limit <= 0 {
@@ -113,7 +117,13 @@ func unmarshal(b []byte, v any, maxLen int) error {
 			}
 			return fmt.Errorf("%w: %w", ErrMarshal, err)
 		}
-		if _, err := u.UnmarshalMsg(b); err != nil {
+		var err error
+		if bu, ok := v.(BorrowingUnmarshaler); ok && borrow {
+			_, err = bu.UnmarshalMsgBorrowed(b)
+		} else {
+			_, err = u.UnmarshalMsg(b)
+		}
+		if err != nil {
 			return fmt.Errorf("%w: %w", ErrMarshal, err)
 		}
 		return nil

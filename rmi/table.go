@@ -21,6 +21,22 @@ type ExportOption func(*exported)
 // secret; others get ErrUnauthorized.
 func ClusterOnly() ExportOption { return func(e *exported) { e.clusterOnly = true } }
 
+// BorrowArgs lets the object's methods take arguments that borrow the
+// request's bytes: an argument type that implements BorrowingUnmarshaler
+// is decoded with UnmarshalMsgBorrowed, so its strings may point into the
+// request, which is valid only until the method returns. A method that
+// keeps such a string, or a value holding one, past its return must copy
+// it. Other argument types are decoded as usual.
+func BorrowArgs() ExportOption { return func(e *exported) { e.borrowArgs = true } }
+
+// BorrowingUnmarshaler is implemented by an argument type that can be
+// decoded without copying its strings out of the input (see BorrowArgs).
+type BorrowingUnmarshaler interface {
+	// UnmarshalMsgBorrowed decodes as msgp's UnmarshalMsg does, and
+	// returns what follows the value, but its strings may point into b.
+	UnmarshalMsgBorrowed(b []byte) ([]byte, error)
+}
+
 // Table holds the objects a process exports, by name, and runs calls on
 // their methods. It is safe for concurrent use.
 type Table struct {
@@ -32,6 +48,7 @@ type Table struct {
 type exported struct {
 	name        string
 	clusterOnly bool
+	borrowArgs  bool
 	methods     map[string]*method
 }
 
@@ -39,13 +56,15 @@ type method struct {
 	fn        reflect.Value // the implementation's method
 	argType   reflect.Type
 	hasResult bool    // false when the method returns only an error
+	borrow    bool    // the argument is decoded borrowing the request's bytes (BorrowArgs)
 	caps      ArgCaps // the argument type's caps (see ArgLimits)
 	tooLarge  error   // the argument type's ArgTooLarge error, or nil
 }
 
 var (
-	ctxType = reflect.TypeFor[context.Context]()
-	errType = reflect.TypeFor[error]()
+	ctxType       = reflect.TypeFor[context.Context]()
+	errType       = reflect.TypeFor[error]()
+	borrowingType = reflect.TypeFor[BorrowingUnmarshaler]()
 )
 
 // NewTable returns an empty table. A nil logger means slog.Default().
@@ -87,7 +106,8 @@ func Export[I any](t *Table, name string, impl I, opts ...ExportOption) error {
 		}
 		argType := m.Type.In(1)
 		e.methods[m.Name] = &method{fn: impv.MethodByName(m.Name), argType: argType, hasResult: m.Type.NumOut() == 2,
-			caps: argCaps(argType), tooLarge: argTooLarge(argType)}
+			borrow: e.borrowArgs && reflect.PointerTo(argType).Implements(borrowingType),
+			caps:   argCaps(argType), tooLarge: argTooLarge(argType)}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -197,7 +217,7 @@ func (t *Table) dispatch(ctx context.Context, object, methodName string, args []
 		return nil, fmt.Errorf("%s.%s: %w", object, methodName, m.refuse(err))
 	}
 	argp := reflect.New(m.argType)
-	if err := unmarshal(args, argp.Interface(), m.caps.Len); err != nil {
+	if err := unmarshalArgs(args, argp.Interface(), m.caps.Len, m.borrow); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("%s.%s: %w", object, methodName, err)
 		}

@@ -74,7 +74,14 @@ const (
 // would: fields in any order, a repeated one taking its last value,
 // unknown ones skipped, absent ones left as they were. The strings it
 // finds are copied into one new string, of which each field is a part.
-func (z *Message) UnmarshalMsg(bts []byte) ([]byte, error) {
+func (z *Message) UnmarshalMsg(bts []byte) ([]byte, error) { return z.unmarshal(bts, false) }
+
+// unmarshalBorrowed is UnmarshalMsg with no copy: each string field is
+// set to point into bts (see DeliverArgs.UnmarshalMsgBorrowed).
+func (z *Message) unmarshalBorrowed(bts []byte) ([]byte, error) { return z.unmarshal(bts, true) }
+
+// unmarshal is UnmarshalMsg, or unmarshalBorrowed if borrow.
+func (z *Message) unmarshal(bts []byte, borrow bool) ([]byte, error) {
 	var raw [stringFields][]byte // zero-copy, into bts
 	var found [stringFields]bool
 	n, bts, err := msgp.ReadMapHeaderBytes(bts)
@@ -112,6 +119,15 @@ func (z *Message) UnmarshalMsg(bts []byte) ([]byte, error) {
 		}
 		found[f] = true
 	}
+	dst := [stringFields]*string{&z.Room, &z.ID, &z.From, &z.Text, &z.Stamp.Server}
+	if borrow {
+		for f := range raw {
+			if found[f] {
+				*dst[f] = msgp.UnsafeString(raw[f])
+			}
+		}
+		return bts, nil
+	}
 	size := 0
 	for f := range raw {
 		size += len(raw[f])
@@ -122,7 +138,6 @@ func (z *Message) UnmarshalMsg(bts []byte) ([]byte, error) {
 		all.Write(raw[f])
 	}
 	s := all.String()
-	dst := [stringFields]*string{&z.Room, &z.ID, &z.From, &z.Text, &z.Stamp.Server}
 	at := 0
 	for f := range raw {
 		if found[f] {
