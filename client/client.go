@@ -119,7 +119,10 @@ func newClient(cfg Config, lr centralapi.LoginReply) (*Client, error) {
 		pendingGap:  map[string]bool{},
 		voiceCalls:  map[string]*VoiceCall{},
 	}
-	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}); err != nil {
+	// A Deliver's messages borrow the request's bytes (see
+	// callbackObject.Deliver): every message is decoded by every member,
+	// and the views keep it in a form of their own anyway.
+	if err := rmi.Export[chatapi.Callback](c.calls, chatapi.CallbackObjectName, &callbackObject{c: c}, rmi.BorrowArgs()); err != nil {
 		cancel()
 		return nil, fmt.Errorf("export callback object: %w", err)
 	}

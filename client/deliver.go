@@ -14,7 +14,11 @@ import (
 type callbackObject struct{ c *Client }
 
 // Deliver implements chatapi.Callback: it inserts the messages into their
-// rooms' views and hands them and the events on; see Client.deliver.
+// rooms' views and hands them and the events on; see Client.deliver. The
+// strings of args.Messages borrow the request's bytes (the object is
+// exported with rmi.BorrowArgs), valid only until Deliver returns: what
+// it keeps, and what it hands to Config.OnMessage, are the views' own
+// strings (roomSet.deliver).
 func (o *callbackObject) Deliver(ctx context.Context, args chatapi.DeliverArgs) error {
 	o.c.deliver(args)
 	return nil

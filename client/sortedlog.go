@@ -157,15 +157,16 @@ func (l *sortedLog) message(e *entry) chatapi.Message {
 	}
 }
 
-// insert places m after every message whose stamp is not above its own
-// and reports whether it went above one already present (a late arrival).
-func (l *sortedLog) insert(m chatapi.Message) (late bool) {
+// insert places m after every message whose stamp is not above its own,
+// and returns its entry and whether it went above one already present (a
+// late arrival).
+func (l *sortedLog) insert(m chatapi.Message) (e entry, late bool) {
 	// The first chunk whose last message sorts after m is where m goes.
 	ci := sort.Search(len(l.chunks), func(i int) bool {
 		c := l.chunks[i]
 		return m.Stamp.Less(l.stamp(&c[len(c)-1]))
 	})
-	e := l.entry(m)
+	e = l.entry(m)
 	if ci == len(l.chunks) {
 		// After everything: onto the last chunk, or a new one if it is full.
 		if ci == 0 || len(l.chunks[ci-1]) >= l.chunk {
@@ -176,7 +177,7 @@ func (l *sortedLog) insert(m chatapi.Message) (late bool) {
 			l.chunks[ci-1] = append(l.chunks[ci-1], e)
 		}
 		l.n++
-		return false
+		return e, false
 	}
 	c := l.chunks[ci]
 	i := sort.Search(len(c), func(i int) bool { return m.Stamp.Less(l.stamp(&c[i])) })
@@ -193,7 +194,7 @@ func (l *sortedLog) insert(m chatapi.Message) (late bool) {
 	c[i] = e
 	l.chunks[ci] = c
 	l.n++
-	return true
+	return e, true
 }
 
 // split moves the messages of chunk ci from index at (0 < at < its

@@ -42,8 +42,12 @@ func TestSortedLogMatchesASortedSlice(t *testing.T) {
 				for i < len(want) && !m.Stamp.Less(want[i].Stamp) {
 					i++
 				}
-				if late := l.insert(m); late != (i < len(want)) {
+				e, late := l.insert(m)
+				if late != (i < len(want)) {
 					t.Fatalf("insert %v: late %v, but %d of %d messages sort after it", m.Stamp, late, len(want)-i, len(want))
+				}
+				if got := l.message(&e); got != m {
+					t.Fatalf("insert returned an entry of %+v, want %+v", got, m)
 				}
 				want = slices.Insert(want, i, m)
 			case 3: // remove a present message, or an absent stamp

@@ -98,6 +98,7 @@ type View struct {
 
 // originState tracks which sequence numbers of one origin server are present.
 type originState struct {
+	name  string              // the origin server, a string of the view's own
 	head  uint64              // 1..head are all present
 	above map[uint64]struct{} // present sequence numbers above head+1
 }
@@ -117,73 +118,89 @@ func (v *View) Room() string { return v.room }
 
 // Insert adds m to the view, keeping the log sorted, and reports what it
 // did. A message whose Room is empty is taken to belong to the view's room.
+//
+// The view keeps none of m's strings: m may borrow the bytes of a
+// request (chatapi.DeliverArgs.UnmarshalMsgBorrowed).
 func (v *View) Insert(m chatapi.Message) InsertResult {
+	r, _ := v.insert(m)
+	return r
+}
+
+// insert is Insert, also returning, when m is Added, the message as the
+// view now holds it: its strings are the view's own, not m's.
+func (v *View) insert(m chatapi.Message) (InsertResult, chatapi.Message) {
 	if m.Room == "" {
 		m.Room = v.room
 	}
-	if !v.markPresent(m.Stamp) {
+	o, fresh := v.markPresent(m.Stamp)
+	if !fresh {
 		v.stats.Duplicates++
-		return Duplicate
+		return Duplicate, chatapi.Message{}
 	}
 	if v.max.Less(m.Stamp) {
-		v.max = m.Stamp
+		v.max = chatapi.Stamp{Time: m.Stamp.Time, Server: o.name, Seq: m.Stamp.Seq}
 	}
 	if v.settled != 0 && m.Stamp.Time <= v.settled {
 		// The server said nothing at or below the settled point could
 		// still come: a settled prefix just changed.
 		v.stats.SettledViolations++
 		if v.firstViolation == nil {
-			fv := SettledViolation{Message: m, Settled: v.settled}
+			fv := SettledViolation{Message: cloneMessage(m), Settled: v.settled}
 			v.firstViolation = &fv
 		}
 	}
 	key := postKey{m.From, m.ID}
 	if m.ID == "" {
 		// No id to match retries by: always its own post.
-		v.place(m)
 		v.stats.Added++
-		return Added
+		return Added, v.place(m)
 	}
 	if v.shown.addNew(v.shown.hash(key)) {
 		// No post with its key's hash: surely a new post.
-		v.place(m)
 		v.stats.Added++
-		return Added
+		return Added, v.place(m)
 	}
 	old, ok := v.shown.shownAt(key, &v.log)
 	switch {
 	case !ok:
-		v.place(m)
 		v.stats.Added++
-		return Added
+		return Added, v.place(m)
 	case old.Less(m.Stamp):
 		v.stats.Collapsed++
-		return Collapsed
+		return Collapsed, chatapi.Message{}
 	default:
 		v.remove(old)
 		v.place(m)
 		v.stats.Collapsed++
-		return Replaced
+		return Replaced, chatapi.Message{}
 	}
 }
 
+// cloneMessage returns m with strings of its own.
+func cloneMessage(m chatapi.Message) chatapi.Message {
+	m.Room, m.ID, m.From, m.Text = strings.Clone(m.Room), strings.Clone(m.ID), strings.Clone(m.From), strings.Clone(m.Text)
+	m.Stamp.Server = strings.Clone(m.Stamp.Server)
+	return m
+}
+
 // markPresent records that stamp's (Server, Seq) is present and reports
-// whether it was new.
-func (v *View) markPresent(s chatapi.Stamp) bool {
+// whether it was new, with the state of its origin.
+func (v *View) markPresent(s chatapi.Stamp) (*originState, bool) {
 	o := v.origins[s.Server]
 	if o == nil {
-		o = &originState{above: map[uint64]struct{}{}}
-		v.origins[strings.Clone(s.Server)] = o // not the decoded message's string
+		name := strings.Clone(s.Server) // not the decoded message's string
+		o = &originState{name: name, above: map[uint64]struct{}{}}
+		v.origins[name] = o
 	}
 	if s.Seq <= o.head {
-		return false
+		return o, false
 	}
 	if _, ok := o.above[s.Seq]; ok {
-		return false
+		return o, false
 	}
 	if s.Seq != o.head+1 {
 		o.above[s.Seq] = struct{}{}
-		return true
+		return o, true
 	}
 	o.head++
 	for {
@@ -193,14 +210,16 @@ func (v *View) markPresent(s chatapi.Stamp) bool {
 		delete(o.above, o.head+1)
 		o.head++
 	}
-	return true
+	return o, true
 }
 
-// place inserts m into the sorted log.
-func (v *View) place(m chatapi.Message) {
-	if v.log.insert(m) {
+// place inserts m into the sorted log and returns it as the log holds it.
+func (v *View) place(m chatapi.Message) chatapi.Message {
+	e, late := v.log.insert(m)
+	if late {
 		v.stats.Reordered++
 	}
+	return v.log.message(&e)
 }
 
 // remove deletes the visible message with stamp s.
@@ -363,8 +382,8 @@ func (s *roomSet) names() []string { return slices.Sorted(maps.Keys(s.member)) }
 func (s *roomSet) view(room string) *View {
 	v := s.views[room]
 	if v == nil {
-		v = NewView(room)
-		s.views[room] = v
+		v = NewView(strings.Clone(room)) // room may borrow a request's bytes (deliver)
+		s.views[v.room] = v
 	}
 	return v
 }
@@ -441,6 +460,10 @@ type delivered struct {
 // an earlier one of the same origin has a hole, which a Sync fills if it
 // stays open. A move event asks the client to check its server (which
 // then fails it over).
+//
+// The strings of args.Messages may borrow a request's bytes
+// (callbackObject.Deliver): it keeps none of them, and the messages it
+// returns to show are the views' own.
 func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 	var d delivered
 	if len(args.Messages) > 0 {
@@ -450,16 +473,16 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 		if m.Room == "" || s.left[m.Room] {
 			continue
 		}
-		if !s.member[m.Room] {
-			s.member[m.Room] = true
-			d.full = append(d.full, m.Room)
-		}
 		v := s.view(m.Room)
-		if v.Insert(m) == Added {
-			d.shown = append(d.shown, m)
+		if !s.member[v.room] {
+			s.member[v.room] = true
+			d.full = append(d.full, v.room)
 		}
-		if v.Head(m.Stamp.Server) < m.Stamp.Seq && (len(d.gaps) == 0 || d.gaps[len(d.gaps)-1] != m.Room) {
-			d.gaps = append(d.gaps, m.Room)
+		if r, shown := v.insert(m); r == Added {
+			d.shown = append(d.shown, shown)
+		}
+		if v.Head(m.Stamp.Server) < m.Stamp.Seq && (len(d.gaps) == 0 || d.gaps[len(d.gaps)-1] != v.room) {
+			d.gaps = append(d.gaps, v.room)
 		}
 	}
 	resyncAll := false
