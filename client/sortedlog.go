@@ -32,6 +32,11 @@ type sortedLog struct {
 	n      int       // messages in all
 	names  nameTable // the rooms, senders and origin servers of the entries
 	texts  textArena // the entries' IDs and texts
+	// The number of the last entry's room, which every entry of a view's
+	// log shares: one comparison instead of a map lookup.
+	lastRoom  string // a string of names.list
+	lastRoomN uint32
+	hasRoom   bool
 }
 
 // entry is one message of a sortedLog in 48 bytes, where a
@@ -139,8 +144,17 @@ func (l *sortedLog) entry(m chatapi.Message) entry {
 	blk, off := l.texts.add(m.ID, m.Text)
 	return entry{
 		time: m.Stamp.Time, seq: m.Stamp.Seq, blk: blk, off: off, n: uint32(len(m.ID) + len(m.Text)), idLen: uint32(len(m.ID)),
-		room: l.names.of(m.Room), from: l.names.of(m.From), origin: l.names.of(m.Stamp.Server),
+		room: l.roomNumber(m.Room), from: l.names.of(m.From), origin: l.names.of(m.Stamp.Server),
 	}
+}
+
+// roomNumber is names.of(room), remembering the last room.
+func (l *sortedLog) roomNumber(room string) uint32 {
+	if !l.hasRoom || room != l.lastRoom {
+		n := l.names.of(room)
+		l.lastRoom, l.lastRoomN, l.hasRoom = l.names.list[n], n, true
+	}
+	return l.lastRoomN
 }
 
 // stamp returns e's stamp.

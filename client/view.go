@@ -469,14 +469,20 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 	if len(args.Messages) > 0 {
 		d.shown = make([]chatapi.Message, 0, len(args.Messages))
 	}
+	var v *View // the last message's room's: a batch is mostly of one room
 	for _, m := range args.Messages {
-		if m.Room == "" || s.left[m.Room] {
+		if m.Room == "" {
 			continue
 		}
-		v := s.view(m.Room)
-		if !s.member[v.room] {
-			s.member[v.room] = true
-			d.full = append(d.full, v.room)
+		if v == nil || m.Room != v.room {
+			if s.left[m.Room] {
+				continue
+			}
+			v = s.view(m.Room)
+			if !s.member[v.room] {
+				s.member[v.room] = true
+				d.full = append(d.full, v.room)
+			}
 		}
 		if r, shown := v.insert(m); r == Added {
 			d.shown = append(d.shown, shown)

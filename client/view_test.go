@@ -490,3 +490,39 @@ func TestViewPageAndNext(t *testing.T) {
 		t.Errorf("Next(last) = %v, want none", m)
 	}
 }
+
+// A batch of several rooms' messages, interleaved, some of a room the user
+// left: each view gets its own, the left room's are dropped, and the
+// messages to show stay in arrival order.
+func TestRoomSetDeliverInterleavedRooms(t *testing.T) {
+	s := newRoomSet()
+	s.join("gone")
+	s.leave("gone")
+	m := func(room string, seq uint64) chatapi.Message {
+		return chatapi.Message{Room: room, ID: fmt.Sprint(room, seq), From: "ann", Stamp: chatapi.Stamp{Time: int64(seq), Server: "s1", Seq: seq}}
+	}
+	args := chatapi.DeliverArgs{Messages: []chatapi.Message{m("a", 1), m("b", 2), m("b", 3), m("gone", 4), m("a", 5), m("gone", 6), m("b", 7)}}
+	d := s.deliver("me", args)
+	var shown []string
+	for _, m := range d.shown {
+		shown = append(shown, m.ID)
+	}
+	if want := []string{"a1", "b2", "b3", "a5", "b7"}; !slices.Equal(shown, want) {
+		t.Errorf("shown %v, want %v", shown, want)
+	}
+	if want := []string{"a", "b"}; !slices.Equal(d.full, want) || !slices.Equal(s.names(), want) {
+		t.Errorf("rooms to sync %v, members %v; want %v", d.full, s.names(), want)
+	}
+	for room, want := range map[string][]string{"a": {"a1", "a5"}, "b": {"b2", "b3", "b7"}, "gone": nil} {
+		var got []string
+		for _, m := range s.view(room).Messages() {
+			if m.Room != room {
+				t.Errorf("view %s holds %+v", room, m)
+			}
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("view %s holds %v, want %v", room, got, want)
+		}
+	}
+}
