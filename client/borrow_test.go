@@ -14,6 +14,19 @@ import (
 	"github.com/distchat/distchat/server/chatapi"
 )
 
+// borrow encodes a and decodes it borrowing the encoding, buf, as the
+// client's callback decodes a Deliver.
+func borrow(t interface{ Fatal(...any) }, a chatapi.DeliverArgs) (borrowed chatapi.DeliverArgs, buf []byte) {
+	buf, err := rmi.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := borrowed.UnmarshalMsgBorrowed(buf); err != nil {
+		t.Fatal(err)
+	}
+	return borrowed, buf
+}
+
 // roomSetState is everything a roomSet and the result of its deliveries
 // hold, as text: two states compare equal only if every string in them
 // reads the same.
@@ -69,15 +82,9 @@ func TestRoomSetKeepsNoBorrowedString(t *testing.T) {
 		var ownedDs, borrowedDs []delivered
 		var bufs [][]byte
 		for i, a := range batches {
-			buf, err := rmi.Marshal(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var copied, borrowed chatapi.DeliverArgs
+			borrowed, buf := borrow(t, a)
+			var copied chatapi.DeliverArgs
 			if _, err := copied.UnmarshalMsg(buf); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := borrowed.UnmarshalMsgBorrowed(buf); err != nil {
 				t.Fatal(err)
 			}
 			ownedDs = append(ownedDs, owned.deliver("me", copied))
@@ -120,14 +127,7 @@ func TestSettledViolationKeepsNoBorrowedString(t *testing.T) {
 	var ds []delivered
 	var bufs [][]byte
 	for i, a := range batches {
-		buf, err := rmi.Marshal(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var borrowed chatapi.DeliverArgs
-		if _, err := borrowed.UnmarshalMsgBorrowed(buf); err != nil {
-			t.Fatal(err)
-		}
+		borrowed, buf := borrow(t, a)
 		ds = append(ds, s.deliver("me", borrowed))
 		if i == 0 {
 			s.markSynced("lobby")

@@ -26,42 +26,12 @@ func (z *DeliverArgs) UnmarshalMsgBorrowed(bts []byte) ([]byte, error) {
 		}
 		switch msgp.UnsafeString(key) {
 		case "Messages":
-			if msgp.IsNil(bts) {
-				bts, z.Messages = bts[1:], nil
-				continue
-			}
-			var k uint32
-			if k, bts, err = msgp.ReadArrayHeaderBytes(bts); err != nil {
+			if bts, err = readArray(bts, &z.Messages, (*Message).unmarshalBorrowed); err != nil {
 				return bts, msgp.WrapError(err, "Messages")
 			}
-			if z.Messages != nil && cap(z.Messages) >= int(k) {
-				z.Messages = z.Messages[:k]
-			} else {
-				z.Messages = make([]Message, k)
-			}
-			for i := range z.Messages {
-				if bts, err = z.Messages[i].unmarshalBorrowed(bts); err != nil {
-					return bts, msgp.WrapError(err, "Messages", i)
-				}
-			}
 		case "Events":
-			if msgp.IsNil(bts) {
-				bts, z.Events = bts[1:], nil
-				continue
-			}
-			var k uint32
-			if k, bts, err = msgp.ReadArrayHeaderBytes(bts); err != nil {
+			if bts, err = readArray(bts, &z.Events, (*Event).UnmarshalMsg); err != nil {
 				return bts, msgp.WrapError(err, "Events")
-			}
-			if z.Events != nil && cap(z.Events) >= int(k) {
-				z.Events = z.Events[:k]
-			} else {
-				z.Events = make([]Event, k)
-			}
-			for i := range z.Events {
-				if bts, err = z.Events[i].UnmarshalMsg(bts); err != nil {
-					return bts, msgp.WrapError(err, "Events", i)
-				}
 			}
 		case "Settled":
 			if msgp.IsNil(bts) {
@@ -92,6 +62,31 @@ func (z *DeliverArgs) UnmarshalMsgBorrowed(bts []byte) ([]byte, error) {
 			if bts, err = msgp.Skip(bts); err != nil {
 				return bts, msgp.WrapError(err)
 			}
+		}
+	}
+	return bts, nil
+}
+
+// readArray decodes an array, or nil, into *s as msgp's generated code
+// does: nil stays nil, a slice that is not nil and large enough is
+// reused, else a new one is made; each element is decoded with dec.
+func readArray[T any](bts []byte, s *[]T, dec func(*T, []byte) ([]byte, error)) ([]byte, error) {
+	if msgp.IsNil(bts) {
+		*s = nil
+		return bts[1:], nil
+	}
+	k, bts, err := msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		return bts, err
+	}
+	if *s != nil && cap(*s) >= int(k) {
+		*s = (*s)[:k]
+	} else {
+		*s = make([]T, k)
+	}
+	for i := range *s {
+		if bts, err = dec(&(*s)[i], bts); err != nil {
+			return bts, msgp.WrapError(err, i)
 		}
 	}
 	return bts, nil
