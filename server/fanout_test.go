@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/clocktest"
+	"github.com/distchat/distchat/rmi/rmitest"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/tinylib/msgp/msgp"
 )
@@ -96,12 +100,12 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 	a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{msg("A", 1)}))
 	a.enqueueLocked(s, "B", chatapi.EncodeMessages([]chatapi.Message{msg("B", 2)})) // past the bound: dropped
 	s.mu.Unlock()
-	s.pump(a) // A/1 and the resync of B: refused; then the resync again
+	s.pump(a, false) // A/1 and the resync of B: refused; then the resync again
 	s.mu.Lock()
 	a.sending = true
 	a.enqueueSettledLocked(s, "B", 100)
 	s.mu.Unlock()
-	s.pump(a)
+	s.pump(a, false)
 
 	var resynced, resyncedA, settledFirst bool
 	for _, b := range cb.batches {
@@ -151,4 +155,136 @@ func TestLocalMembersFollowChanges(t *testing.T) {
 	if got := users(); len(got) != 0 {
 		t.Fatalf("after both left: %v, want none", got)
 	}
+}
+
+// A client's next Deliver waits until deliverPace of its smoothed round
+// trips have passed since the last one left, at most maxDeliverPause;
+// not at all for a client not yet timed, a queue that fills a batch, or
+// with pacing off.
+func TestPaceLocked(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name        string
+		pace, batch int
+		rtt, since  time.Duration // smoothed round trip; time since the last Deliver left
+		queued      int
+		want        time.Duration
+	}{
+		{"busy client waits the rest of 3 round trips", 3, 512, ms, ms, 1, 2 * ms},
+		{"the pause is over", 3, 512, ms, 3 * ms, 1, 0},
+		{"idle client goes at once", 3, 512, ms, time.Second, 1, 0},
+		{"slow client waits no more than maxDeliverPause", 3, 512, 10 * ms, 10 * ms, 1, maxDeliverPause - 10*ms},
+		{"a whole batch goes at once", 3, 2, ms, ms, 2, 0},
+		{"a long queue goes at once", 3, 512, ms, ms, paceBelow, 0},
+		{"a queue just short of long waits", 3, 512, ms, ms, paceBelow - 1, 2 * ms},
+		{"a client not yet timed goes at once", 3, 512, 0, 0, 1, 0},
+		{"pacing off", 0, 512, ms, ms, 1, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := clocktest.New()
+			s := &Server{clk: clk, deliverPace: c.pace, deliverBatch: c.batch}
+			a := &attachment{rtt: c.rtt, sentAt: clk.Now(), queue: make([]msgp.Raw, c.queued)}
+			clk.Add(c.since)
+			if got := a.paceLocked(s); got != c.want {
+				t.Fatalf("pause %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// pacedClient is a client callback that records when each Deliver
+// arrived and what it carried, and answers once the test releases it.
+type pacedClient struct {
+	clk     *clocktest.Mock
+	release chan struct{}
+
+	mu  sync.Mutex
+	at  []time.Time
+	ids [][]string
+}
+
+func (p *pacedClient) DeliverBatch(_ context.Context, b chatapi.DeliverBatch) error {
+	var ids []string
+	for _, enc := range b.Messages {
+		var m chatapi.Message
+		if _, err := m.UnmarshalMsg(enc); err != nil {
+			return err
+		}
+		ids = append(ids, m.ID)
+	}
+	p.mu.Lock()
+	p.at = append(p.at, p.clk.Now())
+	p.ids = append(p.ids, ids)
+	p.mu.Unlock()
+	<-p.release
+	return nil
+}
+
+func (p *pacedClient) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
+func (p *pacedClient) delivered() ([]time.Time, [][]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.at), slices.Clone(p.ids)
+}
+
+// Through the delivery task: what is queued for a client within three of
+// its round trips after a Deliver left goes in one Deliver when they are
+// over, and a client idle since goes at once.
+func TestPacingHoldsABusyClientsNextDeliver(t *testing.T) {
+	clk := clocktest.New()
+	s := &Server{clk: clk, log: slog.New(slog.DiscardHandler), maxQueue: 100, deliverBatch: 512,
+		deliverPace: 3, timers: map[*clock.Timer]bool{}}
+	cb := &pacedClient{clk: clk, release: make(chan struct{})}
+	a := &attachment{user: "bob", cb: cb}
+	enqueue := func(id string) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{{Room: "A", ID: id}}))
+	}
+	// arrived waits for the n-th Deliver to arrive; answer lets it return
+	// rtt later and waits for the delivery task to end.
+	arrived := func(n int) ([]time.Time, [][]string) {
+		t.Helper()
+		rmitest.WaitFor(t, fmt.Sprintf("Deliver %d", n), func() bool {
+			at, _ := cb.delivered()
+			return len(at) == n
+		})
+		return cb.delivered()
+	}
+	answer := func(rtt time.Duration) {
+		t.Helper()
+		clk.Add(rtt)
+		cb.release <- struct{}{}
+		rmitest.WaitFor(t, "the delivery task to end", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return !a.sending
+		})
+	}
+
+	t0 := clk.Now()
+	enqueue("1")
+	clk.Add(0) // the delivery task's start
+	arrived(1)
+	answer(time.Millisecond) // at t0+1ms: the next may leave at t0+3ms
+	enqueue("2")
+	clk.Add(time.Millisecond)
+	enqueue("3")
+	clk.Add(time.Millisecond)
+	at, ids := arrived(2)
+	if want := t0.Add(3 * time.Millisecond); !at[1].Equal(want) || !slices.Equal(ids[1], []string{"2", "3"}) {
+		t.Fatalf("second Deliver at %v with %v, want at %v with [2 3]", at[1].Sub(t0), ids[1], want.Sub(t0))
+	}
+	answer(time.Millisecond)
+	// Idle for a second: the next goes at once.
+	clk.Add(time.Second)
+	sent := clk.Now()
+	enqueue("4")
+	clk.Add(0)
+	at, _ = arrived(3)
+	if !at[2].Equal(sent) {
+		t.Fatalf("an idle client's Deliver waited %v", at[2].Sub(sent))
+	}
+	answer(0)
 }

@@ -33,6 +33,7 @@ const (
 	fetchTimeout        = 3 * time.Second  // bound on one catch-up Fetch from a peer
 	defaultMaxQueue     = 4096             // a client's queued deliveries before it must resync
 	defaultDeliverBatch = 512              // messages per Deliver callback
+	defaultDeliverPace  = 4                // a client's next Deliver waits for this many of its round trips after the last (fanout.go)
 	defaultForwardBatch = 512              // messages per Forward call
 	maxRetry            = 30 * time.Second // largest forwarding back-off
 	maxFuture           = time.Minute      // a client's Seen stamp is capped at now+maxFuture: one client cannot push the clocks far ahead
@@ -123,6 +124,7 @@ type Server struct {
 	renewWait    time.Duration                   // lease renewal period
 	maxQueue     int                             // per-client delivery queue bound
 	deliverBatch int                             // messages per Deliver callback
+	deliverPace  int                             // round trips between a client's Delivers (0: none)
 	spareQueues  [][]msgp.Raw                    // emptied delivery queues for reuse (fanout.go)
 	inflight     int                             // own posts stamped but not yet durable
 	storageErr   error                           // the write that failed, while storage is failing (storage.go)
@@ -207,7 +209,8 @@ func Open(cfg Config) (*Server, error) {
 		local: map[string]map[*attachment]bool{}, localSorted: map[string][]*attachment{},
 		peers: map[string]*forwarder{}, posting: map[postKey]bool{},
 		timers: map[*clock.Timer]bool{}, maxQueue: defaultMaxQueue, deliverBatch: defaultDeliverBatch,
-		voiceNonce: rand.Text()[:8], voiceJoins: map[string]*voiceJoin{},
+		deliverPace: defaultDeliverPace,
+		voiceNonce:  rand.Text()[:8], voiceJoins: map[string]*voiceJoin{},
 		voiceByUser: map[voiceKey]string{}, voiceHosted: map[voiceKey]string{},
 	}
 	for name, rd := range ls.rooms {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
@@ -27,8 +28,12 @@ type attachment struct {
 	// encoded once for all the members they go to (deliverLocked).
 	queue   []msgp.Raw
 	events  []chatapi.Event
-	sending bool // a delivery task is running
+	sending bool // a delivery task is running, or is waiting to (pacing)
 	gone    bool
+	// Pacing (fanout.go): when the last Deliver left, and the smoothed
+	// round trip of the recent ones (0 before the first).
+	sentAt time.Time
+	rtt    time.Duration
 	// settled notices wait until the first settledMark queued messages
 	// (all those queued before the latest notice) have been delivered.
 	settled     map[string]int64
