@@ -312,13 +312,41 @@ func (a *attachment) enqueueEventsLocked(s *Server, events []chatapi.Event) {
 }
 
 // startLocked starts the client's delivery task unless it runs, once
-// pacing allows.
+// pacing allows; a task waiting out a pause goes at once if the queue has
+// grown long meanwhile.
 func (a *attachment) startLocked(s *Server) {
-	if !a.sending {
+	switch {
+	case !a.sending:
 		a.sending = true
-		pause := a.paceLocked(s)
-		s.after(pause, func() { s.pump(a, pause > 0) })
+		if pause := a.paceLocked(s); pause > 0 {
+			a.waitLocked(s, pause)
+		} else {
+			s.after(0, func() { s.pump(a, false) })
+		}
+	case a.waiting && len(a.queue) >= min(paceBelow, s.deliverBatch):
+		a.waiting = false
+		a.waits++ // the pause's timer finds it over
+		s.after(0, func() { s.pump(a, true) })
 	}
+}
+
+// waitLocked runs the client's delivery task after pause, unless
+// startLocked ends the wait first. Callers hold s.mu.
+func (a *attachment) waitLocked(s *Server, pause time.Duration) {
+	a.waiting = true
+	a.waits++
+	w := a.waits
+	s.after(pause, func() {
+		s.mu.Lock()
+		current := a.waiting && a.waits == w
+		if current {
+			a.waiting = false
+		}
+		s.mu.Unlock()
+		if current {
+			s.pump(a, true)
+		}
+	})
 }
 
 // Pacing's bounds. maxDeliverPause bounds the pause between a client's
@@ -378,7 +406,7 @@ func (s *Server) pump(a *attachment, paced bool) {
 			// meanwhile (a.sending stays set), and sends then whatever
 			// the clock says (a clock that drifts, or was set back, could
 			// otherwise keep it waiting).
-			s.after(pause, func() { s.pump(a, true) })
+			a.waitLocked(s, pause)
 			s.mu.Unlock()
 			return
 		}

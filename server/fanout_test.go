@@ -230,7 +230,8 @@ func (p *pacedClient) delivered() ([]time.Time, [][]string) {
 
 // Through the delivery task: what is queued for a client within three of
 // its round trips after a Deliver left goes in one Deliver when they are
-// over, and a client idle since goes at once.
+// over, a client idle since goes at once, and so does a queue that grows
+// long during a pause.
 func TestPacingHoldsABusyClientsNextDeliver(t *testing.T) {
 	clk := clocktest.New()
 	s := &Server{clk: clk, log: slog.New(slog.DiscardHandler), maxQueue: 100, deliverBatch: 512,
@@ -285,6 +286,16 @@ func TestPacingHoldsABusyClientsNextDeliver(t *testing.T) {
 	at, _ = arrived(3)
 	if !at[2].Equal(sent) {
 		t.Fatalf("an idle client's Deliver waited %v", at[2].Sub(sent))
+	}
+	answer(0)
+	// A queue that grows long during a pause ends it.
+	for i := range paceBelow {
+		enqueue(fmt.Sprint(5 + i))
+	}
+	clk.Add(0)
+	at, ids = arrived(4)
+	if !at[3].Equal(sent) || len(ids[3]) != paceBelow {
+		t.Fatalf("a long queue's Deliver waited %v, with %d messages (want %d at once)", at[3].Sub(sent), len(ids[3]), paceBelow)
 	}
 	answer(0)
 }

@@ -30,10 +30,14 @@ type attachment struct {
 	events  []chatapi.Event
 	sending bool // a delivery task is running, or is waiting to (pacing)
 	gone    bool
-	// Pacing (fanout.go): when the last Deliver left, and the smoothed
-	// round trip of the recent ones (0 before the first).
-	sentAt time.Time
-	rtt    time.Duration
+	// Pacing (fanout.go): when the last Deliver left; the smoothed round
+	// trip of the recent ones (0 before the first); whether the delivery
+	// task waits out a pause; and the pauses so far, so that the timer of
+	// one ended early does nothing.
+	sentAt  time.Time
+	rtt     time.Duration
+	waiting bool
+	waits   uint64
 	// settled notices wait until the first settledMark queued messages
 	// (all those queued before the latest notice) have been delivered.
 	settled     map[string]int64
