@@ -21,6 +21,7 @@ import (
 	"github.com/distchat/distchat/client"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/pki"
+	"github.com/distchat/distchat/rmi/workpool"
 	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/web"
 	"github.com/distchat/distchat/voice"
@@ -144,6 +145,11 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	return errors.Join(err, sp.Close())
 }
 
+// serverTaskWorkers is how many goroutines that ran a chat server's
+// background tasks wait for the next ones (see package workpool); the
+// rest exit.
+const serverTaskWorkers = 64
+
 // serverOptions configure startChatServer.
 type serverOptions struct {
 	name      string
@@ -172,6 +178,7 @@ type serverOptions struct {
 // serverProc is a running chat server.
 type serverProc struct {
 	s          *server.Server
+	tasks      *workpool.Clock // s's clock: its timers' functions run on kept goroutines
 	srv        *rmi.Server
 	name       string
 	listenAddr string
@@ -249,8 +256,11 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		member: member, ca: centralapi.CAStub{Inv: sp.centralInv}, name: o.name, dir: o.dir,
 		hosts: certHosts(addr, o.listen, append(slices.Clip(o.certHosts), hostPart(sp.webAddr))), clk: o.clock, log: o.log,
 	}
+	// A chat server runs its deliveries and forwards as timer functions:
+	// on kept goroutines, each keeps the stack it grew (package workpool).
+	sp.tasks = workpool.NewClock(o.clock, serverTaskWorkers)
 	s, err := server.Open(server.Config{
-		Name: o.name, Addr: addr, HTTP: sp.webAddr, Dir: o.dir, Clock: o.clock, ClockMode: o.clockMode, Settled: o.settled,
+		Name: o.name, Addr: addr, HTTP: sp.webAddr, Dir: o.dir, Clock: sp.tasks, ClockMode: o.clockMode, Settled: o.settled,
 		Central: sp.cluster, Logger: o.log,
 		VoiceNetwork: voice.Network{UDPPort: o.voiceUDPPort}, VoiceMax: o.voiceMax,
 		Connect: func(addr string) rmi.Invoker {
@@ -265,6 +275,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		l.Close()
 		sp.closeWebListener()
 		sp.centralInv.Close()
+		sp.tasks.Close()
 		return nil, fmt.Errorf("chat server %s: %w", o.name, err)
 	}
 	sp.s = s
@@ -273,6 +284,7 @@ func startChatServer(o serverOptions) (*serverProc, error) {
 		l.Close()
 		sp.closeWebListener()
 		s.Close()
+		sp.tasks.Close()
 		sp.centralInv.Close()
 		return nil, err
 	}
@@ -327,6 +339,7 @@ func (p *serverProc) Close() error {
 	p.certs.close()
 	err := p.stopWeb()
 	err = errors.Join(err, p.srv.Close(), p.s.Close())
+	p.tasks.Close()
 	p.mu.Lock()
 	registered := p.registered
 	peers := p.peers

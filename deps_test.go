@@ -41,8 +41,9 @@ func TestPackageGraph(t *testing.T) {
 	}
 	own := func(p string) bool { return strings.HasPrefix(p, module) }
 	allowed := map[string][]string{
-		module + "/rmi":                {},
+		module + "/rmi":                {module + "/rmi/workpool"},
 		module + "/rmi/pki":            {},
+		module + "/rmi/workpool":       {},
 		module + "/central/centralapi": {module + "/rmi"},
 		module + "/server/chatapi":     {module + "/rmi", module + "/central/centralapi"},
 		// The web ports reach chat only through the real operations:

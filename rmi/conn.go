@@ -16,6 +16,8 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/distchat/distchat/rmi/workpool"
 )
 
 // conn is one rmi connection, at either end, after the handshake: it
@@ -23,7 +25,7 @@ import (
 // goroutine reading it. That goroutine is the input goroutine of the
 // connection's rpc.Client (conn is its codec): reading for a response, it
 // meets requests from the other end too, and hands each to a goroutine
-// (workers.go) that runs it with rpc.Server.ServeRequest and writes the
+// (a workpool.Pool) that runs it with rpc.Server.ServeRequest and writes the
 // response. A write happens in the goroutine that has something to send,
 // holding wsem.
 //
@@ -69,7 +71,7 @@ type conn struct {
 // receives: its net/rpc server, their context and their limits.
 type callee struct {
 	rs      *rpc.Server
-	workers *workers        // run the requests
+	workers *workpool.Pool  // run the requests
 	ctx     context.Context // carries the Peer; canceled when the connection ends
 	cancel  context.CancelFunc
 	lim     connLimits
@@ -110,7 +112,7 @@ type connConfig struct {
 	// this end serves no objects, and a request ends the connection.
 	serve *rpc.Server
 	// workers run the requests; nil: a pool of the connection's own
-	workers *workers
+	workers *workpool.Pool
 	ctx     context.Context
 	lim     connLimits
 	// lost runs (once) when the connection ends, before its requests have
@@ -160,7 +162,7 @@ func newConn(nc net.Conn, cfg connConfig) *conn {
 	wk := cfg.workers
 	ownWorkers := wk == nil && cfg.serve != nil
 	if ownWorkers {
-		wk = newWorkers(1)
+		wk = workpool.New(1)
 	}
 	if cfg.serve != nil {
 		c.in = &callee{rs: cfg.serve, workers: wk, lim: cfg.lim, slots: make(chan struct{}, max(cfg.lim.maxRequests, 1))}
@@ -177,7 +179,7 @@ func newConn(nc net.Conn, cfg connConfig) *conn {
 			c.in.wg.Wait()
 		}
 		if ownWorkers {
-			wk.close()
+			wk.Close()
 		}
 		if cfg.done != nil {
 			cfg.done()

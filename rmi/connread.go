@@ -175,7 +175,7 @@ func (c *conn) readRequest(n int) error {
 		return err
 	}
 	in.wg.Add(1)
-	in.workers.run(func() { c.serveRequest(body, charge, refused) })
+	in.workers.Run(func() { c.serveRequest(body, charge, refused) })
 	return nil
 }
 

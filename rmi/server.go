@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/distchat/distchat/rmi/workpool"
 )
 
 // ServerConfig configures a Server. Zero fields take the defaults noted.
@@ -89,11 +91,11 @@ type Server struct {
 	ctx    context.Context // parent of every call's context
 	cancel context.CancelFunc
 
-	inflight       *byteBudget  // request bytes in flight across the server
-	clientInflight *byteBudget  // the part of inflight from peers not in the cluster
-	admitted       *connCounter // connections served, in all and per address
-	rpc            *rpc.Server  // runs the requests of every connection on table
-	workers        *workers     // the goroutines that run them
+	inflight       *byteBudget    // request bytes in flight across the server
+	clientInflight *byteBudget    // the part of inflight from peers not in the cluster
+	admitted       *connCounter   // connections served, in all and per address
+	rpc            *rpc.Server    // runs the requests of every connection on table
+	workers        *workpool.Pool // the goroutines that run them
 
 	mu        sync.Mutex
 	closed    bool
@@ -126,7 +128,7 @@ func NewServer(t *Table, cfg ServerConfig) *Server {
 		clientInflight: newByteBudget("the clients' share of the server", cfg.Limits.MaxClientInflightBytes),
 		admitted:       newConnCounter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddr, cfg.Limits.MaxAddrBytes),
 		rpc:            newRPCServer(t),
-		workers:        newWorkers(maxIdleWorkers),
+		workers:        workpool.New(maxIdleWorkers),
 	}
 }
 
@@ -356,6 +358,6 @@ func (s *Server) Close() error {
 	}
 	s.cancel()
 	s.wg.Wait()
-	s.workers.close()
+	s.workers.Close()
 	return nil
 }

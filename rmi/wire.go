@@ -40,7 +40,7 @@ const (
 	keepAliveInterval = 15 * time.Second
 
 	// maxIdleWorkers is how many goroutines that ran requests a Server
-	// keeps waiting for the next ones (see workers).
+	// keeps waiting for the next ones (see package workpool).
 	maxIdleWorkers = 16
 
 	// timeoutCode is the Response.ErrCode of a method that returned after

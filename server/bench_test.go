@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
 
 	"github.com/distchat/distchat/central/centralapi"
 	"github.com/distchat/distchat/rmi"
 	"github.com/distchat/distchat/rmi/rmitest"
+	"github.com/distchat/distchat/rmi/workpool"
 	"github.com/distchat/distchat/server"
 	"github.com/distchat/distchat/server/chatapi"
 	"github.com/distchat/distchat/server/servertest"
@@ -142,6 +147,51 @@ func BenchmarkFanOutLocal(b *testing.B) {
 			b.ReportMetric(float64(calls)/float64(b.N*members), "callbacks/delivery")
 		})
 	}
+}
+
+// BenchmarkFanOutTasks measures BenchmarkFanOutLocal's fan-out (batched)
+// on the real clock, whose timers each run their function on a goroutine
+// of their own, and on a workpool.Clock over it, whose timers run theirs
+// on kept goroutines, as the distchat command runs a chat server. A
+// member's delivery is such a timer function: on a new goroutine it grows
+// the small starting stack again, copying it, each time. It reports the
+// process's CPU time per delivery: the server's and its in-process
+// members' together.
+func BenchmarkFanOutTasks(b *testing.B) {
+	const members = 100
+	for _, pooled := range []bool{false, true} {
+		name := "clock=real"
+		if pooled {
+			name = "clock=workpool"
+		}
+		b.Run(name, func(b *testing.B) {
+			var clk clock.Clock = clock.New()
+			if pooled {
+				wc := workpool.NewClock(clk, 64)
+				defer wc.Close()
+				clk = wc
+			}
+			c := servertest.New(b, servertest.Options{Clock: clk})
+			poster, tok, counters := benchUsers(b, c, "server-1", "u", members, "bench", true)
+			cpu0 := cpuTime(b)
+			b.ResetTimer()
+			postAll(b, poster, tok, "bench", 16)
+			waitDelivered(b, counters, int64(b.N))
+			b.StopTimer()
+			deliveries := float64(b.N * members)
+			b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/deliveries, "cpu-ns/delivery")
+		})
+	}
+}
+
+// cpuTime is the CPU time this process used so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkFanOutRemote measures fan-out to 50 members on another server:
