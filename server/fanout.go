@@ -391,14 +391,22 @@ func (a *attachment) sampleRTTLocked(rtt time.Duration) {
 
 // pump delivers the attachment's queue in batches until it is empty. One
 // pump runs per attachment, so a slow client slows only itself. Paced
-// says it already waited for pacing (paceLocked): it sends at once.
+// says it already waited for pacing (paceLocked): it sends at once. A
+// batch the client refuses is followed by its events and resyncs
+// (refusedAgain); maxRefusedDelivers refusals in a row, or a failed call,
+// detach the client.
 func (s *Server) pump(a *attachment, paced bool) {
 	var sent []msgp.Raw   // the last batch, whole queue, once delivered
 	var rtt time.Duration // its round trip, once delivered
+	var delivered bool    // the last batch was delivered
 	for {
 		s.mu.Lock()
 		s.spareQueueLocked(sent)
 		sent = nil
+		if delivered {
+			a.refused = 0
+			delivered = false
+		}
 		if rtt > 0 {
 			a.sampleRTTLocked(rtt)
 			rtt = 0
@@ -450,7 +458,7 @@ func (s *Server) pump(a *attachment, paced bool) {
 		err := a.cb.DeliverBatch(ctx, batch)
 		cancel()
 		if err == nil {
-			rtt = s.clk.Since(start)
+			rtt, delivered = s.clk.Since(start), true
 		}
 		if err == nil && whole {
 			// Deliver encoded the batch before it returned: the slice
@@ -459,34 +467,57 @@ func (s *Server) pump(a *attachment, paced bool) {
 		}
 		if err != nil {
 			var re *rmi.RemoteError
-			if errors.As(err, &re) {
-				// The client ran and refused the batch: tell it to resync
-				// those rooms (Sync brings the messages back), and the
-				// rooms the batch told it to resync, and go on.
-				s.log.Warn("client rejected delivery", "user", a.user, "err", err)
-				rooms := map[string]bool{}
-				for _, enc := range batch.Messages {
-					var m chatapi.Message
-					if _, err := m.UnmarshalMsg(enc); err == nil { // it was encoded here
-						rooms[m.Room] = true
-					}
-				}
-				for _, e := range batch.Events {
-					if e.Kind == chatapi.EventResync {
-						rooms[e.Room] = true
-					}
-				}
-				s.mu.Lock()
-				for _, r := range slices.Sorted(maps.Keys(rooms)) {
-					a.events = append(a.events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
-				}
-				s.mu.Unlock()
-				continue
+			if !errors.As(err, &re) {
+				s.detach(a, fmt.Sprintf("delivery failed: %v", err))
+				return
 			}
-			s.detach(a, fmt.Sprintf("delivery failed: %v", err))
-			return
+			s.mu.Lock()
+			a.refused++
+			n := a.refused
+			if n < maxRefusedDelivers {
+				a.events = refusedAgain(batch, a.events)
+			}
+			s.mu.Unlock()
+			if n >= maxRefusedDelivers {
+				s.detach(a, fmt.Sprintf("refused %d deliveries in a row, the last with: %v", n, err))
+				return
+			}
+			s.log.Warn("client rejected delivery", "user", a.user, "err", err)
 		}
 	}
+}
+
+// maxRefusedDelivers is how many Delivers in a row a client may refuse
+// before its session is ended. After a refusal the next Deliver carries
+// only events (refusedAgain), which a working client takes; one that
+// refuses every Deliver would otherwise be called again and again.
+const maxRefusedDelivers = 3
+
+// refusedAgain returns the events to send after the client ran and
+// refused batch (a remote error): first the batch's own events but its
+// resyncs, so that none is lost (a join, a session's end); then a resync
+// of every room of its messages (Sync brings them back) and of every room
+// it told the client to resync; then the events queued since, queued.
+func refusedAgain(batch chatapi.DeliverBatch, queued []chatapi.Event) []chatapi.Event {
+	rooms := map[string]bool{}
+	for _, enc := range batch.Messages {
+		var m chatapi.Message
+		if _, err := m.UnmarshalMsg(enc); err == nil { // it was encoded here
+			rooms[m.Room] = true
+		}
+	}
+	var events []chatapi.Event
+	for _, e := range batch.Events {
+		if e.Kind == chatapi.EventResync {
+			rooms[e.Room] = true
+		} else {
+			events = append(events, e)
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(rooms)) {
+		events = append(events, chatapi.Event{Kind: chatapi.EventResync, Room: r})
+	}
+	return append(events, queued...)
 }
 
 // Emptied delivery queues are kept for reuse, a few small ones: a busy

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -122,6 +123,117 @@ func TestResyncSurvivesARejectedBatch(t *testing.T) {
 	}
 	if !resynced || settledFirst || !resyncedA {
 		t.Fatalf("after a refused batch: told to resync B %v and A %v, a settled notice for B before that %v (batches %+v)", resynced, resyncedA, settledFirst, cb.batches)
+	}
+}
+
+// refuser is a client callback that refuses, as a client that ran and
+// failed would, its first refuse batches (every batch if refuse < 0) and
+// records every batch it is sent, refused or not. Past 50 it fails as a
+// lost connection would, so that a server that keeps calling stops.
+type refuser struct {
+	refuse  int
+	batches []chatapi.DeliverBatch
+}
+
+func (r *refuser) DeliverBatch(_ context.Context, b chatapi.DeliverBatch) error {
+	b.Events = slices.Clone(b.Events)
+	r.batches = append(r.batches, b)
+	if len(r.batches) > 50 {
+		return errors.New("called 50 times")
+	}
+	if r.refuse < 0 || len(r.batches) <= r.refuse {
+		return &rmi.RemoteError{Code: "client.failed", Message: "could not take the batch"}
+	}
+	return nil
+}
+
+func (r *refuser) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
+// newRefusalServer returns a server with what pump and detach use, and an
+// attachment of bob's on cb whose delivery task is run by hand.
+func newRefusalServer(cb callback) (*Server, *attachment) {
+	clk := clocktest.New()
+	s := &Server{
+		clk: clk, log: slog.New(slog.DiscardHandler), maxQueue: 8, deliverBatch: 512,
+		timers: map[*clock.Timer]bool{}, leases: rmi.NewLeases(clk, func(string) {}),
+		atts: map[string]*attachment{},
+	}
+	a := &attachment{user: "bob", token: "t-bob", cb: cb, rooms: map[string]bool{}, sending: true}
+	s.atts[a.token] = a
+	return s, a
+}
+
+// A batch the client refuses loses none of its events: the next one
+// carries them again, in their order, before the resync of the refused
+// messages' room and before the events queued since.
+func TestRefusedBatchKeepsItsEvents(t *testing.T) {
+	cb := &refuser{refuse: 1}
+	s, a := newRefusalServer(cb)
+	joined := chatapi.Event{Kind: chatapi.EventJoined, Room: "C", User: "bob"}
+	ring := chatapi.Event{Kind: chatapi.EventRing, Room: "C", User: "ann"}
+	left := chatapi.Event{Kind: chatapi.EventLeft, Room: "C", User: "cat"}
+	s.mu.Lock()
+	a.events = []chatapi.Event{joined, ring}
+	a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{{Room: "A", ID: "1", Stamp: chatapi.Stamp{Server: "s1", Seq: 1}}}))
+	s.mu.Unlock()
+	// The refused batch is sent with joined, ring and A/1; left is
+	// queued while it is out, as if during its round trip.
+	a.cb = callbackFunc(func(ctx context.Context, b chatapi.DeliverBatch) error {
+		if len(cb.batches) == 0 {
+			s.mu.Lock()
+			a.events = append(a.events, left)
+			s.mu.Unlock()
+		}
+		return cb.DeliverBatch(ctx, b)
+	})
+	s.pump(a, false)
+	if len(cb.batches) != 2 {
+		t.Fatalf("sent %d batches, want 2 (the refused one, then its events): %+v", len(cb.batches), cb.batches)
+	}
+	want := []chatapi.Event{joined, ring, {Kind: chatapi.EventResync, Room: "A"}, left}
+	if got := cb.batches[1].Events; !slices.Equal(got, want) || len(cb.batches[1].Messages) != 0 {
+		t.Fatalf("after the refusal, sent events %+v and %d messages; want %+v and none", got, len(cb.batches[1].Messages), want)
+	}
+	if a.gone || a.refused != 0 {
+		t.Fatalf("after one refusal and a delivery: gone %v, refusals in a row %d; want attached, 0", a.gone, a.refused)
+	}
+}
+
+// callbackFunc is a callback whose DeliverBatch is the function.
+type callbackFunc func(context.Context, chatapi.DeliverBatch) error
+
+func (f callbackFunc) DeliverBatch(ctx context.Context, b chatapi.DeliverBatch) error {
+	return f(ctx, b)
+}
+
+func (f callbackFunc) Voice(context.Context, chatapi.VoiceDeliverArgs) error { return nil }
+
+// A client that refuses every Deliver is called maxRefusedDelivers times
+// and then detached, rather than called again for ever; one that refuses
+// fewer in a row, with deliveries between, stays.
+func TestClientRefusingEveryDeliverIsDetached(t *testing.T) {
+	cb := &refuser{refuse: -1}
+	s, a := newRefusalServer(cb)
+	s.mu.Lock()
+	a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{{Room: "A", ID: "1", Stamp: chatapi.Stamp{Server: "s1", Seq: 1}}}))
+	s.mu.Unlock()
+	s.pump(a, false)
+	if len(cb.batches) != maxRefusedDelivers || !a.gone || s.atts[a.token] != nil {
+		t.Fatalf("refusing everything: called %d times, detached %v; want %d calls, then detached", len(cb.batches), a.gone, maxRefusedDelivers)
+	}
+
+	cb = &refuser{refuse: maxRefusedDelivers - 1}
+	s, a = newRefusalServer(cb)
+	for round := range 3 {
+		cb.refuse = len(cb.batches) + maxRefusedDelivers - 1 // then one is taken
+		s.mu.Lock()
+		a.sending = true
+		a.enqueueLocked(s, "A", chatapi.EncodeMessages([]chatapi.Message{{Room: "A", ID: fmt.Sprint(round), Stamp: chatapi.Stamp{Server: "s1", Seq: uint64(round + 1)}}}))
+		s.mu.Unlock()
+		s.pump(a, false)
+		if a.gone {
+			t.Fatalf("round %d: detached after %d refusals in a row, each run ended by a delivery", round, maxRefusedDelivers-1)
+		}
 	}
 }
 

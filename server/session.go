@@ -45,6 +45,8 @@ type attachment struct {
 	// lagging holds the rooms whose messages were dropped since the
 	// queue reached its bound; nil when none were (fanout.go).
 	lagging map[string]bool
+	// refused counts the Delivers the client refused in a row (pump).
+	refused int
 }
 
 // callback is how the server reaches an attached client: in production a
