@@ -85,6 +85,72 @@ func caughtUp(t *testing.T, w *world, c *Client) {
 	})
 }
 
+// When the server tells a user it joined a room while the user's own
+// JoinRoom is under way, the client fetches the room's history once, in
+// JoinRoom, and asks for no second full sync (in production that one ran
+// at the same time and fetched the history again). A JoinRoom that fails
+// once the user is a member leaves the history to a background sync.
+func TestJoinRoomFetchesHistoryOnce(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1)
+	w.AddUser("ann")
+	w.AddUser("bob")
+	ann, _ := login(t, w, "ann")
+	var hist []chatapi.Message
+	for _, room := range []string{"lobby", "attic"} {
+		if _, err := ann.CreateRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		hist = nil
+		for _, text := range []string{"one", "two", "three", "four", "five"} {
+			hist = append(hist, say(t, ann, room, text))
+		}
+	}
+	w.pageSyncs(2)
+	bob, _ := login(t, w, "bob")
+	toldJoined := func(room string) func() bool {
+		return func() bool {
+			return slices.Contains(w.handledEvents("bob"), chatapi.Event{Kind: chatapi.EventJoined, Room: room, User: "bob"})
+		}
+	}
+	pendingFull := func(room string) bool {
+		bob.mu.Lock()
+		defer bob.mu.Unlock()
+		return bob.pendingFull[room]
+	}
+
+	// The joined event is handled before JoinRoom fetches the history.
+	w.afterCall("bob", "JoinRoom", func() { rmitest.WaitFor(t, "bob's client to handle his joined event", toldJoined("lobby")) })
+	before := w.count("bob", "server-1", "Sync")
+	if _, err := bob.JoinRoom(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.View("lobby"); len(got) != 5 {
+		t.Fatalf("after JoinRoom bob shows %s, want the 5 messages", fmtTexts(got))
+	}
+	if n := w.count("bob", "server-1", "Sync"); n-before != 3 || pendingFull("lobby") {
+		t.Fatalf("JoinRoom took %d Sync calls (5 messages in pages of 2: want 3), and a second full sync is scheduled: %v", n-before, pendingFull("lobby"))
+	}
+
+	// JoinRoom fails after the join (its caller gave up): the history
+	// comes in the background.
+	jctx, cancel := context.WithCancel(ctx)
+	w.afterCall("bob", "JoinRoom", func() {
+		rmitest.WaitFor(t, "bob's client to handle his joined event", toldJoined("attic"))
+		cancel()
+	})
+	if _, err := bob.JoinRoom(jctx, "attic"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("JoinRoom canceled after the join: %v, want context.Canceled", err)
+	}
+	if !pendingFull("attic") {
+		t.Fatal("JoinRoom failed after the join, and no sync of the room is scheduled")
+	}
+	caughtUp(t, w, bob)
+	if got := bob.View("attic"); !slices.Equal(ids(got), ids(hist)) {
+		t.Fatalf("after the background sync bob shows %s in attic, want %s", fmtTexts(got), fmtTexts(hist))
+	}
+}
+
 // joinedEvents returns the rooms rec was told user joined.
 func (r *recorder) joinedEvents(user string) []string {
 	r.mu.Lock()

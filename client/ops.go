@@ -74,12 +74,28 @@ func (c *Client) CreateRoom(ctx context.Context, room string) (centralapi.RoomIn
 	return info, nil
 }
 
-// JoinRoom joins an existing room and fetches its history.
+// JoinRoom joins an existing room and fetches its history. If that
+// fails once the user is a member, the history is fetched in the
+// background, as after a delivery that says the user joined.
 func (c *Client) JoinRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	// Until its history is in, the room's settled notices do not count.
 	c.mu.Lock()
 	c.rooms.markUnsynced(room)
+	c.rooms.startJoin(room)
 	c.mu.Unlock()
+	info, err := c.joinRoom(ctx, room)
+	c.mu.Lock()
+	c.rooms.endJoin(room)
+	member := c.rooms.member[room]
+	c.mu.Unlock()
+	if err != nil && member {
+		c.scheduleSync(room, false)
+	}
+	return info, err
+}
+
+// joinRoom is JoinRoom's call and its sync.
+func (c *Client) joinRoom(ctx context.Context, room string) (centralapi.RoomInfo, error) {
 	var info centralapi.RoomInfo
 	err := c.withServer(ctx, func(st chatapi.Stub, token string) (err error) {
 		info, err = st.JoinRoom(ctx, chatapi.RoomArgs{Token: token, Room: room})

@@ -364,6 +364,9 @@ type roomSet struct {
 	left     map[string]bool  // rooms left in this session: late deliveries are dropped
 	unsynced map[string]bool  // rooms whose catch-up Sync has not completed
 	views    map[string]*View // kept after leaving (frozen), so a rejoin catches up from there
+	// joining counts the JoinRooms under way, by room: each syncs the
+	// room itself once joined, so a delivery does not ask for another.
+	joining map[string]int
 }
 
 func newRoomSet() *roomSet {
@@ -372,6 +375,7 @@ func newRoomSet() *roomSet {
 		left:     map[string]bool{},
 		unsynced: map[string]bool{},
 		views:    map[string]*View{},
+		joining:  map[string]int{},
 	}
 }
 
@@ -393,6 +397,20 @@ func (s *roomSet) join(room string) *View {
 	s.member[room] = true
 	delete(s.left, room)
 	return s.view(room)
+}
+
+// startJoin records that a JoinRoom of room is under way; endJoin, that
+// it ended. Meanwhile a delivery that makes the user a member of room, or
+// tells it it joined, does not ask for a full sync (deliver): JoinRoom
+// makes one once the server has joined it, and a second one started at the
+// same time would fetch the room's history again.
+func (s *roomSet) startJoin(room string) { s.joining[room]++ }
+
+// endJoin: see startJoin.
+func (s *roomSet) endJoin(room string) {
+	if s.joining[room]--; s.joining[room] <= 0 {
+		delete(s.joining, room)
+	}
 }
 
 // leave records that the user left room. Its view is kept, frozen: late
@@ -455,7 +473,8 @@ type delivered struct {
 // concern the user, and applies the settled notices.
 //
 // A room seen for the first time, a room the user was told it joined and
-// a room named by a resync event are synced in full; a resync event
+// a room named by a resync event are synced in full (the first two unless
+// a JoinRoom of the room is under way: see startJoin); a resync event
 // without a room means every room. A room where a message arrived before
 // an earlier one of the same origin has a hole, which a Sync fills if it
 // stays open. A move event asks the client to check its server (which
@@ -481,7 +500,9 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 			v = s.view(m.Room)
 			if !s.member[v.room] {
 				s.member[v.room] = true
-				d.full = append(d.full, v.room)
+				if s.joining[v.room] == 0 {
+					d.full = append(d.full, v.room)
+				}
 			}
 		}
 		if r, shown := v.insert(m); r == Added {
@@ -500,7 +521,9 @@ func (s *roomSet) deliver(user string, args chatapi.DeliverArgs) delivered {
 			resyncAll = true
 		case e.Kind == chatapi.EventJoined && e.User == user && e.Room != "":
 			s.join(e.Room)
-			d.full = append(d.full, e.Room)
+			if s.joining[e.Room] == 0 {
+				d.full = append(d.full, e.Room)
+			}
 		case e.Kind == chatapi.EventLeft && e.User == user && e.Room != "":
 			s.leave(e.Room)
 		case e.Kind == chatapi.EventMove:

@@ -332,6 +332,7 @@ func TestRoomSetDeliver(t *testing.T) {
 	type step struct {
 		name        string
 		synced      []string // rooms whose Sync completes before the delivery
+		joining     []string // rooms a JoinRoom is joining during the delivery
 		args        chatapi.DeliverArgs
 		wantShown   []string // ids
 		wantFull    []string
@@ -417,13 +418,26 @@ func TestRoomSetDeliver(t *testing.T) {
 		wantMove:    true,
 		wantMembers: []string{"p", "r"},
 		wantSettled: map[string]int64{"p": 0, "r": 200},
+	}, {
+		name:        "during a JoinRoom of o, a message of o and the event that the user joined it: a member, no sync asked (JoinRoom makes it)",
+		joining:     []string{"o"},
+		args:        chatapi.DeliverArgs{Messages: []chatapi.Message{m("o", "z", 1, 80)}, Events: []chatapi.Event{ev(chatapi.EventJoined, "o", "ann")}},
+		wantShown:   []string{"z"},
+		wantMembers: []string{"o", "p", "r"},
+		wantSettled: map[string]int64{"o": 0, "p": 0, "r": 200},
 	}}
 	s := newRoomSet()
 	for _, st := range steps {
 		for _, r := range st.synced {
 			s.markSynced(r)
 		}
+		for _, r := range st.joining {
+			s.startJoin(r)
+		}
 		d := s.deliver("ann", st.args)
+		for _, r := range st.joining {
+			s.endJoin(r)
+		}
 		if got := ids(d.shown); !slices.Equal(got, st.wantShown) {
 			t.Fatalf("%s: shown %v, want %v", st.name, got, st.wantShown)
 		}

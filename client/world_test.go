@@ -33,6 +33,8 @@ type world struct {
 	callbacks map[string]*rmi.Table                 // user -> the client's callback table
 	drop      map[string]func(chatapi.Message) bool // user -> which deliveries to lose
 	lose      map[string]map[string]func()          // user -> method -> run, then lose the reply
+	after     map[string]map[string]func()          // user -> method -> run before the reply returns
+	handled   map[string][]chatapi.Event            // user -> events of the deliveries its client handled
 	loseEnded map[string]bool                       // user -> lose the session-ended event
 	syncLimit int                                   // if set, clients ask for pages this small
 }
@@ -54,6 +56,7 @@ func newWorldWith(t *testing.T, opts servertest.Options) *world {
 		dials: map[string][]string{}, calls: map[string][]call{}, postIDs: map[string][]string{},
 		callbacks: map[string]*rmi.Table{}, drop: map[string]func(chatapi.Message) bool{},
 		lose: map[string]map[string]func(){}, loseEnded: map[string]bool{},
+		after: map[string]map[string]func(){}, handled: map[string][]chatapi.Event{},
 	}
 	return w
 }
@@ -124,7 +127,12 @@ func (r *recordingConn) Invoke(ctx context.Context, object, method string, args,
 	w.calls[r.user] = append(w.calls[r.user], call{r.addr, method})
 	then := w.lose[r.user][method]
 	delete(w.lose[r.user], method)
+	after := w.after[r.user][method]
+	delete(w.after[r.user], method)
 	w.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	if then != nil {
 		then()
 		return fmt.Errorf("%s.%s at %s: reply lost: %w", object, method, r.addr, rmi.ErrConnLost)
@@ -150,6 +158,25 @@ func (w *world) loseReply(user, method string, then func()) {
 	w.lose[user][method] = then
 }
 
+// afterCall makes user's next successful call of method run f before
+// its reply returns to the client.
+func (w *world) afterCall(user, method string, f func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.after[user] == nil {
+		w.after[user] = map[string]func(){}
+	}
+	w.after[user][method] = f
+}
+
+// handledEvents returns the events of the deliveries user's client has
+// finished handling (its Deliver returned).
+func (w *world) handledEvents(user string) []chatapi.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.handled[user])
+}
+
 // lossyCallback stands between a chat server and a client's callback
 // object, losing the deliveries the world says to lose.
 type lossyCallback struct {
@@ -169,7 +196,11 @@ func (l *lossyCallback) Deliver(ctx context.Context, args chatapi.DeliverArgs) e
 	if drop != nil {
 		args.Messages = slices.DeleteFunc(slices.Clone(args.Messages), drop)
 	}
-	return l.next.Deliver(ctx, args)
+	err := l.next.Deliver(ctx, args)
+	l.w.mu.Lock()
+	l.w.handled[l.user] = append(l.w.handled[l.user], args.Events...)
+	l.w.mu.Unlock()
+	return err
 }
 
 // Voice implements chatapi.Callback: voice signals pass unchanged.
