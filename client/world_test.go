@@ -149,24 +149,20 @@ func (w *world) pageSyncs(n int) {
 
 // loseReply makes user's next successful call of method run then (say,
 // crash the server) and fail as if its reply was lost with the connection.
-func (w *world) loseReply(user, method string, then func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.lose[user] == nil {
-		w.lose[user] = map[string]func(){}
-	}
-	w.lose[user][method] = then
-}
+func (w *world) loseReply(user, method string, then func()) { w.hook(w.lose, user, method, then) }
 
 // afterCall makes user's next successful call of method run f before
 // its reply returns to the client.
-func (w *world) afterCall(user, method string, f func()) {
+func (w *world) afterCall(user, method string, f func()) { w.hook(w.after, user, method, f) }
+
+// hook sets hooks[user][method] to f.
+func (w *world) hook(hooks map[string]map[string]func(), user, method string, f func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.after[user] == nil {
-		w.after[user] = map[string]func(){}
+	if hooks[user] == nil {
+		hooks[user] = map[string]func(){}
 	}
-	w.after[user][method] = f
+	hooks[user][method] = f
 }
 
 // handledEvents returns the events of the deliveries user's client has
