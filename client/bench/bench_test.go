@@ -228,6 +228,49 @@ func TestSenderOrderCheck(t *testing.T) {
 	}
 }
 
+// TestLedgerDoneWhenEveryMemberHasAll: the ledger is done at the first
+// arrival that completes the last member, not before (a duplicate counts
+// once), and it reports how many first arrivals came and when the latest
+// did, whichever member had it.
+func TestLedgerDoneWhenEveryMemberHasAll(t *testing.T) {
+	clk := clocktest.New()
+	cfg := Config{Clients: 2, Messages: 2, RunID: "x", Clock: clk}
+	l := newLedger(cfg, []string{"a", "b"})
+	msg := func(sender, seq int) chatapi.Message {
+		return chatapi.Message{Room: cfg.room(), From: []string{"a", "b"}[sender], ID: id(sender, seq)}
+	}
+	done := func() bool {
+		select {
+		case <-l.done:
+			return true
+		default:
+			return false
+		}
+	}
+	// Member 1 gets everything first, member 0 all but b's 1, twice a.0.
+	steps := []struct{ member, sender, seq int }{
+		{1, 0, 0}, {1, 0, 1}, {1, 1, 0}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, {0, 0, 1}, {0, 1, 0},
+	}
+	for i, st := range steps {
+		clk.Add(time.Millisecond)
+		l.receive(st.member, msg(st.sender, st.seq))
+		if done() {
+			t.Fatalf("done after arrival %d of %d, with member 0 lacking b's 1", i+1, len(steps))
+		}
+	}
+	if n, last := l.arrived(); n != 7 || last != 8*time.Millisecond {
+		t.Fatalf("arrived() = %d, %v; want 7 first arrivals, the latest at 8ms", n, last)
+	}
+	clk.Add(time.Millisecond)
+	l.receive(0, msg(1, 1))
+	if !done() {
+		t.Fatal("not done once every member has every message")
+	}
+	if n, last := l.arrived(); n != 8 || last != 9*time.Millisecond {
+		t.Fatalf("arrived() = %d, %v; want 8, the latest at 9ms", n, last)
+	}
+}
+
 // TestPacedClientsAreSpread checks that paced clients start at even
 // offsets within one interval, so posts arrive evenly, not all at once.
 func TestPacedClientsAreSpread(t *testing.T) {

@@ -20,11 +20,9 @@ type ledger struct {
 	start []atomic.Int64 // per message: when its post started
 	mem   []*member      // per client
 
-	arrived  atomic.Int64 // first arrivals, at every member
-	expected int64        // C*C*M
-	last     atomic.Int64 // when the latest first arrival came
-	done     chan struct{}
-	doneOnce sync.Once
+	expected int64         // C*C*M: first arrivals, at every member
+	waiting  atomic.Int64  // members that lack some message
+	done     chan struct{} // closed when waiting reaches 0
 }
 
 // member is what one client received. The client serializes its
@@ -36,6 +34,12 @@ type member struct {
 	next       []int           // per sender: one more than the highest seq arrived
 	outOfOrder int             // arrivals of a seq lower than one of the same sender before it
 	foreign    int             // messages in the room that are none of the run's
+	// arrived counts first arrivals, and last is when the latest came.
+	// They are the member's own, not the ledger's: a counter that every
+	// client's OnMessage wrote, on both CPUs, moved its cache line between
+	// them for every arrival.
+	arrived int
+	last    time.Duration
 }
 
 // newLedger returns an empty ledger for cfg's run.
@@ -45,6 +49,7 @@ func newLedger(cfg Config, users []string) *ledger {
 		cfg: cfg, room: cfg.room(), users: users, base: cfg.Clock.Now(), start: make([]atomic.Int64, n),
 		expected: int64(cfg.Clients) * int64(n), done: make(chan struct{}),
 	}
+	l.waiting.Store(int64(cfg.Clients))
 	for range cfg.Clients {
 		// Room for the latency of every other sender's message at once:
 		// grown by appends, copying it as it doubled was half of what
@@ -104,8 +109,8 @@ func (l *ledger) receive(r int, m chatapi.Message) {
 	}
 	i := sender*l.cfg.Messages + seq
 	mem.got[i]++
-	first := mem.got[i] == 1
-	if first {
+	complete := false
+	if mem.got[i] == 1 {
 		if sender != r {
 			mem.lat = append(mem.lat, t-l.started(sender, seq))
 		}
@@ -114,12 +119,24 @@ func (l *ledger) receive(r int, m chatapi.Message) {
 		} else {
 			mem.next[sender] = seq + 1
 		}
+		mem.arrived++
+		mem.last = t
+		complete = mem.arrived == len(mem.got)
 	}
 	mem.mu.Unlock()
-	if first {
-		l.last.Store(int64(t))
-		if l.arrived.Add(1) == l.expected {
-			l.doneOnce.Do(func() { close(l.done) })
-		}
+	if complete && l.waiting.Add(-1) == 0 {
+		close(l.done)
 	}
+}
+
+// arrived returns how many first arrivals there were, at every member,
+// and when the latest came.
+func (l *ledger) arrived() (n int64, last time.Duration) {
+	for _, mem := range l.mem {
+		mem.mu.Lock()
+		n += int64(mem.arrived)
+		last = max(last, mem.last)
+		mem.mu.Unlock()
+	}
+	return n, last
 }

@@ -147,7 +147,8 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 		return m, err
 	}
 
-	end := max(time.Duration(l.last.Load()), postsEnd)
+	_, last := l.arrived()
+	end := max(last, postsEnd)
 	m.elapsed = end - t0
 	m.posted, m.failed = posted.Load(), failed.Load()
 	for _, a := range acks {
@@ -254,7 +255,7 @@ func (l *ledger) wait(ctx context.Context, postsEnd time.Duration) error {
 		case <-ctx.Done():
 			return fmt.Errorf("bench: waiting for deliveries: %w", ctx.Err())
 		case <-tick.C:
-			if l.now()-max(time.Duration(l.last.Load()), postsEnd) > l.cfg.Stall {
+			if _, last := l.arrived(); l.now()-max(last, postsEnd) > l.cfg.Stall {
 				return nil
 			}
 		}
@@ -268,9 +269,10 @@ func progress(cfg Config, l *ledger, t0 time.Duration, posted *atomic.Int64) (st
 		return func() {}
 	}
 	report := func() {
+		delivered, _ := l.arrived()
 		cfg.Progress(Progress{
 			Elapsed: l.now() - t0, Posted: posted.Load(), Posts: int64(cfg.Clients * cfg.Messages),
-			Delivered: l.arrived.Load(), Deliveries: l.expected,
+			Delivered: delivered, Deliveries: l.expected,
 		})
 	}
 	quit, finished := make(chan struct{}), make(chan struct{})
