@@ -132,7 +132,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		cfg.Central, cfg.ServerUsage = up.central, up.usage
+		cfg.Central, cfg.ServerUsage, cfg.DiskProbe = up.central, up.usage, up.dir
 	}
 	cfg.Dial = client.TLSDialer(rmi.DialConfig{Clock: clk, Logger: log}, trust.ClientConfig)
 	if *idle > 0 {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -37,6 +38,7 @@ func cluster(t *testing.T, n int) Config {
 func TestRunCountsAndChecks(t *testing.T) {
 	cfg := cluster(t, 2)
 	cfg.Clients, cfg.Messages, cfg.Size, cfg.Inflight = 4, 6, 10, 2
+	cfg.DiskProbe = t.TempDir()
 	var progressed atomic.Int64
 	cfg.Progress = func(p Progress) {
 		if p.Posts != 24 || p.Deliveries != 4*24 {
@@ -76,7 +78,41 @@ func TestRunCountsAndChecks(t *testing.T) {
 	if progressed.Load() < 1 {
 		t.Fatal("Progress was never called")
 	}
-	wantText(t, rep, "each message once at every member ok", "server CPU          n/a")
+	if rep.DiskSync == nil {
+		t.Fatal("no disk sync figures with Config.DiskProbe")
+	}
+	wantText(t, rep, "each message once at every member ok", "server CPU          n/a", "syncs of 128 B, one every 50ms")
+}
+
+// TestDiskProbe: the probe appends and syncs once per 50 ms of its clock,
+// in a file of its own in the directory, which it removes when finished,
+// and reports as many syncs.
+func TestDiskProbe(t *testing.T) {
+	dir := t.TempDir()
+	clk := clocktest.New()
+	p, err := startDiskProbe(dir, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("the probe's directory holds %v (%v), want its one file", files, err)
+	}
+	probed := filepath.Join(dir, files[0].Name())
+	for i := 1; i <= 3; i++ {
+		clk.Add(probeEvery)
+		rmitest.WaitFor(t, fmt.Sprintf("probe write %d", i), func() bool {
+			fi, err := os.Stat(probed)
+			return err == nil && fi.Size() == int64(i*probeBytes)
+		})
+	}
+	d, err := p.finish()
+	if err != nil || d.N != 3 {
+		t.Fatalf("finish: %+v, %v; want 3 syncs", d, err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Fatalf("after finish the directory still holds %v", files)
+	}
 }
 
 // wantText fails the test unless rep's text report has every line.

@@ -78,6 +78,7 @@ func (l *ledger) report(m measured) Report {
 	if m.selfIOKnown {
 		r.LoadSyscallsPerDelivery = syscalls(m.selfReads, m.selfWrites)
 	}
+	r.DiskSync = m.disk
 	if m.serverKnown {
 		r.ServerCPUPerDelivery = perDelivery(m.serverAfter.CPU - m.serverBefore.CPU)
 		r.ServerRSS, r.ServerPeakRSS = &m.serverAfter.RSS, &m.serverAfter.PeakRSS

@@ -50,6 +50,11 @@ type Config struct {
 	// current memory; Run calls it before and after the load. Without it
 	// the report says the server figures are not known.
 	ServerUsage func() (ServerUsage, error)
+	// DiskProbe, if set, is a directory on the servers' disk: while the
+	// load runs, Run appends a few bytes to a file there and syncs it
+	// every 50 ms, and reports how long those syncs took
+	// (Report.DiskSync), beside which a run's latency tail can be read.
+	DiskProbe string
 	// SetupParallel is how many sign-ups and logins run at once; default
 	// 4 (central queues password checks beyond its CPU count).
 	SetupParallel int

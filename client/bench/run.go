@@ -92,6 +92,7 @@ type measured struct {
 	selfReads      int64 // this process's read and write system calls over the run
 	selfWrites     int64
 	selfIOKnown    bool
+	disk           *Latency // the disk probe's syncs; nil without one
 }
 
 // load runs the posts and waits for their deliveries.
@@ -101,6 +102,12 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 	if cfg.ServerUsage != nil {
 		if m.serverBefore, err = cfg.ServerUsage(); err != nil {
 			return m, fmt.Errorf("bench: server usage: %w", err)
+		}
+	}
+	var probe *diskProbe
+	if cfg.DiskProbe != "" {
+		if probe, err = startDiskProbe(cfg.DiskProbe, cfg.Clock); err != nil {
+			return m, err
 		}
 	}
 	cpu0, ok0 := selfCPU()
@@ -143,6 +150,14 @@ func load(ctx context.Context, cfg Config, l *ledger, clients []*client.Client) 
 	postsEnd := l.now()
 	err = l.wait(ctx, postsEnd)
 	stopProgress()
+	if probe != nil {
+		d, perr := probe.finish()
+		if perr != nil {
+			cfg.Logger.Warn("the disk probe stopped; the report leaves the disk out", "err", perr)
+		} else {
+			m.disk = &d
+		}
+	}
 	if err != nil {
 		return m, err
 	}
