@@ -59,9 +59,8 @@ type Report struct {
 	ServerSyscallsPerDelivery *Syscalls `json:"server_syscalls_per_delivery"`
 	LoadSyscallsPerDelivery   *Syscalls `json:"load_syscalls_per_delivery"`
 	// DiskSync is how long the probe's append-and-sync of a few bytes
-	// took on the servers' disk during the load, one every 50 ms (as a
-	// group commit's, without the servers' own load on top); null
-	// without Config.DiskProbe.
+	// took on the servers' disk during the load, one every 50 ms, beside
+	// the servers' own group commits; null without Config.DiskProbe.
 	DiskSync *Latency `json:"disk_sync_ms"`
 
 	Checks Checks `json:"checks"`
